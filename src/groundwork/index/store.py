@@ -1,0 +1,60 @@
+"""The Store protocol: what the pipeline needs from any chunk store (embedded LanceDB, PostgreSQL).
+
+Contract every implementation keeps:
+- ``replace_documents`` is atomic: after a crash either all of a batch's documents have their new
+  chunks and none of their old ones, or the batch left no trace.
+- Filters are pre-filters: a filtered search returns ``top_k`` rows whenever that many match.
+- Vector scores are cosine similarities in [-1, 1]; keyword scores are BM25 (higher is better).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from groundwork.filters import Filter
+from groundwork.types import Chunk, DocumentInfo, IndexVersion, SearchHit
+
+# Fields every chunk has, filterable like metadata fields.
+BUILTIN_FIELDS = ("doc_id", "source", "title", "page", "position")
+
+
+@runtime_checkable
+class Store(Protocol):
+    def check_model(self, model_id: str, dimension: int) -> None:
+        """Raise ModelMismatchError when the index was built with another model (first write records it)."""
+        ...
+
+    def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
+        """Atomically replace all chunks of the documents ``doc_hashes`` names (doc_id -> content hash)
+        by ``chunks`` (each with ``vector`` set); ``pipeline_hash`` identifies the chunker settings."""
+        ...
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        """Delete every chunk of ``doc_ids`` in one commit; returns the number of chunks deleted."""
+        ...
+
+    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None) -> list[SearchHit]:
+        """Nearest chunks by cosine similarity to ``vector`` ((dim,) float32, L2-normalised)."""
+        ...
+
+    def keyword_search(self, query: str, top_k: int, where: Filter | None = None) -> list[SearchHit]:
+        """Best chunks by BM25 over title, headings and text."""
+        ...
+
+    def list_documents(self) -> list[DocumentInfo]: ...
+
+    def count_chunks(self) -> int: ...
+
+    def filter_fields(self) -> set[str]:
+        """Field names a filter may use: BUILTIN_FIELDS plus every metadata field seen at ingest."""
+        ...
+
+    def optimize(self) -> None:
+        """Compact storage, bring indexes up to date, and remove storage versions past retention."""
+        ...
+
+    def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion: ...
+
+    def list_versions(self) -> list[IndexVersion]: ...

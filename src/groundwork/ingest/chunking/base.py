@@ -1,0 +1,74 @@
+"""What every chunker shares: the protocol, sentence/paragraph splitting, and building Chunk objects."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from typing import Protocol
+
+from groundwork.types import Chunk, Document, Section
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+class Chunker(Protocol):
+    """Splits a document into chunks; ``fingerprint`` changes whenever its output could change."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def chunk(self, document: Document) -> list[Chunk]: ...
+
+
+@lru_cache(maxsize=1)
+def _segmenter():  # noqa: ANN202
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` by pysbd's rule-based segmenter (Sadvilkar & Neumann 2020), stripped."""
+    if len(text) < 2:
+        return [text] if text.strip() else []
+    return [s.strip() for s in _segmenter().segment(text) if s.strip()]
+
+
+def split_paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def make_chunk(document: Document, position: int, text: str, section: Section, **extra: object) -> Chunk:
+    return Chunk(
+        chunk_id=f"{document.doc_id}::{position}",
+        doc_id=document.doc_id,
+        source=document.source,
+        position=position,
+        text=text,
+        content_hash=content_hash(text),
+        heading_path=section.heading_path,
+        page=section.page,
+        title=document.title,
+        metadata=dict(document.metadata),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def token_windows(embedder, text: str, size: int, overlap: int) -> list[str]:  # noqa: ANN001
+    """Slices of ``text`` of at most ``size`` tokens, consecutive ones sharing ``overlap`` tokens."""
+    offsets = embedder.token_offsets(text)
+    if not offsets:
+        return []
+    step = size - overlap
+    out = []
+    for start in range(0, len(offsets), step):
+        window = offsets[start : start + size]
+        out.append(text[window[0][0] : window[-1][1]].strip())
+        if start + size >= len(offsets):
+            break
+    return [w for w in out if w]

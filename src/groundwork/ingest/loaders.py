@@ -1,0 +1,171 @@
+"""File loaders: one function per format, each returning Documents made of Sections.
+
+Every failure is a LoaderError naming the file and saying what to do; the sync step records it and
+goes on with the next file. Formats: .md .markdown .txt .html .htm .pdf .docx .json .jsonl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Callable
+
+from groundwork.errors import LoaderError, UnsupportedFileError
+from groundwork.ingest.markdown import markdown_sections, markdown_title
+from groundwork.ingest.records import RecordOptions, load_records
+from groundwork.types import Document, Section
+
+
+def _decode_text(path: Path, raw: bytes) -> str:
+    """Strict UTF-8 (a BOM is allowed). Binary content and invalid UTF-8 are errors, not mojibake."""
+    head = raw[:8192]
+    if b"\x00" in head:
+        raise LoaderError(str(path), "binary content in a text file (NUL bytes); check the file type")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoaderError(
+            str(path), f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); re-save the file as UTF-8"
+        ) from None
+    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 0.05 * max(1, min(len(text), 8192)):
+        raise LoaderError(str(path), "binary content in a text file (control characters); check the file type")
+    return text
+
+
+def _doc(path: Path, raw: bytes, sections: list[Section], title: str = "") -> list[Document]:
+    sections = [s for s in sections if s.text.strip()]
+    if not sections:
+        raise LoaderError(str(path), "no text could be extracted")
+    source = str(path)
+    return [
+        Document(
+            doc_id=source,
+            source=source,
+            sections=sections,
+            content_hash=hashlib.sha256(raw).hexdigest(),
+            title=title or path.stem,
+        )
+    ]
+
+
+def load_text(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
+    text = _decode_text(path, raw)
+    return _doc(path, raw, [Section(text=text.strip())])
+
+
+def load_markdown(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
+    text = _decode_text(path, raw)
+    return _doc(path, raw, markdown_sections(text), markdown_title(text))
+
+
+def load_html(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
+    import trafilatura
+
+    if b"\x00" in raw[:8192]:
+        raise LoaderError(str(path), "binary content in an HTML file; check the file type")
+    # Main-content extraction drops navigation, footers and boilerplate; Markdown keeps headings.
+    text = trafilatura.extract(
+        raw, output_format="markdown", include_tables=True, include_formatting=True, favor_recall=True
+    )
+    if not text:
+        raise LoaderError(str(path), "no main content found in the HTML")
+    meta = trafilatura.extract_metadata(raw)
+    title = (meta.title if meta and meta.title else "") or markdown_title(text)
+    return _doc(path, raw, markdown_sections(text), title)
+
+
+def load_pdf(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            raise LoaderError(str(path), "the PDF is encrypted; decrypt it first")
+        pages = [Section(text=(page.extract_text() or "").strip(), page=i) for i, page in enumerate(reader.pages, 1)]
+        title = str((reader.metadata or {}).get("/Title") or "")
+    except LoaderError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise LoaderError(str(path), f"not a readable PDF ({exc}); the file may be corrupt or truncated") from None
+    if not any(p.text for p in pages):
+        raise LoaderError(str(path), "the PDF has no extractable text (a scan? run OCR first)")
+    return _doc(path, raw, pages, title)
+
+
+def load_docx(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(raw))
+    except Exception as exc:  # python-docx raises zipfile/KeyError/ValueError variants
+        raise LoaderError(str(path), f"not a readable DOCX ({type(exc).__name__}: {exc})") from None
+    sections: list[Section] = []
+    path_stack: list[tuple[int, str]] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        if buf:
+            sections.append(Section(text="\n\n".join(buf), heading_path=tuple(h for _, h in path_stack)))
+            buf.clear()
+
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in block.rows]
+            buf.append("\n".join(r for r in rows if r.strip(" |")))
+            continue
+        text = block.text.strip()
+        if not text:
+            continue
+        style = (block.style.name if block.style is not None else "") or ""
+        if style.startswith("Heading") or style == "Title":
+            level = int(style.split()[-1]) if style.split()[-1].isdigit() else 1
+            flush()
+            while path_stack and path_stack[-1][0] >= level:
+                path_stack.pop()
+            path_stack.append((level, text))
+        buf.append(text)
+    flush()
+    title = document.core_properties.title or (sections[0].heading_path[0] if sections and sections[0].heading_path else "")
+    return _doc(path, raw, sections, title)
+
+
+def load_json(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
+    return load_records(path, _decode_text(path, raw), options)
+
+
+Loader = Callable[[Path, bytes, RecordOptions], list[Document]]
+
+LOADERS: dict[str, Loader] = {
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_text,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".json": load_json,
+    ".jsonl": load_json,
+}
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """Read a file's bytes, refusing empty and oversized files. Raises LoaderError / UnsupportedFileError."""
+    if path.suffix.lower() not in LOADERS:
+        raise UnsupportedFileError(str(path), f"unsupported file type '{path.suffix or '(none)'}'")
+    size = path.stat().st_size
+    if size == 0:
+        raise LoaderError(str(path), "the file is empty")
+    if size > max_bytes:
+        raise LoaderError(
+            str(path), f"{size / 1e6:.1f} MB exceeds the {max_bytes / 1e6:.1f} MB limit (ingest.max_file_mb)"
+        )
+    return path.read_bytes()
+
+
+def load_file(path: Path, raw: bytes, options: RecordOptions | None = None) -> list[Document]:
+    """Load already-read bytes of ``path`` with the loader for its extension."""
+    return LOADERS[path.suffix.lower()](path, raw, options or RecordOptions())

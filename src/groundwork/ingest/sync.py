@@ -1,0 +1,194 @@
+"""Ingest runs: discover files, skip what is unchanged, chunk and embed the rest, write in atomic
+batches, delete what disappeared, and record an index version.
+
+Guarantees:
+- Idempotent: a document whose content hash and chunking settings are unchanged costs one hash and
+  no parsing, chunking or embedding.
+- One bad file never stops a run: it is reported with its path and reason, and whatever it had in the
+  index before stays there.
+- Crash-safe: documents are written in batches, each one commit (see ``Store.replace_documents``);
+  deletions are one commit at the end. After a kill -9 the index holds whole documents only, and a
+  rerun finishes the work with no duplicate chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from groundwork.config import IngestSettings
+from groundwork.errors import LoaderError, UnsupportedFileError
+from groundwork.index.embedder import Embedder
+from groundwork.index.store import Store
+from groundwork.ingest.chunking import Chunker
+from groundwork.ingest.loaders import LOADERS, load_file, read_file
+from groundwork.ingest.records import RecordOptions
+from groundwork.types import Chunk, Document, DocumentInfo, FileResult, IngestReport
+
+RECORD_SUFFIXES = {".json", ".jsonl"}
+ProgressFn = Callable[[str, int, int], None]  # (current path, files done, files total)
+
+
+@dataclass
+class _Batch:
+    hashes: dict[str, str] = field(default_factory=dict)  # doc_id -> content hash
+    chunks: list[Chunk] = field(default_factory=list)
+
+
+def discover(paths: Sequence[Path], exclude: Path | None = None) -> tuple[list[Path], list[Path], list[FileResult]]:
+    """Expand folders (recursively, hidden entries skipped) into files.
+
+    Returns (files, folders given, results for paths that do not exist).
+    """
+    files: list[Path] = []
+    folders: list[Path] = []
+    missing: list[FileResult] = []
+    exclude = exclude.resolve() if exclude else None
+    for p in paths:
+        p = Path(p).expanduser().resolve()
+        if p.is_dir():
+            folders.append(p)
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p).parts
+                if f.is_file() and not any(part.startswith(".") for part in rel) and not (exclude and f.is_relative_to(exclude)):
+                    files.append(f)
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(FileResult(str(p), "failed", reason="no such file or folder"))
+    return list(dict.fromkeys(files)), folders, missing
+
+
+class Ingestor:
+    """Syncs files into a store.
+
+    Args:
+        store: where chunks go. embedder: turns chunk texts into vectors (cached).
+        chunker: splits documents. settings: size limit and batch size. records: JSON field options.
+    """
+
+    def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, settings: IngestSettings,
+                 records: RecordOptions | None = None, exclude: Path | None = None) -> None:  # fmt: skip
+        self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
+        self.records = records or RecordOptions(
+            settings.text_field, settings.id_field, tuple(settings.metadata_fields)
+        )
+        self.exclude = exclude
+        self.pipeline_hash = hashlib.sha256(chunker.fingerprint.encode()).hexdigest()[:16]
+
+    def run(self, paths: Sequence[Path], sync: bool = True, progress: ProgressFn | None = None) -> IngestReport:
+        """Ingest ``paths`` (files or folders). With ``sync``, documents that vanished from a given
+        folder, or records that vanished from a given JSON file, are deleted from the index."""
+        started = time.perf_counter()
+        report = IngestReport()
+        files, folders, missing = discover(paths, self.exclude)
+        report.failed.extend(missing)
+        self.store.check_model(self.embedder.model_id, self.embedder.dimension)
+        existing = {d.doc_id: d for d in self.store.list_documents()}
+        by_source: dict[str, list[str]] = {}
+        for d in existing.values():
+            by_source.setdefault(d.source, []).append(d.doc_id)
+        seen: set[str] = set()
+        changed: list[str] = []
+        batch = _Batch()
+        for i, path in enumerate(files):
+            if progress:
+                progress(str(path), i, len(files))
+            result = self._ingest_file(path, existing, by_source, seen, batch, changed, report)
+            if result.status == "failed":
+                report.failed.append(result)
+                seen.update(by_source.get(str(path), []))  # keep what a now-broken file had indexed
+            elif result.status == "skipped":
+                report.skipped.append(result)
+        self._flush(batch, report)
+        if progress:
+            progress("", len(files), len(files))
+        if sync:
+            gone = self._vanished(existing.values(), folders, files, seen)
+            if gone:
+                self.store.delete_documents(gone)
+                report.deleted = len(gone)
+                changed.extend(gone)
+        if report.changed:
+            self.store.optimize()
+            report.version = self.store.record_version(report.added, report.updated, report.deleted, changed).version
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_file(self, path: Path, existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
+                     seen: set[str], batch: _Batch, changed: list[str], report: IngestReport) -> FileResult:  # fmt: skip
+        source = str(path)
+        try:
+            raw = read_file(path, int(self.settings.max_file_mb * 1e6))
+        except UnsupportedFileError as exc:
+            return FileResult(source, "skipped", reason=exc.reason)
+        except LoaderError as exc:
+            return FileResult(source, "failed", reason=exc.reason)
+        except OSError as exc:
+            return FileResult(source, "failed", reason=f"cannot read the file ({exc.strerror})")
+        is_records = path.suffix.lower() in RECORD_SUFFIXES
+        if not is_records:
+            # Fast path: an unchanged file is recognised by the hash of its bytes, before parsing.
+            prev = existing.get(source)
+            if prev and prev.content_hash == hashlib.sha256(raw).hexdigest() and prev.pipeline_hash == self.pipeline_hash:
+                seen.add(source)
+                report.unchanged += 1
+                return FileResult(source, "unchanged", documents=1, chunks=prev.chunks)
+        try:
+            docs = load_file(path, raw, self.records)
+            pending = [(d, self._chunk(d)) for d in docs if not self._unchanged(d, existing)]
+        except LoaderError as exc:
+            return FileResult(source, "failed", reason=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the run
+            return FileResult(source, "failed", reason=f"{type(exc).__name__}: {exc}")
+        seen.update(d.doc_id for d in docs)
+        report.unchanged += len(docs) - len(pending)
+        status = "unchanged"
+        for doc, chunks in pending:
+            is_update = doc.doc_id in existing
+            report.updated += is_update
+            report.added += not is_update
+            status = "updated" if is_update else "added"
+            batch.hashes[doc.doc_id] = doc.content_hash
+            batch.chunks.extend(chunks)
+            changed.append(doc.doc_id)
+            if len(batch.chunks) >= self.settings.batch_chunks:  # a records file can hold thousands of documents
+                self._flush(batch, report)
+        return FileResult(source, status, documents=len(docs), chunks=sum(len(c) for _, c in pending))
+
+    def _unchanged(self, doc: Document, existing: dict[str, DocumentInfo]) -> bool:
+        prev = existing.get(doc.doc_id)
+        return bool(prev and prev.content_hash == doc.content_hash and prev.pipeline_hash == self.pipeline_hash)
+
+    def _chunk(self, doc: Document) -> list[Chunk]:
+        chunks = self.chunker.chunk(doc)
+        if not chunks:
+            raise LoaderError(doc.source, "no text to index after chunking")
+        return chunks
+
+    def _flush(self, batch: _Batch, report: IngestReport) -> None:
+        if not batch.hashes:
+            return
+        before = getattr(self.embedder, "encoded", 0)
+        vectors = self.embedder.embed([c.search_text for c in batch.chunks])
+        for chunk, vec in zip(batch.chunks, vectors):
+            chunk.vector = vec
+        self.store.replace_documents(batch.hashes, batch.chunks, self.pipeline_hash)
+        report.chunks_written += len(batch.chunks)
+        report.chunks_embedded += getattr(self.embedder, "encoded", 0) - before
+        batch.hashes, batch.chunks = {}, []
+
+    @staticmethod
+    def _vanished(existing: Iterable[DocumentInfo], folders: list[Path], files: list[Path], seen: set[str]) -> list[str]:
+        record_files = {str(f) for f in files if f.suffix.lower() in RECORD_SUFFIXES}
+        prefixes = tuple(str(f) + "/" for f in folders)
+        gone = []
+        for d in existing:
+            if d.doc_id in seen:
+                continue
+            if d.source.startswith(prefixes) or d.source in record_files:
+                gone.append(d.doc_id)
+        return gone

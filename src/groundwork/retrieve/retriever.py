@@ -1,0 +1,67 @@
+"""The Retriever: one query in, ranked chunks out, by BM25, dense vectors, or both fused."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from groundwork.config import RetrievalSettings
+from groundwork.filters import Filter, parse_filter
+from groundwork.index.embedder import Embedder
+from groundwork.index.store import Store
+from groundwork.retrieve.fusion import rrf_fusion
+from groundwork.types import SearchHit
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+@dataclass
+class Retrieval:
+    """Hits best first, plus timings in ms (``embed`` for the query vector, ``retrieve`` for search)."""
+
+    hits: list[SearchHit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever:
+    """Searches a store.
+
+    ``hybrid`` takes ``settings.candidates`` hits from BM25 and from dense search, fuses them with RRF
+    (k = ``settings.rrf_k``, Cormack et al. 2009) and keeps ``top_k``. The filter is applied inside each
+    search (pre-filter), so a filtered query still returns ``top_k`` hits when that many chunks match.
+
+    Raises:
+        ValueError: unknown mode. FilterError: invalid filter or unknown field.
+    """
+
+    def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:
+        self.store, self.embedder = store, embedder
+        self.settings = settings or RetrievalSettings()
+
+    def retrieve(self, query: str, mode: str | None = None, top_k: int | None = None,
+                 where: str | Filter | None = None) -> Retrieval:  # fmt: skip
+        mode = mode or self.settings.mode
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+        top_k = top_k or self.settings.top_k
+        flt = parse_filter(where) if isinstance(where, str) else where
+        timings = {"embed": 0.0}
+        t0 = time.perf_counter()
+        vector = None
+        if mode in ("dense", "hybrid"):
+            vector = self.embedder.embed([query])[0]
+            timings["embed"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        if mode == "bm25":
+            hits = self.store.keyword_search(query, top_k, flt)
+        elif mode == "dense":
+            hits = self.store.vector_search(vector, top_k, flt)
+        else:
+            depth = max(self.settings.candidates, top_k)
+            lists = {
+                "bm25": self.store.keyword_search(query, depth, flt),
+                "dense": self.store.vector_search(vector, depth, flt),
+            }
+            hits = rrf_fusion(lists, k=self.settings.rrf_k)[:top_k]
+        timings["retrieve"] = (time.perf_counter() - t1) * 1000
+        return Retrieval(hits=hits, timings_ms=timings)

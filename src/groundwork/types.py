@@ -1,0 +1,199 @@
+"""Dataclasses that flow between pipeline stages (ingest -> index -> retrieve -> answer).
+
+They are plain data: no stage imports another stage's classes, only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Section:
+    """A structural unit of a loaded document: a Markdown/HTML/DOCX section, a PDF page, a record.
+
+    ``heading_path`` is the chain of headings above the text (outermost first); ``page`` is 1-based
+    and set only where the format has pages.
+    """
+
+    text: str
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+
+
+@dataclass
+class Document:
+    """One source document: a file, or one record of a JSON/JSONL file.
+
+    ``doc_id`` is stable across runs (the file path, or the record's id field); ``content_hash`` is the
+    sha256 of the raw content, used by sync to skip unchanged documents without re-embedding.
+    """
+
+    doc_id: str
+    source: str
+    sections: list[Section]
+    content_hash: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.sections)
+
+
+@dataclass
+class Chunk:
+    """A retrievable piece of a document.
+
+    ``position`` is the 0-based order within the document; ``parent_id``/``parent_text`` are set by
+    the hierarchical chunker (the child is matched, the parent is returned as context).
+    ``vector`` is (dim,) float32 L2-normalised once embedded, else None.
+    """
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    position: int
+    text: str
+    content_hash: str
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    title: str = ""
+    parent_id: str | None = None
+    parent_text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    vector: Any = None
+
+    @property
+    def heading(self) -> str:
+        return " > ".join(self.heading_path)
+
+    @property
+    def search_text(self) -> str:
+        """What is embedded and indexed for BM25: the title and heading path give a chunk its context."""
+        head = " > ".join(p for p in (self.title, *self.heading_path) if p)
+        return f"{head}\n{self.text}" if head and not self.text.startswith(head) else self.text
+
+
+@dataclass
+class SearchHit:
+    """A chunk with its rank score. ``scores`` keeps each retriever's own score (bm25, dense)."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "scores": self.scores,
+            "chunk_id": c.chunk_id,
+            "doc_id": c.doc_id,
+            "source": c.source,
+            "title": c.title,
+            "heading": c.heading,
+            "page": c.page,
+            "position": c.position,
+            "text": c.text,
+            "metadata": c.metadata,
+        }
+
+
+@dataclass
+class Citation:
+    """A chunk an answer cites; ``n`` is the number used in the answer's ``[n]`` markers."""
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    source: str
+    score: float
+    text: str
+
+
+@dataclass
+class Answer:
+    """The result of ``ask``. ``timings_ms`` has keys embed, retrieve, generate, total (milliseconds)."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    timings_ms: dict[str, float]
+    hits: list[SearchHit] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [asdict(c) for c in self.citations],
+            "timings_ms": self.timings_ms,
+        }
+
+
+@dataclass
+class DocumentInfo:
+    """What the store knows about an indexed document (no chunk text)."""
+
+    doc_id: str
+    source: str
+    content_hash: str
+    pipeline_hash: str
+    chunks: int
+    title: str = ""
+
+
+@dataclass
+class FileResult:
+    """Outcome of one input file in an ingest run: status is added|updated|unchanged|failed|skipped."""
+
+    path: str
+    status: str
+    documents: int = 0
+    chunks: int = 0
+    reason: str = ""
+
+
+@dataclass
+class IngestReport:
+    """Summary of one ingest run. Counts are documents; ``failed`` lists files with their reason."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: list[FileResult] = field(default_factory=list)
+    skipped: list[FileResult] = field(default_factory=list)
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    version: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failed"] = [asdict(f) for f in self.failed]
+        d["skipped"] = [asdict(f) for f in self.skipped]
+        return d
+
+
+@dataclass
+class IndexVersion:
+    """One recorded change of the index. ``storage_version`` is the LanceDB table version after it."""
+
+    version: int
+    created_at: str
+    storage_version: int
+    added: int
+    updated: int
+    deleted: int
+    documents: int
+    chunks: int
+    changed_doc_ids: list[str] = field(default_factory=list)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from groundwork.answer.extractive import ABSTAIN_MESSAGE
+from tests.conftest import write
+
+
+def build(make_kb, tmp_path: Path):  # noqa: ANN001, ANN201
+    docs = tmp_path / "docs"
+    write(docs / "refunds.md", "# Refunds\n\nCustomers can request a full refund within 30 days of purchase. "
+          "Refunds are paid back to the original payment card within five working days.\n")  # fmt: skip
+    write(docs / "security.md", "# Security\n\nAll data is encrypted at rest with AES-256. "
+          "Access to production systems requires a hardware security key.\n")  # fmt: skip
+    write(docs / "office.md", "# Office\n\nThe Leeds office is open Monday to Friday from nine to five. "
+          "Visitors must sign in at reception.\n")  # fmt: skip
+    kb = make_kb()
+    kb.ingest([docs])
+    return kb
+
+
+def test_answer_quotes_and_cites_the_right_chunk(make_kb, tmp_path: Path) -> None:
+    kb = build(make_kb, tmp_path)
+    ans = kb.ask("How many days do customers have to request a refund?")
+    assert not ans.abstained
+    assert "within 30 days of purchase" in ans.answer
+    assert "[1]" in ans.answer or any(f"[{c.n}]" in ans.answer for c in ans.citations)
+    by_n = {c.n: c for c in ans.citations}
+    # the sentence about 30 days is followed by the number of the refunds chunk
+    n_refund = next(n for n, c in by_n.items() if c.source.endswith("refunds.md"))
+    assert f"within 30 days of purchase. [{n_refund}]" in ans.answer
+    for c in ans.citations:  # every cited chunk is real and its text holds what was quoted from it
+        assert Path(c.source).is_file()
+    assert set(ans.timings_ms) == {"embed", "retrieve", "generate", "total"}
+
+
+def test_abstains_when_documents_do_not_hold_the_answer(make_kb, tmp_path: Path) -> None:
+    kb = build(make_kb, tmp_path)
+    ans = kb.ask("What is the boiling point of liquid nitrogen?")
+    assert ans.abstained and ans.answer == ABSTAIN_MESSAGE and ans.citations == []
+
+
+def test_answer_respects_filter(make_kb, tmp_path: Path) -> None:
+    kb = build(make_kb, tmp_path)
+    src = str((tmp_path / "docs" / "office.md").resolve())
+    ans = kb.ask("How is data encrypted?", filter=f"source = '{src}'")
+    assert all(c.source == src for c in ans.citations)

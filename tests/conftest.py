@@ -1,0 +1,67 @@
+"""Shared fixtures. Tests use the real bundled embedding model on small inputs and real LanceDB files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from groundwork.config import EmbedderSettings, load_settings  # noqa: E402
+from groundwork.index.embedder import SentenceTransformerEmbedder  # noqa: E402
+from groundwork.kb import KnowledgeBase  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's groundwork.toml or GROUNDWORK_* variables."""
+    for key in list(os.environ):
+        if key.startswith("GROUNDWORK_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real bundled MiniLM, no cache."""
+    return SentenceTransformerEmbedder(EmbedderSettings(cache=False))
+
+
+@pytest.fixture
+def make_kb(tmp_path: Path):
+    """Factory: a KnowledgeBase in a fresh folder, with optional dotted setting overrides."""
+
+    def make(name: str = "kb", **overrides) -> KnowledgeBase:
+        return KnowledgeBase(settings=load_settings(kb=tmp_path / name, **overrides))
+
+    return make
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    """A real text PDF (reportlab), one string per page."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c = canvas.Canvas(str(path), pagesize=A4)
+    for text in pages:
+        y = 800
+        for line in text.split("\n"):
+            c.drawString(50, y, line)
+            y -= 16
+        c.showPage()
+    c.save()
+    return path

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from groundwork.config import ChunkingSettings
+from groundwork.errors import ConfigError
+from groundwork.ingest.chunking import (
+    FixedTokenChunker,
+    HierarchicalChunker,
+    SemanticChunker,
+    StructureChunker,
+    make_chunker,
+)
+from groundwork.types import Document, Section
+
+SENTENCES = [f"Sentence number {i} talks about topic {i % 7} in some detail for the reader." for i in range(120)]
+
+
+def doc(sections: list[Section], doc_id: str = "d1") -> Document:
+    return Document(doc_id=doc_id, source=doc_id, sections=sections, content_hash="h", title="T", metadata={"k": "v"})
+
+
+def long_doc() -> Document:
+    return doc([
+        Section("# Intro\n\n" + " ".join(SENTENCES[:40]), ("Intro",)),
+        Section("## Details\n\n" + "\n\n".join(" ".join(SENTENCES[i : i + 10]) for i in range(40, 120, 10)), ("Intro", "Details")),
+    ])  # fmt: skip
+
+
+def test_fixed_windows_respect_size_and_overlap(embedder) -> None:
+    chunks = FixedTokenChunker(embedder, 64, 16).chunk(long_doc())
+    assert len(chunks) > 10
+    assert all(embedder.count_tokens(c.text) <= 64 for c in chunks)
+    # consecutive windows share text: the end of one reappears at the start of the next
+    a, b = chunks[0].text, chunks[1].text
+    assert a.split()[-3:] == b.split()[: len(b.split())][b.split().index(a.split()[-3]) : b.split().index(a.split()[-3]) + 3]
+    assert [c.position for c in chunks] == list(range(len(chunks)))
+    assert chunks[-1].heading_path == ("Intro", "Details")
+
+
+def test_structure_chunks_fit_and_keep_sentences_whole(embedder) -> None:
+    chunks = StructureChunker(embedder, 80).chunk(long_doc())
+    assert all(embedder.count_tokens(c.text) <= 80 for c in chunks)
+    for c in chunks:  # every chunk ends at a sentence boundary
+        assert c.text.rstrip().endswith(".")
+    assert {c.heading_path for c in chunks} == {("Intro",), ("Intro", "Details")}
+    # nothing lost: every sentence is in some chunk
+    joined = " ".join(c.text for c in chunks)
+    assert all(s in joined for s in SENTENCES)
+    assert chunks[0].metadata == {"k": "v"} and chunks[0].chunk_id == "d1::0"
+
+
+def test_structure_merges_small_sections(embedder) -> None:
+    d = doc([Section("# A\n\nShort.", ("A",)), Section("## B\n\nAlso short.", ("A", "B"))])
+    chunks = StructureChunker(embedder, 200, min_tokens=24).chunk(d)
+    assert len(chunks) == 1 and "Also short." in chunks[0].text
+
+
+def test_pdf_pages_are_not_merged(embedder) -> None:
+    d = doc([Section("Page one text.", page=1), Section("Page two text.", page=2)])
+    chunks = StructureChunker(embedder, 200, min_tokens=24).chunk(d)
+    assert [c.page for c in chunks] == [1, 2]
+
+
+def test_hierarchical_children_point_to_parents(embedder) -> None:
+    chunks = HierarchicalChunker(embedder, 300, 60).chunk(long_doc())
+    parents = {c.parent_id for c in chunks}
+    assert 1 < len(parents) < len(chunks)
+    for c in chunks:
+        assert embedder.count_tokens(c.text) <= 60
+        assert c.text in c.parent_text or all(s in c.parent_text for s in c.text.split("\n\n"))
+        assert embedder.count_tokens(c.parent_text) <= 300
+
+
+def test_semantic_splits_at_topic_change(embedder) -> None:
+    cooking = [f"To bake bread, knead the dough {w} and let it rise in a warm kitchen." for w in ("firmly", "gently", "twice", "slowly")]
+    space = [f"The rocket reached orbit and the satellite {w} deployed its solar panels." for w in ("quickly", "safely", "then", "finally")]
+    d = doc([Section(" ".join(cooking + space))])
+    chunks = SemanticChunker(embedder, 200, percentile=15).chunk(d)
+    assert len(chunks) >= 2
+    assert any(c.text.startswith("The rocket") for c in chunks)  # the boundary falls between topics
+    assert all(not ("bread" in c.text and "rocket" in c.text) for c in chunks)
+
+
+def test_make_chunker_rejects_chunks_longer_than_model(embedder) -> None:
+    with pytest.raises(ConfigError, match="chunking.chunk_tokens"):
+        make_chunker(ChunkingSettings(chunk_tokens=400), embedder)
+    assert isinstance(make_chunker(ChunkingSettings(strategy="semantic"), embedder), SemanticChunker)

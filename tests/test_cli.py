@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from groundwork.cli import app
+from tests.conftest import write
+
+runner = CliRunner()
+
+
+def gw(*args: str):  # noqa: ANN201
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def setup_docs(root: Path) -> Path:
+    write(root / "a.md", "# Parking\n\nVisitors may park for free in the north car park behind the building.\n")
+    write(root / "b.md", "# Lunch\n\nThe canteen serves lunch between noon and two in the afternoon.\n")
+    return root
+
+
+def test_ingest_search_ask_json(tmp_path: Path) -> None:
+    docs = setup_docs(tmp_path / "docs")
+    kb = str(tmp_path / "kb")
+    r = gw("--kb", kb, "ingest", str(docs), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["added"] == 2
+
+    r = gw("--kb", kb, "search", "where can visitors park", "--json", "--top-k", "1")
+    [hit] = json.loads(r.output)
+    assert hit["source"].endswith("a.md") and hit["rank"] == 1 and {"bm25", "dense"} <= set(hit["scores"])
+
+    r = gw("--kb", kb, "ask", "Where can visitors park?", "--json")
+    ans = json.loads(r.output)
+    assert set(ans) == {"answer", "abstained", "citations", "timings_ms"}
+    assert ans["abstained"] is False and "north car park" in ans["answer"]
+    c = ans["citations"][0]
+    assert set(c) == {"n", "doc_id", "chunk_id", "source", "score", "text"} and f"[{c['n']}]" in ans["answer"]
+    assert set(ans["timings_ms"]) == {"embed", "retrieve", "generate", "total"}
+
+    r = gw("--kb", kb, "ask", "Where can visitors park?")
+    assert "north car park" in r.output and "a.md" in r.output
+
+    r = gw("--kb", kb, "versions", "--json")
+    assert [v["added"] for v in json.loads(r.output)] == [2]
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    docs = setup_docs(tmp_path / "docs")
+    write(docs / "bad.txt", b"\xff\xfe\x00\x00binary")
+    kb = str(tmp_path / "kb")
+    r = gw("--kb", kb, "ingest", str(docs))
+    assert r.exit_code == 1
+    assert "bad.txt" in r.output and "failed" in r.output
+    r = gw("--kb", kb, "search", "x", "--filter", "nope = 1")
+    assert r.exit_code == 2 and "unknown field 'nope'" in r.output
+    r = gw("--kb", str(tmp_path / "empty"), "search", "x")
+    assert r.exit_code == 2 and "groundwork ingest" in r.output
+    r = gw("--kb", kb, "search", "x", "--mode", "magic")
+    assert r.exit_code == 2 and "mode must be one of" in r.output
+
+
+def test_config_show_reflects_env(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("GROUNDWORK_ANSWER__TOP_K", "9")
+    r = gw("config", "show")
+    assert json.loads(r.output)["answer"]["top_k"] == 9
+    monkeypatch.setenv("GROUNDWORK_ANSWER__TOP_K", "0")
+    r = gw("config", "show")
+    assert r.exit_code == 2 and "answer.top_k" in r.output
