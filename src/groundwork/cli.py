@@ -25,7 +25,7 @@ from groundwork.types import SearchHit
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Groundwork: answers grounded in your own documents.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
 app.add_typer(config_app, name="config")
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

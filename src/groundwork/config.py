@@ -85,6 +85,7 @@ class AnswerSettings(_Section):
     max_sentences: int = Field(3, ge=1, le=20)
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only")
     min_sentence_score: float = Field(0.25, ge=-1, le=1, description="sentences below this cosine similarity are never quoted")
+    relative_margin: float = Field(0.12, ge=0, le=2, description="only sentences within this margin of the best one are quoted")
     abstain_threshold: float = Field(0.40, ge=-1, le=1, description="abstain when the best sentence's cosine similarity is below this")
 
 

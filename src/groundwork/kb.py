@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from groundwork.answer import ExtractiveGenerator, Generator, assemble_context
+from groundwork.answer.citations import renumber
 from groundwork.config import Settings, load_settings
 from groundwork.errors import StoreError
 from groundwork.filters import Filter
@@ -100,10 +101,11 @@ class KnowledgeBase:
         gen = self.generator.generate(question, context)
         t2 = time.perf_counter()
         by_n = {c.n: c for c in context}
+        text, mapping = renumber(gen.text, set(by_n))
         citations = [
-            Citation(n=n, doc_id=by_n[n].hit.chunk.doc_id, chunk_id=by_n[n].hit.chunk.chunk_id,
-                     source=by_n[n].hit.chunk.source, score=by_n[n].hit.score, text=by_n[n].text)
-            for n in gen.cited if n in by_n
+            Citation(n=new, doc_id=by_n[old].hit.chunk.doc_id, chunk_id=by_n[old].hit.chunk.chunk_id,
+                     source=by_n[old].hit.chunk.source, score=by_n[old].hit.score, text=by_n[old].text)
+            for old, new in mapping.items()
         ]  # fmt: skip
         timings = {
             "embed": retrieval.timings_ms.get("embed", 0.0),
@@ -111,7 +113,8 @@ class KnowledgeBase:
             "generate": (t2 - t1) * 1000,
             "total": (t2 - t0) * 1000,
         }
-        return Answer(question, gen.text, gen.abstained, citations, {k: round(v, 2) for k, v in timings.items()}, retrieval.hits)
+        return Answer(question, text, gen.abstained, citations, {k: round(v, 2) for k, v in timings.items()},
+                      retrieval.hits, gen.evidence_score)  # fmt: skip
 
     # -- inspection ---------------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

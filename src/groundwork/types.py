@@ -125,6 +125,7 @@ class Answer:
     citations: list[Citation]
     timings_ms: dict[str, float]
     hits: list[SearchHit] = field(default_factory=list)
+    evidence_score: float | None = None  # what abstention was decided on (generator-specific)
 
     def to_dict(self) -> dict[str, Any]:
         return {

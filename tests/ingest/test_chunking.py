@@ -86,3 +86,23 @@ def test_make_chunker_rejects_chunks_longer_than_model(embedder) -> None:
     with pytest.raises(ConfigError, match="chunking.chunk_tokens"):
         make_chunker(ChunkingSettings(chunk_tokens=400), embedder)
     assert isinstance(make_chunker(ChunkingSettings(strategy="semantic"), embedder), SemanticChunker)
+
+
+def test_long_table_is_split_by_rows_and_keeps_its_layout(embedder) -> None:
+    rows = "\n".join(f"| `key_{i}` | {i} | the meaning of setting number {i}. It has two sentences. |" for i in range(40))
+    d = doc([Section("## Keys\n\n| key | default | meaning |\n| --- | --- | --- |\n" + rows, ("Keys",))])
+    chunks = StructureChunker(embedder, 120).chunk(d)
+    assert len(chunks) > 2
+    for c in chunks:
+        assert embedder.count_tokens(c.text) <= 120
+        body = [ln for ln in c.text.splitlines() if ln.strip() and not ln.startswith("#")]
+        assert all(ln.startswith("|") and ln.endswith("|") for ln in body), c.text
+
+
+def test_wrapped_lines_are_joined_before_sentence_splitting() -> None:
+    from groundwork.ingest.chunking.base import split_sentences
+
+    text = "The first sentence is wrapped\nacross two lines. The second one is not.\n- item one\n- item two"
+    assert split_sentences(text) == [
+        "The first sentence is wrapped across two lines.", "The second one is not.", "- item one", "- item two",
+    ]  # fmt: skip

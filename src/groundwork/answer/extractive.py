@@ -1,10 +1,11 @@
 """The extractive generator: answers with verbatim sentences from the context, no LLM needed.
 
 Every context sentence is embedded and scored by cosine similarity to the question. If the best score
-is below ``abstain_threshold`` the generator abstains. Otherwise up to ``max_sentences`` sentences are
-chosen by Maximal Marginal Relevance (Carbonell & Goldstein 1998): argmax lambda * sim(q, s) -
-(1 - lambda) * max sim(s, chosen), so the answer covers several facts rather than one fact three times.
-Chosen sentences keep their document order and each is followed by the ``[n]`` of its chunk.
+is below ``abstain_threshold`` the generator abstains. Otherwise, among the sentences scoring at least
+max(``min_sentence_score``, best - ``relative_margin``), up to ``max_sentences`` are chosen by Maximal
+Marginal Relevance (Carbonell & Goldstein 1998): argmax lambda * sim(q, s) - (1 - lambda) *
+max sim(s, chosen), so the answer covers several facts rather than one fact three times. Chosen
+sentences keep their document order and each is followed by the ``[n]`` of its chunk.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ class ExtractiveGenerator:
         if best < st.abstain_threshold:
             return Generation(ABSTAIN_MESSAGE, abstained=True, evidence_score=best)
         chosen: list[int] = []
-        pool = [i for i in range(len(sents)) if rel[i] >= st.min_sentence_score]
+        floor = max(st.min_sentence_score, best - st.relative_margin)
+        pool = [i for i in range(len(sents)) if rel[i] >= floor]
         while pool and len(chosen) < st.max_sentences:
             if chosen:
                 redundancy = np.max(s[pool] @ s[chosen].T, axis=1)

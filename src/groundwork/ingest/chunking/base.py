@@ -28,11 +28,44 @@ def _segmenter():  # noqa: ANN202
     return pysbd.Segmenter(language="en", clean=False)
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
+def unwrap_lines(text: str) -> list[str]:
+    """Join hard-wrapped lines back into one line per paragraph or list item.
+
+    pysbd ends a sentence at every newline, so a paragraph wrapped at 100 columns would otherwise be
+    cut into line fragments.
+    """
+    units: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            units.append("")
+        elif units and units[-1] and not _LIST_ITEM.match(line):
+            units[-1] += " " + line.strip()
+        else:
+            units.append(line.strip())
+    return [u for u in units if u]
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` by pysbd's rule-based segmenter (Sadvilkar & Neumann 2020), stripped."""
-    if len(text) < 2:
-        return [text] if text.strip() else []
-    return [s.strip() for s in _segmenter().segment(text) if s.strip()]
+    """Sentences of ``text`` by pysbd's rule-based segmenter (Sadvilkar & Neumann 2020), stripped.
+    Hard-wrapped lines are joined first (see unwrap_lines)."""
+    out = []
+    for unit in unwrap_lines(text):
+        out.extend(s.strip() for s in _segmenter().segment(unit) if s.strip())
+    return out
+
+
+def split_block_lines(text: str) -> list[str]:
+    """Lines of a table or list block (most lines start with '|' or a list marker), else [text].
+
+    Tables and lists are split row by row, never run through the sentence splitter, which would join
+    their lines and mangle them.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    structural = sum(1 for ln in lines if ln.lstrip().startswith("|") or _LIST_ITEM.match(ln))
+    return lines if len(lines) > 1 and structural * 2 >= len(lines) else [text]
 
 
 def split_paragraphs(text: str) -> list[str]:

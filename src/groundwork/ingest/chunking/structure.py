@@ -7,7 +7,7 @@ merged greedily back up to ``size`` so chunks are as large as the structure allo
 from __future__ import annotations
 
 from groundwork.index.embedder import Embedder
-from groundwork.ingest.chunking.base import make_chunk, split_paragraphs, split_sentences, token_windows
+from groundwork.ingest.chunking.base import make_chunk, split_block_lines, split_paragraphs, split_sentences, token_windows
 from groundwork.types import Chunk, Document, Section
 
 
@@ -25,30 +25,34 @@ class StructureChunker:
     def fingerprint(self) -> str:
         return f"structure:{self.size}:{self.min_tokens}:{self.embedder.model_id}"
 
-    def _split(self, text: str) -> list[tuple[str, int]]:
-        """Pieces of text with their token counts, each at most ``size`` tokens."""
+    def _split(self, text: str, sep: str = "\n\n") -> list[tuple[str, int, str]]:
+        """(piece, tokens, separator) triples, each piece at most ``size`` tokens. The separator is
+        what joins the piece to the one before it: a blank line, a newline (table rows, list items)
+        or a space (sentences), so re-merged chunks keep the original layout."""
         n = self.embedder.count_tokens(text)
         if n <= self.size:
-            return [(text, n)]
-        for splitter in (split_paragraphs, split_sentences):
+            return [(text, n, sep)]
+        for splitter, inner in ((split_paragraphs, "\n\n"), (split_block_lines, "\n"), (split_sentences, " ")):
             parts = splitter(text)
             if len(parts) > 1:
-                return [piece for part in parts for piece in self._split(part)]
-        return [(w, self.embedder.count_tokens(w)) for w in token_windows(self.embedder, text, self.size, 0)]
+                pieces = [p for part in parts for p in self._split(part, inner)]
+                pieces[0] = (pieces[0][0], pieces[0][1], sep)
+                return pieces
+        windows = token_windows(self.embedder, text, self.size, 0)
+        return [(w, self.embedder.count_tokens(w), sep if i == 0 else " ") for i, w in enumerate(windows)]
 
-    def _merge(self, pieces: list[tuple[str, int]]) -> list[str]:
+    def _merge(self, pieces: list[tuple[str, int, str]]) -> list[str]:
         out: list[str] = []
-        cur: list[str] = []
-        cur_n = 0
-        for text, n in pieces:
+        cur, cur_n = "", 0
+        for text, n, sep in pieces:
             # Word-piece counts add up across whitespace, so the sum is the merged chunk's count.
             if cur and cur_n + n > self.size:
-                out.append("\n\n".join(cur))
-                cur, cur_n = [], 0
-            cur.append(text)
+                out.append(cur)
+                cur, cur_n = "", 0
+            cur = f"{cur}{sep}{text}" if cur else text
             cur_n += n
         if cur:
-            out.append("\n\n".join(cur))
+            out.append(cur)
         return out
 
     def split_sections(self, sections: list[Section]) -> list[tuple[str, Section]]:
