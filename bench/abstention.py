@@ -3,8 +3,9 @@
 Runs `ask` (default settings, abstention disabled) on every dev query and records the evidence score,
 the cosine similarity of the best context sentence to the question. Null queries ("Insufficient
 information.") should be abstained on; the others should not. For each candidate threshold it reports
-the abstention rate on null queries and the false-abstention rate on answerable ones, and picks the
-threshold with the largest Youden's J = abstention(null) - false_abstention(answerable).
+the abstention rate on null queries and the false-abstention rate on answerable ones, and Youden's
+J = abstention(null) - false_abstention(answerable). The chosen threshold is the lowest one whose J is
+within 0.02 of the best J: where J is flat, answering wins over abstaining.
 
 Usage: python bench/abstention.py --kb /tmp/mh/kb   (after ingesting the corpus, see multihop_search.py)
 Writes bench/results/abstention.json.
@@ -46,14 +47,15 @@ def main() -> None:
     rows = [{"threshold": t, "abstain_null": float(np.mean(null_a < t)), "false_abstain": float(np.mean(ans_a < t))} for t in grid]
     for r in rows:
         r["youden_j"] = r["abstain_null"] - r["false_abstain"]
-    best = max(rows, key=lambda r: (r["youden_j"], -r["false_abstain"]))
+    top_j = max(r["youden_j"] for r in rows)
+    best = min((r for r in rows if r["youden_j"] >= top_j - 0.02), key=lambda r: r["threshold"])
     print(f"{len(null)} null, {len(answerable)} answerable queries; evidence score mean null {null_a.mean():.3f}, answerable {ans_a.mean():.3f}")
     print(f"{'threshold':>9} {'abstain(null)':>14} {'false abstain':>14} {'J':>6}")
     for r in rows:
-        mark = "  <- best" if r is best else ""
+        mark = "  <- chosen" if r is best else ("  <- best J" if r["youden_j"] == top_j else "")
         print(f"{r['threshold']:9.2f} {r['abstain_null']:14.3f} {r['false_abstain']:14.3f} {r['youden_j']:6.3f}{mark}")
     out = {
-        "benchmark": "multihop-rag dev abstention", "queries": len(queries), "best": best, "grid": rows,
+        "benchmark": "multihop-rag dev abstention", "queries": len(queries), "chosen": best, "best_j": top_j, "grid": rows,
         "null_scores": null, "answerable_scores": answerable,
         "machine": f"{platform.machine()} cores={__import__('os').cpu_count()}",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

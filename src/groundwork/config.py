@@ -65,6 +65,8 @@ class IndexSettings(_Section):
     ann_min_rows: int = Field(100_000, ge=1, description="build an HNSW index once the table has this many chunks; flat search below")
     hnsw_m: int = Field(20, ge=4)
     hnsw_ef_construction: int = Field(300, ge=16)
+    hnsw_ef_search: int = Field(128, ge=10, description="HNSW query-time candidate list size (recall vs latency)")
+    refine_factor: int = Field(0, ge=0, description="re-rank refine_factor * top_k ANN candidates with exact vectors; 0 = off")
     version_retention_hours: float = Field(168.0, ge=0, description="storage versions older than this are removed after each run")
     fts_language: str = "English"
     fts_stem: bool = True
@@ -86,7 +88,7 @@ class AnswerSettings(_Section):
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only")
     min_sentence_score: float = Field(0.25, ge=-1, le=1, description="sentences below this cosine similarity are never quoted")
     relative_margin: float = Field(0.12, ge=0, le=2, description="only sentences within this margin of the best one are quoted")
-    abstain_threshold: float = Field(0.40, ge=-1, le=1, description="abstain when the best sentence's cosine similarity is below this")
+    abstain_threshold: float = Field(0.50, ge=-1, le=1, description="abstain when the best sentence's cosine similarity is below this (calibrated on MultiHop-RAG dev, see docs/benchmarks.md)")
 
 
 class Settings(BaseSettings):

@@ -106,3 +106,6 @@ def test_wrapped_lines_are_joined_before_sentence_splitting() -> None:
     assert split_sentences(text) == [
         "The first sentence is wrapped across two lines.", "The second one is not.", "- item one", "- item two",
     ]  # fmt: skip
+    assert split_sentences("It lives in `./.groundwork` by default. Run `make install` first!") == [
+        "It lives in `./.groundwork` by default.", "Run `make install` first!",
+    ]  # fmt: skip

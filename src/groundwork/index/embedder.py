@@ -8,6 +8,7 @@ downloaded at run time: ``HF_HUB_OFFLINE=1`` is set before sentence-transformers
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -114,14 +115,26 @@ class SentenceTransformerEmbedder:
         tok.no_padding()
         return tok
 
-    @property
-    def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else self.model.get_sentence_embedding_dimension())
+    def _config(self, name: str, key: str) -> int | None:
+        """A value from the model folder's config files, so that an ingest with nothing to embed
+        never pays for loading the model."""
+        try:
+            return int(json.loads((self.path / name).read_text())[key])
+        except (OSError, KeyError, ValueError, TypeError):
+            return None
 
-    @property
+    @cached_property
+    def dimension(self) -> int:
+        dim = self._config("1_Pooling/config.json", "word_embedding_dimension")
+        if dim is None:
+            m = self.model
+            dim = m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension") else m.get_sentence_embedding_dimension()
+        return int(dim)
+
+    @cached_property
     def max_tokens(self) -> int:
-        # [CLS] and [SEP] take two of the model's positions.
-        return int(self.model.max_seq_length) - 2
+        seq = self._config("sentence_bert_config.json", "max_seq_length") or int(self.model.max_seq_length)
+        return seq - 2  # [CLS] and [SEP] take two of the model's positions
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         enc = self._tokenizer.encode(text, add_special_tokens=False)

@@ -82,6 +82,7 @@ class LanceStore:
         self._db = lancedb.connect(str(self.path / "lancedb"))
         self._chunks = self._open("chunks")
         self._versions = self._open("versions")
+        self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
 
     # -- housekeeping -------------------------------------------------------------------------------
     def _open(self, name: str):  # noqa: ANN202
@@ -213,6 +214,7 @@ class LanceStore:
                 "vector",
                 config=HnswSq(distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction),
             )
+        self._ann = None
         retention = timedelta(hours=self.settings.version_retention_hours)
         for table in (self._chunks, self._versions):
             if table is not None:
@@ -221,7 +223,9 @@ class LanceStore:
                     table.optimize(cleanup_older_than=retention)
 
     def has_ann_index(self) -> bool:
-        return self._chunks is not None and any("hnsw" in ix.index_type.lower() for ix in self._chunks.list_indices())
+        if self._ann is None and self._chunks is not None:
+            self._ann = any("hnsw" in ix.index_type.lower() for ix in self._chunks.list_indices())
+        return bool(self._ann)
 
     # -- reads --------------------------------------------------------------------------------------
     def filter_fields(self) -> set[str]:
@@ -254,6 +258,10 @@ class LanceStore:
         if self._chunks is None:
             return []
         q = self._chunks.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+        if self.has_ann_index():
+            q = q.ef(self.settings.hnsw_ef_search)
+            if self.settings.refine_factor:
+                q = q.refine_factor(self.settings.refine_factor)
         sql = self._where(where)
         if sql:
             q = q.where(sql, prefilter=True)

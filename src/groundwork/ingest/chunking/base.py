@@ -48,12 +48,21 @@ def unwrap_lines(text: str) -> list[str]:
     return [u for u in units if u]
 
 
+_CODE_SPAN = re.compile(r"`[^`\n]+`")
+_MASK = str.maketrans({".": "\ue000", "!": "\ue001", "?": "\ue002"})
+_UNMASK = str.maketrans({"\ue000": ".", "\ue001": "!", "\ue002": "?"})
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` by pysbd's rule-based segmenter (Sadvilkar & Neumann 2020), stripped.
-    Hard-wrapped lines are joined first (see unwrap_lines)."""
+
+    Hard-wrapped lines are joined first (see unwrap_lines), and punctuation inside inline code
+    (`./.groundwork`, `a.b()`) is hidden from the segmenter, which would otherwise end a sentence there.
+    """
     out = []
     for unit in unwrap_lines(text):
-        out.extend(s.strip() for s in _segmenter().segment(unit) if s.strip())
+        masked = _CODE_SPAN.sub(lambda m: m.group(0).translate(_MASK), unit)
+        out.extend(s.strip().translate(_UNMASK) for s in _segmenter().segment(masked) if s.strip())
     return out
 
 
