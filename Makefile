@@ -33,8 +33,17 @@ demo: install
 test: install
 	$(VENV)/bin/pytest -q
 
+# Benchmarks need ../shared/data (see docs/benchmarks.md); each script prints a table and writes JSON
+# under bench/results/.
+MH_DATA ?= ../shared/data/multihop-rag
+MH_KB ?= /tmp/groundwork-bench/multihop
 bench: install
-	$(PY) bench/multihop_search.py
+	@test -f $(MH_DATA)/corpus.json || { echo "make bench needs $(MH_DATA) (see docs/benchmarks.md)"; exit 2; }
+	$(GW) --kb $(MH_KB) ingest $(MH_DATA)/corpus.json --text-field body --id-field url \
+	    --metadata-fields title,source,category,published_at
+	$(PY) bench/multihop_search.py --kb $(MH_KB) --queries $(MH_DATA)/queries-dev.json
+	$(PY) bench/abstention.py --kb $(MH_KB) --queries $(MH_DATA)/queries-dev.json
+	$(PY) bench/ann_recall.py --kb $(MH_KB) --queries-file $(MH_DATA)/queries-dev.json
 
 clean:
 	rm -rf $(VENV) .groundwork .pytest_cache src/*.egg-info

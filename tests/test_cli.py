@@ -60,6 +60,8 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "groundwork ingest" in r.output
     r = gw("--kb", kb, "search", "x", "--mode", "magic")
     assert r.exit_code == 2 and "mode must be one of" in r.output
+    r = gw("--kb", kb, "ask", "   ")
+    assert r.exit_code == 2 and "query is empty" in r.output
 
 
 def test_config_show_reflects_env(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

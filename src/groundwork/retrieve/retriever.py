@@ -31,7 +31,7 @@ class Retriever:
     search (pre-filter), so a filtered query still returns ``top_k`` hits when that many chunks match.
 
     Raises:
-        ValueError: unknown mode. FilterError: invalid filter or unknown field.
+        ValueError: unknown mode or empty query. FilterError: invalid filter or unknown field.
     """
 
     def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:
@@ -43,6 +43,8 @@ class Retriever:
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+        if not query.strip():
+            raise ValueError("the query is empty; give the words to search for")
         top_k = top_k or self.settings.top_k
         flt = parse_filter(where) if isinstance(where, str) else where
         timings = {"embed": 0.0}
