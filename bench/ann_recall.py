@@ -5,7 +5,7 @@ HNSW index (index.ann_min_rows = 1) through LanceStore.optimize(), and compares 
 dev query against exact (numpy) cosine search over the same vectors. Also reports query latency of
 flat vs HNSW search in the same run.
 
-Usage: python bench/ann_recall.py --kb /tmp/mh/kb [--queries N]
+Usage: python bench/ann_recall.py --kb /tmp/mh/kb [--queries N] [--ef-search N] [--refine-factor N]
 Writes bench/results/ann_recall.json.
 """
 
@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--kb", default="/tmp/mh/kb")
     ap.add_argument("--queries-file", default=str(ROOT.parent / "shared/data/multihop-rag/queries-dev.json"))
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--ef-search", type=int, default=IndexSettings().hnsw_ef_search)
+    ap.add_argument("--refine-factor", type=int, default=IndexSettings().refine_factor)
     ap.add_argument("--out", default=str(ROOT / "bench/results/ann_recall.json"))
     args = ap.parse_args()
 
@@ -60,7 +62,8 @@ def main() -> None:
 
         flat_ids, flat_lat = timed_search(flat, qvecs, 10)
         t0 = time.perf_counter()
-        ann = LanceStore(work / "kb", IndexSettings(ann_min_rows=1))
+        index_settings = IndexSettings(ann_min_rows=1, hnsw_ef_search=args.ef_search, refine_factor=args.refine_factor)
+        ann = LanceStore(work / "kb", index_settings)
         ann.optimize()
         build_s = time.perf_counter() - t0
         assert ann.has_ann_index()
@@ -73,12 +76,13 @@ def main() -> None:
         "chunks": len(all_ids), "queries": len(texts), "hnsw_build_s": build_s,
         "recall@10_flat": recall(flat_ids), "recall@10_hnsw": recall(ann_ids),
         "latency_ms_p50_flat": statistics.median(flat_lat), "latency_ms_p50_hnsw": statistics.median(ann_lat),
-        "settings": IndexSettings().model_dump(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": index_settings.model_dump(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
     print(f"{res['chunks']} chunks, {res['queries']} queries")
     print(f"{'search':8} {'recall@10':>10} {'p50 ms':>8}")
     print(f"{'flat':8} {res['recall@10_flat']:10.3f} {res['latency_ms_p50_flat']:8.2f}")
-    print(f"{'hnsw':8} {res['recall@10_hnsw']:10.3f} {res['latency_ms_p50_hnsw']:8.2f}   (build {build_s:.1f} s)")
+    print(f"{'hnsw':8} {res['recall@10_hnsw']:10.3f} {res['latency_ms_p50_hnsw']:8.2f}   (build {build_s:.1f} s, "
+          f"ef_search {args.ef_search}, refine_factor {args.refine_factor})")
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(f"wrote {args.out}")
 
