@@ -19,12 +19,14 @@ from rich.table import Table
 
 from groundwork.config import load_settings
 from groundwork.errors import GroundworkError
+from groundwork.evaluate.commands import eval_app
 from groundwork.kb import KnowledgeBase
 from groundwork.types import SearchHit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Groundwork: answers grounded in your own documents.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
 app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 

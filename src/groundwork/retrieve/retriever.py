@@ -9,7 +9,7 @@ from groundwork.config import RetrievalSettings
 from groundwork.filters import Filter, parse_filter
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
-from groundwork.retrieve.fusion import rrf_fusion
+from groundwork.retrieve.fusion import convex_fusion, rrf_fusion
 from groundwork.types import SearchHit
 
 MODES = ("bm25", "dense", "hybrid")
@@ -27,7 +27,8 @@ class Retriever:
     """Searches a store.
 
     ``hybrid`` takes ``settings.candidates`` hits from BM25 and from dense search, fuses them with RRF
-    (k = ``settings.rrf_k``, Cormack et al. 2009) and keeps ``top_k``. The filter is applied inside each
+    (k = ``settings.rrf_k``, Cormack et al. 2009) or a convex combination of min-max normalised scores
+    (``settings.fusion``), each list weighted by ``bm25_weight`` / ``dense_weight``, and keeps ``top_k``. The filter is applied inside each
     search (pre-filter), so a filtered query still returns ``top_k`` hits when that many chunks match.
 
     Raises:
@@ -64,6 +65,11 @@ class Retriever:
                 "bm25": self.store.keyword_search(query, depth, flt),
                 "dense": self.store.vector_search(vector, depth, flt),
             }
-            hits = rrf_fusion(lists, k=self.settings.rrf_k)[:top_k]
+            weights = {"bm25": self.settings.bm25_weight, "dense": self.settings.dense_weight}
+            if self.settings.fusion == "rrf":
+                fused = rrf_fusion(lists, k=self.settings.rrf_k, weights=weights)
+            else:
+                fused = convex_fusion(lists, weights=weights)
+            hits = fused[:top_k]
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         return Retrieval(hits=hits, timings_ms=timings)

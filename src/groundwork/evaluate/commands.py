@@ -1,0 +1,224 @@
+"""``groundwork eval ...``: retrieval, answers, compare, gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from groundwork.config import Settings, load_settings
+from groundwork.errors import GroundworkError
+from groundwork.evaluate.datasets import EvalDataset, load_beir, load_eval_set, load_multihop
+from groundwork.evaluate.index_cache import open_index
+from groundwork.evaluate.report import bar_chart, per_type_table, print_results, write_json
+from groundwork.evaluate.retrieval import evaluate_retrieval
+
+eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on benchmark sets.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+FORMATS = ("beir", "multihop-rag", "groundwork")
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(2)
+
+
+def load_dataset(fmt: Optional[str], corpus: Optional[Path], queries: Optional[Path], qrels: Optional[Path],
+                 eval_set: Optional[Path]) -> EvalDataset:  # fmt: skip
+    """Pick the layout from the options given: --eval-set (groundwork), --qrels (beir), else --format."""
+    fmt = fmt or ("groundwork" if eval_set else "beir" if qrels else None)
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"give --eval-set, or --corpus/--queries/--qrels, or --format one of {', '.join(FORMATS)}")
+    if fmt == "groundwork":
+        if eval_set is None:
+            raise typer.BadParameter("--format groundwork needs --eval-set FILE")
+        return load_eval_set(eval_set, corpus)
+    if corpus is None or queries is None:
+        raise typer.BadParameter(f"--format {fmt} needs --corpus and --queries")
+    if fmt == "beir":
+        if qrels is None:
+            raise typer.BadParameter("--format beir needs --qrels")
+        return load_beir(corpus, queries, qrels)
+    return load_multihop(corpus, queries)
+
+
+def settings_for(config: Optional[Path], **overrides: Any) -> Settings:
+    return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_retrieval(dataset: EvalDataset, settings: Settings, mode: Optional[str], top_k: int, cache: Optional[Path]) -> dict:
+    with err.status(f"indexing {dataset.name} (cached after the first run)"):
+        kb = open_index(dataset, settings, cache)
+    with err.status(f"running {sum(1 for q in dataset.queries if q.qrels)} queries ({mode or settings.retrieval.mode})"):
+        return evaluate_retrieval(dataset, kb, mode, top_k)
+
+
+_CORPUS = typer.Option(None, "--corpus", help="Corpus file (BEIR corpus.jsonl, MultiHop-RAG corpus.json) or folder")
+_QUERIES = typer.Option(None, "--queries", help="Queries file")
+_QRELS = typer.Option(None, "--qrels", help="BEIR qrels TSV")
+_EVAL_SET = typer.Option(None, "--eval-set", help="Groundwork eval set (JSONL)")
+_FORMAT = typer.Option(None, "--format", help="beir | multihop-rag | groundwork [default: from the options given]")
+_CACHE = typer.Option(None, "--cache", help="Index cache folder [default: $GROUNDWORK_EVAL_CACHE or ~/.cache/groundwork/eval]")
+
+
+@eval_app.command("retrieval")
+def retrieval_cmd(
+    corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
+    eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
+    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: from settings]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings file"),
+    top_k: int = typer.Option(10, "--top-k", help="Chunks per search"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every figure to this JSON file"),
+    cache: Optional[Path] = _CACHE,
+) -> None:
+    """nDCG@10, recall@10/100, MRR@10, MAP@10, hits@4/10 and latency, per question type where known."""
+    try:
+        dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
+        result = run_retrieval(dataset, settings_for(config), mode, top_k, cache)
+    except (GroundworkError, ValueError) as exc:
+        _fail(exc)
+    label = result["config"]["mode"]
+    print_results({label: result}, out, title=f"{dataset.name}: {result['queries']} queries, chunks of at most {result['config']['chunk_tokens']} tokens")
+    if json_out:
+        write_json(json_out, result)
+        out.print(f"wrote {json_out}")
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """--set key=value pairs (dotted keys) as settings overrides."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set takes key=value, not '{item}'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@eval_app.command("compare")
+def compare_cmd(
+    configs: list[Path] = typer.Option([], "--config", help="Settings file per configuration (repeat)"),
+    modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated retrieval modes, each run on every config"),
+    corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
+    eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
+    answers: bool = typer.Option(False, "--answers", help="Also run answer metrics for each configuration"),
+    limit: int = typer.Option(0, "--limit", help="Answers: only the first N queries (0 = all)"),
+    set_: list[str] = typer.Option([], "--set", help="key=value override applied to every configuration"),
+    top_k: int = typer.Option(10, "--top-k"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results to this JSON file"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
+    cache: Optional[Path] = _CACHE,
+) -> None:
+    """Run several configurations on the same data in one run; print them side by side."""
+    try:
+        dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
+        overrides = _parse_set(set_)
+        runs: list[tuple[str, Settings, Optional[str]]] = []
+        for cfg in configs or [None]:
+            settings = settings_for(cfg, **overrides)
+            for mode in (modes.split(",") if modes else [None]):
+                label = "+".join(x for x in ((cfg.stem if cfg else ""), mode or "") if x) or "default"
+                runs.append((label, settings, mode))
+        results: dict[str, dict] = {}
+        for label, settings, mode in runs:
+            results[label] = run_retrieval(dataset, settings, mode, top_k, cache)
+            if answers:
+                from groundwork.evaluate.answers import evaluate_answers
+
+                kb = open_index(dataset, settings, cache)
+                with err.status(f"answering ({label})"):
+                    results[label].update(evaluate_answers(dataset, kb, mode=mode, limit=limit))
+    except (GroundworkError, ValueError) as exc:
+        _fail(exc)
+    print_results(results, out, title=f"{dataset.name}: {len(runs)} configurations")
+    if json_out:
+        write_json(json_out, results)
+        out.print(f"wrote {json_out}")
+    if plot:
+        bar_chart(results, plot, title=dataset.name)
+        out.print(f"wrote {plot}")
+
+
+@eval_app.command("answers")
+def answers_cmd(
+    corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
+    eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
+    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: from settings]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings file"),
+    limit: int = typer.Option(0, "--limit", help="Only the first N queries (0 = all)"),
+    no_bertscore: bool = typer.Option(False, "--no-bertscore", help="Skip BERTScore"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every figure to this JSON file"),
+    cache: Optional[Path] = _CACHE,
+) -> None:
+    """ROUGE, BLEU, BERTScore, containment, abstention, citation precision and faithfulness of `ask`."""
+    from groundwork.evaluate.answers import evaluate_answers
+
+    try:
+        dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
+        settings = settings_for(config)
+        with err.status(f"indexing {dataset.name} (cached after the first run)"):
+            kb = open_index(dataset, settings, cache)
+        with err.status(f"answering {limit or len(dataset.queries)} questions"):
+            result = evaluate_answers(dataset, kb, mode=mode, limit=limit, bertscore=not no_bertscore)
+    except (GroundworkError, ValueError) as exc:
+        _fail(exc)
+    result["config"] = {"dataset": dataset.name, "mode": mode or settings.retrieval.mode, "generator": "extractive",
+                        "abstain_threshold": settings.answer.abstain_threshold, "chunk_tokens": settings.chunking.chunk_tokens}  # fmt: skip
+    label = result["config"]["mode"]
+    print_results({label: result}, out, title=f"{dataset.name}: answers")
+    if "answer_per_type" in result:
+        out.print(per_type_table({label: {"per_type": result["answer_per_type"]}}, "containment"))
+    out.print(f"[dim]{result['bertscore_note']}; LLM judge {result['llm_judge']}[/]")
+    if json_out:
+        write_json(json_out, result)
+        out.print(f"wrote {json_out}")
+
+
+@eval_app.command("gate")
+def gate_cmd(
+    baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (see groundwork.evaluate.gate)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings file of the configuration under test"),
+    update: bool = typer.Option(False, "--update", help="Write the measured figures as the new baseline"),
+    eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="With --update: the eval set to record"),
+    cache: Optional[Path] = _CACHE,
+) -> None:
+    """Exit 1 when any metric falls more than its tolerance below the baseline."""
+    from rich.table import Table
+
+    from groundwork.evaluate.answers import evaluate_answers
+    from groundwork.evaluate.gate import compare, new_baseline, read_baseline
+
+    try:
+        base = None if (update and eval_set) else read_baseline(baseline)
+        set_path = eval_set or (baseline.parent / base["eval_set"])
+        mode = base.get("mode") if base else None
+        dataset = load_eval_set(set_path)
+        settings = settings_for(config)
+        with err.status("measuring"):
+            kb = open_index(dataset, settings, cache)
+            current = evaluate_retrieval(dataset, kb, mode) | evaluate_answers(dataset, kb, mode=mode)
+    except (GroundworkError, ValueError) as exc:
+        _fail(exc)
+    if update:
+        rel = Path(set_path).resolve().relative_to(baseline.resolve().parent) if Path(set_path).resolve().is_relative_to(baseline.resolve().parent) else Path(set_path)
+        write_json(baseline, new_baseline(str(rel), mode, current, base.get("tolerance", 0.02) if base else 0.02))
+        out.print(f"wrote {baseline}")
+        return
+    checks = compare(base, current)
+    table = Table(title=f"gate: {dataset.name} against {baseline}")
+    for col in ("metric", "baseline", "current", "tolerance", "result"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for c in checks:
+        cur = "missing" if c.current is None else f"{c.current:.4f}"
+        table.add_row(c.metric, f"{c.baseline:.4f}", cur, f"{c.tolerance:.3f}", "[green]ok[/]" if c.passed else "[red]REGRESSION[/]")
+    out.print(table)
+    failed = [c.metric for c in checks if not c.passed]
+    if failed:
+        err.print(f"[bold red]gate failed:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+    out.print("gate passed")

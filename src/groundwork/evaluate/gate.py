@@ -1,0 +1,73 @@
+"""The regression gate: re-measure an eval set and fail when a metric falls below its baseline.
+
+A baseline file (JSON) records what was measured, on what, and how much each metric may drop::
+
+    {"eval_set": "docs.jsonl",             # relative to the baseline file
+     "mode": null,                           # retrieval mode, null = the configured default
+     "tolerance": 0.02,                      # default allowed drop
+     "tolerances": {"bertscore_f1": 0.01},   # per-metric overrides
+     "metrics": {"ndcg@10": 0.91, "false_abstention": 0.19, ...}}
+
+Higher is better for every metric except those in LOWER_IS_BETTER. Latencies are not gated: they
+depend on the machine, not the change (they live in benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from groundwork.evaluate.datasets import DatasetError
+
+LOWER_IS_BETTER = {"false_abstention"}
+GATED = [
+    "ndcg@10", "recall@10", "mrr@10", "map@10", "hits@4", "hits@10", "containment", "rouge1", "rougeL",
+    "bertscore_f1", "faithfulness", "citation_precision", "abstention_null", "false_abstention",
+]  # fmt: skip
+
+
+@dataclass
+class Check:
+    metric: str
+    baseline: float
+    current: float | None
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        if self.current is None:
+            return False
+        if self.metric in LOWER_IS_BETTER:
+            return self.current <= self.baseline + self.tolerance + 1e-12
+        return self.current >= self.baseline - self.tolerance - 1e-12
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the baseline ({exc.strerror}); create one with --update") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data.get("metrics"), dict) or "eval_set" not in data:
+        raise DatasetError(f"{path}: a baseline needs 'eval_set' and 'metrics'")
+    return data
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Check]:
+    default = float(baseline.get("tolerance", 0.02))
+    per = baseline.get("tolerances", {})
+    return [
+        Check(m, float(v), None if current.get(m) is None else float(current[m]), float(per.get(m, default)))
+        for m, v in baseline["metrics"].items()
+        if v is not None
+    ]
+
+
+def new_baseline(eval_set: str, mode: str | None, current: dict[str, Any], tolerance: float = 0.02) -> dict[str, Any]:
+    return {
+        "eval_set": eval_set, "mode": mode, "tolerance": tolerance, "tolerances": {},
+        "metrics": {m: current[m] for m in GATED if current.get(m) is not None},
+    }  # fmt: skip

@@ -1,0 +1,48 @@
+"""Indexes built for evaluation, cached by corpus fingerprint and configuration.
+
+Key: sha256 of (corpus bytes and how they are read, chunking settings, embedder model, full-text index
+settings, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
+settings and share one index, so bm25 / dense / hybrid runs of the same corpus build it once.
+Building is an ordinary idempotent ingest, so an interrupted build is completed by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from groundwork import __version__
+from groundwork.config import Settings
+from groundwork.evaluate.datasets import DatasetError, EvalDataset
+from groundwork.kb import KnowledgeBase
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GROUNDWORK_EVAL_CACHE") or Path.home() / ".cache" / "groundwork" / "eval")
+
+
+def index_key(dataset: EvalDataset, settings: Settings) -> str:
+    parts = {
+        "data": dataset.fingerprint(),
+        "chunking": settings.chunking.model_dump(),
+        "embedder": settings.embedder.model,
+        "fts": {k: v for k, v in settings.index.model_dump().items() if k.startswith("fts_")},
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None, progress=None) -> KnowledgeBase:  # noqa: ANN001
+    """A KnowledgeBase over ``dataset``'s corpus, built on first use. Raises DatasetError when
+    corpus files fail to load."""
+    path = (cache_dir or default_cache_dir()) / f"{dataset.name}-{index_key(dataset, settings)}"
+    kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path}))
+    r = dataset.records
+    report = kb.ingest(dataset.corpus, progress=progress, text_field=r.text_field if r else None,
+                       id_field=r.id_field if r else None, metadata_fields=list(r.metadata_fields) if r else None)  # fmt: skip
+    if report.failed:
+        reasons = "; ".join(f"{f.path}: {f.reason}" for f in report.failed[:3])
+        raise DatasetError(f"corpus of {dataset.name} did not load: {reasons}")
+    return kb

@@ -1,0 +1,86 @@
+"""eval retrieval / answers / compare / gate on a small corpus written by the test (real model, real index)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from groundwork.cli import app
+from tests.conftest import write
+
+runner = CliRunner()
+
+DOCS = {
+    "refunds.md": "# Refunds\n\nCustomers can request a full refund within 30 days of purchase.",
+    "shipping.md": "# Shipping\n\nOrders ship within two business days from the Leeds warehouse.",
+    "security.md": "# Security\n\nAll customer data is encrypted at rest with AES-256.",
+    "office.md": "# Office\n\nThe office is open Monday to Friday from nine to five.",
+    "parking.md": "# Parking\n\nVisitors park for free in the north car park.",
+}
+QUESTIONS = [
+    ("How many days do customers have to request a refund?", "30 days", "refunds.md"),
+    ("How fast do orders ship?", "two business days", "shipping.md"),
+    ("How is customer data encrypted?", "AES-256", "security.md"),
+    ("When is the office open?", "Monday to Friday", "office.md"),
+    ("Where can visitors park?", "north car park", "parking.md"),
+    ("What is the boiling point of nitrogen?", "", None),
+]
+
+
+@pytest.fixture
+def eval_set(tmp_path: Path) -> Path:
+    for name, text in DOCS.items():
+        write(tmp_path / "docs" / name, text + "\n")
+    lines = [json.dumps({"corpus": "../docs"})]
+    for i, (q, a, src) in enumerate(QUESTIONS):
+        lines.append(json.dumps({"id": f"q{i}", "question": q, "answer": a, "sources": [src] if src else []}))
+    return write(tmp_path / "eval" / "set.jsonl", "\n".join(lines) + "\n")
+
+
+def gw(*args: str):  # noqa: ANN201
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_retrieval_and_answers_json(eval_set: Path, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    r = gw("eval", "retrieval", "--eval-set", str(eval_set), "--mode", "hybrid", "--json", str(tmp_path / "r.json"), "--cache", cache)
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "r.json").read_text())
+    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@10", "hits@4", "hits@10", "latency_ms_p50", "latency_ms_p95"):
+        assert key in res
+    assert res["queries"] == 5 and res["hits@4"] == 1.0
+    built = list((tmp_path / "cache").iterdir())
+    gw("eval", "retrieval", "--eval-set", str(eval_set), "--mode", "bm25", "--cache", cache)
+    assert list((tmp_path / "cache").iterdir()) == built  # same corpus and chunking: the index is reused
+
+    r = gw("eval", "answers", "--eval-set", str(eval_set), "--json", str(tmp_path / "a.json"), "--cache", cache)
+    assert r.exit_code == 0, r.output
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a["containment"] >= 0.8 and a["abstention_null"] == 1.0 and a["faithfulness"] == 1.0
+    assert a["citation_precision"] >= 0.8 and 0 < a["bertscore_f1"] <= 1 and a["bleu"] is not None
+    assert "roberta-large" in a["bertscore_note"] and "MiniLM" in r.output
+
+
+def test_compare_writes_table_json_and_chart(eval_set: Path, tmp_path: Path) -> None:
+    r = gw("eval", "compare", "--eval-set", str(eval_set), "--modes", "bm25,dense,hybrid", "--cache", str(tmp_path / "c"),
+           "--json", str(tmp_path / "cmp.json"), "--plot", str(tmp_path / "cmp.png"))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert set(json.loads((tmp_path / "cmp.json").read_text())) == {"bm25", "dense", "hybrid"}
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "bm25" in r.output and "hybrid" in r.output
+
+
+def test_gate_passes_on_baseline_and_fails_on_a_worse_configuration(eval_set: Path, tmp_path: Path) -> None:
+    cache, baseline = str(tmp_path / "cache"), tmp_path / "eval" / "baseline.json"
+    r = gw("eval", "gate", "--baseline", str(baseline), "--eval-set", str(eval_set), "--update", "--cache", cache)
+    assert r.exit_code == 0, r.output
+    assert json.loads(baseline.read_text())["eval_set"] == "set.jsonl"
+    assert gw("eval", "gate", "--baseline", str(baseline), "--cache", cache).exit_code == 0
+
+    worse = write(tmp_path / "worse.toml", "[answer]\nabstain_threshold = 0.95\n[retrieval]\nmode = 'bm25'\n")
+    r = gw("eval", "gate", "--baseline", str(baseline), "--config", str(worse), "--cache", cache)
+    assert r.exit_code == 1
+    assert "REGRESSION" in r.output and "false_abstention" in r.output
