@@ -9,7 +9,7 @@ DEMO_KB ?= .groundwork/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test gate bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: install
 
 test: install
 	$(VENV)/bin/pytest -q
+
+# Regression gate: re-measure the docs eval set and fail when a metric drops below eval/baseline.json.
+# After an intended change: `$(GW) eval gate --baseline eval/baseline.json --eval-set eval/docs.jsonl --update`.
+gate: install
+	$(GW) eval gate --baseline eval/baseline.json
 
 # Benchmarks need ../shared/data (see docs/benchmarks.md); each script prints a table and writes JSON
 # under bench/results/.

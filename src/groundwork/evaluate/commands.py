@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from groundwork.config import Settings, load_settings
 from groundwork.errors import GroundworkError
+from groundwork.kb import KnowledgeBase
 from groundwork.evaluate.datasets import EvalDataset, load_beir, load_eval_set, load_multihop
 from groundwork.evaluate.index_cache import open_index
 from groundwork.evaluate.report import bar_chart, per_type_table, print_results, write_json
@@ -51,10 +52,13 @@ def settings_for(config: Optional[Path], **overrides: Any) -> Settings:
     return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def run_retrieval(dataset: EvalDataset, settings: Settings, mode: Optional[str], top_k: int, cache: Optional[Path]) -> dict:
+def index(dataset: EvalDataset, settings: Settings, cache: Optional[Path]) -> KnowledgeBase:
     with err.status(f"indexing {dataset.name} (cached after the first run)"):
-        kb = open_index(dataset, settings, cache)
-    with err.status(f"running {sum(1 for q in dataset.queries if q.qrels)} queries ({mode or settings.retrieval.mode})"):
+        return open_index(dataset, settings, cache)
+
+
+def run_retrieval(dataset: EvalDataset, kb: KnowledgeBase, mode: Optional[str], top_k: int) -> dict:
+    with err.status(f"running {sum(1 for q in dataset.queries if q.qrels)} queries ({mode or kb.settings.retrieval.mode})"):
         return evaluate_retrieval(dataset, kb, mode, top_k)
 
 
@@ -79,7 +83,7 @@ def retrieval_cmd(
     """nDCG@10, recall@10/100, MRR@10, MAP@10, hits@4/10 and latency, per question type where known."""
     try:
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
-        result = run_retrieval(dataset, settings_for(config), mode, top_k, cache)
+        result = run_retrieval(dataset, index(dataset, settings_for(config), cache), mode, top_k)
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     label = result["config"]["mode"]
@@ -126,11 +130,11 @@ def compare_cmd(
                 runs.append((label, settings, mode))
         results: dict[str, dict] = {}
         for label, settings, mode in runs:
-            results[label] = run_retrieval(dataset, settings, mode, top_k, cache)
+            kb = index(dataset, settings, cache)
+            results[label] = run_retrieval(dataset, kb, mode, top_k)
             if answers:
                 from groundwork.evaluate.answers import evaluate_answers
 
-                kb = open_index(dataset, settings, cache)
                 with err.status(f"answering ({label})"):
                     results[label].update(evaluate_answers(dataset, kb, mode=mode, limit=limit))
     except (GroundworkError, ValueError) as exc:
@@ -161,8 +165,7 @@ def answers_cmd(
     try:
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         settings = settings_for(config)
-        with err.status(f"indexing {dataset.name} (cached after the first run)"):
-            kb = open_index(dataset, settings, cache)
+        kb = index(dataset, settings, cache)
         with err.status(f"answering {limit or len(dataset.queries)} questions"):
             result = evaluate_answers(dataset, kb, mode=mode, limit=limit, bertscore=not no_bertscore)
     except (GroundworkError, ValueError) as exc:
@@ -198,9 +201,8 @@ def gate_cmd(
         set_path = eval_set or (baseline.parent / base["eval_set"])
         mode = base.get("mode") if base else None
         dataset = load_eval_set(set_path)
-        settings = settings_for(config)
+        kb = index(dataset, settings_for(config), cache)
         with err.status("measuring"):
-            kb = open_index(dataset, settings, cache)
             current = evaluate_retrieval(dataset, kb, mode) | evaluate_answers(dataset, kb, mode=mode)
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
