@@ -38,17 +38,23 @@ test: install
 gate: install
 	$(GW) eval gate --baseline eval/baseline.json
 
-# Benchmarks need ../shared/data (see docs/benchmarks.md); each script prints a table and writes JSON
-# under bench/results/.
-MH_DATA ?= ../shared/data/multihop-rag
+# Benchmarks need ../shared/data (see docs/benchmarks.md); each prints a table and writes JSON under
+# bench/results/ (charts under docs/img/). The figures in docs/benchmarks.md come from these runs.
+DATA ?= ../shared/data
+MH := --format multihop-rag --corpus $(DATA)/multihop-rag/corpus.json --queries $(DATA)/multihop-rag/queries-dev.json
+SF := --corpus $(DATA)/scifact/corpus.jsonl --queries $(DATA)/scifact/queries.jsonl --qrels $(DATA)/scifact/qrels/train.tsv
 MH_KB ?= /tmp/groundwork-bench/multihop
 bench: install
-	@test -f $(MH_DATA)/corpus.json || { echo "make bench needs $(MH_DATA) (see docs/benchmarks.md)"; exit 2; }
-	$(GW) --kb $(MH_KB) ingest $(MH_DATA)/corpus.json --text-field body --id-field url \
+	@test -d $(DATA)/multihop-rag -a -d $(DATA)/scifact || { echo "make bench needs $(DATA) (see docs/benchmarks.md)"; exit 2; }
+	$(GW) eval compare $(SF) --modes bm25,dense,hybrid --json bench/results/scifact-compare.json --plot docs/img/scifact-compare.png
+	$(GW) eval compare $(MH) --modes bm25,dense,hybrid --json bench/results/multihop-compare.json --plot docs/img/multihop-compare.png
+	$(GW) eval answers $(MH) --json bench/results/multihop-answers.json
+	$(GW) --kb $(MH_KB) ingest $(DATA)/multihop-rag/corpus.json --text-field body --id-field url \
 	    --metadata-fields title,source,category,published_at
-	$(PY) bench/multihop_search.py --kb $(MH_KB) --queries $(MH_DATA)/queries-dev.json
-	$(PY) bench/abstention.py --kb $(MH_KB) --queries $(MH_DATA)/queries-dev.json
-	$(PY) bench/ann_recall.py --kb $(MH_KB) --queries-file $(MH_DATA)/queries-dev.json
+	$(PY) bench/multihop_search.py --kb $(MH_KB) --queries $(DATA)/multihop-rag/queries-dev.json
+	$(PY) bench/abstention.py --kb $(MH_KB) --queries $(DATA)/multihop-rag/queries-dev.json
+	$(PY) bench/ann_recall.py --kb $(MH_KB) --queries-file $(DATA)/multihop-rag/queries-dev.json
+	$(PY) bench/throughput.py --data $(DATA)/scifact
 
 clean:
 	rm -rf $(VENV) .groundwork .pytest_cache src/*.egg-info

@@ -33,6 +33,7 @@ class EmbedderSettings(_Section):
     batch_size: int = Field(32, ge=1, le=4096)
     device: str = "cpu"
     cache: bool = Field(True, description="reuse embeddings keyed by (model id, text sha256)")
+    cache_dir: Path | None = Field(None, description="folder of the embedding cache; default: the knowledge-base folder")
 
 
 class ChunkingSettings(_Section):

@@ -50,7 +50,7 @@ class KnowledgeBase:
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
-        return load_embedder(self.settings.embedder, self.path)
+        return load_embedder(self.settings.embedder, self.settings.embedder.cache_dir or self.path)
 
     @cached_property
     def store(self) -> LanceStore:

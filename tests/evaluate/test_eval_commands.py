@@ -84,3 +84,20 @@ def test_gate_passes_on_baseline_and_fails_on_a_worse_configuration(eval_set: Pa
     r = gw("eval", "gate", "--baseline", str(baseline), "--config", str(worse), "--cache", cache)
     assert r.exit_code == 1
     assert "REGRESSION" in r.output and "false_abstention" in r.output
+
+
+def test_index_cache_key_depends_on_corpus_location(eval_set: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from groundwork.config import load_settings
+    from groundwork.evaluate.datasets import load_eval_set
+    from groundwork.evaluate.index_cache import index_key
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "docs", copy / "docs")
+    shutil.copytree(tmp_path / "eval", copy / "eval")
+    settings = load_settings()
+    a, b = load_eval_set(eval_set), load_eval_set(copy / "eval" / "set.jsonl")
+    assert a.fingerprint() == b.fingerprint()  # same bytes ...
+    assert index_key(a, settings) != index_key(b, settings)  # ... but doc ids are paths: another index
+    assert index_key(a, settings) == index_key(load_eval_set(eval_set), settings)

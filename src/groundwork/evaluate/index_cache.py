@@ -1,7 +1,7 @@
 """Indexes built for evaluation, cached by corpus fingerprint and configuration.
 
-Key: sha256 of (corpus bytes and how they are read, chunking settings, embedder model, full-text index
-settings, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
+Key: sha256 of (corpus bytes, their absolute paths and how they are read, chunking settings, embedder
+model, full-text index settings, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
 settings and share one index, so bm25 / dense / hybrid runs of the same corpus build it once.
 Building is an ordinary idempotent ingest, so an interrupted build is completed by the next run.
 """
@@ -26,6 +26,8 @@ def default_cache_dir() -> Path:
 def index_key(dataset: EvalDataset, settings: Settings) -> str:
     parts = {
         "data": dataset.fingerprint(),
+        # Document ids and sources are absolute paths: the same files elsewhere are another index.
+        "paths": [str(p.resolve()) for p in dataset.corpus],
         "chunking": settings.chunking.model_dump(),
         "embedder": settings.embedder.model,
         "fts": {k: v for k, v in settings.index.model_dump().items() if k.startswith("fts_")},
@@ -37,8 +39,12 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
 def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None, progress=None) -> KnowledgeBase:  # noqa: ANN001
     """A KnowledgeBase over ``dataset``'s corpus, built on first use. Raises DatasetError when
     corpus files fail to load."""
-    path = (cache_dir or default_cache_dir()) / f"{dataset.name}-{index_key(dataset, settings)}"
-    kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path}))
+    root = cache_dir or default_cache_dir()
+    path = root / f"{dataset.name}-{index_key(dataset, settings)}"
+    # One embedding cache for every evaluation index: a variant that changes only the full-text or
+    # chunk settings re-embeds only the chunk texts it has not seen.
+    embedder = settings.embedder.model_copy(update={"cache_dir": settings.embedder.cache_dir or root})
+    kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path, "embedder": embedder}))
     r = dataset.records
     report = kb.ingest(dataset.corpus, progress=progress, text_field=r.text_field if r else None,
                        id_field=r.id_field if r else None, metadata_fields=list(r.metadata_fields) if r else None)  # fmt: skip
