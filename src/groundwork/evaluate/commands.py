@@ -68,16 +68,18 @@ _QRELS = typer.Option(None, "--qrels", help="BEIR qrels TSV")
 _EVAL_SET = typer.Option(None, "--eval-set", help="Groundwork eval set (JSONL)")
 _FORMAT = typer.Option(None, "--format", help="beir | multihop-rag | groundwork [default: from the options given]")
 _CACHE = typer.Option(None, "--cache", help="Index cache folder [default: $GROUNDWORK_EVAL_CACHE or ~/.cache/groundwork/eval]")
+_MODE = typer.Option(None, "--mode", help="bm25 | dense | hybrid [default: from settings]")
+_CONFIG = typer.Option(None, "--config", help="Settings file")
+_JSON = typer.Option(None, "--json", help="Write every figure to this JSON file")
 
 
 @eval_app.command("retrieval")
 def retrieval_cmd(
     corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
     eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
-    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: from settings]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Settings file"),
+    mode: Optional[str] = _MODE, config: Optional[Path] = _CONFIG,
     top_k: int = typer.Option(10, "--top-k", help="Chunks per search"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every figure to this JSON file"),
+    json_out: Optional[Path] = _JSON,
     cache: Optional[Path] = _CACHE,
 ) -> None:
     """nDCG@10, recall@10/100, MRR@10, MAP@10, hits@4/10 and latency, per question type where known."""
@@ -152,11 +154,10 @@ def compare_cmd(
 def answers_cmd(
     corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
     eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
-    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: from settings]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Settings file"),
+    mode: Optional[str] = _MODE, config: Optional[Path] = _CONFIG,
     limit: int = typer.Option(0, "--limit", help="Only the first N queries (0 = all)"),
     no_bertscore: bool = typer.Option(False, "--no-bertscore", help="Skip BERTScore"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every figure to this JSON file"),
+    json_out: Optional[Path] = _JSON,
     cache: Optional[Path] = _CACHE,
 ) -> None:
     """ROUGE, BLEU, BERTScore, containment, abstention, citation precision and faithfulness of `ask`."""
