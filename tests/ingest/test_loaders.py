@@ -81,14 +81,21 @@ def test_jsonl_default_text_field_and_bad_line(tmp_path: Path) -> None:
     p = write(tmp_path / "r.jsonl", '{"text": "one"}\n\n{"text": "two"}\n')
     assert [d.text for d in load(p)] == ["one", "two"]
     bad = write(tmp_path / "bad.jsonl", '{"text": "one"}\n{oops\n')
-    with pytest.raises(LoaderError, match="line 2"):
-        load(bad)
+    docs = load(bad)
+    assert [d.text for d in docs] == ["one"]
+    assert [(p.label, "not valid JSON" in p.reason) for p in docs.problems] == [("line 2", True)]
+    with pytest.raises(LoaderError, match="line 1: not valid JSON"):
+        load(write(tmp_path / "allbad.jsonl", "{oops\n"))
 
 
 def test_json_missing_text_field_names_field(tmp_path: Path) -> None:
     p = write(tmp_path / "c.json", json.dumps([{"body": "x"}]))
     with pytest.raises(LoaderError, match="'summary'"):
         load(p, RecordOptions(text_field="summary"))
+    mixed = write(tmp_path / "m.json", json.dumps([{"id": 1, "body": "x"}, {"id": 2, "summary": "y"}, {"id": 3}]))
+    docs = load(mixed, RecordOptions(text_field="summary", id_field="id"))
+    assert [d.doc_id for d in docs] == ["2"]
+    assert [(p.label, p.doc_id) for p in docs.problems] == [("record 1", "1"), ("record 3", "3")]
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,24 @@ def test_records_removed_from_json_file_are_deleted(make_kb, tmp_path: Path) -> 
     assert (report.deleted, report.unchanged) == (1, 3)
 
 
+def test_one_bad_record_fails_alone_and_keeps_its_indexed_version(make_kb, tmp_path: Path) -> None:
+    f = write(tmp_path / "c.jsonl", "\n".join(json.dumps({"id": i, "text": f"record {i} about owls"}) for i in range(4)))
+    make_kb().ingest([f], id_field="id")
+    rows = [json.dumps({"id": i, "text": f"record {i} about owls, revised"}) for i in range(4)]
+    rows[1] = json.dumps({"id": 1, "txt": "typo in the field name"})
+    rows[2] = "{broken json"
+    write(f, "\n".join(rows))
+    report = make_kb().ingest([f], id_field="id")
+    assert report.updated == 2
+    assert sorted(r.path.rsplit("#", 1)[1] for r in report.failed) == ["line 2", "line 3"]
+    # Neither bad record loses its indexed version: record 1's id is readable; line 3 has no readable
+    # id, so nothing of this file is deleted in this run.
+    assert report.deleted == 0
+    assert sorted(d.doc_id for d in make_kb().documents()) == ["0", "1", "2", "3"]
+    write(f, "\n".join(r for i, r in enumerate(rows) if i != 2))  # the broken line removed for good
+    assert make_kb().ingest([f], id_field="id").deleted == 1
+
+
 def test_bad_files_are_named_and_good_files_indexed(make_kb, tmp_path: Path) -> None:
     """Issue #2 'must show' 4: a folder mixing good and bad files."""
     docs = corpus(tmp_path / "docs")

@@ -21,21 +21,40 @@ _DEFAULT_TEXT_FIELDS = ("text", "body", "content")
 
 
 @dataclass(frozen=True)
+class RecordProblem:
+    """A record that could not be read: ``label`` says where ("record 5", "line 7"), ``doc_id`` is set
+    when the record's id could still be read (its indexed version is then kept, not deleted)."""
+
+    label: str
+    reason: str
+    doc_id: str | None = None
+
+
+class LoadedDocuments(list):
+    """The documents of a records file, plus the records that failed (``problems``)."""
+
+    def __init__(self, docs: list[Document], problems: list[RecordProblem]) -> None:
+        super().__init__(docs)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
 class RecordOptions:
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _iter_records(path: Path, raw: str) -> Iterator[tuple[int, Any]]:
+def _iter_records(path: Path, raw: str) -> Iterator[tuple[str, int, Any]]:
+    """(label, index, record) triples; an unparsable JSONL line is yielded as a RecordProblem."""
     if path.suffix.lower() == ".jsonl":
         for lineno, line in enumerate(raw.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                yield f"line {lineno}", lineno, json.loads(line)
             except json.JSONDecodeError as exc:
-                raise LoaderError(str(path), f"line {lineno} is not valid JSON ({exc.msg}); fix or remove that line") from None
+                yield f"line {lineno}", lineno, RecordProblem(f"line {lineno}", f"not valid JSON ({exc.msg}); fix or remove that line")
         return
     try:
         data = json.loads(raw)
@@ -45,48 +64,66 @@ def _iter_records(path: Path, raw: str) -> Iterator[tuple[int, Any]]:
         data = [data]
     if not isinstance(data, list):
         raise LoaderError(str(path), "expected a JSON array of objects or one object")
-    yield from enumerate(data, 1)
+    for index, record in enumerate(data, 1):
+        yield f"record {index}", index, record
 
 
-def load_records(path: Path, raw: str, options: RecordOptions) -> list[Document]:
-    """Parse every record of ``path`` into a Document. Raises LoaderError naming the file and field."""
+def _record_document(source: str, index: int, record: Any, options: RecordOptions) -> Document | None:
+    """One record as a Document (None for a record with empty text). Raises ValueError with the reason."""
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    text_field = options.text_field or next((f for f in _DEFAULT_TEXT_FIELDS if f in record), None)
+    if text_field is None:
+        raise ValueError(f"none of the fields {', '.join(_DEFAULT_TEXT_FIELDS)}; pass --text-field")
+    text = record.get(text_field)
+    if not isinstance(text, str):
+        raise ValueError(f"field '{text_field}' is missing or not a string; check --text-field")
+    if options.id_field:
+        if record.get(options.id_field) in (None, ""):
+            raise ValueError(f"id field '{options.id_field}' is missing; check --id-field")
+        doc_id = str(record[options.id_field])
+    else:
+        doc_id = f"{source}#{index}"
+    if not text.strip():
+        return None  # an empty record has nothing to retrieve; it is not an error
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
+    return Document(
+        doc_id=doc_id,
+        source=source,
+        sections=[Section(text=text.strip())],
+        content_hash=hashlib.sha256(canonical).hexdigest(),
+        title=str(record.get("title") or ""),
+        metadata={f: record.get(f) for f in options.metadata_fields if f in record},
+    )
+
+
+def load_records(path: Path, raw: str, options: RecordOptions) -> LoadedDocuments:
+    """Parse every record of ``path`` into a Document.
+
+    A bad record is a RecordProblem in the result's ``problems``, not a failure of the file: the other
+    records are still indexed. Raises LoaderError (naming the file) when the file as a whole is
+    unreadable, has no usable record, or repeats an id.
+    """
     docs: list[Document] = []
+    problems: list[RecordProblem] = []
     source = str(path)
-    for index, record in _iter_records(path, raw):
-        where = f"record {index}"
-        if not isinstance(record, dict):
-            raise LoaderError(source, f"{where} is not a JSON object")
-        text_field = options.text_field or next((f for f in _DEFAULT_TEXT_FIELDS if f in record), None)
-        if text_field is None:
-            raise LoaderError(source, f"{where} has none of the fields {', '.join(_DEFAULT_TEXT_FIELDS)}; pass --text-field")
-        text = record.get(text_field)
-        if not isinstance(text, str):
-            raise LoaderError(source, f"{where}: field '{text_field}' is missing or not a string; check --text-field")
-        if options.id_field:
-            if record.get(options.id_field) in (None, ""):
-                raise LoaderError(source, f"{where}: id field '{options.id_field}' is missing; check --id-field")
-            doc_id = str(record[options.id_field])
-        else:
-            doc_id = f"{source}#{index}"
-        metadata = {f: record.get(f) for f in options.metadata_fields if f in record}
-        canonical = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
-        title = str(record.get("title") or "")
-        if not text.strip():
-            continue  # an empty record has nothing to retrieve; it is not an error of the file
-        docs.append(
-            Document(
-                doc_id=doc_id,
-                source=source,
-                sections=[Section(text=text.strip())],
-                content_hash=hashlib.sha256(canonical).hexdigest(),
-                title=title,
-                metadata=metadata,
-            )
-        )
+    for label, index, record in _iter_records(path, raw):
+        if isinstance(record, RecordProblem):
+            problems.append(record)
+            continue
+        try:
+            doc = _record_document(source, index, record, options)
+        except ValueError as exc:
+            rid = record.get(options.id_field) if isinstance(record, dict) and options.id_field else None
+            problems.append(RecordProblem(label, str(exc), str(rid) if rid not in (None, "") else None))
+            continue
+        if doc is not None:
+            docs.append(doc)
     if not docs:
-        raise LoaderError(source, "no records with text")
+        first = f"; {problems[0].label}: {problems[0].reason}" if problems else ""
+        raise LoaderError(source, f"no records with text{first}")
     ids = [d.doc_id for d in docs]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise LoaderError(source, f"id '{dup}' occurs more than once; --id-field must be unique")
-    return docs
+    return LoadedDocuments(docs, problems)

@@ -145,6 +145,11 @@ class Ingestor:
         except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the run
             return FileResult(source, "failed", reason=f"{type(exc).__name__}: {exc}")
         seen.update(d.doc_id for d in docs)
+        for problem in getattr(docs, "problems", []):  # bad records of a records file, one by one
+            report.failed.append(FileResult(f"{source}#{problem.label}", "failed", reason=problem.reason))
+            # Keep what the record had indexed. Without a readable id it cannot be told apart from a
+            # deleted record, so nothing of this file is deleted in this run.
+            seen.update([problem.doc_id] if problem.doc_id else by_source.get(source, []))
         report.unchanged += len(docs) - len(pending)
         status = "unchanged"
         for doc, chunks in pending:
