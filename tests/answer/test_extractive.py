@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from groundwork.answer.extractive import ABSTAIN_MESSAGE
+from groundwork.evaluate.answers import segments
 from tests.conftest import write
 
 
@@ -24,12 +25,16 @@ def test_answer_quotes_and_cites_the_right_chunk(make_kb, tmp_path: Path) -> Non
     ans = kb.ask("How many days do customers have to request a refund?")
     assert not ans.abstained
     assert "within 30 days of purchase" in ans.answer
-    assert "[1]" in ans.answer or any(f"[{c.n}]" in ans.answer for c in ans.citations)
     by_n = {c.n: c for c in ans.citations}
+    assert sorted(by_n) == list(range(1, len(by_n) + 1))  # renumbered 1..m, no gaps
     # the sentence about 30 days is followed by the number of the refunds chunk
     n_refund = next(n for n, c in by_n.items() if c.source.endswith("refunds.md"))
     assert f"within 30 days of purchase. [{n_refund}]" in ans.answer
-    for c in ans.citations:  # every cited chunk is real and its text holds what was quoted from it
+    quoted = segments(ans.answer)
+    assert quoted and all(ns for _, ns in quoted)  # every sentence carries a citation
+    for sentence, ns in quoted:  # ... and is quoted verbatim from the chunk it cites
+        assert all(sentence in " ".join(by_n[n].text.split()) for n in ns), sentence
+    for c in ans.citations:
         assert Path(c.source).is_file()
     assert set(ans.timings_ms) == {"embed", "retrieve", "generate", "total"}
 

@@ -36,7 +36,7 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None, progress=None) -> KnowledgeBase:  # noqa: ANN001
+def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None) -> KnowledgeBase:
     """A KnowledgeBase over ``dataset``'s corpus, built on first use. Raises DatasetError when
     corpus files fail to load."""
     root = cache_dir or default_cache_dir()
@@ -46,7 +46,7 @@ def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None 
     embedder = settings.embedder.model_copy(update={"cache_dir": settings.embedder.cache_dir or root})
     kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path, "embedder": embedder}))
     r = dataset.records
-    report = kb.ingest(dataset.corpus, progress=progress, text_field=r.text_field if r else None,
+    report = kb.ingest(dataset.corpus, text_field=r.text_field if r else None,
                        id_field=r.id_field if r else None, metadata_fields=list(r.metadata_fields) if r else None)  # fmt: skip
     if report.failed:
         reasons = "; ".join(f"{f.path}: {f.reason}" for f in report.failed[:3])

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, ModelMismatchError, StoreError
@@ -304,7 +305,7 @@ class LanceStore:
     # -- versions -----------------------------------------------------------------------------------
     def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion:
         previous = self.list_versions()
-        docs = len(self.list_documents())
+        docs = len(pc.unique(self._scan(["doc_id"]).column("doc_id"))) if self._chunks is not None else 0
         v = IndexVersion(
             version=(previous[-1].version + 1) if previous else 1,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
