@@ -34,11 +34,12 @@ def test_ingest_search_ask_json(tmp_path: Path) -> None:
 
     r = gw("--kb", kb, "ask", "Where can visitors park?", "--json")
     ans = json.loads(r.output)
-    assert set(ans) == {"answer", "abstained", "citations", "timings_ms"}
+    assert {"answer_id", "answer", "abstained", "blocked", "citations", "guardrails", "model_id", "index_version"} <= set(ans)
+    assert len(ans["answer_id"]) == 32 and ans["index_version"] == 1 and ans["model_id"].startswith("extractive:")
     assert ans["abstained"] is False and "north car park" in ans["answer"]
     c = ans["citations"][0]
-    assert set(c) == {"n", "doc_id", "chunk_id", "source", "score", "text"} and f"[{c['n']}]" in ans["answer"]
-    assert set(ans["timings_ms"]) == {"embed", "retrieve", "generate", "total"}
+    assert {"n", "doc_id", "chunk_id", "source", "score", "text", "heading", "page"} <= set(c) and f"[{c['n']}]" in ans["answer"]
+    assert {"embed", "retrieve", "generate", "guard", "total"} <= set(ans["timings_ms"])
 
     r = gw("--kb", kb, "ask", "Where can visitors park?")
     assert "north car park" in r.output and "a.md" in r.output

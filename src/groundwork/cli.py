@@ -121,17 +121,23 @@ def _hits_table(hits: list[SearchHit]) -> Table:
     return table
 
 
+_RERANK_HELP = "none | mmr | cross-encoder | llm [default: rerank.method]"
+_DECOMPOSE_HELP = "off | heuristic | llm: split multi-hop questions into sub-questions [default: retrieval.decompose]"
+
+
 @app.command()
 def search(
     query: str = typer.Argument(..., help="What to look for"),
     mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: hybrid]"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="How many chunks [default: 10]"),
     filter: Optional[str] = typer.Option(None, "--filter", help="Metadata filter, e.g. \"category = 'sports'\""),  # noqa: A002
+    rerank: Optional[str] = typer.Option(None, "--rerank", help=_RERANK_HELP),
+    decompose: Optional[str] = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON"),
 ) -> None:
     """Rank chunks for a query and print them with scores and sources."""
     try:
-        hits = _kb().search(query, mode=mode, top_k=top_k, filter=filter)
+        hits = _kb(**{"rerank.method": rerank, "retrieval.decompose": decompose}).search(query, mode=mode, top_k=top_k, filter=filter)
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     if as_json:
@@ -148,19 +154,46 @@ def ask(
     mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Chunks retrieved for the answer [default: 6]"),
     filter: Optional[str] = typer.Option(None, "--filter", help="Metadata filter"),  # noqa: A002
+    generator: Optional[str] = typer.Option(None, "--generator", help="extractive | openai | bedrock | transformers [default: generator.backend]"),
+    model: Optional[str] = typer.Option(None, "--model", help="openai/bedrock: model name or id"),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="transformers: local model folder"),
+    adapter_path: Optional[Path] = typer.Option(None, "--adapter-path", help="transformers: LoRA adapter folder"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: base URL of an OpenAI-compatible server"),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help=_RERANK_HELP),
+    decompose: Optional[str] = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
+    stream: bool = typer.Option(True, "--stream/--no-stream", help="Print the answer as it is generated"),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON"),
 ) -> None:
     """Answer a question from the indexed documents, citing the chunks used as [n]."""
+    overrides = {"generator.backend": generator, "generator.model": model, "generator.model_path": model_path,
+                 "generator.adapter_path": adapter_path, "generator.base_url": base_url, "rerank.method": rerank,
+                 "retrieval.decompose": decompose}  # fmt: skip
+    streamed: list[str] = []
+
+    def on_token(piece: str) -> None:
+        streamed.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
     try:
-        answer = _kb().ask(question, mode=mode, top_k=top_k, filter=filter)
+        answer = _kb(**overrides).ask(question, mode=mode, top_k=top_k, filter=filter,
+                                      on_token=on_token if stream and not as_json else None)  # fmt: skip
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     if as_json:
         _json(answer.to_dict())
         return
-    out.print(escape(answer.answer), soft_wrap=True)
+    if streamed:
+        sys.stdout.write("\n")
+        if "".join(streamed).strip() != answer.answer.strip():  # guardrails changed the text (masking, block)
+            out.print("[dim]after guardrails:[/] " + escape(answer.answer), soft_wrap=True)
+    else:
+        out.print(escape(answer.answer), soft_wrap=True)
     for c in answer.citations:
-        out.print(f"  [dim]\\[{c.n}][/] {escape(_display(c.source))}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]", soft_wrap=True)
+        where = f"  {escape(c.heading)}" if c.heading else ""
+        out.print(f"  [dim]\\[{c.n}][/] {escape(_display(c.source))}{where}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]", soft_wrap=True)
+    for d in answer.guardrails:
+        err.print(f"[yellow]guardrail[/] {d.guard} ({d.stage}): {d.action}, {escape(d.detail)}")
 
 
 @app.command()
@@ -197,6 +230,38 @@ def documents(as_json: bool = typer.Option(False, "--json")) -> None:
     for d in docs:
         table.add_row(escape(_display(d.doc_id)), escape(d.title), str(d.chunks))
     out.print(table)
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="Read the audit record of answers.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("list")
+def audit_list(limit: int = typer.Option(20, help="How many records, newest first"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Recent answers: time, caller, question, abstained, latency."""
+    try:
+        records = _kb().audit.list(limit=limit)
+    except GroundworkError as exc:
+        _fail(exc)
+    if as_json:
+        _json(records)
+        return
+    table = Table()
+    for col in ("answer_id", "time (UTC)", "caller", "question", "abstained", "guardrails", "ms"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        table.add_row(r["answer_id"], r["created_at"], escape(r["caller"]), escape(r["question"][:80]), str(r["abstained"]),
+                      ", ".join(f"{g['guard']}:{g['action']}" for g in r["guardrails"]), f"{r['latency_ms'].get('total', 0):.0f}")  # fmt: skip
+    out.print(table if records else "no answers recorded yet")
+
+
+@audit_app.command("show")
+def audit_show(answer_id: str = typer.Argument(..., help="The answer id (from `ask --json` or `audit list`)")) -> None:
+    """One audit record in full, as JSON."""
+    try:
+        _json(_kb().audit.get(answer_id))
+    except GroundworkError as exc:
+        _fail(exc)
 
 
 @config_app.command("show")

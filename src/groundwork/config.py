@@ -84,6 +84,53 @@ class RetrievalSettings(_Section):
     fusion: Literal["rrf", "convex"] = Field("convex", description="hybrid: convex combination of min-max normalised scores, or reciprocal rank fusion")
     bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
     dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")
+    decompose: Literal["off", "heuristic", "llm"] = Field("off", description="multi-hop: split a question into sub-questions, retrieve for each, fuse (RRF)")
+
+
+class RerankSettings(_Section):
+    method: Literal["none", "mmr", "cross-encoder", "llm"] = Field("none", description="second-stage reranker applied to the retrieved candidates")
+    depth: int = Field(30, ge=1, le=1000, description="candidates retrieved and handed to the reranker (then cut to top_k)")
+    model_path: Path | None = Field(None, description="cross-encoder: a sentence-transformers CrossEncoder model folder")
+    mmr_lambda: float = Field(0.7, ge=0, le=1, description="mmr: 1 = relevance only, 0 = diversity only")
+    batch_size: int = Field(32, ge=1)
+
+
+class GeneratorSettings(_Section):
+    backend: Literal["extractive", "openai", "bedrock", "transformers"] = "extractive"
+    model: str = Field("", description="openai/bedrock: model name or id (e.g. 'gpt-4o-mini', 'amazon.nova-lite-v1:0')")
+    base_url: str | None = Field(None, description="openai: base URL of any OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: name of the environment variable holding the key (the key itself is never a setting)")
+    region: str | None = Field(None, description="bedrock: AWS region; default from the standard AWS chain")
+    model_path: Path | None = Field(None, description="transformers: a causal LM folder (AutoModelForCausalLM)")
+    adapter_path: Path | None = Field(None, description="transformers: optional PEFT LoRA adapter folder")
+    device: str = Field("cpu", description="transformers: cpu, cuda, cuda:0, ...")
+    timeout_s: float = Field(60.0, gt=0, description="per-request timeout (seconds)")
+    max_retries: int = Field(2, ge=0, le=10, description="retries with exponential backoff on timeouts, 429 and 5xx")
+    max_tokens: int = Field(512, ge=1, description="maximum tokens generated per answer")
+    temperature: float = Field(0.0, ge=0, le=2)
+    context_window: int = Field(8192, ge=256, description="model context size in tokens; the context budget never exceeds it minus max_tokens and the prompt")
+    prompt: str = Field("grounded-answer", description="prompt template id (a file under groundwork/answer/prompts)")
+    fallback: Literal["extractive", "none"] = Field("extractive", description="answer with this generator when the backend fails; 'none' raises")
+
+
+class GuardSettings(_Section):
+    injection: Literal["block", "mask", "flag", "off"] = Field("flag", description="prompt-injection patterns in the question (block) and in retrieved chunks (flag/mask)")
+    denied_topics: list[str] = Field(default_factory=list, description="topics described in natural language; questions too similar are refused")
+    topic_action: Literal["block", "flag", "off"] = "block"
+    topic_threshold: float = Field(0.55, ge=0, le=1, description="cosine similarity (bundled embedder) at which a question matches a denied topic")
+    deny_words: list[str] = Field(default_factory=list, description="words/phrases refused in questions and answers (case-insensitive, whole words)")
+    deny_words_action: Literal["block", "mask", "flag", "off"] = "block"
+    pii: Literal["block", "mask", "flag", "off"] = Field("mask", description="PII in answers: emails, phones, payment cards (Luhn), IBANs, US SSNs, IP addresses")
+    pii_at_ingest: bool = Field(False, description="also mask PII in chunk text before it is indexed")
+    pii_region: str = Field("US", description="default region for phone numbers without a country code")
+    grounding: Literal["block", "flag", "off"] = Field("flag", description="contextual grounding check of generated answers")
+    grounding_threshold: float = Field(0.5, ge=0, le=0.99, description="minimum grounding score (share of answer sentences supported by the context)")
+    relevance_threshold: float = Field(0.3, ge=0, le=0.99, description="minimum relevance score (answer addresses the question)")
+    max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
+
+
+class AuditSettings(_Section):
+    enabled: bool = Field(True, description="write an audit record of every answer to audit.sqlite in the knowledge-base folder")
 
 
 class AnswerSettings(_Section):
@@ -109,6 +156,10 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    rerank: RerankSettings = Field(default_factory=RerankSettings)
+    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -34,3 +34,24 @@ class ModelMismatchError(GroundworkError):
 
 class StoreError(GroundworkError):
     """The index on disk is missing, unreadable, or was written by an incompatible version."""
+
+
+class GeneratorError(GroundworkError):
+    """An LLM backend failed (timeout, refused connection, 5xx, malformed reply) after its retries.
+
+    ``retryable`` is False for errors no retry can fix (bad credentials, unknown model).
+    """
+
+    def __init__(self, backend: str, reason: str, retryable: bool = True) -> None:
+        super().__init__(f"{backend} generator failed: {reason}")
+        self.backend = backend
+        self.reason = reason
+        self.retryable = retryable
+
+
+class GuardrailBlocked(GroundworkError):
+    """A guardrail with action 'block' refused the question; ``decision`` says which and why."""
+
+    def __init__(self, decision: object, message: str) -> None:
+        super().__init__(message)
+        self.decision = decision

@@ -13,17 +13,28 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
+import uuid
+
 from groundwork.answer import ExtractiveGenerator, Generator, assemble_context
+from groundwork.answer.backends import make_chat_model
+from groundwork.answer.chat import ChatModel, Message
 from groundwork.answer.citations import renumber
+from groundwork.answer.generator import TokenCallback
+from groundwork.answer.llm import FallbackGenerator, LLMGenerator
+from groundwork.audit import AuditLog, answer_record
 from groundwork.config import Settings, load_settings
-from groundwork.errors import StoreError
+from groundwork.errors import ConfigError, StoreError
+from groundwork.guard import REFUSAL, Guardrails
 from groundwork.filters import Filter
 from groundwork.index.embedder import SentenceTransformerEmbedder, load_embedder
 from groundwork.index.lance import LanceStore
 from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sync import Ingestor, ProgressFn
-from groundwork.retrieve import Retriever
+from groundwork.retrieve import Retriever, SearchPipeline
+from groundwork.retrieve.conversation import rewrite_question
+from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
+from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
 from groundwork.types import Answer, Citation, DocumentInfo, IndexVersion, IngestReport, SearchHit
 
 
@@ -61,8 +72,50 @@ class KnowledgeBase:
         return Retriever(self.store, self.embedder, self.settings.retrieval)
 
     @cached_property
+    def chat_model(self) -> ChatModel | None:
+        """The configured LLM (generator.backend other than extractive), shared by the generator,
+        the LLM reranker, LLM decomposition and follow-up rewriting; None for the extractive default."""
+        g = self.settings.generator
+        return None if g.backend == "extractive" else make_chat_model(g)
+
+    @cached_property
     def generator(self) -> Generator:
-        return ExtractiveGenerator(self.embedder, self.settings.answer)
+        extractive = ExtractiveGenerator(self.embedder, self.settings.answer)
+        if self.chat_model is None:
+            return extractive
+        g = self.settings.generator
+        llm = LLMGenerator(self.chat_model, g.prompt, g.max_tokens)
+        return FallbackGenerator(llm, extractive) if g.fallback == "extractive" else llm
+
+    @cached_property
+    def pipeline(self) -> SearchPipeline:
+        r = self.settings.rerank
+        reranker: Reranker | None = None
+        if r.method == "mmr":
+            reranker = MMRReranker(self.embedder, r.mmr_lambda)
+        elif r.method == "cross-encoder":
+            if r.model_path is None:
+                raise ConfigError("rerank.model_path is required for rerank.method = 'cross-encoder'")
+            reranker = CrossEncoderReranker(r.model_path, r.batch_size, self.settings.embedder.device)
+        elif r.method == "llm":
+            if self.chat_model is None:
+                raise ConfigError("rerank.method = 'llm' needs an LLM: set generator.backend (openai, bedrock, transformers)")
+            reranker = LLMReranker(self.chat_model)
+        decomposer: Decomposer | None = None
+        d = self.settings.retrieval.decompose
+        if d == "heuristic" or (d == "llm" and self.chat_model is None):
+            decomposer = HeuristicDecomposer()
+        elif d == "llm":
+            decomposer = LLMDecomposer(self.chat_model)
+        return SearchPipeline(self.retriever, reranker, decomposer, r.depth)
+
+    @cached_property
+    def guardrails(self) -> Guardrails:
+        return Guardrails(self.settings.guard, self.embedder)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.path / "audit.sqlite")
 
     def _require_index(self) -> None:
         if not self.store.exists:
@@ -85,36 +138,80 @@ class KnowledgeBase:
     # -- query --------------------------------------------------------------------------------------
     def search(self, query: str, mode: str | None = None, top_k: int | None = None,
                filter: str | Filter | None = None) -> list[SearchHit]:  # noqa: A002 # fmt: skip
-        """Ranked chunks for ``query``. Raises FilterError for a bad filter, StoreError with no index."""
+        """Ranked chunks for ``query`` (decomposition and reranking as configured).
+
+        Raises FilterError for a bad filter, ValueError for a bad mode, StoreError with no index."""
         self._require_index()
-        return self.retriever.retrieve(query, mode, top_k, filter).hits
+        return self.pipeline.search(query, mode, top_k, filter).hits
 
     def ask(self, question: str, mode: str | None = None, top_k: int | None = None,
-            filter: str | Filter | None = None) -> Answer:  # noqa: A002 # fmt: skip
-        """Retrieve, assemble context within the token budget, and answer with citations (or abstain)."""
+            filter: str | Filter | None = None, history: Sequence[Message] | None = None,  # noqa: A002
+            on_token: TokenCallback | None = None, caller: str = "cli", tenant: str | None = None) -> Answer:  # fmt: skip
+        """Answer ``question`` from the index with ``[n]`` citations, or abstain.
+
+        Steps: input guardrails -> follow-up rewriting (when ``history`` has earlier turns) -> search ->
+        context assembly within the token budget (the generator's tokenizer) -> context guardrails ->
+        generation (``on_token`` receives streamed text) -> citation check -> output guardrails ->
+        audit record. A blocked question is refused without retrieval; the refusal is audited too.
+        Raises FilterError, ValueError, StoreError as ``search`` does; GeneratorError only when the
+        backend fails and ``generator.fallback`` is 'none'.
+        """
         t0 = time.perf_counter()
         self._require_index()
-        a = self.settings.answer
-        retrieval = self.retriever.retrieve(question, mode, top_k or a.top_k, filter)
-        t1 = time.perf_counter()
-        context = assemble_context(retrieval.hits, self.embedder.count_tokens, a.context_tokens, a.dedup_similarity)
-        gen = self.generator.generate(question, context)
-        t2 = time.perf_counter()
+        a, g = self.settings.answer, self.settings.generator
+        mode = mode or self.settings.retrieval.mode
+        answer = Answer(question, "", False, [], {}, answer_id=uuid.uuid4().hex, model_id=self.generator.model_id,
+                        prompt=_prompt_ref(self.generator), index_version=self.store.current_version())  # fmt: skip
+        timings: dict[str, float] = {}
+        answer.guardrails += self.guardrails.check_question(question)
+        if any(d.action == "blocked" for d in answer.guardrails):
+            answer.answer, answer.abstained, answer.blocked = REFUSAL, True, True
+            if on_token:
+                on_token(REFUSAL)
+            return self._finish(answer, timings, t0, caller, tenant, mode, filter)
+        t = time.perf_counter()
+        answer.search_query = rewrite_question(question, history or [], self.chat_model) if history else question
+        timings["rewrite"] = (time.perf_counter() - t) * 1000
+        result = self.pipeline.search(answer.search_query, mode, top_k or a.top_k, filter)
+        answer.hits, answer.sub_questions = result.hits, result.sub_questions
+        timings.update(result.timings_ms)
+        t = time.perf_counter()
+        budget = min(a.context_tokens, getattr(self.generator, "context_budget", lambda q: a.context_tokens)(answer.search_query))
+        context = assemble_context(result.hits, self.generator.count_tokens, budget, a.dedup_similarity)
+        context, decisions, flagged = self.guardrails.check_context(context)
+        answer.guardrails += decisions
+        timings["assemble"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        gen = self.generator.generate(answer.search_query, context, on_token)
+        timings["generate"] = (time.perf_counter() - t) * 1000
+        answer.model_id = gen.model_id or answer.model_id
+        answer.prompt = gen.prompt if gen.prompt is not None else answer.prompt
+        answer.abstained, answer.evidence_score, answer.notice = gen.abstained, gen.evidence_score, gen.notice
+        answer.flags, answer.invalid_citations = list(gen.flags), gen.invalid_citations
         by_n = {c.n: c for c in context}
         text, mapping = renumber(gen.text, set(by_n))
-        citations = [
-            Citation(n=new, doc_id=by_n[old].hit.chunk.doc_id, chunk_id=by_n[old].hit.chunk.chunk_id,
-                     source=by_n[old].hit.chunk.source, score=by_n[old].hit.score, text=by_n[old].text)
-            for old, new in mapping.items()
-        ]  # fmt: skip
-        timings = {
-            "embed": retrieval.timings_ms.get("embed", 0.0),
-            "retrieve": retrieval.timings_ms.get("retrieve", 0.0),
-            "generate": (t2 - t1) * 1000,
-            "total": (t2 - t0) * 1000,
-        }
-        return Answer(question, text, gen.abstained, citations, {k: round(v, 2) for k, v in timings.items()},
-                      retrieval.hits, gen.evidence_score)  # fmt: skip
+        for old, new in mapping.items():
+            ch = by_n[old].hit.chunk
+            answer.citations.append(Citation(
+                n=new, doc_id=ch.doc_id, chunk_id=ch.chunk_id, source=ch.source, score=by_n[old].hit.score,
+                text=by_n[old].text, heading=ch.heading, page=ch.page,
+                flags=["prompt_injection"] if ch.chunk_id in flagged else []))  # fmt: skip
+        t = time.perf_counter()
+        text, decisions = self.guardrails.check_answer(answer.search_query, text, context, gen.abstained)
+        answer.guardrails += decisions
+        timings["guard"] = (time.perf_counter() - t) * 1000
+        if any(d.action == "blocked" and d.stage == "output" for d in decisions):
+            text, answer.abstained, answer.blocked, answer.citations = REFUSAL, True, True, []
+        answer.answer = text
+        return self._finish(answer, timings, t0, caller, tenant, mode, filter)
+
+    def _finish(self, answer: Answer, timings: dict[str, float], t0: float, caller: str, tenant: str | None,
+                mode: str, filter: str | Filter | None) -> Answer:  # noqa: A002 # fmt: skip
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        answer.timings_ms = {k: round(v, 2) for k, v in timings.items()}
+        if self.settings.audit.enabled:
+            self.audit.write(answer_record(answer, caller, tenant, mode, filter if isinstance(filter, str) or filter is None else str(filter)))
+        return answer
 
     # -- inspection ---------------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:
@@ -136,3 +233,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def _prompt_ref(generator: Generator) -> str | None:
+    prompt = getattr(generator, "prompt", None)
+    return prompt.ref if prompt is not None else None

@@ -113,11 +113,35 @@ class Citation:
     source: str
     score: float
     text: str
+    heading: str = ""
+    page: int | None = None
+    flags: list[str] = field(default_factory=list)  # e.g. "prompt_injection" when a guardrail flagged the chunk
+
+
+@dataclass
+class GuardDecision:
+    """One guardrail's verdict. ``stage`` is input|context|output; ``action`` is what was done:
+    blocked|masked|flagged (a guard that found nothing records no decision). ``targets`` names what
+    it applied to (chunk ids, PII kinds, topic), ``score`` the measured value where there is one."""
+
+    guard: str
+    stage: str
+    action: str
+    detail: str
+    score: float | None = None
+    targets: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Answer:
-    """The result of ``ask``. ``timings_ms`` has keys embed, retrieve, generate, total (milliseconds)."""
+    """The result of ``ask``. ``timings_ms`` has keys rewrite, embed, retrieve, rerank, assemble,
+    generate, guard, total (milliseconds).
+
+    ``question`` is what was asked; ``search_query`` the stand-alone question actually searched (after
+    follow-up rewriting) and ``sub_questions`` the decomposition, when used. ``prompt`` is the prompt
+    template reference (``id@version#hash``), ``model_id`` the generator's model; ``guardrails`` every
+    guardrail decision; ``flags`` generator findings (``no_valid_citation``, ``fallback``, ...).
+    """
 
     question: str
     answer: str
@@ -126,12 +150,34 @@ class Answer:
     timings_ms: dict[str, float]
     hits: list[SearchHit] = field(default_factory=list)
     evidence_score: float | None = None  # what abstention was decided on (generator-specific)
+    answer_id: str = ""
+    search_query: str = ""
+    sub_questions: list[str] = field(default_factory=list)
+    model_id: str = ""
+    prompt: str | None = None
+    guardrails: list[GuardDecision] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    invalid_citations: int = 0
+    blocked: bool = False
+    notice: str | None = None
+    index_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "answer_id": self.answer_id,
             "answer": self.answer,
             "abstained": self.abstained,
+            "blocked": self.blocked,
             "citations": [asdict(c) for c in self.citations],
+            "search_query": self.search_query,
+            "sub_questions": self.sub_questions,
+            "model_id": self.model_id,
+            "prompt": self.prompt,
+            "guardrails": [asdict(g) for g in self.guardrails],
+            "flags": self.flags,
+            "invalid_citations": self.invalid_citations,
+            "notice": self.notice,
+            "index_version": self.index_version,
             "timings_ms": self.timings_ms,
         }
 

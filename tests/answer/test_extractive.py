@@ -36,7 +36,7 @@ def test_answer_quotes_and_cites_the_right_chunk(make_kb, tmp_path: Path) -> Non
         assert all(sentence in " ".join(by_n[n].text.split()) for n in ns), sentence
     for c in ans.citations:
         assert Path(c.source).is_file()
-    assert set(ans.timings_ms) == {"embed", "retrieve", "generate", "total"}
+    assert set(ans.timings_ms) == {"rewrite", "embed", "retrieve", "rerank", "assemble", "generate", "guard", "total"}
 
 
 def test_abstains_when_documents_do_not_hold_the_answer(make_kb, tmp_path: Path) -> None:

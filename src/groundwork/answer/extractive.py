@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from groundwork.answer.context import ContextChunk
-from groundwork.answer.generator import Generation
+from groundwork.answer.generator import Generation, TokenCallback
 from groundwork.config import AnswerSettings
 from groundwork.index.embedder import Embedder
 from groundwork.ingest.chunking.base import split_sentences
@@ -55,8 +55,19 @@ class ExtractiveGenerator:
     def __init__(self, embedder: Embedder, settings: AnswerSettings | None = None) -> None:
         self.embedder = embedder
         self.settings = settings or AnswerSettings()
+        self.model_id = f"extractive:{embedder.model_id}"
 
-    def generate(self, question: str, context: Sequence[ContextChunk]) -> Generation:
+    def count_tokens(self, text: str) -> int:
+        return self.embedder.count_tokens(text)
+
+    def generate(self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None) -> Generation:
+        gen = self._generate(question, context)
+        gen.model_id = self.model_id
+        if on_token:  # nothing is produced incrementally: the whole answer is one piece
+            on_token(gen.text)
+        return gen
+
+    def _generate(self, question: str, context: Sequence[ContextChunk]) -> Generation:
         sents = candidate_sentences(context)
         if not sents:
             return Generation(ABSTAIN_MESSAGE, abstained=True, evidence_score=None)

@@ -320,6 +320,10 @@ class LanceStore:
             self._versions.add(row)
         return v
 
+    def current_version(self) -> int | None:
+        """The latest index version number (versions are numbered 1, 2, ... with no gaps), or None."""
+        return self._versions.count_rows() if self._versions is not None else None
+
     def list_versions(self) -> list[IndexVersion]:
         if self._versions is None:
             return []

@@ -1,6 +1,8 @@
-"""Retrieve stage: BM25, dense and hybrid retrieval with rank fusion and metadata pre-filters."""
+"""Retrieve stage: BM25, dense and hybrid retrieval with rank fusion and metadata pre-filters,
+multi-hop decomposition, reranking, and follow-up rewriting."""
 
 from groundwork.retrieve.fusion import convex_fusion, rrf_fusion
+from groundwork.retrieve.pipeline import PipelineResult, SearchPipeline
 from groundwork.retrieve.retriever import Retriever
 
-__all__ = ["Retriever", "convex_fusion", "rrf_fusion"]
+__all__ = ["PipelineResult", "Retriever", "SearchPipeline", "convex_fusion", "rrf_fusion"]

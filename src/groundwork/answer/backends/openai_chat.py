@@ -1,0 +1,63 @@
+"""Any OpenAI-compatible Chat Completions server (vLLM, Ollama, llama.cpp, LM Studio, OpenAI),
+through the official ``openai`` client, which does the retries with exponential backoff on
+connection errors, timeouts, 408/409/429 and 5xx (``max_retries``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, Sequence
+
+import openai
+
+from groundwork.answer.chat import Message, estimate_tokens
+from groundwork.config import GeneratorSettings
+from groundwork.errors import ConfigError, GeneratorError
+
+
+class OpenAIChat:
+    """Chat Completions client. The API key is read from the environment variable named by
+    ``settings.api_key_env`` (never from a setting, never logged); local servers accept any key."""
+
+    def __init__(self, settings: GeneratorSettings) -> None:
+        if not settings.model:
+            raise ConfigError("generator.model is required for the openai backend (e.g. 'gpt-4o-mini' or the served model name)")
+        self.settings = settings
+        self.model_id = f"openai:{settings.model}"
+        self.context_window = settings.context_window
+        key = os.environ.get(settings.api_key_env) or ("unused" if settings.base_url else None)
+        if key is None:
+            raise ConfigError(f"the openai backend needs an API key in ${settings.api_key_env}, or generator.base_url for a local server")
+        self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
+                                    max_retries=settings.max_retries)  # fmt: skip
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def _args(self, messages: Sequence[Message], max_tokens: int | None) -> dict:
+        return {"model": self.settings.model, "messages": list(messages),
+                "max_tokens": max_tokens or self.settings.max_tokens, "temperature": self.settings.temperature}  # fmt: skip
+
+    def complete(self, messages: Sequence[Message], max_tokens: int | None = None) -> str:
+        try:
+            resp = self.client.chat.completions.create(**self._args(messages, max_tokens))
+        except openai.APIError as exc:
+            raise _error(exc) from exc
+        if not resp.choices:
+            raise GeneratorError("openai", "the server returned no choices")
+        return resp.choices[0].message.content or ""
+
+    def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
+        try:
+            for event in self.client.chat.completions.create(**self._args(messages, max_tokens), stream=True):
+                if event.choices and event.choices[0].delta.content:
+                    yield event.choices[0].delta.content
+        except openai.APIError as exc:
+            raise _error(exc) from exc
+
+
+def _error(exc: openai.APIError) -> GeneratorError:
+    status = getattr(exc, "status_code", None)
+    retryable = not isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                                     openai.BadRequestError))  # fmt: skip
+    what = f"HTTP {status}" if status else type(exc).__name__
+    return GeneratorError("openai", f"{what}: {exc.message if hasattr(exc, 'message') else exc}", retryable)

@@ -1,0 +1,123 @@
+"""The audit log: one durable record per answer, in ``audit.sqlite`` beside the index.
+
+A record holds: answer id, time (UTC ISO 8601), caller (key name, never the key; ``cli`` for the CLI),
+tenant, question, the stand-alone search query and sub-questions, filter, retrieval mode, retrieved
+chunk ids with scores, cited chunk ids, prompt template id and hash, generator model id, index version,
+every guardrail decision, abstained/blocked, flags, latency per stage (ms), the answer text, and any
+feedback given later. SQLite in WAL mode, one transaction per write, so a crash never leaves half a record.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from groundwork.errors import GroundworkError
+from groundwork.types import Answer
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    answer_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    tenant TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_created ON audit(created_at);
+CREATE TABLE IF NOT EXISTS feedback (
+    answer_id TEXT NOT NULL REFERENCES audit(answer_id),
+    created_at TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    comment TEXT
+);
+"""
+
+
+class AuditNotFound(GroundworkError):
+    """No audit record has this answer id (or the caller may not see it)."""
+
+
+def answer_record(answer: Answer, caller: str, tenant: str | None, mode: str, filter_text: str | None) -> dict[str, Any]:
+    """The audit record of ``answer`` as plain JSON-able data."""
+    return {
+        "answer_id": answer.answer_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "caller": caller,
+        "tenant": tenant,
+        "question": answer.question,
+        "search_query": answer.search_query,
+        "sub_questions": answer.sub_questions,
+        "filter": filter_text,
+        "mode": mode,
+        "retrieved": [{"chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id, "source": h.chunk.source,
+                       "score": round(h.score, 6)} for h in answer.hits],  # fmt: skip
+        "cited": [{"n": c.n, "chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source} for c in answer.citations],
+        "prompt": answer.prompt,
+        "model_id": answer.model_id,
+        "index_version": answer.index_version,
+        "guardrails": [asdict(g) for g in answer.guardrails],
+        "abstained": answer.abstained,
+        "blocked": answer.blocked,
+        "flags": answer.flags,
+        "invalid_citations": answer.invalid_citations,
+        "latency_ms": answer.timings_ms,
+        "answer": answer.answer,
+    }
+
+
+class AuditLog:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
+                             (record["answer_id"], record["created_at"], record["caller"], record.get("tenant"),
+                              json.dumps(record, ensure_ascii=False)))  # fmt: skip
+
+    def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
+        """Raises AuditNotFound for an unknown answer id, ValueError for a rating other than up/down."""
+        if rating not in ("up", "down"):
+            raise ValueError("rating must be 'up' or 'down'")
+        with self._lock:
+            if not self._db.execute("SELECT 1 FROM audit WHERE answer_id = ?", (answer_id,)).fetchone():
+                raise AuditNotFound(f"no answer with id {answer_id}")
+            self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?)",
+                             (answer_id, datetime.now(timezone.utc).isoformat(timespec="milliseconds"), caller, rating, comment))  # fmt: skip
+
+    def _with_feedback(self, record: dict[str, Any]) -> dict[str, Any]:
+        rows = self._db.execute("SELECT created_at, caller, rating, comment FROM feedback WHERE answer_id = ? ORDER BY created_at",
+                                (record["answer_id"],)).fetchall()  # fmt: skip
+        record["feedback"] = [{"created_at": r[0], "caller": r[1], "rating": r[2], "comment": r[3]} for r in rows]
+        return record
+
+    def get(self, answer_id: str, tenant: str | None = None) -> dict[str, Any]:
+        """The record; with ``tenant`` set, only a record of that tenant. Raises AuditNotFound."""
+        with self._lock:
+            row = self._db.execute("SELECT record, tenant FROM audit WHERE answer_id = ?", (answer_id,)).fetchone()
+            if not row or (tenant is not None and row[1] != tenant):
+                raise AuditNotFound(f"no answer with id {answer_id}")
+            return self._with_feedback(json.loads(row[0]))
+
+    def list(self, limit: int = 50, offset: int = 0, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; with ``tenant`` set, only that tenant's records."""
+        sql, args = "SELECT record FROM audit", []
+        if tenant is not None:
+            sql, args = sql + " WHERE tenant = ?", [tenant]
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY created_at DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+            return [self._with_feedback(json.loads(r[0])) for r in rows]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,67 @@
+"""The search pipeline: (decomposition) -> retrieval per query -> (fusion of the queries) -> (reranking).
+
+Used by every search and answer path (CLI, API, evaluation), so what is measured is what users get.
+With decomposition, the question and each sub-question are retrieved at the candidate depth and the
+lists are fused with RRF (Cormack, Clarke & Buettcher 2009, k = ``retrieval.rrf_k``), the original
+question weighted 1 and each sub-question 1 as well; with a reranker, ``rerank.depth`` candidates are
+reordered and cut to ``top_k``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from groundwork.filters import Filter, parse_filter
+from groundwork.retrieve.decompose import Decomposer
+from groundwork.retrieve.fusion import rrf_fusion
+from groundwork.retrieve.rerank import Reranker
+from groundwork.retrieve.retriever import Retrieval, Retriever
+from groundwork.types import SearchHit
+
+
+@dataclass
+class PipelineResult:
+    """Hits best first; ``sub_questions`` when decomposed; timings in ms (embed, retrieve, rerank)."""
+
+    hits: list[SearchHit]
+    sub_questions: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class SearchPipeline:
+    def __init__(self, retriever: Retriever, reranker: Reranker | None = None, decomposer: Decomposer | None = None,
+                 rerank_depth: int = 30) -> None:  # fmt: skip
+        self.retriever, self.reranker, self.decomposer = retriever, reranker, decomposer
+        self.rerank_depth = rerank_depth
+
+    def search(self, query: str, mode: str | None = None, top_k: int | None = None,
+               where: str | Filter | None = None) -> PipelineResult:  # fmt: skip
+        """Raises ValueError (bad mode, empty query) and FilterError like Retriever.retrieve."""
+        top_k = top_k or self.retriever.settings.top_k
+        flt = parse_filter(where) if isinstance(where, str) else where
+        depth = max(top_k, self.rerank_depth) if self.reranker else top_k
+        timings = {"embed": 0.0, "retrieve": 0.0, "rerank": 0.0}
+        subs = self.decomposer.decompose(query) if self.decomposer else []
+        if subs:
+            wide = max(depth, self.retriever.settings.candidates)
+            lists: dict[str, list[SearchHit]] = {}
+            for i, q in enumerate([query, *subs]):
+                r = self.retriever.retrieve(q, mode, wide, flt)
+                _add(timings, r)
+                lists[f"q{i}"] = r.hits
+            hits = rrf_fusion(lists, k=self.retriever.settings.rrf_k)[:depth]
+        else:
+            r = self.retriever.retrieve(query, mode, depth, flt)
+            _add(timings, r)
+            hits = r.hits
+        if self.reranker:
+            t0 = time.perf_counter()
+            hits = self.reranker.rerank(query, hits, top_k)
+            timings["rerank"] = (time.perf_counter() - t0) * 1000
+        return PipelineResult(hits[:top_k], subs, timings)
+
+
+def _add(timings: dict[str, float], r: Retrieval) -> None:
+    for k, v in r.timings_ms.items():
+        timings[k] = timings.get(k, 0.0) + v
