@@ -60,6 +60,8 @@ class IngestSettings(_Section):
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
+    acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
+    acl_groups_field: str | None = Field(None, description="metadata field (list, or comma-separated string) whose values become the document's allowed groups")
 
 
 class IndexSettings(_Section):

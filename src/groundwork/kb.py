@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,17 +25,18 @@ from groundwork.audit import AuditLog, answer_record
 from groundwork.config import Settings, load_settings
 from groundwork.errors import ConfigError, StoreError
 from groundwork.guard import REFUSAL, Guardrails
+from groundwork.guard.guardrails import mask_pii_for_ingest
 from groundwork.filters import Filter
 from groundwork.index.embedder import SentenceTransformerEmbedder, load_embedder
 from groundwork.index.lance import LanceStore
 from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.records import RecordOptions
-from groundwork.ingest.sync import Ingestor, ProgressFn
+from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
 from groundwork.retrieve import Retriever, SearchPipeline
 from groundwork.retrieve.conversation import rewrite_question
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
-from groundwork.types import Answer, Citation, DocumentInfo, IndexVersion, IngestReport, SearchHit
+from groundwork.types import Access, Answer, Chunk, Citation, DocumentInfo, IndexVersion, IngestReport, SearchHit
 
 
 class KnowledgeBase:
@@ -125,37 +126,47 @@ class KnowledgeBase:
     # -- ingest -------------------------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path], sync: bool = True, progress: ProgressFn | None = None,
                text_field: str | None = None, id_field: str | None = None,
-               metadata_fields: Sequence[str] | None = None) -> IngestReport:  # fmt: skip
-        """Sync files and folders into the index. See groundwork.ingest.sync for the guarantees."""
+               metadata_fields: Sequence[str] | None = None, tenant: str | None = None,
+               allowed_groups: Sequence[str] = ()) -> IngestReport:  # fmt: skip
+        """Sync files and folders into the index. See groundwork.ingest.sync for the guarantees.
+
+        ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
+        ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata)."""
         s = self.settings.ingest
         records = RecordOptions(
             text_field or s.text_field, id_field or s.id_field, tuple(metadata_fields or s.metadata_fields)
         )
         chunker = make_chunker(self.settings.chunking, self.embedder)
-        ingestor = Ingestor(self.store, self.embedder, chunker, s, records, exclude=self.path)
+        g = self.settings.guard
+        mask = partial(mask_pii_for_ingest, region=g.pii_region) if g.pii_at_ingest else None
+        ingestor = Ingestor(self.store, self.embedder, chunker, s, records, exclude=self.path,
+                            text_transform=mask, transform_id=f"pii-mask:{g.pii_region}",
+                            acl=DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field))  # fmt: skip
         return ingestor.run([Path(p) for p in paths], sync=sync, progress=progress)
 
     # -- query --------------------------------------------------------------------------------------
     def search(self, query: str, mode: str | None = None, top_k: int | None = None,
-               filter: str | Filter | None = None) -> list[SearchHit]:  # noqa: A002 # fmt: skip
+               filter: str | Filter | None = None, access: Access | None = None) -> list[SearchHit]:  # noqa: A002 # fmt: skip
         """Ranked chunks for ``query`` (decomposition and reranking as configured).
 
         Raises FilterError for a bad filter, ValueError for a bad mode, StoreError with no index."""
         self._require_index()
-        return self.pipeline.search(query, mode, top_k, filter).hits
+        return self.pipeline.search(query, mode, top_k, filter, access).hits
 
     def ask(self, question: str, mode: str | None = None, top_k: int | None = None,
             filter: str | Filter | None = None, history: Sequence[Message] | None = None,  # noqa: A002
-            on_token: TokenCallback | None = None, caller: str = "cli", tenant: str | None = None) -> Answer:  # fmt: skip
+            on_token: TokenCallback | None = None, caller: str = "cli", access: Access | None = None) -> Answer:  # fmt: skip
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
         Steps: input guardrails -> follow-up rewriting (when ``history`` has earlier turns) -> search ->
         context assembly within the token budget (the generator's tokenizer) -> context guardrails ->
         generation (``on_token`` receives streamed text) -> citation check -> output guardrails ->
         audit record. A blocked question is refused without retrieval; the refusal is audited too.
-        Raises FilterError, ValueError, StoreError as ``search`` does; GeneratorError only when the
-        backend fails and ``generator.fallback`` is 'none'.
+        ``access`` limits every retrieval to the documents the caller may see (None: all); the audit
+        record carries the caller's tenant. Raises FilterError, ValueError, StoreError as ``search``
+        does; GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
         """
+        tenant = access.tenant if access is not None else None
         t0 = time.perf_counter()
         self._require_index()
         a, g = self.settings.answer, self.settings.generator
@@ -172,7 +183,7 @@ class KnowledgeBase:
         t = time.perf_counter()
         answer.search_query = rewrite_question(question, history or [], self.chat_model) if history else question
         timings["rewrite"] = (time.perf_counter() - t) * 1000
-        result = self.pipeline.search(answer.search_query, mode, top_k or a.top_k, filter)
+        result = self.pipeline.search(answer.search_query, mode, top_k or a.top_k, filter, access)
         answer.hits, answer.sub_questions = result.hits, result.sub_questions
         timings.update(result.timings_ms)
         t = time.perf_counter()
@@ -214,8 +225,21 @@ class KnowledgeBase:
         return answer
 
     # -- inspection ---------------------------------------------------------------------------------
-    def documents(self) -> list[DocumentInfo]:
-        return self.store.list_documents()
+    def documents(self, access: Access | None = None) -> list[DocumentInfo]:
+        return self.store.list_documents(access)
+
+    def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:
+        return self.store.document_chunks(doc_id, access)
+
+    def delete(self, doc_ids: Sequence[str], access: Access | None = None) -> int:
+        """Delete documents the caller may see; returns how many were deleted. Records an index version."""
+        visible = {d.doc_id for d in self.store.list_documents(access)}
+        ids = [d for d in doc_ids if d in visible]
+        if not ids:
+            return 0
+        self.store.delete_documents(ids)
+        self.store.record_version(0, 0, len(ids), ids)
+        return len(ids)
 
     def versions(self) -> list[IndexVersion]:
         return self.store.list_versions()

@@ -5,8 +5,9 @@ They are plain data: no stage imports another stage's classes, only these.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,33 @@ class Section:
     text: str
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+
+
+ACL_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # tenant and group names: no quotes, no '|'
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is asking, for per-document access control (applied inside every store query).
+
+    A document with tenant T is visible only to callers of tenant T; a document without a tenant only
+    to callers without one. A document with ``allowed_groups`` is visible only to callers sharing at
+    least one group; without groups, to every caller of its tenant. ``everything`` (the CLI, and the
+    server's --no-auth development mode) sees all documents.
+    """
+
+    tenant: str | None = None
+    groups: tuple[str, ...] = ()
+    everything: bool = False
+
+    @classmethod
+    def all(cls) -> "Access":
+        return cls(everything=True)
+
+    def can_see(self, tenant: str | None, allowed_groups: Sequence[str]) -> bool:
+        if self.everything:
+            return True
+        return tenant == self.tenant and (not allowed_groups or bool(set(allowed_groups) & set(self.groups)))
 
 
 @dataclass
@@ -36,6 +64,8 @@ class Document:
     content_hash: str
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
+    allowed_groups: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -64,6 +94,8 @@ class Chunk:
     parent_text: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     vector: Any = None
+    tenant: str | None = None
+    allowed_groups: tuple[str, ...] = ()
 
     @property
     def heading(self) -> str:
@@ -192,6 +224,10 @@ class DocumentInfo:
     pipeline_hash: str
     chunks: int
     title: str = ""
+    tenant: str | None = None
+    allowed_groups: list[str] = field(default_factory=list)
+    ingested_at: str = ""
+    chars: int = 0  # characters of chunk text (a size that does not depend on the file format)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from groundwork.evaluate.datasets import EvalDataset, EvalQuery
+from groundwork.evaluate.judge import JudgeResult, LLMJudge, summarise
 from groundwork.ingest.chunking.base import split_sentences
 from groundwork.kb import KnowledgeBase
 from groundwork.types import Answer
@@ -96,8 +97,16 @@ def evaluate_answers(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None =
     by_type: dict[str, list[dict[str, float]]] = defaultdict(list)
     hyps, refs = [], []
     null_abstained, cited_total, cited_relevant, latencies = [], 0, 0, []
+    judge = LLMJudge(kb.chat_model) if kb.chat_model is not None else None
+    judged: list[JudgeResult] = []
+    reasons: list[dict[str, Any]] = []
     for q in queries:
         ans = kb.ask(q.question, mode=mode, filter=q.filter)
+        if judge is not None and q.answerable:
+            jr = judge.judge(q.question, q.answer, ans.answer)
+            judged.append(jr)
+            if jr.judgement is not None and len(reasons) < 20:
+                reasons.append({"question": q.question, **jr.judgement.model_dump()})
         latencies.append(ans.timings_ms["total"])
         if not q.answerable:
             null_abstained.append(float(ans.abstained))
@@ -129,7 +138,12 @@ def evaluate_answers(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None =
     out["abstention_null"] = statistics.fmean(null_abstained) if null_abstained else None
     out["citation_precision"] = cited_relevant / cited_total if cited_total else None
     out["answer_latency_ms_p50"] = statistics.median(latencies) if latencies else None
-    out["llm_judge"] = "skipped: no LLM generator is configured (the extractive generator needs none)"
+    if judge is not None:
+        out.update(summarise(judged))
+        out["llm_judge"] = f"by {kb.chat_model.model_id} ({len(judged)} answers)"
+        out["judge_examples"] = reasons
+    else:
+        out["llm_judge"] = "skipped: no LLM generator is configured (the extractive generator needs none)"
     out["answer_queries"] = {"answerable": len(rows), "unanswerable": len(null_abstained)}
     if len(by_type) > 1:
         per = {t: {k: mean(k, r) for k in keys} | {"queries": len(r)} for t, r in sorted(by_type.items())}

@@ -171,7 +171,7 @@ def answers_cmd(
             result = evaluate_answers(dataset, kb, mode=mode, limit=limit, bertscore=not no_bertscore)
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
-    result["config"] = {"dataset": dataset.name, "mode": mode or settings.retrieval.mode, "generator": "extractive",
+    result["config"] = {"dataset": dataset.name, "mode": mode or settings.retrieval.mode, "generator": kb.generator.model_id,
                         "abstain_threshold": settings.answer.abstain_threshold, "chunk_tokens": settings.chunking.chunk_tokens}  # fmt: skip
     label = result["config"]["mode"]
     print_results({label: result}, out, title=f"{dataset.name}: answers")

@@ -44,7 +44,9 @@ def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None 
     # One embedding cache for every evaluation index: a variant that changes only the full-text or
     # chunk settings re-embeds only the chunk texts it has not seen.
     embedder = settings.embedder.model_copy(update={"cache_dir": settings.embedder.cache_dir or root})
-    kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path, "embedder": embedder}))
+    # Evaluation runs thousands of questions: they are not user answers, so they are not audited.
+    audit = settings.audit.model_copy(update={"enabled": False})
+    kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path, "embedder": embedder, "audit": audit}))
     r = dataset.records
     report = kb.ingest(dataset.corpus, text_field=r.text_field if r else None,
                        id_field=r.id_field if r else None, metadata_fields=list(r.metadata_fields) if r else None)  # fmt: skip

@@ -28,14 +28,37 @@ from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, ModelMismatchError, StoreError
 from groundwork.filters import Filter, fields, to_sql
 from groundwork.index.store import BUILTIN_FIELDS
-from groundwork.types import Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import ACL_NAME, Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 SCHEMA_VERSION = 1
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHUNK_COLUMNS = [
     "chunk_id", "doc_id", "source", "position", "text", "title", "heading", "page",
-    "content_hash", "doc_hash", "pipeline_hash", "parent_id", "parent_text", "metadata",
+    "content_hash", "doc_hash", "pipeline_hash", "parent_id", "parent_text", "metadata", "acl_tenant", "acl_groups",
 ]  # fmt: skip
+
+
+def _sql_str(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+def _groups_value(groups: Sequence[str]) -> str | None:
+    """Groups stored as '|g1|g2|' so one strpos() tests membership; None = no group restriction."""
+    return "|" + "|".join(sorted(set(groups))) + "|" if groups else None
+
+
+def _groups_tuple(value: str | None) -> tuple[str, ...]:
+    return tuple(g for g in (value or "").split("|") if g)
+
+
+def access_sql(access: Access) -> str:
+    """SQL for Access's visibility rule (see groundwork.types.Access); names are validated first."""
+    for name in (access.tenant, *access.groups):
+        if name is not None and not ACL_NAME.match(name):
+            raise FilterError(f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+    tenant = "acl_tenant IS NULL" if access.tenant is None else f"acl_tenant = {_sql_str(access.tenant)}"
+    groups = " OR ".join(f"strpos(acl_groups, {_sql_str('|' + g + '|')}) > 0" for g in access.groups)
+    return f"({tenant} AND (acl_groups IS NULL" + (f" OR {groups}" if groups else "") + "))"
 
 
 def _arrow_type(value: Any) -> pa.DataType:
@@ -84,6 +107,9 @@ class LanceStore:
         self._chunks = self._open("chunks")
         self._versions = self._open("versions")
         self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
+        if self._chunks is not None and "acl_tenant" not in self._chunks.schema.names:
+            # Indexes written before access control: every document public (no tenant, no groups).
+            self._chunks.add_columns({"acl_tenant": "CAST(NULL AS STRING)", "acl_groups": "CAST(NULL AS STRING)"})
 
     # -- housekeeping -------------------------------------------------------------------------------
     def _open(self, name: str):  # noqa: ANN202
@@ -122,6 +148,7 @@ class LanceStore:
             ("page", pa.int32()), ("content_hash", pa.string()), ("doc_hash", pa.string()),
             ("pipeline_hash", pa.string()), ("parent_id", pa.string()), ("parent_text", pa.string()),
             ("metadata", pa.string()), ("ingested_at", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
+            ("acl_tenant", pa.string()), ("acl_groups", pa.string()),
         ]  # fmt: skip
         cols += [(f"meta_{k}", t) for k, t in sorted(meta_types.items())]
         return pa.schema(cols)
@@ -167,6 +194,7 @@ class LanceStore:
                 "pipeline_hash": pipeline_hash, "parent_id": c.parent_id, "parent_text": c.parent_text,
                 "metadata": json.dumps(c.metadata, ensure_ascii=False, default=str), "ingested_at": now,
                 "vector": np.asarray(c.vector, dtype=np.float32),
+                "acl_tenant": c.tenant, "acl_groups": _groups_value(c.allowed_groups),
             }  # fmt: skip
             for k, t in meta_types.items():
                 row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)
@@ -232,14 +260,18 @@ class LanceStore:
     def filter_fields(self) -> set[str]:
         return set(BUILTIN_FIELDS) | set(self._meta_columns())
 
-    def _where(self, where: Filter | None) -> str | None:
-        if where is None:
-            return None
-        known = self.filter_fields()
-        unknown = sorted(fields(where) - known)
-        if unknown:
-            raise FilterError(f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}")
-        return to_sql(where, lambda f: f"`{f}`" if f in BUILTIN_FIELDS else f"`meta_{f}`")
+    def _where(self, where: Filter | None, access: Access | None = None) -> str | None:
+        """The SQL pre-filter: the caller's access clause AND the user's filter."""
+        clauses = []
+        if access is not None and not access.everything:
+            clauses.append(access_sql(access))
+        if where is not None:
+            known = self.filter_fields()
+            unknown = sorted(fields(where) - known)
+            if unknown:
+                raise FilterError(f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}")
+            clauses.append("(" + to_sql(where, lambda f: f"`{f}`" if f in BUILTIN_FIELDS else f"`meta_{f}`") + ")")
+        return " AND ".join(clauses) or None
 
     def _hits(self, table: pa.Table, score_col: str, key: str, transform=lambda s: s) -> list[SearchHit]:  # noqa: ANN001
         hits = []
@@ -250,12 +282,14 @@ class LanceStore:
                 heading_path=tuple(h for h in (row["heading"] or "").split(" > ") if h), page=row["page"],
                 title=row["title"] or "", parent_id=row["parent_id"], parent_text=row["parent_text"],
                 metadata=json.loads(row["metadata"] or "{}"), vector=row.get("vector"),
+                tenant=row.get("acl_tenant"), allowed_groups=_groups_tuple(row.get("acl_groups")),
             )  # fmt: skip
             score = float(transform(row[score_col]))
             hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
         return hits
 
-    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None) -> list[SearchHit]:
+    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None,
+                      access: Access | None = None) -> list[SearchHit]:  # fmt: skip
         if self._chunks is None:
             return []
         q = self._chunks.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
@@ -263,17 +297,18 @@ class LanceStore:
             q = q.ef(self.settings.hnsw_ef_search)
             if self.settings.refine_factor:
                 q = q.refine_factor(self.settings.refine_factor)
-        sql = self._where(where)
+        sql = self._where(where, access)
         if sql:
             q = q.where(sql, prefilter=True)
         table = q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k).to_arrow()
         return self._hits(table, "_distance", "dense", lambda d: 1.0 - d)
 
-    def keyword_search(self, query: str, top_k: int, where: Filter | None = None) -> list[SearchHit]:
+    def keyword_search(self, query: str, top_k: int, where: Filter | None = None,
+                       access: Access | None = None) -> list[SearchHit]:  # fmt: skip
         if self._chunks is None or not query.strip():
             return []
         q = self._chunks.search(query, query_type="fts", fts_columns="search_text")
-        sql = self._where(where)
+        sql = self._where(where, access)
         if sql:
             q = q.where(sql, prefilter=True)
         table = q.select([*_CHUNK_COLUMNS, "vector", "_score"]).limit(top_k).to_arrow()
@@ -283,18 +318,38 @@ class LanceStore:
         n = self._chunks.count_rows()
         return self._chunks.search().select(columns).limit(max(n, 1)).to_arrow()
 
-    def list_documents(self) -> list[DocumentInfo]:
+    def _scan_where(self, columns: list[str], sql: str | None) -> pa.Table:
+        n = self._chunks.count_rows()
+        q = self._chunks.search().select(columns)
+        if sql:
+            q = q.where(sql)
+        return q.limit(max(n, 1)).to_arrow()
+
+    def list_documents(self, access: Access | None = None) -> list[DocumentInfo]:
+        """Every document the caller may see (all with ``access`` None), sorted by doc id."""
         if self._chunks is None:
             return []
-        table = self._scan(["doc_id", "source", "doc_hash", "pipeline_hash", "title"])
+        cols = ["doc_id", "source", "doc_hash", "pipeline_hash", "title", "acl_tenant", "acl_groups", "ingested_at", "text"]
+        table = self._scan_where(cols, self._where(None, access))
         docs: dict[str, DocumentInfo] = {}
         for row in table.to_pylist():
             info = docs.get(row["doc_id"])
             if info is None:
-                docs[row["doc_id"]] = DocumentInfo(row["doc_id"], row["source"], row["doc_hash"], row["pipeline_hash"], 1, row["title"] or "")
+                docs[row["doc_id"]] = DocumentInfo(row["doc_id"], row["source"], row["doc_hash"], row["pipeline_hash"], 1,
+                                                   row["title"] or "", row["acl_tenant"], list(_groups_tuple(row["acl_groups"])),
+                                                   row["ingested_at"] or "", len(row["text"] or ""))  # fmt: skip
             else:
                 info.chunks += 1
+                info.chars += len(row["text"] or "")
         return sorted(docs.values(), key=lambda d: d.doc_id)
+
+    def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:
+        """The chunks of one document in order ([] when it does not exist or the caller may not see it)."""
+        if self._chunks is None:
+            return []
+        sql = " AND ".join(x for x in (f"doc_id = {_sql_str(doc_id)}", self._where(None, access)) if x)
+        hits = self._hits(_with_zero(self._scan_where(_CHUNK_COLUMNS, sql)), "_zero", "none")
+        return sorted((h.chunk for h in hits), key=lambda c: c.position)
 
     def chunk_ids(self) -> list[str]:
         return [] if self._chunks is None else self._scan(["chunk_id"]).column("chunk_id").to_pylist()
@@ -336,3 +391,7 @@ _VERSIONS_SCHEMA = pa.schema([
     ("updated", pa.int64()), ("deleted", pa.int64()), ("documents", pa.int64()), ("chunks", pa.int64()),
     ("changed_doc_ids", pa.list_(pa.string())),
 ])  # fmt: skip
+
+
+def _with_zero(table: pa.Table) -> pa.Table:
+    return table.append_column("_zero", pa.array([0.0] * table.num_rows, pa.float64()))

@@ -4,6 +4,7 @@ Contract every implementation keeps:
 - ``replace_documents`` is atomic: after a crash either all of a batch's documents have their new
   chunks and none of their old ones, or the batch left no trace.
 - Filters are pre-filters: a filtered search returns ``top_k`` rows whenever that many match.
+- Access control (``Access``) is part of every read's WHERE clause, never applied after ranking.
 - Vector scores are cosine similarities in [-1, 1]; keyword scores are BM25 (higher is better).
 """
 
@@ -14,7 +15,7 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from groundwork.filters import Filter
-from groundwork.types import Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 # Fields every chunk has, filterable like metadata fields.
 BUILTIN_FIELDS = ("doc_id", "source", "title", "page", "position")
@@ -35,15 +36,22 @@ class Store(Protocol):
         """Delete every chunk of ``doc_ids`` in one commit; returns the number of chunks deleted."""
         ...
 
-    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None) -> list[SearchHit]:
-        """Nearest chunks by cosine similarity to ``vector`` ((dim,) float32, L2-normalised)."""
+    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None,
+                      access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+        """Nearest chunks by cosine similarity to ``vector`` ((dim,) float32, L2-normalised), among
+        the chunks ``access`` may see (a pre-filter inside the query; None = all)."""
         ...
 
-    def keyword_search(self, query: str, top_k: int, where: Filter | None = None) -> list[SearchHit]:
-        """Best chunks by BM25 over title, headings and text."""
+    def keyword_search(self, query: str, top_k: int, where: Filter | None = None,
+                       access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+        """Best chunks by BM25 over title, headings and text, among the chunks ``access`` may see."""
         ...
 
-    def list_documents(self) -> list[DocumentInfo]: ...
+    def list_documents(self, access: Access | None = None) -> list[DocumentInfo]: ...
+
+    def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:
+        """One document's chunks in order; [] when missing or not visible to ``access``."""
+        ...
 
     def count_chunks(self) -> int: ...
 

@@ -26,7 +26,7 @@ from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
 from groundwork.ingest.loaders import LOADERS, load_file, read_file
 from groundwork.ingest.records import RecordOptions
-from groundwork.types import Chunk, Document, DocumentInfo, FileResult, IngestReport
+from groundwork.types import ACL_NAME, Chunk, Document, DocumentInfo, FileResult, IngestReport
 
 RECORD_SUFFIXES = {".json", ".jsonl"}
 ProgressFn = Callable[[str, int, int], None]  # (current path, files done, files total)
@@ -62,22 +62,63 @@ def discover(paths: Sequence[Path], exclude: Path | None = None) -> tuple[list[P
     return list(dict.fromkeys(files)), folders, missing
 
 
+@dataclass(frozen=True)
+class DocumentAcl:
+    """Access control given to the documents of an ingest run: fixed values, or metadata fields.
+
+    Raises LoaderError (failing that document only) for a tenant or group name with characters other
+    than letters, digits and ``_ . : @ -``.
+    """
+
+    tenant: str | None = None
+    groups: tuple[str, ...] = ()
+    tenant_field: str | None = None
+    groups_field: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        if not (self.tenant or self.groups or self.tenant_field or self.groups_field):
+            return ""
+        return f"|acl:{self.tenant}:{','.join(sorted(self.groups))}:{self.tenant_field}:{self.groups_field}"
+
+    def apply(self, doc: Document) -> None:
+        tenant, groups = self.tenant, self.groups
+        if self.tenant_field and doc.metadata.get(self.tenant_field) not in (None, ""):
+            tenant = str(doc.metadata[self.tenant_field])
+        if self.groups_field and doc.metadata.get(self.groups_field) not in (None, ""):
+            raw = doc.metadata[self.groups_field]
+            groups = tuple(str(g).strip() for g in (raw if isinstance(raw, list) else str(raw).split(",")) if str(g).strip())
+        for name in (tenant, *groups):
+            if name is not None and not ACL_NAME.match(name):
+                raise LoaderError(doc.source, f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+        doc.tenant, doc.allowed_groups = tenant, tuple(sorted(set(groups)))
+
+
 class Ingestor:
     """Syncs files into a store.
 
     Args:
         store: where chunks go. embedder: turns chunk texts into vectors (cached).
         chunker: splits documents. settings: size limit and batch size. records: JSON field options.
+        text_transform: applied to every chunk's text before it is embedded and stored (PII masking at
+        ingest); ``transform_id`` names it, and is part of the pipeline fingerprint, so turning it on or
+        off re-processes every document on the next run.
     """
 
     def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, settings: IngestSettings,
-                 records: RecordOptions | None = None, exclude: Path | None = None) -> None:  # fmt: skip
+                 records: RecordOptions | None = None, exclude: Path | None = None,
+                 text_transform: Callable[[str], str] | None = None, transform_id: str = "",
+                 acl: DocumentAcl | None = None) -> None:  # fmt: skip
         self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
         self.records = records or RecordOptions(
             settings.text_field, settings.id_field, tuple(settings.metadata_fields)
         )
         self.exclude = exclude
-        self.pipeline_hash = hashlib.sha256(chunker.fingerprint.encode()).hexdigest()[:16]
+        self.text_transform = text_transform
+        self.acl = acl or DocumentAcl()
+        # Access control is part of the fingerprint: re-ingesting with other groups updates every document.
+        fingerprint = chunker.fingerprint + (f"|{transform_id}" if text_transform else "") + self.acl.fingerprint
+        self.pipeline_hash = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
     def run(self, paths: Sequence[Path], sync: bool = True, progress: ProgressFn | None = None) -> IngestReport:
         """Ingest ``paths`` (files or folders). With ``sync``, documents that vanished from a given
@@ -169,9 +210,17 @@ class Ingestor:
         return bool(prev and prev.content_hash == doc.content_hash and prev.pipeline_hash == self.pipeline_hash)
 
     def _chunk(self, doc: Document) -> list[Chunk]:
+        self.acl.apply(doc)
         chunks = self.chunker.chunk(doc)
         if not chunks:
             raise LoaderError(doc.source, "no text to index after chunking")
+        for c in chunks:
+            c.tenant, c.allowed_groups = doc.tenant, doc.allowed_groups
+        if self.text_transform:
+            for c in chunks:
+                c.text = self.text_transform(c.text)
+                if c.parent_text:
+                    c.parent_text = self.text_transform(c.parent_text)
         return chunks
 
     def _flush(self, batch: _Batch, report: IngestReport) -> None:

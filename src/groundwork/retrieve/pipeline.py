@@ -17,7 +17,7 @@ from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.fusion import rrf_fusion
 from groundwork.retrieve.rerank import Reranker
 from groundwork.retrieve.retriever import Retrieval, Retriever
-from groundwork.types import SearchHit
+from groundwork.types import Access, SearchHit
 
 
 @dataclass
@@ -36,7 +36,7 @@ class SearchPipeline:
         self.rerank_depth = rerank_depth
 
     def search(self, query: str, mode: str | None = None, top_k: int | None = None,
-               where: str | Filter | None = None) -> PipelineResult:  # fmt: skip
+               where: str | Filter | None = None, access: Access | None = None) -> PipelineResult:  # fmt: skip
         """Raises ValueError (bad mode, empty query) and FilterError like Retriever.retrieve."""
         top_k = top_k or self.retriever.settings.top_k
         flt = parse_filter(where) if isinstance(where, str) else where
@@ -47,12 +47,12 @@ class SearchPipeline:
             wide = max(depth, self.retriever.settings.candidates)
             lists: dict[str, list[SearchHit]] = {}
             for i, q in enumerate([query, *subs]):
-                r = self.retriever.retrieve(q, mode, wide, flt)
+                r = self.retriever.retrieve(q, mode, wide, flt, access)
                 _add(timings, r)
                 lists[f"q{i}"] = r.hits
             hits = rrf_fusion(lists, k=self.retriever.settings.rrf_k)[:depth]
         else:
-            r = self.retriever.retrieve(query, mode, depth, flt)
+            r = self.retriever.retrieve(query, mode, depth, flt, access)
             _add(timings, r)
             hits = r.hits
         if self.reranker:

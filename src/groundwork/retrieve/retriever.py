@@ -10,7 +10,7 @@ from groundwork.filters import Filter, parse_filter
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.retrieve.fusion import convex_fusion, rrf_fusion
-from groundwork.types import SearchHit
+from groundwork.types import Access, SearchHit
 
 MODES = ("bm25", "dense", "hybrid")
 
@@ -40,7 +40,7 @@ class Retriever:
         self.settings = settings or RetrievalSettings()
 
     def retrieve(self, query: str, mode: str | None = None, top_k: int | None = None,
-                 where: str | Filter | None = None) -> Retrieval:  # fmt: skip
+                 where: str | Filter | None = None, access: Access | None = None) -> Retrieval:  # fmt: skip
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
@@ -56,14 +56,14 @@ class Retriever:
             timings["embed"] = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
         if mode == "bm25":
-            hits = self.store.keyword_search(query, top_k, flt)
+            hits = self.store.keyword_search(query, top_k, flt, access)
         elif mode == "dense":
-            hits = self.store.vector_search(vector, top_k, flt)
+            hits = self.store.vector_search(vector, top_k, flt, access)
         else:
             depth = max(self.settings.candidates, top_k)
             lists = {
-                "bm25": self.store.keyword_search(query, depth, flt),
-                "dense": self.store.vector_search(vector, depth, flt),
+                "bm25": self.store.keyword_search(query, depth, flt, access),
+                "dense": self.store.vector_search(vector, depth, flt, access),
             }
             weights = {"bm25": self.settings.bm25_weight, "dense": self.settings.dense_weight}
             if self.settings.fusion == "rrf":
