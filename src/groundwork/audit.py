@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.errors import GroundworkError
-from groundwork.types import Answer
+from groundwork.types import Access, Answer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -43,9 +43,12 @@ class AuditNotFound(GroundworkError):
     """No audit record has this answer id (or the caller may not see it)."""
 
 
-def answer_record(answer: Answer, caller: str, tenant: str | None, mode: str, filter_text: str | None) -> dict[str, Any]:
-    """The audit record of ``answer`` as plain JSON-able data."""
+def answer_record(answer: Answer, caller: str, access: Access | None, mode: str, filter_text: str | None) -> dict[str, Any]:
+    """The audit record of ``answer`` as plain JSON-able data. ``access`` is the caller's: the record is
+    later shown only to callers who can see at least everything this caller could."""
+    tenant = access.tenant if access is not None else None
     return {
+        "access_groups": None if access is None or access.everything else sorted(access.groups),
         "answer_id": answer.answer_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "caller": caller,
@@ -102,22 +105,37 @@ class AuditLog:
         record["feedback"] = [{"created_at": r[0], "caller": r[1], "rating": r[2], "comment": r[3]} for r in rows]
         return record
 
-    def get(self, answer_id: str, tenant: str | None = None) -> dict[str, Any]:
-        """The record; with ``tenant`` set, only a record of that tenant. Raises AuditNotFound."""
-        with self._lock:
-            row = self._db.execute("SELECT record, tenant FROM audit WHERE answer_id = ?", (answer_id,)).fetchone()
-            if not row or (tenant is not None and row[1] != tenant):
-                raise AuditNotFound(f"no answer with id {answer_id}")
-            return self._with_feedback(json.loads(row[0]))
+    @staticmethod
+    def visible(record: dict[str, Any], access: Access | None) -> bool:
+        """Shown to ``access`` when it is of the record's tenant and has every group the asking caller
+        had (so it could see every chunk the answer was built from). None/everything sees all."""
+        if access is None or access.everything:
+            return True
+        if record.get("tenant") != access.tenant:
+            return False
+        asked_with = record.get("access_groups")
+        if asked_with is None:  # asked with unrestricted access: only unrestricted callers see it
+            return False
+        return set(asked_with) <= set(access.groups)
 
-    def list(self, limit: int = 50, offset: int = 0, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; with ``tenant`` set, only that tenant's records."""
-        sql, args = "SELECT record FROM audit", []
-        if tenant is not None:
-            sql, args = sql + " WHERE tenant = ?", [tenant]
+    def get(self, answer_id: str, access: Access | None = None) -> dict[str, Any]:
+        """The record, if ``access`` may see it (see ``visible``). Raises AuditNotFound."""
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY created_at DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
-            return [self._with_feedback(json.loads(r[0])) for r in rows]
+            row = self._db.execute("SELECT record FROM audit WHERE answer_id = ?", (answer_id,)).fetchone()
+            record = json.loads(row[0]) if row else None
+            if record is None or not self.visible(record, access):
+                raise AuditNotFound(f"no answer with id {answer_id}")
+            return self._with_feedback(record)
+
+    def list(self, limit: int = 50, offset: int = 0, access: Access | None = None) -> list[dict[str, Any]]:
+        """Newest first, only records ``access`` may see."""
+        with self._lock:
+            if access is None or access.everything:
+                rows = self._db.execute("SELECT record FROM audit ORDER BY created_at DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+                return [self._with_feedback(json.loads(r[0])) for r in rows]
+            rows = self._db.execute("SELECT record FROM audit WHERE tenant IS ? ORDER BY created_at DESC", (access.tenant,)).fetchall()
+            records = [rec for rec in (json.loads(r[0]) for r in rows) if self.visible(rec, access)]
+            return [self._with_feedback(r) for r in records[offset : offset + limit]]
 
     def close(self) -> None:
         self._db.close()

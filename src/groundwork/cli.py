@@ -232,6 +232,98 @@ def documents(as_json: bool = typer.Option(False, "--json")) -> None:
     out.print(table)
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys for `groundwork serve`.")
+app.add_typer(keys_app, name="keys")
+
+
+def _keystore():  # noqa: ANN202
+    from groundwork.serve.keys import KeyStore
+
+    settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}))
+    return KeyStore(Path(settings.kb) / "keys.sqlite")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who or what uses the key (shown in audit records)"),
+    scopes: str = typer.Option("query", "--scopes", help="Comma-separated: query, ingest, admin"),
+    groups: Optional[str] = typer.Option(None, "--groups", help="Comma-separated groups: documents restricted to groups are visible only to keys sharing one"),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="The key sees only this tenant's documents"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Create a key and print it once: only a salted hash is stored, so it cannot be shown again."""
+    from groundwork.serve.keys import ApiKeyError
+
+    try:
+        record, secret = _keystore().create(name, [s.strip() for s in scopes.split(",") if s.strip()],
+                                            [g.strip() for g in (groups or "").split(",") if g.strip()], tenant)  # fmt: skip
+    except (ApiKeyError, GroundworkError) as exc:
+        _fail(exc)
+    if as_json:
+        _json(record.to_dict() | {"key": secret})
+        return
+    out.print(f"key id {record.key_id} ({escape(record.name)}; scopes {', '.join(record.scopes)}"
+              f"{'; groups ' + ', '.join(record.groups) if record.groups else ''}{'; tenant ' + record.tenant if record.tenant else ''})")
+    out.print("[bold]Store this key now; it will not be shown again:[/]")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Keys with their scopes, groups, tenant and state (never the keys themselves)."""
+    records = _keystore().list()
+    if as_json:
+        _json([r.to_dict() for r in records])
+        return
+    table = Table()
+    for col in ("key id", "name", "scopes", "groups", "tenant", "created", "revoked"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r.key_id, escape(r.name), ",".join(r.scopes), ",".join(r.groups), r.tenant or "", r.created_at, r.revoked_at or "")
+    out.print(table if records else "no keys yet: `groundwork keys create --name NAME --scopes query`")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key id (from `keys list`)")) -> None:
+    """Revoke a key; it is refused from the next request on."""
+    from groundwork.serve.keys import ApiKeyError
+
+    try:
+        r = _keystore().revoke(key_id)
+    except ApiKeyError as exc:
+        _fail(exc)
+    out.print(f"revoked {r.key_id} ({escape(r.name)}) at {r.revoked_at}")
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address [default: serve.host, 127.0.0.1]"),
+    port: Optional[int] = typer.Option(None, "--port", help="Port [default: serve.port, 8080]"),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Development only: no API keys, loopback only, every document visible"),
+) -> None:
+    """Run the HTTP API (and web page) under uvicorn."""
+    import uvicorn
+
+    from groundwork.serve.app import create_app
+    from groundwork.serve.telemetry import configure_logging
+
+    try:
+        settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}),
+                                 **{"serve.host": host, "serve.port": port})  # fmt: skip
+    except GroundworkError as exc:
+        _fail(exc)
+    bind = settings.serve.host
+    if no_auth:
+        if bind not in ("127.0.0.1", "localhost", "::1"):
+            err.print(f"[bold red]--no-auth binds to loopback only[/]: refusing host {escape(bind)}; drop --no-auth and create keys instead")
+            raise typer.Exit(2)
+        err.print("[bold red]" + "!" * 78 + "\nWARNING: --no-auth: NO API KEYS ARE CHECKED. Every caller sees every document.\n"
+                  "Development only; bound to loopback.\n" + "!" * 78 + "[/]")  # fmt: skip
+    configure_logging()
+    uvicorn.run(create_app(settings, no_auth=no_auth), host=bind, port=settings.serve.port, log_config=None,
+                timeout_graceful_shutdown=5)  # fmt: skip
+
+
 audit_app = typer.Typer(no_args_is_help=True, help="Read the audit record of answers.")
 app.add_typer(audit_app, name="audit")
 

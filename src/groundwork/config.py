@@ -87,6 +87,7 @@ class RetrievalSettings(_Section):
     bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
     dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")
     decompose: Literal["off", "heuristic", "llm"] = Field("off", description="multi-hop: split a question into sub-questions, retrieve for each, fuse (RRF)")
+    decompose_original_weight: float = Field(1.0, ge=0, description="multi-hop: RRF weight of the original question's list (each sub-question weighs 1)")
 
 
 class RerankSettings(_Section):
@@ -131,6 +132,17 @@ class GuardSettings(_Section):
     max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
 
 
+class ServeSettings(_Section):
+    host: str = Field("127.0.0.1", description="address `groundwork serve` binds to")
+    port: int = Field(8080, ge=1, le=65535)
+    max_upload_mb: float = Field(50.0, gt=0, description="largest accepted upload request (MB); larger gets 413")
+    max_top_k: int = Field(100, ge=1, description="largest top_k a request may ask for")
+    rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
+    rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
+    sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces; off when unset")
+
+
 class AuditSettings(_Section):
     enabled: bool = Field(True, description="write an audit record of every answer to audit.sqlite in the knowledge-base folder")
 
@@ -162,6 +174,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ import uuid
 from groundwork.answer import ExtractiveGenerator, Generator, assemble_context
 from groundwork.answer.backends import make_chat_model
 from groundwork.answer.chat import ChatModel, Message
-from groundwork.answer.citations import renumber
+from groundwork.answer.citations import CitationStreamFilter, renumber
 from groundwork.answer.generator import TokenCallback
 from groundwork.answer.llm import FallbackGenerator, LLMGenerator
 from groundwork.audit import AuditLog, answer_record
@@ -166,7 +166,6 @@ class KnowledgeBase:
         record carries the caller's tenant. Raises FilterError, ValueError, StoreError as ``search``
         does; GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
         """
-        tenant = access.tenant if access is not None else None
         t0 = time.perf_counter()
         self._require_index()
         a, g = self.settings.answer, self.settings.generator
@@ -179,7 +178,7 @@ class KnowledgeBase:
             answer.answer, answer.abstained, answer.blocked = REFUSAL, True, True
             if on_token:
                 on_token(REFUSAL)
-            return self._finish(answer, timings, t0, caller, tenant, mode, filter)
+            return self._finish(answer, timings, t0, caller, access, mode, filter)
         t = time.perf_counter()
         answer.search_query = rewrite_question(question, history or [], self.chat_model) if history else question
         timings["rewrite"] = (time.perf_counter() - t) * 1000
@@ -193,7 +192,18 @@ class KnowledgeBase:
         answer.guardrails += decisions
         timings["assemble"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
+        stream = None
+        if on_token is not None:  # the reader sees the final numbering: [1], [2], ... in order of use
+            stream = CitationStreamFilter({c.n for c in context}, renumber=True)
+            shown = on_token
+
+            def on_token(piece: str) -> None:
+                if text := stream.feed(piece):
+                    shown(text)
+
         gen = self.generator.generate(answer.search_query, context, on_token)
+        if stream is not None and (rest := stream.flush()):
+            shown(rest)
         timings["generate"] = (time.perf_counter() - t) * 1000
         answer.model_id = gen.model_id or answer.model_id
         answer.prompt = gen.prompt if gen.prompt is not None else answer.prompt
@@ -214,14 +224,14 @@ class KnowledgeBase:
         if any(d.action == "blocked" and d.stage == "output" for d in decisions):
             text, answer.abstained, answer.blocked, answer.citations = REFUSAL, True, True, []
         answer.answer = text
-        return self._finish(answer, timings, t0, caller, tenant, mode, filter)
+        return self._finish(answer, timings, t0, caller, access, mode, filter)
 
-    def _finish(self, answer: Answer, timings: dict[str, float], t0: float, caller: str, tenant: str | None,
+    def _finish(self, answer: Answer, timings: dict[str, float], t0: float, caller: str, access: Access | None,
                 mode: str, filter: str | Filter | None) -> Answer:  # noqa: A002 # fmt: skip
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {k: round(v, 2) for k, v in timings.items()}
         if self.settings.audit.enabled:
-            self.audit.write(answer_record(answer, caller, tenant, mode, filter if isinstance(filter, str) or filter is None else str(filter)))
+            self.audit.write(answer_record(answer, caller, access, mode, filter if isinstance(filter, str) or filter is None else str(filter)))
         return answer
 
     # -- inspection ---------------------------------------------------------------------------------

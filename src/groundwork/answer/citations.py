@@ -34,12 +34,15 @@ def cited_numbers(text: str) -> list[int]:
 
 class CitationStreamFilter:
     """``check_citations`` for streamed text: holds back a possible partial marker (``[``, ``[1``)
-    until it is complete, then passes or drops it. ``feed`` returns what may be shown now."""
+    until it is complete, then passes or drops it. ``feed`` returns what may be shown now. With
+    ``renumber``, valid markers are rewritten 1, 2, ... in order of first use, as ``renumber`` does."""
 
-    def __init__(self, valid: set[int]) -> None:
+    def __init__(self, valid: set[int], renumber: bool = False) -> None:
         self.valid = valid
         self.buffer = ""
         self.removed = 0
+        self.renumber = renumber
+        self.mapping: dict[int, int] = {}
 
     def feed(self, piece: str) -> str:
         self.buffer += piece
@@ -57,7 +60,8 @@ class CitationStreamFilter:
             digits, close = m.groups()
             if digits and close:  # a complete marker
                 if int(digits) in self.valid:
-                    out.append(m.group(0))
+                    n = self.mapping.setdefault(int(digits), len(self.mapping) + 1) if self.renumber else int(digits)
+                    out.append(f"[{n}]")
                 else:
                     self.removed += 1
                 self.buffer = self.buffer[m.end():]

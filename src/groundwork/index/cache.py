@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -24,6 +25,7 @@ class EmbeddingCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._lock = threading.Lock()  # one connection shared by the server's threads: serialise its use
         self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
@@ -36,17 +38,22 @@ class EmbeddingCache:
         by_key = {text_key(t): t for t in texts}
         found: dict[str, np.ndarray] = {}
         keys = list(by_key)
+        with self._lock:
+            self._get(model_id, keys, by_key, found)
+        return found
+
+    def _get(self, model_id: str, keys: list[str], by_key: dict[str, str], found: dict[str, np.ndarray]) -> None:
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
             q = f"SELECT key, vec FROM embeddings WHERE model = ? AND key IN ({','.join('?' * len(part))})"
             for key, blob in self._db.execute(q, [model_id, *part]):
                 found[by_key[key]] = np.frombuffer(blob, dtype=np.float32)
-        return found
 
     def put_many(self, model_id: str, vectors: Mapping[str, np.ndarray]) -> None:
         rows = [(model_id, text_key(t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in vectors.items()]
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])

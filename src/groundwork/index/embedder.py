@@ -97,6 +97,7 @@ class SentenceTransformerEmbedder:
         self.path, self.model_id = _model_path(self.settings.model)
         self.cache = cache
         self.encoded = 0  # texts actually run through the model (cache misses), for reports and tests
+        self.cache_hits = 0  # texts served from the embedding cache (a server metric)
 
     @property
     def model(self):  # noqa: ANN201 - SentenceTransformer is imported lazily (slow import)
@@ -163,6 +164,7 @@ class SentenceTransformerEmbedder:
             return self._encode(texts)
         found = self.cache.get_many(self.model_id, texts)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
+        self.cache_hits += len(found)
         if missing:
             vecs = self._encode(missing)
             new = dict(zip(missing, vecs))

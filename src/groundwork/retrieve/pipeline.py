@@ -3,7 +3,7 @@
 Used by every search and answer path (CLI, API, evaluation), so what is measured is what users get.
 With decomposition, the question and each sub-question are retrieved at the candidate depth and the
 lists are fused with RRF (Cormack, Clarke & Buettcher 2009, k = ``retrieval.rrf_k``), the original
-question weighted 1 and each sub-question 1 as well; with a reranker, ``rerank.depth`` candidates are
+question weighted ``retrieval.decompose_original_weight`` and each sub-question 1; with a reranker, ``rerank.depth`` candidates are
 reordered and cut to ``top_k``.
 """
 
@@ -50,7 +50,8 @@ class SearchPipeline:
                 r = self.retriever.retrieve(q, mode, wide, flt, access)
                 _add(timings, r)
                 lists[f"q{i}"] = r.hits
-            hits = rrf_fusion(lists, k=self.retriever.settings.rrf_k)[:depth]
+            weights = {"q0": self.retriever.settings.decompose_original_weight}
+            hits = rrf_fusion(lists, k=self.retriever.settings.rrf_k, weights=weights)[:depth]
         else:
             r = self.retriever.retrieve(query, mode, depth, flt, access)
             _add(timings, r)

@@ -1,8 +1,9 @@
 """Second-stage rerankers: reorder the first ``depth`` retrieved candidates, keep ``top_k``.
 
 - MMR (Carbonell & Goldstein 1998, Maximal Marginal Relevance): greedily pick
-  argmax lambda * cos(q, d) - (1 - lambda) * max_{s in picked} cos(d, s) over chunk vectors; trades a
-  little relevance for diversity (several facts instead of one fact many times). No model.
+  argmax lambda * rel(d) - (1 - lambda) * max_{s in picked} cos(d, s) over chunk vectors, where rel(d)
+  is the first-stage score min-max normalised to [0, 1] (so hybrid ranking is kept, not replaced by
+  cosine alone); trades a little relevance for diversity. No model.
 - Cross-encoder: a sentence-transformers ``CrossEncoder`` from a local folder scores each
   (query, chunk) pair jointly (Nogueira & Cho 2019, "Passage re-ranking with BERT").
 - LLM listwise: the configured chat model is shown the numbered candidates and returns their order
@@ -60,7 +61,9 @@ class MMRReranker:
         vecs = np.stack([np.asarray(h.chunk.vector, np.float32) if h.chunk.vector is not None else np.zeros(self.embedder.dimension, np.float32) for h in hits])
         if missing:
             vecs[missing] = self.embedder.embed([hits[i].chunk.search_text for i in missing])
-        rel = vecs @ self.embedder.embed([query])[0]
+        scores = np.array([h.score for h in hits], dtype=np.float32)
+        span = float(scores.max() - scores.min())
+        rel = (scores - scores.min()) / span if span > 0 else np.ones(len(hits), np.float32)
         picked: list[int] = []
         pool = list(range(len(hits)))
         mmr_scores = []

@@ -1,0 +1,56 @@
+"""Authentication (Bearer API keys) and per-key rate limiting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from groundwork.serve.keys import SCOPES, KeyStore
+from groundwork.types import Access
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: key name (for audit and logs; never the key), scopes and document access."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    access: Access
+
+
+DEV = Principal("dev", "dev (no auth)", SCOPES, Access.all())
+
+
+def authenticate(header: str | None, keys: KeyStore, no_auth: bool) -> Principal | None:
+    if no_auth:
+        return DEV
+    if not header or not header.lower().startswith("bearer "):
+        return None
+    key = keys.verify(header[7:].strip())
+    if key is None:
+        return None
+    return Principal(key.key_id, key.name, key.scopes, key.access)
+
+
+class RateLimiter:
+    """Token bucket per key (Turner 1986): ``burst`` tokens, refilled at ``rate`` tokens per second.
+
+    ``take`` returns 0 when a request may go ahead, else the seconds until a token is available."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate

@@ -1,0 +1,130 @@
+"""API keys: created once, shown once, stored as a salted hash in ``keys.sqlite`` beside the index.
+
+A key looks like ``gw_<key id>_<secret>``; the id (not secret) finds the row, and the secret is checked
+against HMAC-SHA256(salt, key) with a constant-time comparison. A fast hash is right here, unlike for
+passwords: the secret is 256 random bits, so there is nothing to brute-force. Revocation sets
+``revoked_at`` and is read on every request, so it takes effect on the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from groundwork.errors import GroundworkError
+from groundwork.types import ACL_NAME, Access
+
+SCOPES = ("query", "ingest", "admin")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    scopes TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    tenant TEXT,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+"""
+
+
+class ApiKeyError(GroundworkError):
+    """Invalid key definition (unknown scope, bad group or tenant name, unknown key id)."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key's record (never the key itself)."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    groups: tuple[str, ...] = ()
+    tenant: str | None = None
+    created_at: str = ""
+    revoked_at: str | None = None
+
+    @property
+    def access(self) -> Access:
+        return Access(tenant=self.tenant, groups=self.groups)
+
+    def to_dict(self) -> dict:
+        return {"key_id": self.key_id, "name": self.name, "scopes": list(self.scopes), "groups": list(self.groups),
+                "tenant": self.tenant, "created_at": self.created_at, "revoked_at": self.revoked_at}  # fmt: skip
+
+
+@dataclass
+class KeyStore:
+    path: Path
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def create(self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None) -> tuple[ApiKey, str]:
+        """(record, the key). The key is returned once and cannot be recovered. Raises ApiKeyError."""
+        bad = [s for s in scopes if s not in SCOPES]
+        if not scopes or bad:
+            raise ApiKeyError(f"scopes must be some of {', '.join(SCOPES)} (got {', '.join(scopes) or 'none'})")
+        groups = sorted(set(groups or []))
+        for n in (*groups, *([tenant] if tenant else [])):
+            if not ACL_NAME.match(n):
+                raise ApiKeyError(f"invalid group or tenant name {n!r}: use letters, digits and _ . : @ -")
+        if not name.strip():
+            raise ApiKeyError("a key needs a --name")
+        key_id = secrets.token_hex(6)
+        secret = f"gw_{key_id}_{secrets.token_urlsafe(32)}"
+        salt = secrets.token_bytes(16)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._lock:
+            self._db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                             (key_id, name, salt, _digest(salt, secret), json.dumps(sorted(set(scopes))), json.dumps(groups), tenant, now))  # fmt: skip
+        return ApiKey(key_id, name, tuple(sorted(set(scopes))), tuple(groups), tenant, now), secret
+
+    def verify(self, secret: str) -> ApiKey | None:
+        """The key's record when ``secret`` is a valid, unrevoked key; else None."""
+        parts = secret.split("_")
+        if len(parts) < 3 or parts[0] != "gw":
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT * FROM keys WHERE key_id = ?", (parts[1],)).fetchone()
+        if row is None or row[8] is not None:
+            return None
+        if not hmac.compare_digest(_digest(row[2], secret), row[3]):
+            return None
+        return _record(row)
+
+    def list(self) -> list[ApiKey]:
+        with self._lock:
+            return [_record(r) for r in self._db.execute("SELECT * FROM keys ORDER BY created_at")]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._lock:
+            cur = self._db.execute("UPDATE keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (now, key_id))
+            row = self._db.execute("SELECT * FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise ApiKeyError(f"no key with id {key_id}; `groundwork keys list` shows the ids")
+        if cur.rowcount == 0 and row[8] is None:
+            raise ApiKeyError(f"key {key_id} could not be revoked")
+        return _record(row)
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+
+
+def _record(row: tuple) -> ApiKey:
+    return ApiKey(row[0], row[1], tuple(json.loads(row[4])), tuple(json.loads(row[5])), row[6], row[7], row[8])

@@ -1,0 +1,98 @@
+"""``POST /v1/chat/completions``: OpenAI's Chat Completions request and response shapes, including
+``stream: true`` as server-sent events, answered from the knowledge base.
+
+The last user message is the question; earlier turns are the history used to rewrite a follow-up into
+a stand-alone question. The content carries inline ``[n]`` markers; the message carries a
+``citations`` array (in streaming, the final chunk does). ``model`` is echoed back; the generator is the
+server's configured one. System messages from the client are ignored: the grounded-answer prompt
+is the only system prompt (a client cannot turn grounding off).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import asdict
+from typing import Any, Callable, Iterator
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import StreamingResponse
+
+from groundwork.serve import schemas as S
+from groundwork.serve.auth import Principal
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: keep the text ones
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
+    return ""
+
+
+def register_chat(app: FastAPI, svc: Any, scope: Callable, answer_for: Callable, errors: dict) -> None:
+    from groundwork.serve.app import ApiError
+
+    @app.post("/v1/chat/completions", response_model=S.ChatCompletionOut, responses=errors | {
+        200: {"content": {"text/event-stream": {"schema": {"type": "string", "description": "chat.completion.chunk events"}}}}},
+        tags=["query"])  # fmt: skip
+    def chat(req: S.ChatRequest, p: Principal = Depends(scope("query"))) -> Any:
+        """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1."""
+        turns = [{"role": m.role, "content": _text(m.content)} for m in req.messages if m.role in ("user", "assistant")]
+        if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
+            raise ApiError(422, "invalid_request", "messages: the last message must be a user message with text")
+        question, history = turns[-1]["content"], turns[:-1]
+        created = int(time.time())
+        if not req.stream:
+            ans = answer_for(p, question, req.mode, None, req.filter, history=history)
+            completion = max(1, len(ans.answer) // 4)
+            prompt_tokens = max(1, sum(len(t["content"]) for t in turns) // 4)
+            return {
+                "id": f"chatcmpl-{ans.answer_id}", "object": "chat.completion", "created": created, "model": req.model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": ans.answer, "citations": [asdict(c) for c in ans.citations]}}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
+                "answer_id": ans.answer_id,
+            }  # fmt: skip
+        return StreamingResponse(_stream(p, req, question, history, created, answer_for), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})  # fmt: skip
+
+
+def _stream(p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int, answer_for: Callable) -> Iterator[str]:
+    """Runs the answer on a thread; yields each generated piece as a chunk, then a final chunk with
+    the citations (and, when guardrails changed the text, the final text as ``content_final``)."""
+    pieces: queue.Queue = queue.Queue()
+    result: dict[str, Any] = {}
+    cid = f"chatcmpl-{time.time_ns():x}"
+
+    def run() -> None:
+        try:
+            result["answer"] = answer_for(p, question, req.mode, None, req.filter, history=history, on_token=pieces.put)
+        except Exception as exc:  # reported in the stream: the HTTP status is already 200
+            result["error"] = getattr(exc, "message", None) or str(exc)
+        finally:
+            pieces.put(None)
+
+    def event(delta: dict, finish: str | None = None, **extra: Any) -> str:
+        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    threading.Thread(target=run, daemon=True).start()
+    yield event({"role": "assistant", "content": ""})
+    streamed = []
+    while (piece := pieces.get()) is not None:
+        streamed.append(piece)
+        yield event({"content": piece})
+    if "error" in result:
+        yield event({}, "stop", error={"code": "invalid_request", "message": result["error"]})
+    else:
+        ans = result["answer"]
+        cites = [asdict(c) for c in ans.citations]
+        extra: dict[str, Any] = {"citations": cites, "answer_id": ans.answer_id}
+        if "".join(streamed).strip() != ans.answer.strip():
+            extra["content_final"] = ans.answer  # guardrails masked or replaced text after it streamed
+        yield event({"citations": cites}, "stop", **extra)
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,253 @@
+"""Request and response models of the HTTP API (they are the OpenAPI spec at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["bm25", "dense", "hybrid"]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. unauthorized, forbidden, rate_limited, invalid_request, not_found")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=4000)
+    mode: Optional[Mode] = None
+    top_k: Optional[int] = Field(None, ge=1, le=1000)
+    filter: Optional[str] = Field(None, max_length=2000, description="metadata filter expression, see docs/concepts.md")
+
+
+class Hit(BaseModel):
+    rank: int
+    score: float
+    scores: dict[str, float]
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    heading: str
+    page: Optional[int]
+    position: int
+    text: str
+    metadata: dict[str, Any]
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=4000)
+    mode: Optional[Mode] = None
+    top_k: Optional[int] = Field(None, ge=1, le=1000)
+    filter: Optional[str] = Field(None, max_length=2000)
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    chunk_id: str
+    source: str
+    score: float
+    text: str
+    heading: str = ""
+    page: Optional[int] = None
+    flags: list[str] = []
+
+
+class GuardDecisionOut(BaseModel):
+    guard: str
+    stage: str
+    action: str
+    detail: str
+    score: Optional[float] = None
+    targets: list[str] = []
+
+
+class AnswerOut(BaseModel):
+    answer_id: str
+    answer: str
+    abstained: bool
+    blocked: bool
+    citations: list[CitationOut]
+    search_query: str
+    sub_questions: list[str]
+    model_id: str
+    prompt: Optional[str]
+    guardrails: list[GuardDecisionOut]
+    flags: list[str]
+    invalid_citations: int
+    notice: Optional[str]
+    index_version: Optional[int]
+    timings_ms: dict[str, float]
+
+
+class RecordsUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=100000)
+    name: str = Field("records", pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="name of the records file (its document ids derive from it)")
+    text_field: Optional[str] = None
+    id_field: Optional[str] = None
+    metadata_fields: list[str] = []
+    allowed_groups: list[str] = []
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+    files: list[str]
+
+
+class FileResultOut(BaseModel):
+    file: str
+    status: str
+    documents: int = 0
+    chunks: int = 0
+    reason: str = ""
+
+
+class JobOut(BaseModel):
+    job_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    kind: str
+    created_at: str
+    finished_at: Optional[str]
+    files: list[str]
+    total: int
+    done: int
+    results: list[FileResultOut]
+    error: Optional[str]
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    chunks: int
+    chars: int
+    type: str
+    tenant: Optional[str]
+    allowed_groups: list[str]
+    ingested_at: str
+    content_hash: str
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class ChunkOut(BaseModel):
+    chunk_id: str
+    position: int
+    heading: str
+    page: Optional[int]
+    text: str
+
+
+class DocumentDetail(DocumentOut):
+    chunk_list: list[ChunkOut]
+
+
+class Deleted(BaseModel):
+    doc_id: str
+    deleted: bool
+    version: Optional[int]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer_id: str = Field(min_length=1, max_length=64)
+    rating: Literal["up", "down"]
+    comment: Optional[str] = Field(None, max_length=4000)
+
+
+class FeedbackOut(BaseModel):
+    answer_id: str
+    recorded: bool
+
+
+class VersionOut(BaseModel):
+    version: int
+    created_at: str
+    storage_version: int
+    added: int
+    updated: int
+    deleted: int
+    documents: int
+    chunks: int
+    changed_doc_ids: list[str]
+
+
+class AuditRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    answer_id: str
+    created_at: str
+    caller: str
+    question: str
+    abstained: bool
+    feedback: list[dict[str, Any]] = []
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    index: bool
+    model: bool
+
+
+# -- OpenAI Chat Completions (the subset Groundwork implements; extra fields are accepted and ignored) --
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: Optional[str | list[dict[str, Any]]] = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str = Field("groundwork", max_length=200)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    temperature: Optional[float] = Field(None, ge=0, le=2)
+    max_tokens: Optional[int] = Field(None, ge=1)
+    filter: Optional[str] = Field(None, max_length=2000, description="Groundwork extension: metadata filter")
+    mode: Optional[Mode] = Field(None, description="Groundwork extension: retrieval mode")
+
+
+class ChatMessageOut(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    citations: list[CitationOut]
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessageOut
+    finish_reason: Literal["stop"]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionOut(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    answer_id: str
