@@ -48,6 +48,8 @@ bench: install
 	@test -d $(DATA)/multihop-rag -a -d $(DATA)/scifact || { echo "make bench needs $(DATA) (see docs/benchmarks.md)"; exit 2; }
 	$(GW) eval compare $(SF) --modes bm25,dense,hybrid --json bench/results/scifact-compare.json --plot docs/img/scifact-compare.png
 	$(GW) eval compare $(MH) --modes bm25,dense,hybrid --json bench/results/multihop-compare.json --plot docs/img/multihop-compare.png
+	$(GW) eval compare $(MH) --config eval/configs/single.toml --config eval/configs/decompose.toml \
+	    --config eval/configs/mmr.toml --json bench/results/multihop-pipeline.json --plot docs/img/multihop-pipeline.png
 	$(GW) eval answers $(MH) --json bench/results/multihop-answers.json
 	$(GW) --kb $(MH_KB) ingest $(DATA)/multihop-rag/corpus.json --text-field body --id-field url \
 	    --metadata-fields title,source,category,published_at
@@ -55,6 +57,8 @@ bench: install
 	$(PY) bench/abstention.py --kb $(MH_KB) --queries $(DATA)/multihop-rag/queries-dev.json
 	$(PY) bench/ann_recall.py --kb $(MH_KB) --queries-file $(DATA)/multihop-rag/queries-dev.json
 	$(PY) bench/throughput.py --data $(DATA)/scifact
+	$(PY) bench/grounding.py --data $(DATA)/multihop-rag --queries 200
+	$(PY) bench/pii.py
 
 clean:
 	rm -rf $(VENV) .groundwork .pytest_cache src/*.egg-info

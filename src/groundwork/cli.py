@@ -76,6 +76,8 @@ def ingest(
     metadata_fields: Optional[str] = typer.Option(None, help="JSON/JSONL: comma-separated fields kept as filterable metadata"),
     chunker: Optional[str] = typer.Option(None, help="fixed | structure | hierarchical | semantic"),
     chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk"),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Access control: the documents' tenant"),
+    allowed_groups: Optional[str] = typer.Option(None, "--allowed-groups", help="Access control: comma-separated groups that may see the documents"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
@@ -89,7 +91,9 @@ def ingest(
             def progress(path: str, done: int, total: int) -> None:
                 bar.update(task, total=total, completed=done, description=escape(_display(path)[-50:]) or "finishing")
 
-            report = kbase.ingest(paths, sync=sync, progress=progress, text_field=text_field, id_field=id_field, metadata_fields=fields)
+            groups = [g.strip() for g in (allowed_groups or "").split(",") if g.strip()]
+            report = kbase.ingest(paths, sync=sync, progress=progress, text_field=text_field, id_field=id_field,
+                                  metadata_fields=fields, tenant=tenant, allowed_groups=groups)  # fmt: skip
     except GroundworkError as exc:
         _fail(exc)
     if as_json:

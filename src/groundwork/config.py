@@ -127,8 +127,8 @@ class GuardSettings(_Section):
     pii_at_ingest: bool = Field(False, description="also mask PII in chunk text before it is indexed")
     pii_region: str = Field("US", description="default region for phone numbers without a country code")
     grounding: Literal["block", "flag", "off"] = Field("flag", description="contextual grounding check of generated answers")
-    grounding_threshold: float = Field(0.5, ge=0, le=0.99, description="minimum grounding score (share of answer sentences supported by the context)")
-    relevance_threshold: float = Field(0.3, ge=0, le=0.99, description="minimum relevance score (answer addresses the question)")
+    grounding_threshold: float = Field(0.7, ge=0, le=0.99, description="minimum grounding score (mean best support of answer sentences; calibrated on MultiHop-RAG dev, docs/benchmarks.md)")
+    relevance_threshold: float = Field(0.35, ge=0, le=0.99, description="minimum relevance score (answer addresses the question; calibrated likewise)")
     max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
 
 

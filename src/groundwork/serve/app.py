@@ -34,7 +34,7 @@ from groundwork.serve.jobs import Job, JobQueue
 from groundwork.serve.keys import KeyStore
 from groundwork.serve.metrics import Metrics
 from groundwork.serve.telemetry import make_tracer, record_pipeline, request_id
-from groundwork.types import Access
+from groundwork.types import Access, IndexVersion
 
 log = logging.getLogger("groundwork.serve")
 
@@ -380,7 +380,7 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
         job = svc.jobs.submit({}, p.name, Access(), [], kind="sync")
         return {"job_id": job.job_id, "status": job.status, "files": [str(x) for x in settings.serve.sync_paths]}
 
-    @app.get("/v1/versions", response_model=list[S.VersionOut], responses=AUTH_ERRORS, tags=["documents"])
+    @app.get("/v1/versions", response_model=list[IndexVersion], responses=AUTH_ERRORS, tags=["documents"])
     def versions(p: Principal = Depends(scope("query"))) -> Any:
         """Index versions. Changed document ids are listed only where the key may see them."""
         visible = None if p.access.everything else {d.doc_id for d in svc.kb.documents(p.access)}

@@ -36,7 +36,9 @@ def register_chat(app: FastAPI, svc: Any, scope: Callable, answer_for: Callable,
     from groundwork.serve.app import ApiError
 
     @app.post("/v1/chat/completions", response_model=S.ChatCompletionOut, responses=errors | {
-        200: {"content": {"text/event-stream": {"schema": {"type": "string", "description": "chat.completion.chunk events"}}}}},
+        200: {"content": {"text/event-stream": {"schema": {
+            "type": "object", "required": ["data"], "description": "server-sent events; data is a chat.completion.chunk JSON object, then [DONE]",
+            "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}}}}}}},
         tags=["query"])  # fmt: skip
     def chat(req: S.ChatRequest, p: Principal = Depends(scope("query"))) -> Any:
         """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1."""

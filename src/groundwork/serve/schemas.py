@@ -175,18 +175,6 @@ class FeedbackOut(BaseModel):
     recorded: bool
 
 
-class VersionOut(BaseModel):
-    version: int
-    created_at: str
-    storage_version: int
-    added: int
-    updated: int
-    deleted: int
-    documents: int
-    chunks: int
-    changed_doc_ids: list[str]
-
-
 class AuditRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
     answer_id: str
