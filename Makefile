@@ -9,9 +9,15 @@ DEMO_KB ?= .groundwork/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test gate bench clean
+.PHONY: install browser demo test gate bench clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The web page's tests drive Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium (needs root and apt); browser tests will be skipped"; }
 
 # torch is installed first and alone, pinned by constraints.txt, so nothing resolves a CUDA build.
 $(STAMP): pyproject.toml constraints.txt

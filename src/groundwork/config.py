@@ -141,6 +141,7 @@ class ServeSettings(_Section):
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces; off when unset")
+    eval_dir: Path | None = Field(None, description="folder of `groundwork eval ... --json` results shown on the web page's Evaluation tab")
 
 
 class AuditSettings(_Section):

@@ -406,4 +406,38 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
         except AuditNotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
 
+    @app.get("/v1/me", response_model=S.Me, responses=AUTH_ERRORS, tags=["query"])
+    def me(p: Principal = Depends(scope("query"))) -> Any:
+        """The calling key: name, scopes, tenant and groups (what the web page shows and hides)."""
+        return {"name": p.name, "scopes": list(p.scopes), "tenant": p.access.tenant, "groups": list(p.access.groups),
+                "no_auth": p.access.everything}  # fmt: skip
+
+    @app.get("/v1/eval", response_model=list[S.EvalResult], responses=AUTH_ERRORS, tags=["query"])
+    def eval_results(p: Principal = Depends(scope("query"))) -> Any:
+        """The latest `groundwork eval` / `eval compare` JSON results in serve.eval_dir, newest first."""
+        folder = settings.serve.eval_dir
+        if folder is None or not Path(folder).is_dir():
+            return []
+        out = []
+        for f in sorted(Path(folder).glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)[:20]:
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            compare = bool(data) and all(isinstance(v, dict) and any(k in v for k in ("ndcg@10", "hits@10", "containment")) for v in data.values())
+            single = any(k in data for k in ("ndcg@10", "hits@10", "containment"))
+            if not (compare or single):
+                continue
+            from datetime import datetime, timezone
+
+            modified = datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+            out.append({"name": f.name, "modified": modified, "kind": "compare" if compare else "single",
+                        "results": data if compare else {f.stem: data}})  # fmt: skip
+        return out
+
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="web")
     return app

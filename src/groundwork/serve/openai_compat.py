@@ -93,7 +93,7 @@ def _stream(p: Principal, req: S.ChatRequest, question: str, history: list[dict]
     else:
         ans = result["answer"]
         cites = [asdict(c) for c in ans.citations]
-        extra: dict[str, Any] = {"citations": cites, "answer_id": ans.answer_id}
+        extra: dict[str, Any] = {"citations": cites, "answer_id": ans.answer_id, "abstained": ans.abstained}
         if "".join(streamed).strip() != ans.answer.strip():
             extra["content_final"] = ans.answer  # guardrails masked or replaced text after it streamed
         yield event({"citations": cites}, "stop", **extra)

@@ -239,3 +239,18 @@ class ChatCompletionOut(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     answer_id: str
+
+
+class Me(BaseModel):
+    name: str
+    scopes: list[str]
+    tenant: Optional[str]
+    groups: list[str]
+    no_auth: bool
+
+
+class EvalResult(BaseModel):
+    name: str = Field(description="file name of the result")
+    modified: str
+    kind: Literal["compare", "single"]
+    results: dict[str, dict[str, Any]] = Field(description="configuration label -> metrics (per_type included where reported)")
