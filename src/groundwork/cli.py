@@ -19,6 +19,7 @@ from rich.table import Table
 
 from groundwork.config import load_settings
 from groundwork.errors import GroundworkError
+from groundwork.adapt.commands import adapt_app
 from groundwork.evaluate.commands import eval_app
 from groundwork.kb import KnowledgeBase
 from groundwork.types import SearchHit
@@ -27,6 +28,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Groundwork: 
 config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(adapt_app, name="adapt")
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 

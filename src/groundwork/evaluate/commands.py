@@ -71,6 +71,7 @@ _CACHE = typer.Option(None, "--cache", help="Index cache folder [default: $GROUN
 _MODE = typer.Option(None, "--mode", help="bm25 | dense | hybrid [default: from settings]")
 _CONFIG = typer.Option(None, "--config", help="Settings file")
 _JSON = typer.Option(None, "--json", help="Write every figure to this JSON file")
+_EMBEDDER = typer.Option(None, "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`) instead of the configured one")
 
 
 @eval_app.command("retrieval")
@@ -79,13 +80,15 @@ def retrieval_cmd(
     eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
     mode: Optional[str] = _MODE, config: Optional[Path] = _CONFIG,
     top_k: int = typer.Option(10, "--top-k", help="Chunks per search"),
+    embedder: Optional[Path] = _EMBEDDER,
     json_out: Optional[Path] = _JSON,
     cache: Optional[Path] = _CACHE,
 ) -> None:
     """nDCG@10, recall@10/100, MRR@10, MAP@10, hits@4/10 and latency, per question type where known."""
     try:
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
-        result = run_retrieval(dataset, index(dataset, settings_for(config), cache), mode, top_k)
+        settings = settings_for(config, **{"embedder.model": str(embedder) if embedder else None})
+        result = run_retrieval(dataset, index(dataset, settings, cache), mode, top_k)
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     label = result["config"]["mode"]
@@ -157,6 +160,7 @@ def answers_cmd(
     mode: Optional[str] = _MODE, config: Optional[Path] = _CONFIG,
     limit: int = typer.Option(0, "--limit", help="Only the first N queries (0 = all)"),
     no_bertscore: bool = typer.Option(False, "--no-bertscore", help="Skip BERTScore"),
+    embedder: Optional[Path] = _EMBEDDER,
     json_out: Optional[Path] = _JSON,
     cache: Optional[Path] = _CACHE,
 ) -> None:
@@ -165,7 +169,7 @@ def answers_cmd(
 
     try:
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
-        settings = settings_for(config)
+        settings = settings_for(config, **{"embedder.model": str(embedder) if embedder else None})
         kb = index(dataset, settings, cache)
         with err.status(f"answering {limit or len(dataset.queries)} questions"):
             result = evaluate_answers(dataset, kb, mode=mode, limit=limit, bertscore=not no_bertscore)

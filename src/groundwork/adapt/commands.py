@@ -1,0 +1,109 @@
+"""`groundwork adapt ...` commands: embeddings, lora."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from groundwork.errors import GroundworkError
+
+adapt_app = typer.Typer(no_args_is_help=True, help="Fine-tune where evaluation shows retrieval is not enough.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
+    raise typer.Exit(2)
+
+
+@adapt_app.command("embeddings")
+def embeddings_cmd(
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="JSONL of {query, positive[, negative]}"),
+    beir_dir: Optional[Path] = typer.Option(None, "--beir-dir", help="BEIR folder (corpus.jsonl, queries.jsonl)"),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="BEIR qrels TSV (with --beir-dir)"),
+    synthesize: Optional[Path] = typer.Option(None, "--synthesize", help="Build (heading/title, section) pairs from the documents in this folder"),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model folder [default: the bundled MiniLM]"),
+    hard_negatives: str = typer.Option("bm25", "--hard-negatives", help="bm25 | none"),
+    epochs: int = typer.Option(1, "--epochs", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=2),
+    dev_fraction: float = typer.Option(0.2, "--dev-fraction", min=0.0, max=0.9, help="Share of queries held out for the before/after figures"),
+    out_dir: Path = typer.Option(Path("models/groundwork-embedder"), "--out", help="Output model folder"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON"),
+) -> None:
+    """Fine-tune the embedding model (MultipleNegativesRankingLoss), report dev nDCG@10 before/after."""
+    from groundwork.adapt.embeddings import fine_tune
+    from groundwork.adapt.pairs import PairsError, read_beir, read_pairs, synthesize_pairs
+    from groundwork.config import BUNDLED_MODEL
+    from groundwork.index.embedder import _model_path
+
+    if hard_negatives not in ("bm25", "none"):
+        _fail(ValueError("--hard-negatives must be bm25 or none"))
+    try:
+        if sum(x is not None for x in (pairs, beir_dir, synthesize)) != 1:
+            raise PairsError("give exactly one of --pairs F, --beir-dir DIR --qrels F, --synthesize DIR")
+        if pairs:
+            ps = read_pairs(pairs)
+        elif beir_dir:
+            if qrels is None:
+                raise PairsError("--beir-dir needs --qrels F (e.g. DIR/qrels/train.tsv)")
+            ps = read_beir(beir_dir, qrels)
+        else:
+            from groundwork.adapt.pairs import load_documents
+
+            ps = synthesize_pairs(load_documents(synthesize))
+        with err.status(f"fine-tuning on {len(ps.pairs)} pairs"):
+            result = fine_tune(ps, str(_model_path(base or BUNDLED_MODEL)[0]), out_dir, epochs, batch_size, dev_fraction=dev_fraction, hard_negatives=hard_negatives)
+    except (GroundworkError, OSError, ValueError) as exc:
+        _fail(exc)
+    b, a = result.before, result.after
+    out.print(f"trained {result.train_pairs} pairs ({result.hard_negatives} hard negatives), {result.steps} steps, {result.train_seconds} s")
+    if b:
+        out.print(f"dev nDCG@10 {b['ndcg@10']:.4f} -> {a['ndcg@10']:.4f} ({a['ndcg@10'] - b['ndcg@10']:+.4f}); "
+                  f"recall@10 {b['recall@10']:.4f} -> {a['recall@10']:.4f} on {result.dev_queries} held-out queries")  # fmt: skip
+    out.print(f"model written to {out_dir} (model card: {out_dir / 'README.md'})")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2))
+
+
+@adapt_app.command("lora")
+def lora_cmd(
+    base: Path = typer.Option(..., "--base", help="Causal LM folder (AutoModelForCausalLM)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="JSONL of {instruction, context, answer}"),
+    data_from_eval: Optional[Path] = typer.Option(None, "--data-from-eval", help="Build records from this eval set and the knowledge base (--kb)"),
+    rank: int = typer.Option(8, "--rank", min=1),
+    alpha: int = typer.Option(16, "--alpha", min=1),
+    epochs: int = typer.Option(3, "--epochs", min=1),
+    lr: float = typer.Option(2e-4, "--lr"),
+    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    grad_accum: int = typer.Option(2, "--grad-accum", min=1, help="Gradient accumulation steps"),
+    device: str = typer.Option("cpu", "--device"),
+    out_dir: Path = typer.Option(Path("models/groundwork-lora"), "--out", help="Adapter folder"),
+) -> None:
+    """Train a LoRA adapter for the `transformers` generator; saves the adapter and loss.png."""
+    from groundwork.adapt.lora import read_records, records_from_eval, train_lora
+
+    try:
+        if (data is None) == (data_from_eval is None):
+            raise ValueError("give exactly one of --data F or --data-from-eval EVAL_SET")
+        if data is not None:
+            records = read_records(data)
+        else:
+            from groundwork.cli import _kb
+
+            records = records_from_eval(data_from_eval, _kb())
+            if len(records) < 2:
+                raise ValueError(f"{data_from_eval}: fewer than 2 answerable questions with reference answers")
+        with err.status(f"training a LoRA adapter on {len(records)} records"):
+            r = train_lora(records, base, out_dir, rank, alpha, epochs, lr, batch_size, grad_accum, device=device)
+    except (GroundworkError, OSError, ValueError) as exc:
+        _fail(exc)
+    out.print(f"trained {r.train_records} records ({r.dev_records} held out), {r.epochs} epochs, {r.steps} steps, {r.seconds} s")
+    out.print(f"held-out loss per epoch: {', '.join(f'{x:.3f}' for x in r.dev_loss)}")
+    out.print(f"adapter written to {out_dir} (loss curve {out_dir / 'loss.png'}); use it with "
+              f"`groundwork ask --generator transformers --model-path {base} --adapter-path {out_dir}`")  # fmt: skip
