@@ -19,7 +19,7 @@ from rich.table import Table
 
 from groundwork.config import load_settings
 from groundwork.errors import GroundworkError
-from groundwork.adapt.commands import adapt_app
+from groundwork.adapt.commands import adapt_app, decide_cmd
 from groundwork.evaluate.commands import eval_app
 from groundwork.kb import KnowledgeBase
 from groundwork.types import SearchHit
@@ -29,6 +29,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(adapt_app, name="adapt")
+app.command("decide")(decide_cmd)
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 

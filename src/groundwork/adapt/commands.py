@@ -107,3 +107,54 @@ def lora_cmd(
     out.print(f"held-out loss per epoch: {', '.join(f'{x:.3f}' for x in r.dev_loss)}")
     out.print(f"adapter written to {out_dir} (loss curve {out_dir / 'loss.png'}); use it with "
               f"`groundwork ask --generator transformers --model-path {base} --adapter-path {out_dir}`")  # fmt: skip
+
+
+def decide_cmd(
+    eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="Groundwork eval set (JSONL)"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="beir | multihop-rag | groundwork"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus"),
+    queries: Optional[Path] = typer.Option(None, "--queries"),
+    qrels: Optional[Path] = typer.Option(None, "--qrels"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Settings file (generator, retrieval)"),
+    generator: Optional[str] = typer.Option(None, "--generator", help="extractive | openai | bedrock | transformers"),
+    model: Optional[str] = typer.Option(None, "--model"),
+    model_path: Optional[Path] = typer.Option(None, "--model-path"),
+    base_url: Optional[str] = typer.Option(None, "--base-url"),
+    embedder: Optional[Path] = typer.Option(None, "--embedder", help="A fine-tuned embedder folder to compare"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A LoRA adapter folder (needs --model-path)"),
+    limit: int = typer.Option(0, "--limit", help="Only the first N questions for answer metrics (0 = all)"),
+    price_in: float = typer.Option(0.0, "--price-in", help="USD per 1M input tokens"),
+    price_out: float = typer.Option(0.0, "--price-out", help="USD per 1M output tokens"),
+    min_gain: float = typer.Option(0.02, "--min-gain", help="Smallest gain that justifies a fine-tuned component"),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Index cache folder"),
+) -> None:
+    """Prompt-only vs RAG vs fine-tuned vs both on your eval set; prints a table and a recommendation."""
+    from groundwork.adapt.decide import run_decision
+    from groundwork.evaluate.commands import load_dataset, settings_for
+    from groundwork.evaluate.report import bar_chart, metrics_table, write_json
+
+    try:
+        if adapter is not None and model_path is None:
+            raise ValueError("--adapter needs --model-path (the base model the adapter was trained on)")
+        dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
+        settings = settings_for(config, **{"generator.backend": generator, "generator.model": model,
+                                           "generator.model_path": str(model_path) if model_path else None,
+                                           "generator.base_url": base_url})  # fmt: skip
+        with err.status("measuring every arm"):
+            result = run_decision(dataset, settings, cache, embedder, adapter, limit, price_in, price_out, min_gain)
+    except (GroundworkError, OSError, ValueError) as exc:
+        _fail(exc)
+    cols = ["ndcg@10", "recall@10", "hits@10", "containment", "rougeL", "abstention_null", "false_abstention",
+            "answer_latency_ms_p50", "tokens_in", "tokens_out", "cost_per_1k_queries_usd"]  # fmt: skip
+    out.print(metrics_table(result["arms"], cols, title=f"{result['dataset']}: decide ({result['generator']})"))
+    out.print("[bold]Recommendation:[/] " + escape(result["recommendation"]["choice"]))
+    for step in result["recommendation"]["steps"]:
+        out.print("  " + escape(step))
+    if json_out:
+        write_json(json_out, result)
+        out.print(f"wrote {json_out}")
+    if plot:
+        bar_chart(result["arms"], plot, ["ndcg@10", "hits@10", "containment", "rougeL"], title=f"{result['dataset']}: decide")
+        out.print(f"wrote {plot}")
