@@ -204,6 +204,32 @@ def ask(
 
 
 @app.command()
+def reindex(
+    embedder: Path = typer.Option(..., "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`)"),
+) -> None:
+    """Re-embed the knowledge base with another embedding model, as a new index version."""
+    try:
+        kbase = _kb()
+        with err.status("re-embedding every chunk"):
+            n, v = kbase.reindex(str(embedder))
+    except GroundworkError as exc:
+        _fail(exc)
+    out.print(f"re-embedded {n} chunks with {escape(str(embedder))}: index version {v.version}")
+    out.print(f"now set embedder.model = \"{escape(str(embedder))}\" (groundwork.toml or GROUNDWORK_EMBEDDER__MODEL); "
+              "`groundwork rollback` restores the previous model")  # fmt: skip
+
+
+@app.command()
+def rollback() -> None:
+    """Undo the last `reindex`: restore the previous embedding model's vectors."""
+    try:
+        prev = _kb().rollback()
+    except GroundworkError as exc:
+        _fail(exc)
+    out.print(f"restored embedding model {escape(str(prev['model_id']))}; set embedder.model back to it")
+
+
+@app.command()
 def versions(as_json: bool = typer.Option(False, "--json")) -> None:
     """List index versions: when, what changed, and the size after each."""
     try:

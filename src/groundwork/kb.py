@@ -234,6 +234,29 @@ class KnowledgeBase:
             self.audit.write(answer_record(answer, caller, access, mode, filter if isinstance(filter, str) or filter is None else str(filter)))
         return answer
 
+    # -- model changes ------------------------------------------------------------------------------
+    def reindex(self, embedder_model: str) -> tuple[int, IndexVersion]:
+        """Re-embed every chunk with another sentence-transformers model (a new index version; the
+        old one stays restorable with ``rollback``). Afterwards set ``embedder.model`` to the new
+        model: the model check refuses queries with the old one. Returns (chunks, version)."""
+        self._require_index()
+        settings = self.settings.embedder.model_copy(update={"model": embedder_model})
+        new = load_embedder(settings, settings.cache_dir or self.path)
+        n = self.store.reembed(new.model_id, new.dimension, new.embed)
+        docs = [d.doc_id for d in self.store.list_documents()]
+        version = self.store.record_version(0, len(docs), 0, docs)
+        self.__dict__.pop("embedder", None)
+        self.__dict__.pop("retriever", None)
+        self.__dict__.pop("pipeline", None)
+        return n, version
+
+    def rollback(self) -> dict[str, Any]:
+        """Undo the last ``reindex``: the previous model's vectors and model id come back."""
+        prev = self.store.rollback()
+        docs = [d.doc_id for d in self.store.list_documents()]
+        self.store.record_version(0, len(docs), 0, docs)
+        return prev
+
     # -- inspection ---------------------------------------------------------------------------------
     def documents(self, access: Access | None = None) -> list[DocumentInfo]:
         return self.store.list_documents(access)

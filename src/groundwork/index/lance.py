@@ -18,7 +18,7 @@ import re
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -250,6 +250,46 @@ class LanceStore:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     table.optimize(cleanup_older_than=retention)
+
+    def reembed(self, model_id: str, dimension: int, embed: Callable[[list[str]], np.ndarray], batch: int = 256) -> int:
+        """Give every chunk a vector from another embedding model, as one new storage version.
+
+        All vectors are computed first, then the table is rewritten in one commit, so a crash leaves
+        the old model's index whole. ``meta.json`` then names the new model and keeps the previous
+        model and storage version for ``rollback`` (possible while that version is within
+        ``index.version_retention_hours``). Returns the number of chunks re-embedded.
+        """
+        if self._chunks is None:
+            raise StoreError(f"no knowledge base at {self.path}")
+        n = self._chunks.count_rows()
+        table = self._chunks.search().limit(max(n, 1)).to_arrow()
+        texts = table.column("search_text").to_pylist()
+        vecs = np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]) if texts else np.zeros((0, dimension), np.float32)
+        previous = {"model_id": self.meta.get("model_id"), "dimension": self.meta.get("dimension"), "storage_version": self._chunks.version}
+        col = pa.FixedSizeListArray.from_arrays(pa.array(vecs.astype(np.float32).ravel()), dimension)
+        table = table.set_column(table.schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.float32(), dimension)), col)
+        self._chunks = self._db.create_table("chunks", data=table, mode="overwrite")
+        self._ann = None
+        self._ensure_fts()
+        self.meta.update(model_id=model_id, dimension=dimension, previous=[previous, *self.meta.get("previous", [])][:10])
+        self._write_meta()
+        return len(texts)
+
+    def rollback(self) -> dict[str, Any]:
+        """Restore the chunks as they were before the last ``reembed`` (model and vectors). Raises
+        StoreError when there is none or its storage version was cleaned up."""
+        history = self.meta.get("previous") or []
+        if not history or self._chunks is None:
+            raise StoreError(f"{self.path}: no earlier embedding model to roll back to")
+        prev = history[0]
+        try:
+            self._chunks.restore(prev["storage_version"])
+        except Exception as exc:  # the version was removed by cleanup
+            raise StoreError(f"storage version {prev['storage_version']} is no longer available ({exc}); re-ingest instead") from None
+        self._ann = None
+        self.meta.update(model_id=prev["model_id"], dimension=prev["dimension"], previous=history[1:])
+        self._write_meta()
+        return prev
 
     def has_ann_index(self) -> bool:
         if self._ann is None and self._chunks is not None:
