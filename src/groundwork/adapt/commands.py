@@ -32,6 +32,7 @@ def embeddings_cmd(
     hard_negatives: str = typer.Option("bm25", "--hard-negatives", help="bm25 | none"),
     epochs: int = typer.Option(1, "--epochs", min=1),
     batch_size: int = typer.Option(32, "--batch-size", min=2),
+    lr: float = typer.Option(2e-5, "--lr", help="Learning rate (AdamW, linear decay after 10% warm-up)"),
     dev_fraction: float = typer.Option(0.2, "--dev-fraction", min=0.0, max=0.9, help="Share of queries held out for the before/after figures"),
     out_dir: Path = typer.Option(Path("models/groundwork-embedder"), "--out", help="Output model folder"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON"),
@@ -58,7 +59,7 @@ def embeddings_cmd(
 
             ps = synthesize_pairs(load_documents(synthesize))
         with err.status(f"fine-tuning on {len(ps.pairs)} pairs"):
-            result = fine_tune(ps, str(_model_path(base or BUNDLED_MODEL)[0]), out_dir, epochs, batch_size, dev_fraction=dev_fraction, hard_negatives=hard_negatives)
+            result = fine_tune(ps, str(_model_path(base or BUNDLED_MODEL)[0]), out_dir, epochs, batch_size, lr, dev_fraction=dev_fraction, hard_negatives=hard_negatives)
     except (GroundworkError, OSError, ValueError) as exc:
         _fail(exc)
     b, a = result.before, result.after
