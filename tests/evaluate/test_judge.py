@@ -50,3 +50,13 @@ def test_no_judge_without_an_llm(make_kb, tmp_path: Path) -> None:
     kb.ingest(dataset.corpus)
     out = evaluate_answers(dataset, kb, bertscore=False)
     assert "judge_correctness" not in out and out["llm_judge"].startswith("skipped")
+
+
+def test_containment_is_whole_words_and_abstentions_contain_nothing() -> None:
+    from groundwork.evaluate.answers import contains_answer
+
+    assert contains_answer("No", "No, the report did not say so.") == 1.0
+    assert contains_answer("No", "I could not find this in the indexed documents.") == 0.0  # "no" inside "not"
+    assert contains_answer("1", "The budget is 1500 tokens.") == 0.0
+    assert contains_answer("north car park", "Visitors use the North  car park [1].") == 1.0
+    assert contains_answer("north car park", "north car park", abstained=True) == 0.0

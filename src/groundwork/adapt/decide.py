@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.config import Settings
-from groundwork.evaluate.answers import evaluate_answers
+from groundwork.evaluate.answers import contains_answer, evaluate_answers
 from groundwork.evaluate.datasets import EvalDataset
 from groundwork.evaluate.index_cache import open_index
 from groundwork.evaluate.retrieval import evaluate_retrieval
@@ -63,7 +63,7 @@ def _prompt_only(dataset: EvalDataset, kb: Any, limit: int) -> dict[str, Any]:
             continue
         row = {"false_abstention": float(abstained)}
         if q.answer:
-            row["containment"] = float(q.answer.lower().strip() in text.lower())
+            row["containment"] = contains_answer(q.answer, text, abstained)
             row["rougeL"] = scorer.score(q.answer, text)["rougeL"].fmeasure
         rows.append(row)
     mean = lambda k: statistics.fmean([r[k] for r in rows if k in r]) if any(k in r for r in rows) else None  # noqa: E731

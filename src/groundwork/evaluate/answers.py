@@ -7,7 +7,8 @@ Metrics (answerable queries unless said otherwise):
 - bertscore_f1: mean BERTScore F1 (Zhang et al. 2020) computed with the bundled all-MiniLM-L6-v2,
   ``num_layers=6``. The default BERTScore model is roberta-large; figures with MiniLM are not
   comparable with published BERTScore numbers, only with each other.
-- containment: the reference answer occurs in the answer, case-insensitive (MultiHop-RAG's accuracy).
+- containment: the reference answer occurs in the answer, case-insensitive, as whole words (MultiHop-RAG's
+  accuracy; whole words so that a reference "No" is not found inside "not"); an abstention contains nothing.
 - abstention_null: share of unanswerable (null) queries abstained on; false_abstention: share of
   answerable queries abstained on.
 - citation_precision: cited chunks whose document is among the query's relevant documents, over all
@@ -76,6 +77,15 @@ def faithfulness(answer: Answer, kb: KnowledgeBase, threshold: float = 0.8) -> f
     return supported / len(segs)
 
 
+def contains_answer(reference: str, answer: str, abstained: bool = False) -> float:
+    """1.0 when ``reference`` occurs in ``answer`` as whole words (case-insensitive), else 0.0;
+    always 0.0 for an abstention."""
+    ref = " ".join(reference.lower().split())
+    if abstained or not ref:
+        return 0.0
+    return float(re.search(rf"(?<!\w){re.escape(ref)}(?!\w)", " ".join(answer.lower().split())) is not None)
+
+
 def _bertscore(hyps: list[str], refs: list[str], kb: KnowledgeBase) -> float | None:
     if not hyps:
         return None
@@ -115,7 +125,7 @@ def evaluate_answers(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None =
         if q.answer:
             r = scorer.score(q.answer, ans.answer)
             row.update({k: r[k].fmeasure for k in ("rouge1", "rouge2", "rougeL")})
-            row["containment"] = float(q.answer.lower().strip() in ans.answer.lower())
+            row["containment"] = contains_answer(q.answer, ans.answer, ans.abstained)
             hyps.append(ans.answer)
             refs.append(q.answer)
         if not ans.abstained:
