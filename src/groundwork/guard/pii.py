@@ -92,3 +92,19 @@ def mask_pii(text: str, matches: list[PIIMatch] | None = None, region: str = "US
     for m in sorted(matches, key=lambda m: m.start, reverse=True):
         text = text[: m.start] + f"[{m.kind}]" + text[m.end :]
     return text
+
+
+def score_cases(cases: list[dict]) -> dict[str, dict[str, float]]:
+    """Precision and recall of ``find_pii`` on labelled cases (``{"text", "pii": [{"kind", "value"}]}``),
+    per kind and over ``"all"``: ``{kind: {tp, fp, fn, precision, recall}}``."""
+    per: dict[str, list[int]] = {}
+    for case in cases:
+        gold = {(p["kind"], p["value"]) for p in case["pii"]}
+        got = {(m.kind, m.text) for m in find_pii(case["text"])}
+        for kind in {k for k, _ in gold | got}:
+            g, f = {x for x in gold if x[0] == kind}, {x for x in got if x[0] == kind}
+            row = per.setdefault(kind, [0, 0, 0])
+            row[0], row[1], row[2] = row[0] + len(g & f), row[1] + len(f - g), row[2] + len(g - f)
+    per["all"] = [sum(r[i] for r in per.values()) for i in range(3)]
+    return {k: {"tp": tp, "fp": fp, "fn": fn, "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1)}
+            for k, (tp, fp, fn) in per.items()}
