@@ -14,6 +14,8 @@ from groundwork.index.embedder import SentenceTransformerEmbedder  # noqa: E402
 from groundwork.kb import KnowledgeBase  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Read before any test runs: the autouse fixture below removes GROUNDWORK_* variables from each test.
+_TEST_PG_DSN = os.environ.get("GROUNDWORK_TEST_PG_DSN")
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +25,33 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("GROUNDWORK_"):
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL 16 + pgvector: GROUNDWORK_TEST_PG_DSN when set, else a server started from the
+    pgserver package's binaries on a free loopback port (stopped at the end of the session)."""
+    if _TEST_PG_DSN:
+        yield _TEST_PG_DSN
+        return
+    from groundwork.index.pg_local import LocalPostgres
+
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres")).start()
+    yield server.dsn
+    server.stop()
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str):
+    """A fresh PostgreSQL schema name for one test, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture(scope="session")

@@ -139,3 +139,52 @@ class AuditLog:
 
     def close(self) -> None:
         self._db.close()
+
+
+class PgAuditLog:
+    """The audit log in PostgreSQL (``audit`` and ``feedback`` tables), shared by every replica.
+    Same interface and visibility rule as ``AuditLog``; ``pool`` is a psycopg_pool.ConnectionPool."""
+
+    def __init__(self, pool) -> None:  # noqa: ANN001
+        self.pool = pool
+
+    def write(self, record: dict[str, Any]) -> None:
+        from psycopg.types.json import Jsonb
+
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO audit VALUES (%s, %s, %s, %s, %s)",
+                         (record["answer_id"], record["created_at"], record["caller"], record.get("tenant"), Jsonb(record)))  # fmt: skip
+
+    def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
+        if rating not in ("up", "down"):
+            raise ValueError("rating must be 'up' or 'down'")
+        with self.pool.connection() as conn:
+            if not conn.execute("SELECT 1 FROM audit WHERE answer_id = %s", (answer_id,)).fetchone():
+                raise AuditNotFound(f"no answer with id {answer_id}")
+            conn.execute("INSERT INTO feedback VALUES (%s, %s, %s, %s, %s)",
+                         (answer_id, datetime.now(timezone.utc).isoformat(timespec="milliseconds"), caller, rating, comment))  # fmt: skip
+
+    def _with_feedback(self, conn, record: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
+        rows = conn.execute("SELECT created_at, caller, rating, comment FROM feedback WHERE answer_id = %s ORDER BY created_at",
+                            (record["answer_id"],)).fetchall()  # fmt: skip
+        record["feedback"] = [{"created_at": r[0], "caller": r[1], "rating": r[2], "comment": r[3]} for r in rows]
+        return record
+
+    def get(self, answer_id: str, access: Access | None = None) -> dict[str, Any]:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT record FROM audit WHERE answer_id = %s", (answer_id,)).fetchone()
+            if row is None or not AuditLog.visible(row[0], access):
+                raise AuditNotFound(f"no answer with id {answer_id}")
+            return self._with_feedback(conn, row[0])
+
+    def list(self, limit: int = 50, offset: int = 0, access: Access | None = None) -> list[dict[str, Any]]:
+        with self.pool.connection() as conn:
+            if access is None or access.everything:
+                rows = conn.execute("SELECT record FROM audit ORDER BY created_at DESC LIMIT %s OFFSET %s", (limit, offset)).fetchall()
+                return [self._with_feedback(conn, r[0]) for r in rows]
+            rows = conn.execute("SELECT record FROM audit WHERE tenant IS NOT DISTINCT FROM %s ORDER BY created_at DESC", (access.tenant,)).fetchall()
+            records = [r[0] for r in rows if AuditLog.visible(r[0], access)]
+            return [self._with_feedback(conn, r) for r in records[offset : offset + limit]]
+
+    def close(self) -> None:
+        pass  # the pool belongs to the store

@@ -21,6 +21,7 @@ from groundwork.config import load_settings
 from groundwork.errors import GroundworkError
 from groundwork.adapt.commands import adapt_app, decide_cmd
 from groundwork.evaluate.commands import eval_app
+from groundwork.index.commands import db_app, migrate_cmd
 from groundwork.kb import KnowledgeBase
 from groundwork.types import SearchHit
 
@@ -29,6 +30,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
 app.add_typer(adapt_app, name="adapt")
+app.add_typer(db_app, name="db")
+app.command("migrate")(migrate_cmd)
 app.command("decide")(decide_cmd)
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -72,7 +75,7 @@ def main(
 
 @app.command()
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="Files and folders to ingest"),
+    paths: list[str] = typer.Argument(..., help="Files, folders and s3://bucket/prefix sources to ingest"),
     sync: bool = typer.Option(True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"),
     text_field: Optional[str] = typer.Option(None, help="JSON/JSONL: field holding the text"),
     id_field: Optional[str] = typer.Option(None, help="JSON/JSONL: field holding a unique, stable id"),
@@ -270,10 +273,9 @@ app.add_typer(keys_app, name="keys")
 
 
 def _keystore():  # noqa: ANN202
-    from groundwork.serve.keys import KeyStore
+    from groundwork.serve.keys import open_keys
 
-    settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}))
-    return KeyStore(Path(settings.kb) / "keys.sqlite")
+    return open_keys(load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {})))
 
 
 @keys_app.command("create")
@@ -396,7 +398,12 @@ def config_show() -> None:
         settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}))
     except GroundworkError as exc:
         _fail(exc)
-    _json(settings.model_dump(mode="json"))
+    data = settings.model_dump(mode="json")
+    if data.get("pg_dsn"):
+        from groundwork.index.pg_schema import _redact
+
+        data["pg_dsn"] = _redact(data["pg_dsn"])  # never print a password
+    _json(data)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -57,6 +57,7 @@ class ChunkingSettings(_Section):
 class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are failed, not read (MB)")
     batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint for s3:// sources (MinIO, Ceph); default: AWS_ENDPOINT_URL or AWS")
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
@@ -74,6 +75,13 @@ class IndexSettings(_Section):
     fts_language: str = "English"
     fts_stem: bool = True
     fts_remove_stop_words: bool = True
+
+
+class PostgresSettings(_Section):
+    schema_name: str = Field("groundwork", description="PostgreSQL schema holding the tables (several knowledge bases can share a database)")
+    fts_language: str = Field("english", description="text-search configuration of the keyword side (fixed when the schema is created)")
+    pool_size: int = Field(8, ge=1, le=256, description="connections per process")
+    auto_migrate: bool = Field(True, description="apply missing migrations when a process opens the store (else run `groundwork db migrate`)")
 
 
 class RetrievalSettings(_Section):
@@ -140,6 +148,7 @@ class ServeSettings(_Section):
     rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
+    job_lease_seconds: float = Field(30.0, ge=1, description="store = 'postgres': a running job whose worker has not heart-beaten for this long is retried by another replica")
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces; off when unset")
     eval_dir: Path | None = Field(None, description="folder of `groundwork eval ... --json` results shown on the web page's Evaluation tab")
 
@@ -164,7 +173,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GROUNDWORK_", env_nested_delimiter="__", extra="forbid")
 
-    kb: Path = Field(Path(".groundwork"), description="knowledge-base folder")
+    kb: Path = Field(Path(".groundwork"), description="knowledge-base folder (state files; the index too when store = 'lance')")
+    store: Literal["lance", "postgres"] = Field("lance", description="where chunks live: embedded LanceDB in the kb folder, or PostgreSQL + pgvector")
+    pg_dsn: str | None = Field(None, description="PostgreSQL connection string (GROUNDWORK_PG_DSN); required for store = 'postgres'")
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -176,6 +188,12 @@ class Settings(BaseSettings):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @model_validator(mode="after")
+    def _check_store(self) -> "Settings":
+        if self.store == "postgres" and not self.pg_dsn:
+            raise ValueError("store = 'postgres' needs pg_dsn: set GROUNDWORK_PG_DSN (e.g. postgresql://user@host:5432/db)")
+        return self
 
     @classmethod
     def settings_customise_sources(

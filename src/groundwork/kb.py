@@ -21,17 +21,17 @@ from groundwork.answer.chat import ChatModel, Message
 from groundwork.answer.citations import CitationStreamFilter, renumber
 from groundwork.answer.generator import TokenCallback
 from groundwork.answer.llm import FallbackGenerator, LLMGenerator
-from groundwork.audit import AuditLog, answer_record
+from groundwork.audit import AuditLog, PgAuditLog, answer_record
 from groundwork.config import Settings, load_settings
 from groundwork.errors import ConfigError, StoreError
 from groundwork.guard import REFUSAL, Guardrails
 from groundwork.guard.guardrails import mask_pii_for_ingest
 from groundwork.filters import Filter
 from groundwork.index.embedder import SentenceTransformerEmbedder, load_embedder
-from groundwork.index.lance import LanceStore
+from groundwork.index.store import Store, open_store
 from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.records import RecordOptions
-from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
+from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn, SourceItem
 from groundwork.retrieve import Retriever, SearchPipeline
 from groundwork.retrieve.conversation import rewrite_question
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
@@ -65,8 +65,9 @@ class KnowledgeBase:
         return load_embedder(self.settings.embedder, self.settings.embedder.cache_dir or self.path)
 
     @cached_property
-    def store(self) -> LanceStore:
-        return LanceStore(self.path, self.settings.index)
+    def store(self) -> Store:
+        """The configured store: LanceDB in the kb folder, or PostgreSQL (``store = "postgres"``)."""
+        return open_store(self.settings, self.path, lambda: self.embedder.dimension)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -115,7 +116,10 @@ class KnowledgeBase:
         return Guardrails(self.settings.guard, self.embedder)
 
     @cached_property
-    def audit(self) -> AuditLog:
+    def audit(self) -> AuditLog | PgAuditLog:
+        """``audit.sqlite`` in the kb folder; the ``audit`` table when the store is PostgreSQL."""
+        if self.settings.store == "postgres":
+            return PgAuditLog(self.store.pool)
         return AuditLog(self.path / "audit.sqlite")
 
     def _require_index(self) -> None:
@@ -127,8 +131,9 @@ class KnowledgeBase:
     def ingest(self, paths: Sequence[str | Path], sync: bool = True, progress: ProgressFn | None = None,
                text_field: str | None = None, id_field: str | None = None,
                metadata_fields: Sequence[str] | None = None, tenant: str | None = None,
-               allowed_groups: Sequence[str] = ()) -> IngestReport:  # fmt: skip
-        """Sync files and folders into the index. See groundwork.ingest.sync for the guarantees.
+               allowed_groups: Sequence[str] = (), items: Sequence[SourceItem] = ()) -> IngestReport:  # fmt: skip
+        """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
+        index. See groundwork.ingest.sync for the guarantees.
 
         ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
         ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata)."""
@@ -142,7 +147,7 @@ class KnowledgeBase:
         ingestor = Ingestor(self.store, self.embedder, chunker, s, records, exclude=self.path,
                             text_transform=mask, transform_id=f"pii-mask:{g.pii_region}",
                             acl=DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field))  # fmt: skip
-        return ingestor.run([Path(p) for p in paths], sync=sync, progress=progress)
+        return ingestor.run([p if str(p).startswith("s3://") else Path(p) for p in paths], sync=sync, progress=progress, items=items)
 
     # -- query --------------------------------------------------------------------------------------
     def search(self, query: str, mode: str | None = None, top_k: int | None = None,

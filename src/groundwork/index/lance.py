@@ -397,6 +397,41 @@ class LanceStore:
     def count_chunks(self) -> int:
         return 0 if self._chunks is None else self._chunks.count_rows()
 
+    # -- migration ----------------------------------------------------------------------------------
+    def export_rows(self):  # noqa: ANN201
+        """Every chunk as a plain dict (all stored columns, ``vector`` as float32), for ``migrate``."""
+        if self._chunks is None:
+            return
+        cols = [c for c in _CHUNK_COLUMNS if c != "content_hash"] + ["content_hash", "ingested_at", "vector"]
+        for row in self._scan(cols).to_pylist():
+            row["metadata"] = json.loads(row["metadata"] or "{}")
+            row["acl_groups"] = list(_groups_tuple(row["acl_groups"])) or None
+            row["vector"] = np.asarray(row["vector"], dtype=np.float32)
+            yield row
+
+    def import_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert exported rows (grouped by chunking settings; the ingest time becomes now)."""
+        groups: dict[str, tuple[dict[str, str], list[Chunk]]] = {}
+        for r in rows:
+            hashes, chunks = groups.setdefault(r["pipeline_hash"] or "", ({}, []))
+            hashes[r["doc_id"]] = r["doc_hash"]
+            chunks.append(Chunk(chunk_id=r["chunk_id"], doc_id=r["doc_id"], source=r["source"], position=r["position"],
+                                text=r["text"], content_hash=r["content_hash"], title=r["title"] or "",
+                                heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h), page=r["page"],
+                                parent_id=r["parent_id"], parent_text=r["parent_text"], metadata=r["metadata"] or {},
+                                vector=r["vector"], tenant=r["acl_tenant"], allowed_groups=tuple(r["acl_groups"] or ())))  # fmt: skip
+        for pipeline_hash, (hashes, chunks) in groups.items():
+            self.replace_documents(hashes, chunks, pipeline_hash)
+
+    def import_versions(self, versions: Sequence[IndexVersion]) -> None:
+        if not versions:
+            return
+        table = pa.Table.from_pylist([v.__dict__ for v in versions], schema=_VERSIONS_SCHEMA)
+        if self._versions is None:
+            self._versions = self._db.create_table("versions", data=table)
+        else:
+            self._versions.add(table)
+
     # -- versions -----------------------------------------------------------------------------------
     def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion:
         previous = self.list_versions()

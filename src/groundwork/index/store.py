@@ -10,12 +10,16 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from groundwork.filters import Filter
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+
+if TYPE_CHECKING:
+    from groundwork.config import Settings
 
 # Fields every chunk has, filterable like metadata fields.
 BUILTIN_FIELDS = ("doc_id", "source", "title", "page", "position")
@@ -23,6 +27,11 @@ BUILTIN_FIELDS = ("doc_id", "source", "title", "page", "position")
 
 @runtime_checkable
 class Store(Protocol):
+    @property
+    def exists(self) -> bool:
+        """Whether anything was ever written (the model is recorded on the first write)."""
+        ...
+
     def check_model(self, model_id: str, dimension: int) -> None:
         """Raise ModelMismatchError when the index was built with another model (first write records it)."""
         ...
@@ -66,3 +75,29 @@ class Store(Protocol):
     def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion: ...
 
     def list_versions(self) -> list[IndexVersion]: ...
+
+    def current_version(self) -> int | None:
+        """The latest index version number (1, 2, ... without gaps), or None before the first."""
+        ...
+
+    def reembed(self, model_id: str, dimension: int, embed: Callable[[list[str]], np.ndarray], batch: int = 256) -> int:
+        """Replace every chunk's vector by ``embed(search texts)`` in one commit; returns the count."""
+        ...
+
+    def rollback(self) -> dict[str, Any]:
+        """Undo the last ``reembed``; returns the restored model's record. Raises StoreError when none."""
+        ...
+
+
+def open_store(settings: "Settings", path: Path, dimension: Callable[[], int]) -> Store:
+    """The store ``settings.store`` names. ``dimension`` is called only for PostgreSQL, whose vector
+    column is typed on first use. Raises StoreError when the store cannot be opened."""
+    if settings.store == "postgres":
+        from groundwork.index.postgres import PgStore
+
+        pg = settings.postgres
+        return PgStore(settings.pg_dsn or "", dimension(), settings.index, pg.schema_name, pg.fts_language,
+                       pg.pool_size, pg.auto_migrate)  # fmt: skip
+    from groundwork.index.lance import LanceStore
+
+    return LanceStore(path, settings.index)

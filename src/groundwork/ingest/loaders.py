@@ -152,20 +152,39 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+class SourceName:
+    """The name of a source that is not a local file (``s3://bucket/key``, ``upload://tenant/name``):
+    what loaders need of a path (``str()``, ``.suffix``, ``.stem``) without collapsing ``//``."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.name = uri.rstrip("/").rsplit("/", 1)[-1]
+        self.suffix = "." + self.name.rsplit(".", 1)[1] if "." in self.name else ""
+        self.stem = self.name[: len(self.name) - len(self.suffix)] if self.suffix else self.name
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"SourceName({self.uri!r})"
+
+
+def check_size(name: str, suffix: str, size: int, max_bytes: int) -> None:
+    """Raises UnsupportedFileError for an unknown type, LoaderError for an empty or oversized file."""
+    if suffix.lower() not in LOADERS:
+        raise UnsupportedFileError(name, f"unsupported file type '{suffix or '(none)'}'")
+    if size == 0:
+        raise LoaderError(name, "the file is empty")
+    if size > max_bytes:
+        raise LoaderError(name, f"{size / 1e6:.1f} MB exceeds the {max_bytes / 1e6:.1f} MB limit (ingest.max_file_mb)")
+
+
 def read_file(path: Path, max_bytes: int) -> bytes:
     """Read a file's bytes, refusing empty and oversized files. Raises LoaderError / UnsupportedFileError."""
-    if path.suffix.lower() not in LOADERS:
-        raise UnsupportedFileError(str(path), f"unsupported file type '{path.suffix or '(none)'}'")
-    size = path.stat().st_size
-    if size == 0:
-        raise LoaderError(str(path), "the file is empty")
-    if size > max_bytes:
-        raise LoaderError(
-            str(path), f"{size / 1e6:.1f} MB exceeds the {max_bytes / 1e6:.1f} MB limit (ingest.max_file_mb)"
-        )
+    check_size(str(path), path.suffix, path.stat().st_size if path.suffix.lower() in LOADERS else 1, max_bytes)
     return path.read_bytes()
 
 
-def load_file(path: Path, raw: bytes, options: RecordOptions | None = None) -> list[Document]:
+def load_file(path: Path | SourceName, raw: bytes, options: RecordOptions | None = None) -> list[Document]:
     """Load already-read bytes of ``path`` with the loader for its extension."""
     return LOADERS[path.suffix.lower()](path, raw, options or RecordOptions())

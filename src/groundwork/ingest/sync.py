@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -24,12 +25,49 @@ from groundwork.errors import LoaderError, UnsupportedFileError
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
-from groundwork.ingest.loaders import LOADERS, load_file, read_file
+from groundwork.ingest.loaders import SourceName, check_size, load_file, read_file
 from groundwork.ingest.records import RecordOptions
 from groundwork.types import ACL_NAME, Chunk, Document, DocumentInfo, FileResult, IngestReport
 
 RECORD_SUFFIXES = {".json", ".jsonl"}
 ProgressFn = Callable[[str, int, int], None]  # (current path, files done, files total)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One file to ingest, wherever it lives: a local path, an object in a bucket, uploaded bytes.
+
+    ``read(max_bytes)`` returns the raw bytes (raises LoaderError / UnsupportedFileError / OSError);
+    ``fingerprint`` is a change token known without reading (an S3 ETag): when it equals what the
+    index recorded, the file is unchanged and is not even downloaded. None: the sha256 of the bytes.
+    """
+
+    name: Path | SourceName
+    read: Callable[[int], bytes]
+    fingerprint: str | None = None
+
+    @property
+    def source(self) -> str:
+        return str(self.name)
+
+    @property
+    def is_records(self) -> bool:
+        return self.name.suffix.lower() in RECORD_SUFFIXES
+
+
+def local_item(path: Path) -> SourceItem:
+    return SourceItem(path, partial(read_file, path))
+
+
+def bytes_item(uri: str, data: bytes) -> SourceItem:
+    """A source held in memory (an upload), named by ``uri`` (its document id)."""
+    name = SourceName(uri)
+
+    def read(max_bytes: int) -> bytes:
+        check_size(uri, name.suffix, len(data), max_bytes)
+        return data
+
+    return SourceItem(name, read)
 
 
 @dataclass
@@ -120,13 +158,24 @@ class Ingestor:
         fingerprint = chunker.fingerprint + (f"|{transform_id}" if text_transform else "") + self.acl.fingerprint
         self.pipeline_hash = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
-    def run(self, paths: Sequence[Path], sync: bool = True, progress: ProgressFn | None = None) -> IngestReport:
-        """Ingest ``paths`` (files or folders). With ``sync``, documents that vanished from a given
-        folder, or records that vanished from a given JSON file, are deleted from the index."""
+    def run(self, paths: Sequence[Path | str], sync: bool = True, progress: ProgressFn | None = None,
+            items: Sequence[SourceItem] = ()) -> IngestReport:  # fmt: skip
+        """Ingest ``paths`` (files, folders, ``s3://bucket/prefix``) and ``items``. With ``sync``,
+        documents that vanished from a given folder or prefix, or records that vanished from a given
+        JSON file, are deleted from the index."""
         started = time.perf_counter()
         report = IngestReport()
-        files, folders, missing = discover(paths, self.exclude)
+        local = [Path(p) for p in paths if not str(p).startswith("s3://")]
+        files, folders, missing = discover(local, self.exclude)
         report.failed.extend(missing)
+        all_items = [local_item(f) for f in files] + list(items)
+        roots = [str(f) + "/" for f in folders]
+        for uri in (str(p) for p in paths if str(p).startswith("s3://")):
+            from groundwork.ingest.s3 import list_s3
+
+            found, root = list_s3(uri, self.settings)
+            all_items += found
+            roots += [root] if root else []
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
         existing = {d.doc_id: d for d in self.store.list_documents()}
         by_source: dict[str, list[str]] = {}
@@ -134,21 +183,9 @@ class Ingestor:
             by_source.setdefault(d.source, []).append(d.doc_id)
         seen: set[str] = set()
         changed: list[str] = []
-        batch = _Batch()
-        for i, path in enumerate(files):
-            if progress:
-                progress(str(path), i, len(files))
-            result = self._ingest_file(path, existing, by_source, seen, batch, changed, report)
-            if result.status == "failed":
-                report.failed.append(result)
-                seen.update(by_source.get(str(path), []))  # keep what a now-broken file had indexed
-            elif result.status == "skipped":
-                report.skipped.append(result)
-        self._flush(batch, report)
-        if progress:
-            progress("", len(files), len(files))
+        self._process(all_items, existing, by_source, seen, changed, report, progress)
         if sync:
-            gone = self._vanished(existing.values(), folders, files, seen)
+            gone = self._vanished(existing.values(), roots, {i.source for i in all_items if i.is_records}, seen)
             if gone:
                 self.store.delete_documents(gone)
                 report.deleted = len(gone)
@@ -159,31 +196,85 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _ingest_file(self, path: Path, existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
-                     seen: set[str], batch: _Batch, changed: list[str], report: IngestReport) -> FileResult:  # fmt: skip
-        source = str(path)
+    def _process(self, items: Sequence[SourceItem], existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
+                 seen: set[str], changed: list[str], report: IngestReport, progress: ProgressFn | None) -> None:  # fmt: skip
+        """Load, chunk, embed and write every item, one after the other (the local engine)."""
+        batch = _Batch()
+        for i, item in enumerate(items):
+            if progress:
+                progress(item.source, i, len(items))
+            result = self._ingest_file(item, existing, by_source, seen, batch, changed, report)
+            self._record(result, item, by_source, seen, report)
+        self._flush(batch, report)
+        if progress:
+            progress("", len(items), len(items))
+
+    @staticmethod
+    def _record(result: FileResult, item: SourceItem, by_source: dict[str, list[str]], seen: set[str], report: IngestReport) -> None:
+        if result.status == "failed":
+            report.failed.append(result)
+            seen.update(by_source.get(item.source, []))  # keep what a now-broken file had indexed
+        elif result.status == "skipped":
+            report.skipped.append(result)
+
+    def _unchanged_file(self, item: SourceItem, existing: dict[str, DocumentInfo], raw: bytes | None) -> DocumentInfo | None:
+        """The indexed document when ``item`` is a non-record file whose fingerprint (or bytes' sha256)
+        and chunking settings are unchanged: recognised before parsing (and, with a fingerprint, reading)."""
+        prev = existing.get(item.source)
+        if item.is_records or prev is None or prev.pipeline_hash != self.pipeline_hash:
+            return None
+        token = item.fingerprint if item.fingerprint is not None else (hashlib.sha256(raw).hexdigest() if raw is not None else None)
+        return prev if token is not None and prev.content_hash == token else None
+
+    def read(self, item: SourceItem) -> tuple[bytes | None, FileResult | None]:
+        """(raw bytes, None), or (None, a failed/skipped result naming the file and the reason)."""
         try:
-            raw = read_file(path, int(self.settings.max_file_mb * 1e6))
+            return item.read(int(self.settings.max_file_mb * 1e6)), None
         except UnsupportedFileError as exc:
-            return FileResult(source, "skipped", reason=exc.reason)
+            return None, FileResult(item.source, "skipped", reason=exc.reason)
         except LoaderError as exc:
-            return FileResult(source, "failed", reason=exc.reason)
+            return None, FileResult(item.source, "failed", reason=exc.reason)
         except OSError as exc:
-            return FileResult(source, "failed", reason=f"cannot read the file ({exc.strerror})")
-        is_records = path.suffix.lower() in RECORD_SUFFIXES
-        if not is_records:
-            # Fast path: an unchanged file is recognised by the hash of its bytes, before parsing.
-            prev = existing.get(source)
-            if prev and prev.content_hash == hashlib.sha256(raw).hexdigest() and prev.pipeline_hash == self.pipeline_hash:
-                seen.add(source)
-                report.unchanged += 1
-                return FileResult(source, "unchanged", documents=1, chunks=prev.chunks)
+            return None, FileResult(item.source, "failed", reason=f"cannot read the file ({exc.strerror or exc})")
+
+    def parse(self, item: SourceItem, raw: bytes) -> tuple[list[Document], FileResult | None]:
+        """The item's documents, or a failed result (a parser error on one file never stops a run)."""
         try:
-            docs = load_file(path, raw, self.records)
+            docs = load_file(item.name, raw, self.records)
+        except LoaderError as exc:
+            return [], FileResult(item.source, "failed", reason=exc.reason)
+        except Exception as exc:  # noqa: BLE001
+            return [], FileResult(item.source, "failed", reason=f"{type(exc).__name__}: {exc}")
+        if item.fingerprint is not None and not item.is_records:
+            for d in docs:
+                d.content_hash = item.fingerprint  # what the next run compares before downloading
+        return docs, None
+
+    def _ingest_file(self, item: SourceItem, existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
+                     seen: set[str], batch: _Batch, changed: list[str], report: IngestReport) -> FileResult:  # fmt: skip
+        source = item.source
+        raw: bytes | None = None
+        if item.fingerprint is None:
+            raw, failed = self.read(item)
+            if failed is not None:
+                return failed
+        # Fast path: an unchanged file is recognised by its fingerprint or the hash of its bytes, before parsing.
+        if prev := self._unchanged_file(item, existing, raw):
+            seen.add(source)
+            report.unchanged += 1
+            return FileResult(source, "unchanged", documents=1, chunks=prev.chunks)
+        if raw is None:
+            raw, failed = self.read(item)
+            if failed is not None:
+                return failed
+        docs, failed = self.parse(item, raw)
+        if failed is not None:
+            return failed
+        try:
             pending = [(d, self._chunk(d)) for d in docs if not self._unchanged(d, existing)]
         except LoaderError as exc:
             return FileResult(source, "failed", reason=exc.reason)
-        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the run
+        except Exception as exc:  # noqa: BLE001 - a chunker bug on one file must not stop the run
             return FileResult(source, "failed", reason=f"{type(exc).__name__}: {exc}")
         seen.update(d.doc_id for d in docs)
         for problem in getattr(docs, "problems", []):  # bad records of a records file, one by one
@@ -236,9 +327,9 @@ class Ingestor:
         batch.hashes, batch.chunks = {}, []
 
     @staticmethod
-    def _vanished(existing: Iterable[DocumentInfo], folders: list[Path], files: list[Path], seen: set[str]) -> list[str]:
-        record_files = {str(f) for f in files if f.suffix.lower() in RECORD_SUFFIXES}
-        prefixes = tuple(str(f) + "/" for f in folders)
+    def _vanished(existing: Iterable[DocumentInfo], roots: list[str], record_files: set[str], seen: set[str]) -> list[str]:
+        """Documents under a given folder/prefix (``roots``) or from a given records file not seen in this run."""
+        prefixes = tuple(roots)
         gone = []
         for d in existing:
             if d.doc_id in seen:

@@ -29,9 +29,10 @@ from groundwork.config import Settings
 from groundwork.errors import FilterError, GroundworkError, StoreError
 from groundwork.kb import KnowledgeBase
 from groundwork.serve import schemas as S
-from groundwork.serve.auth import Principal, RateLimiter, authenticate
-from groundwork.serve.jobs import Job, JobQueue
-from groundwork.serve.keys import KeyStore
+from groundwork.ingest.sync import bytes_item
+from groundwork.serve.auth import PgRateLimiter, Principal, RateLimiter, authenticate
+from groundwork.serve.jobs import Job, JobQueue, PgJobQueue
+from groundwork.serve.keys import KeyStore, PgKeyStore
 from groundwork.serve.metrics import Metrics
 from groundwork.serve.telemetry import make_tracer, record_pipeline, request_id
 from groundwork.types import Access, IndexVersion
@@ -59,12 +60,19 @@ class Service:
     def __init__(self, settings: Settings, no_auth: bool = False, span_exporter: Any = None) -> None:
         self.settings = settings
         self.kb = KnowledgeBase(settings=settings)
-        self.keys = KeyStore(Path(settings.kb) / "keys.sqlite")
-        self.jobs = JobQueue(Path(settings.kb))
+        self.shared = settings.store == "postgres"  # keys, jobs, audit and rate limits shared by replicas
+        if self.shared:
+            pool = self.kb.store.pool  # opening the store applies missing migrations
+            self.keys: KeyStore | PgKeyStore = PgKeyStore(pool)
+            self.jobs: JobQueue | PgJobQueue = PgJobQueue(pool, Path(settings.kb), settings.serve.job_lease_seconds)
+        else:
+            self.keys = KeyStore(Path(settings.kb) / "keys.sqlite")
+            self.jobs = JobQueue(Path(settings.kb))
         self.no_auth = no_auth
         self.metrics = Metrics(lambda: getattr(self.kb.embedder, "cache_hits", 0) if "embedder" in self.kb.__dict__ else 0)
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
-        self.limiter = RateLimiter(settings.serve.rate_per_minute / 60.0, settings.serve.rate_burst)
+        rate, burst = settings.serve.rate_per_minute / 60.0, settings.serve.rate_burst
+        self.limiter = PgRateLimiter(self.kb.store.pool, rate, burst) if self.shared else RateLimiter(rate, burst)
         self.write_lock = threading.Lock()  # one writer to the index at a time
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -94,12 +102,19 @@ class Service:
         opts = job.options
         for name in job.files[job.done :]:
             src, dest = self.jobs.uploads / job.job_id / name, dest_root / name
-            if src.exists():
-                src.replace(dest)
-            with self.write_lock:
-                report = self.kb.ingest([dest], sync=False, tenant=job.tenant, allowed_groups=job.groups,
-                                       text_field=opts.get("text_field"), id_field=opts.get("id_field"),
-                                       metadata_fields=opts.get("metadata_fields"))  # fmt: skip
+            kwargs: dict[str, Any] = {"sync": False, "tenant": job.tenant, "allowed_groups": job.groups, "text_field": opts.get("text_field"),
+                                      "id_field": opts.get("id_field"), "metadata_fields": opts.get("metadata_fields")}  # fmt: skip
+            if self.shared:
+                # Replicas share the index, not a disk: the document is named upload://<tenant>/<file>,
+                # the same whichever replica ingests it, and its bytes come from the job in PostgreSQL.
+                item = bytes_item(f"upload://{job.tenant or '_shared'}/{name}", src.read_bytes())
+                with self.write_lock:
+                    report = self.kb.ingest([], items=[item], **kwargs)
+            else:
+                if src.exists():
+                    src.replace(dest)
+                with self.write_lock:
+                    report = self.kb.ingest([dest], **kwargs)
             if report.failed:
                 result = {"file": name, "status": "failed", "reason": _plain_reason(report.failed[0].reason)}
                 dest.unlink(missing_ok=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import sqlite3
 import threading
 import uuid
@@ -129,3 +131,112 @@ class JobQueue:
 
     def close(self) -> None:
         self._db.close()
+
+
+class PgJobQueue:
+    """The job queue in PostgreSQL, shared by every replica (``jobs`` and ``job_files`` tables).
+
+    An upload's bytes are stored with its job row in one transaction, so any replica can run it. A
+    worker claims the oldest runnable job with ``SELECT ... FOR UPDATE SKIP LOCKED`` (two workers never
+    take the same one) and refreshes ``heartbeat_at`` while it runs; a job whose heartbeat is older
+    than ``lease_s`` (its worker died) is runnable again and is retried from the start (ingest is
+    idempotent). Files are staged in the local ``uploads/<job id>/`` only while being processed.
+    """
+
+    def __init__(self, pool, root: Path, lease_s: float = 30.0) -> None:  # noqa: ANN001
+        self.pool, self.root, self.lease_s = pool, root, lease_s
+        self.uploads = root / "uploads"
+        self.files = root / "files"
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._wake = threading.Event()
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _save(self, job: Job, conn=None) -> None:  # noqa: ANN001
+        from psycopg.types.json import Jsonb
+
+        sql = ("INSERT INTO jobs (job_id, created_at, status, tenant, body) VALUES (%s, %s, %s, %s, %s) "
+               "ON CONFLICT (job_id) DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body")  # fmt: skip
+        args = (job.job_id, job.created_at, job.status, job.tenant, Jsonb(job.__dict__))
+        if conn is not None:
+            conn.execute(sql, args)
+            return
+        with self.pool.connection() as c:
+            c.execute(sql, args)
+
+    def submit(self, files: dict[str, bytes], caller: str, access: Access, groups: list[str],
+               options: dict[str, Any] | None = None, kind: str = "upload") -> Job:  # fmt: skip
+        job = Job(uuid.uuid4().hex, "queued", _now(), caller, access.tenant, groups, sorted(files), kind=kind, options=options or {})
+        with self.pool.connection() as conn, conn.transaction():
+            self._save(job, conn)
+            for name, data in files.items():
+                conn.execute("INSERT INTO job_files VALUES (%s, %s, %s)", (job.job_id, name, data))
+        self._wake.set()
+        return job
+
+    def get(self, job_id: str, access: Access) -> Job | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT body FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
+        if row is None or not (access.everything or row[0]["tenant"] == access.tenant):
+            return None
+        return Job(**row[0])
+
+    def claim(self) -> Job | None:
+        """Take the oldest queued job, or a running one whose worker stopped heart-beating."""
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT body FROM jobs WHERE status = 'queued' OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => %s)) "
+                "ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1", (self.lease_s,)).fetchone()  # fmt: skip
+            if row is None:
+                return None
+            job = Job(**row[0])
+            if job.status == "running":
+                log.warning("job %s: worker %s stopped; retrying it here", job.job_id, row[0].get("worker"))
+                job.done, job.results = 0, []
+            job.status = "running"
+            job.options = {**job.options, "worker": self.worker_id}
+            self._save(job, conn)
+            conn.execute("UPDATE jobs SET worker = %s, heartbeat_at = now() WHERE job_id = %s", (self.worker_id, job.job_id))
+            files = conn.execute("SELECT name, data FROM job_files WHERE job_id = %s", (job.job_id,)).fetchall()
+        folder = self.uploads / job.job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files:
+            (folder / name).write_bytes(bytes(data))
+        return job
+
+    def _heartbeat(self, job_id: str, done: threading.Event) -> None:
+        while not done.wait(self.lease_s / 3):
+            with self.pool.connection() as conn:
+                conn.execute("UPDATE jobs SET heartbeat_at = now() WHERE job_id = %s AND worker = %s", (job_id, self.worker_id))
+
+    def run_forever(self, process: Callable[[Job], None], stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                job = self.claim()
+            except Exception:  # the database is briefly unreachable: wait, retry
+                log.exception("could not claim a job")
+                job = None
+            if job is None:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                continue
+            beating = threading.Event()
+            threading.Thread(target=self._heartbeat, args=(job.job_id, beating), daemon=True).start()
+            try:
+                process(job)
+                job.status = "failed" if job.results and all(r["status"] == "failed" for r in job.results) else "done"
+            except Exception as exc:  # one bad job never stops the worker
+                log.exception("job %s failed", job.job_id)
+                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            finally:
+                beating.set()
+            job.finished_at = _now()
+            with self.pool.connection() as conn, conn.transaction():
+                self._save(job, conn)
+                conn.execute("DELETE FROM job_files WHERE job_id = %s", (job.job_id,))
+            shutil.rmtree(self.uploads / job.job_id, ignore_errors=True)
+
+    def save_progress(self, job: Job) -> None:
+        self._save(job)
+
+    def close(self) -> None:
+        pass  # the pool belongs to the service

@@ -75,23 +75,12 @@ class KeyStore:
 
     def create(self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None) -> tuple[ApiKey, str]:
         """(record, the key). The key is returned once and cannot be recovered. Raises ApiKeyError."""
-        bad = [s for s in scopes if s not in SCOPES]
-        if not scopes or bad:
-            raise ApiKeyError(f"scopes must be some of {', '.join(SCOPES)} (got {', '.join(scopes) or 'none'})")
-        groups = sorted(set(groups or []))
-        for n in (*groups, *([tenant] if tenant else [])):
-            if not ACL_NAME.match(n):
-                raise ApiKeyError(f"invalid group or tenant name {n!r}: use letters, digits and _ . : @ -")
-        if not name.strip():
-            raise ApiKeyError("a key needs a --name")
-        key_id = secrets.token_hex(6)
-        secret = f"gw_{key_id}_{secrets.token_urlsafe(32)}"
-        salt = secrets.token_bytes(16)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record, secret, salt = _new_key(name, scopes, groups, tenant)
         with self._lock:
             self._db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                             (key_id, name, salt, _digest(salt, secret), json.dumps(sorted(set(scopes))), json.dumps(groups), tenant, now))  # fmt: skip
-        return ApiKey(key_id, name, tuple(sorted(set(scopes))), tuple(groups), tenant, now), secret
+                             (record.key_id, name, salt, _digest(salt, secret), json.dumps(list(record.scopes)),
+                              json.dumps(list(record.groups)), tenant, record.created_at))  # fmt: skip
+        return record, secret
 
     def verify(self, secret: str) -> ApiKey | None:
         """The key's record when ``secret`` is a valid, unrevoked key; else None."""
@@ -128,3 +117,67 @@ def _digest(salt: bytes, secret: str) -> bytes:
 
 def _record(row: tuple) -> ApiKey:
     return ApiKey(row[0], row[1], tuple(json.loads(row[4])), tuple(json.loads(row[5])), row[6], row[7], row[8])
+
+
+class PgKeyStore:
+    """API keys in PostgreSQL (``api_keys``), shared by every replica; same rules as ``KeyStore``."""
+
+    def __init__(self, pool) -> None:  # noqa: ANN001 - psycopg_pool.ConnectionPool
+        self.pool = pool
+
+    def create(self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None) -> tuple[ApiKey, str]:
+        record, secret, salt = _new_key(name, scopes, groups, tenant)
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL)",
+                         (record.key_id, name, salt, _digest(salt, secret), json.dumps(list(record.scopes)),
+                          json.dumps(list(record.groups)), tenant, record.created_at))  # fmt: skip
+        return record, secret
+
+    def verify(self, secret: str) -> ApiKey | None:
+        parts = secret.split("_")
+        if len(parts) < 3 or parts[0] != "gw":
+            return None
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT * FROM api_keys WHERE key_id = %s", (parts[1],)).fetchone()
+        if row is None or row[8] is not None or not hmac.compare_digest(_digest(bytes(row[2]), secret), bytes(row[3])):
+            return None
+        return _record(row)
+
+    def list(self) -> list[ApiKey]:
+        with self.pool.connection() as conn:
+            return [_record(r) for r in conn.execute("SELECT * FROM api_keys ORDER BY created_at")]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL", (now, key_id))
+            row = conn.execute("SELECT * FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
+        if row is None:
+            raise ApiKeyError(f"no key with id {key_id}; `groundwork keys list` shows the ids")
+        return _record(row)
+
+
+def _new_key(name: str, scopes: list[str], groups: list[str] | None, tenant: str | None) -> tuple[ApiKey, str, bytes]:
+    """Validate a key definition and make (record, secret, salt). Raises ApiKeyError."""
+    bad = [s for s in scopes if s not in SCOPES]
+    if not scopes or bad:
+        raise ApiKeyError(f"scopes must be some of {', '.join(SCOPES)} (got {', '.join(scopes) or 'none'})")
+    groups = sorted(set(groups or []))
+    for n in (*groups, *([tenant] if tenant else [])):
+        if not ACL_NAME.match(n):
+            raise ApiKeyError(f"invalid group or tenant name {n!r}: use letters, digits and _ . : @ -")
+    if not name.strip():
+        raise ApiKeyError("a key needs a --name")
+    key_id = secrets.token_hex(6)
+    secret = f"gw_{key_id}_{secrets.token_urlsafe(32)}"
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return ApiKey(key_id, name, tuple(sorted(set(scopes))), tuple(groups), tenant, now), secret, secrets.token_bytes(16)
+
+
+def open_keys(settings):  # noqa: ANN001, ANN201
+    """The key store of these settings: ``keys.sqlite`` in the kb folder, or PostgreSQL's ``api_keys``."""
+    if settings.store == "postgres":
+        from groundwork.index.pg_schema import state_pool
+
+        return PgKeyStore(state_pool(settings, 2))
+    return KeyStore(Path(settings.kb) / "keys.sqlite")

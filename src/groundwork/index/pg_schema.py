@@ -1,0 +1,188 @@
+"""PostgreSQL schema: versioned migrations and the connection pool shared by the store and the service.
+
+Every object lives in one schema (``postgres.schema_name``, default ``groundwork``), so several knowledge
+bases can share a database. Migrations are numbered; ``schema_migrations`` records which ran.
+``migrate`` applies the missing ones in order, each in its own transaction, under an advisory lock,
+so replicas starting together never race (the second waits, then finds nothing to do).
+
+The chunk table's vector dimension and full-text language are fixed when migration 1 runs: they come
+from the embedding model and ``postgres.fts_language``, and are recorded in ``gw_meta``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from groundwork.errors import StoreError
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_LOCK_KEY = 0x67726F756E64  # pg_advisory_xact_lock key: 'ground' in hex
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: Callable[[int, str], str]  # (dimension, fts language) -> SQL
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "chunks, versions, metadata", lambda dim, lang: f"""
+CREATE TABLE gw_meta (key TEXT PRIMARY KEY, value JSONB NOT NULL);
+INSERT INTO gw_meta VALUES ('schema', jsonb_build_object('dimension', {dim}, 'fts_language', '{lang}'));
+CREATE TABLE chunks (
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    search_text TEXT NOT NULL,
+    title TEXT,
+    heading TEXT,
+    page INTEGER,
+    content_hash TEXT,
+    doc_hash TEXT,
+    pipeline_hash TEXT,
+    parent_id TEXT,
+    parent_text TEXT,
+    metadata JSONB NOT NULL DEFAULT '{{}}',
+    ingested_at TEXT,
+    embedding vector({dim}) NOT NULL,
+    acl_tenant TEXT,
+    acl_groups TEXT[],
+    tsv tsvector GENERATED ALWAYS AS (to_tsvector('{lang}'::regconfig, search_text)) STORED
+);
+CREATE INDEX chunks_doc_id ON chunks (doc_id);
+CREATE INDEX chunks_source ON chunks (source);
+CREATE INDEX chunks_tsv ON chunks USING GIN (tsv);
+CREATE INDEX chunks_metadata ON chunks USING GIN (metadata jsonb_path_ops);
+CREATE INDEX chunks_acl_tenant ON chunks (acl_tenant);
+CREATE INDEX chunks_acl_groups ON chunks USING GIN (acl_groups);
+CREATE TABLE filter_fields (field TEXT PRIMARY KEY);
+CREATE TABLE index_versions (
+    version BIGINT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    storage_version BIGINT NOT NULL,
+    added BIGINT NOT NULL, updated BIGINT NOT NULL, deleted BIGINT NOT NULL,
+    documents BIGINT NOT NULL, chunks BIGINT NOT NULL,
+    changed_doc_ids TEXT[] NOT NULL
+);
+CREATE TABLE chunks_previous (chunk_id TEXT PRIMARY KEY, embedding vector({dim}) NOT NULL);
+"""),
+    Migration(2, "service state: keys, jobs, audit, rate limits", lambda dim, lang: """
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY, name TEXT NOT NULL, salt BYTEA NOT NULL, hash BYTEA NOT NULL,
+    scopes TEXT NOT NULL, groups TEXT NOT NULL, tenant TEXT, created_at TEXT NOT NULL, revoked_at TEXT
+);
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, tenant TEXT,
+    body JSONB NOT NULL, worker TEXT, heartbeat_at TIMESTAMPTZ
+);
+CREATE INDEX jobs_queued ON jobs (status, created_at);
+CREATE TABLE job_files (job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE, name TEXT NOT NULL,
+                        data BYTEA NOT NULL, PRIMARY KEY (job_id, name));
+CREATE TABLE audit (answer_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, caller TEXT NOT NULL, tenant TEXT, record JSONB NOT NULL);
+CREATE INDEX audit_created ON audit (created_at);
+CREATE TABLE feedback (answer_id TEXT NOT NULL REFERENCES audit(answer_id), created_at TEXT NOT NULL, caller TEXT NOT NULL,
+                       rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT);
+CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
+"""),
+]
+
+
+def check_identifier(name: str, what: str) -> str:
+    if not _IDENT.match(name):
+        raise StoreError(f"{what} {name!r} is not a valid identifier: use lower-case letters, digits and _")
+    return name
+
+
+def migrate(dsn: str, schema: str, dimension: int, fts_language: str = "english") -> list[int]:
+    """Apply the missing migrations; returns the versions applied (empty when up to date).
+
+    Raises:
+        StoreError: the server is unreachable, pgvector is missing, or the schema was created for
+            another vector dimension or full-text language.
+    """
+    import psycopg
+
+    check_identifier(schema, "postgres.schema_name")
+    lang = check_identifier(fts_language.lower(), "postgres.fts_language")
+    applied: list[int] = []
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+                if 1 in done:
+                    meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'schema'").fetchone()[0]
+                    if meta["dimension"] != dimension or meta["fts_language"] != lang:
+                        raise StoreError(
+                            f"schema '{schema}' holds {meta['dimension']}-d vectors with full-text language "
+                            f"'{meta['fts_language']}', but {dimension}-d / '{lang}' were asked for; use another postgres.schema_name"
+                        )
+                for m in MIGRATIONS:
+                    if m.version in done:
+                        continue
+                    conn.execute(m.sql(dimension, lang))
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
+                    applied.append(m.version)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to PostgreSQL ({_redact(dsn)}): {str(exc).strip()}") from None
+    except psycopg.errors.FeatureNotSupported as exc:
+        raise StoreError(f"PostgreSQL at {_redact(dsn)} lacks the pgvector extension: {exc}") from None
+    return applied
+
+
+def applied_migrations(dsn: str, schema: str) -> list[dict[str, Any]]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.schema_migrations",)).fetchone()[0]
+        if exists is None:
+            return []
+        rows = conn.execute(f"SELECT version, name, applied_at FROM {schema}.schema_migrations ORDER BY version").fetchall()
+    return [{"version": v, "name": n, "applied_at": a.isoformat(timespec="seconds")} for v, n, a in rows]
+
+
+def make_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 8):  # noqa: ANN201
+    """A psycopg_pool.ConnectionPool whose connections use ``schema`` and know the vector type.
+    Call ``migrate`` first (the vector type must exist)."""
+    from pgvector.psycopg import register_vector
+    from psycopg_pool import ConnectionPool
+
+    def configure(conn) -> None:  # noqa: ANN001
+        conn.execute(f"SET search_path TO {schema}, public")
+        conn.commit()
+        register_vector(conn)
+
+    pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, configure=configure, open=False,
+                          kwargs={"autocommit": False})  # fmt: skip
+    try:
+        pool.open(wait=True, timeout=30)
+    except Exception as exc:  # psycopg_pool.PoolTimeout: the server went away after migrate
+        raise StoreError(f"cannot open a connection pool to PostgreSQL ({_redact(dsn)}): {exc}") from None
+    return pool
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for error messages and logs."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", re.sub(r"(password=)\S+", r"\1***", dsn))
+
+
+def state_pool(settings, max_size: int = 4):  # noqa: ANN001, ANN201
+    """A pool for the service state (keys, jobs, audit, rate limits) without opening the chunk store.
+    Raises StoreError when the schema has not been migrated yet."""
+    dsn, schema = settings.pg_dsn or "", settings.postgres.schema_name
+    try:
+        versions = {m["version"] for m in applied_migrations(dsn, schema)}
+    except Exception as exc:  # psycopg.OperationalError and friends
+        raise StoreError(f"cannot connect to PostgreSQL ({_redact(dsn)}): {str(exc).strip()}") from None
+    if not {m.version for m in MIGRATIONS} <= versions:
+        raise StoreError(f"PostgreSQL schema '{schema}' is not up to date; run `groundwork db migrate`")
+    return make_pool(dsn, schema, 1, max_size)

@@ -1,0 +1,383 @@
+"""The Store protocol on PostgreSQL + pgvector: one store shared by many API replicas.
+
+Selected by ``store = "postgres"`` and ``GROUNDWORK_PG_DSN``. Tables (see ``pg_schema``): ``chunks``
+(``embedding vector(dim)``, a generated ``tsv`` column with a GIN index, ``metadata jsonb`` with a
+GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_versions``,
+``filter_fields``, ``gw_meta``.
+
+- Dense: cosine distance ``<=>``; exact until ``index.ann_min_rows`` chunks, then an HNSW index
+  (Malkov & Yashunin 2018; pgvector's, with ``index.hnsw_m``, ``hnsw_ef_construction``,
+  ``hnsw_ef_search``). pgvector filters HNSW results after the index scan, so a selective filter can
+  leave fewer than top_k rows; then the query is re-run as an exact scan over the filtered rows, which
+  keeps the store contract (a filtered search returns top_k rows whenever that many match).
+- Keyword: PostgreSQL full-text search, any query term may match (the terms of ``plainto_tsquery``
+  OR-ed), ranked by ``ts_rank_cd`` with length normalisation 1 (cover density, Clarke, Cormack &
+  Tudhope 2000). This is not BM25: there is no IDF. docs/benchmarks.md compares both stores on SciFact.
+- Writes: ``replace_documents`` deletes and inserts (``COPY ... BINARY``) a batch's documents in one
+  transaction; readers see the batch all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from groundwork.config import IndexSettings
+from groundwork.errors import FilterError, ModelMismatchError, StoreError
+from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or, fields
+from groundwork.index.pg_schema import _redact, check_identifier, make_pool, migrate
+from groundwork.index.store import BUILTIN_FIELDS
+from groundwork.types import ACL_NAME, Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+
+_COLS = ("chunk_id, doc_id, source, position, text, title, heading, page, content_hash, parent_id, parent_text, "
+         "metadata, acl_tenant, acl_groups, embedding")  # fmt: skip
+_COPY_COLS = ("chunk_id", "doc_id", "source", "position", "text", "search_text", "title", "heading", "page",
+              "content_hash", "doc_hash", "pipeline_hash", "parent_id", "parent_text", "metadata", "ingested_at",
+              "embedding", "acl_tenant", "acl_groups")  # fmt: skip
+_COPY_TYPES = ["text", "text", "text", "int4", "text", "text", "text", "text", "int4", "text", "text", "text",
+               "text", "text", "jsonb", "text", "vector", "text", "text[]"]  # fmt: skip
+_JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
+
+
+class PgStore:
+    """Chunks in PostgreSQL. Opening applies missing migrations (unless ``auto_migrate`` is off).
+
+    Args:
+        dsn: libpq connection string or URI (never logged with its password).
+        dimension: the embedding model's vector size; fixes the ``vector(dim)`` column on first use.
+        schema: the PostgreSQL schema holding the tables. fts_language: a text-search configuration.
+    Raises:
+        StoreError: unreachable server, missing pgvector, or a schema made for another dimension.
+    """
+
+    def __init__(self, dsn: str, dimension: int, settings: IndexSettings | None = None, schema: str = "groundwork",
+                 fts_language: str = "english", pool_size: int = 8, auto_migrate: bool = True) -> None:  # fmt: skip
+        self.dsn, self.dimension = dsn, dimension
+        self.settings = settings or IndexSettings()
+        self.schema = check_identifier(schema, "postgres.schema_name")
+        self.fts_language = check_identifier(fts_language.lower(), "postgres.fts_language")
+        if auto_migrate:
+            migrate(dsn, self.schema, dimension, self.fts_language)
+        self.pool = make_pool(dsn, self.schema, 1, pool_size)
+        self._ann: bool | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{_redact(self.dsn)} (schema {self.schema})"
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple]:
+        with self.pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- housekeeping -------------------------------------------------------------------------------
+    @property
+    def exists(self) -> bool:
+        return bool(self._query("SELECT 1 FROM gw_meta WHERE key = 'model'"))
+
+    def check_model(self, model_id: str, dimension: int) -> None:
+        from psycopg.types.json import Jsonb
+
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO gw_meta VALUES ('model', %s) ON CONFLICT DO NOTHING",
+                         (Jsonb({"model_id": model_id, "dimension": dimension,
+                                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}),))  # fmt: skip
+            meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'model'").fetchone()[0]
+        if meta.get("model_id") != model_id or meta.get("dimension") != dimension:
+            raise ModelMismatchError(
+                f"the knowledge base in {self.path} was built with embedding model '{meta.get('model_id')}' "
+                f"({meta.get('dimension')}-d) but the configured model is '{model_id}' ({dimension}-d); "
+                "set embedder.model back, or use another postgres.schema_name"
+            )
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        rows = self._query("SELECT key, value FROM gw_meta")
+        return {k: v for k, v in rows}
+
+    # -- writes -------------------------------------------------------------------------------------
+    def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
+        doc_ids = list(doc_hashes)
+        if not doc_ids:
+            return
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        new_fields = sorted({k for c in chunks for k, v in c.metadata.items() if v is not None})
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (doc_ids,))
+            with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(_COPY_TYPES)
+                for c in chunks:
+                    copy.write_row((
+                        c.chunk_id, c.doc_id, c.source, c.position, c.text, c.search_text, c.title, c.heading,
+                        c.page, c.content_hash, doc_hashes[c.doc_id], pipeline_hash, c.parent_id, c.parent_text,
+                        json.loads(json.dumps(c.metadata, default=str)), now,  # JSON-native values only
+                        np.asarray(c.vector, dtype=np.float32), c.tenant, sorted(set(c.allowed_groups)) or None,
+                    ))  # fmt: skip
+            if new_fields:
+                conn.execute("INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,))
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        with self.pool.connection() as conn:
+            return conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (list(doc_ids),)).rowcount
+
+    def optimize(self) -> None:
+        """Build the HNSW index once the table reaches ``index.ann_min_rows`` chunks, then ANALYZE."""
+        n = self.count_chunks()
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                if n >= self.settings.ann_min_rows and not self.has_ann_index():
+                    conn.execute("SET maintenance_work_mem = '1GB'")
+                    conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
+                                 f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.hnsw_ef_construction)})")  # fmt: skip
+                    self._ann = None
+                conn.execute("ANALYZE chunks")
+            finally:
+                conn.autocommit = False
+
+    def has_ann_index(self) -> bool:
+        if self._ann is None:
+            self._ann = bool(self._query("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'chunks_embedding_hnsw'", (self.schema,)))
+        return self._ann
+
+    def reembed(self, model_id: str, dimension: int, embed: Callable[[list[str]], np.ndarray], batch: int = 256) -> int:
+        """Give every chunk a vector from another model of the same dimension, in one transaction;
+        the previous vectors are kept in ``chunks_previous`` for ``rollback``. Raises StoreError for
+        another dimension (the column type is fixed: use another postgres.schema_name)."""
+        if dimension != self.dimension:
+            raise StoreError(f"{self.path} holds {self.dimension}-d vectors; a {dimension}-d model needs another postgres.schema_name")
+        rows = self._query("SELECT chunk_id, search_text FROM chunks ORDER BY chunk_id")
+        texts = [r[1] for r in rows]
+        vecs = np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]) if texts else np.zeros((0, dimension), np.float32)
+        from psycopg.types.json import Jsonb
+
+        with self.pool.connection() as conn, conn.transaction():
+            prev = conn.execute("SELECT value FROM gw_meta WHERE key = 'model'").fetchone()[0]
+            conn.execute("DELETE FROM chunks_previous")
+            conn.execute("INSERT INTO chunks_previous SELECT chunk_id, embedding FROM chunks")
+            conn.execute("CREATE TEMP TABLE new_vectors (chunk_id TEXT, embedding vector) ON COMMIT DROP")
+            with conn.cursor().copy("COPY new_vectors FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "vector"])
+                for (cid, _), v in zip(rows, vecs):
+                    copy.write_row((cid, np.asarray(v, np.float32)))
+            conn.execute("UPDATE chunks c SET embedding = n.embedding FROM new_vectors n WHERE c.chunk_id = n.chunk_id")
+            model = {**prev, "model_id": model_id, "dimension": dimension, "previous": [{k: prev[k] for k in ("model_id", "dimension")}]}
+            conn.execute("UPDATE gw_meta SET value = %s WHERE key = 'model'", (Jsonb(model),))
+        return len(rows)
+
+    def rollback(self) -> dict[str, Any]:
+        """Restore the vectors and model from before the last ``reembed``. Raises StoreError when none."""
+        from psycopg.types.json import Jsonb
+
+        with self.pool.connection() as conn, conn.transaction():
+            model = conn.execute("SELECT value FROM gw_meta WHERE key = 'model'").fetchone()
+            history = (model[0] if model else {}).get("previous") or []
+            if not history:
+                raise StoreError(f"{self.path}: no earlier embedding model to roll back to")
+            conn.execute("UPDATE chunks c SET embedding = p.embedding FROM chunks_previous p WHERE c.chunk_id = p.chunk_id")
+            conn.execute("DELETE FROM chunks_previous")
+            restored = {**model[0], **history[0], "previous": []}
+            conn.execute("UPDATE gw_meta SET value = %s WHERE key = 'model'", (Jsonb(restored),))
+        return history[0]
+
+    # -- reads --------------------------------------------------------------------------------------
+    def filter_fields(self) -> set[str]:
+        return set(BUILTIN_FIELDS) | {r[0] for r in self._query("SELECT field FROM filter_fields")}
+
+    def _where(self, where: Filter | None, access: Access | None) -> tuple[str, list[Any]]:
+        """The pre-filter: the caller's access clause AND the user's filter, as (SQL, parameters)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if access is not None and not access.everything:
+            for name in (access.tenant, *access.groups):
+                if name is not None and not ACL_NAME.match(name):
+                    raise FilterError(f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+            if access.tenant is None:
+                clauses.append("acl_tenant IS NULL")
+            else:
+                clauses.append("acl_tenant = %s")
+                params.append(access.tenant)
+            clauses.append("(acl_groups IS NULL OR acl_groups && %s::text[])")
+            params.append(list(access.groups))
+        if where is not None:
+            known = self.filter_fields()
+            unknown = sorted(fields(where) - known)
+            if unknown:
+                raise FilterError(f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}")
+            clauses.append(_compile(where, params))
+        return (" AND ".join(clauses) or "TRUE"), params
+
+    def _run_search(self, sql: str, params: list[Any], settings: Sequence[str] = ()) -> list[tuple]:
+        import psycopg
+
+        with self.pool.connection() as conn, conn.transaction():
+            for s in settings:
+                conn.execute(s)
+            try:
+                return conn.execute(sql, params).fetchall()
+            except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction) as exc:
+                raise FilterError(f"filter: a value does not fit its field ({str(exc).splitlines()[0]})") from None
+
+    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None,
+                      access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+        clause, params = self._where(where, access)
+        vec = np.asarray(vector, dtype=np.float32)
+        sql = (f"SELECT {_COLS}, embedding <=> %s AS distance FROM chunks WHERE {clause} "
+               "ORDER BY embedding <=> %s LIMIT %s")  # fmt: skip
+        args = [vec, *params, vec, top_k]
+        ann = self.has_ann_index()
+        ef = f"SET LOCAL hnsw.ef_search = {max(int(self.settings.hnsw_ef_search), top_k)}"
+        rows = self._run_search(sql, args, [ef] if ann else ["SET LOCAL enable_indexscan = off"])
+        if ann and len(rows) < top_k and clause != "TRUE":
+            # The HNSW scan dropped rows the filter rejects; the filtered rows are few, so scan them exactly.
+            rows = self._run_search(sql, args, ["SET LOCAL enable_indexscan = off"])
+        return _hits(rows, "dense", lambda d: 1.0 - d)
+
+    def keyword_search(self, query: str, top_k: int, where: Filter | None = None,
+                       access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+        if not query.strip():
+            return []
+        clause, params = self._where(where, access)
+        # plainto_tsquery ANDs the terms; a question should match chunks holding any of them.
+        tsq = f"replace(plainto_tsquery('{self.fts_language}', %s)::text, '&', '|')::tsquery"
+        sql = (f"SELECT {_COLS}, ts_rank_cd(tsv, q, 1) AS score FROM chunks, (SELECT {tsq} AS q) query "
+               f"WHERE tsv @@ q AND {clause} ORDER BY score DESC, chunk_id LIMIT %s")  # fmt: skip
+        if not self._query(f"SELECT numnode({tsq})", [query])[0][0]:
+            return []  # only stop words
+        return _hits(self._run_search(sql, [query, *params, top_k]), "bm25")
+
+    def list_documents(self, access: Access | None = None) -> list[DocumentInfo]:
+        """Every document the caller may see (all with ``access`` None), sorted by doc id."""
+        clause, params = self._where(None, access)
+        rows = self._run_search(
+            "SELECT doc_id, min(source), min(doc_hash), min(pipeline_hash), count(*), min(title), min(acl_tenant), "
+            f"min(array_to_string(acl_groups, '|')), min(ingested_at), sum(length(text)) FROM chunks WHERE {clause} "
+            "GROUP BY doc_id ORDER BY doc_id", params)  # fmt: skip
+        return [DocumentInfo(r[0], r[1], r[2], r[3], int(r[4]), r[5] or "", r[6], [g for g in (r[7] or "").split("|") if g], r[8] or "", int(r[9] or 0)) for r in rows]
+
+    def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:
+        clause, params = self._where(None, access)
+        rows = self._run_search(f"SELECT {_COLS}, 0 FROM chunks WHERE doc_id = %s AND {clause} ORDER BY position", [doc_id, *params])
+        return [h.chunk for h in _hits(rows, "none")]
+
+    def chunk_ids(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT chunk_id FROM chunks")]
+
+    def count_chunks(self) -> int:
+        return int(self._query("SELECT count(*) FROM chunks")[0][0])
+
+    # -- migration ----------------------------------------------------------------------------------
+    def export_rows(self):  # noqa: ANN201
+        """Every chunk as a plain dict (all stored columns, ``vector`` as float32), for ``migrate``."""
+        cols = [c for c in _COPY_COLS if c != "search_text"]
+        with self.pool.connection() as conn:
+            for r in conn.cursor(name="export").execute(f"SELECT {', '.join(cols)} FROM chunks"):
+                row = dict(zip(cols, r))
+                row["vector"] = _array(row.pop("embedding"))
+                yield row
+
+    def import_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert exported rows as they are (ingest time and hashes kept), in one transaction."""
+        new_fields = sorted({k for r in rows for k, v in (r["metadata"] or {}).items() if v is not None})
+        with self.pool.connection() as conn, conn.transaction():
+            with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(_COPY_TYPES)
+                for r in rows:
+                    search_text = Chunk(r["chunk_id"], r["doc_id"], r["source"], r["position"], r["text"], r["content_hash"],
+                                        tuple(h for h in (r["heading"] or "").split(" > ") if h), title=r["title"] or "").search_text  # fmt: skip
+                    copy.write_row(tuple(search_text if c == "search_text" else np.asarray(r["vector"], np.float32) if c == "embedding"
+                                         else (r[c] or None) if c == "acl_groups" else r[c] for c in _COPY_COLS))  # fmt: skip
+            if new_fields:
+                conn.execute("INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,))
+
+    def import_versions(self, versions: Sequence[IndexVersion]) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            for v in versions:
+                conn.execute("INSERT INTO index_versions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                             (v.version, v.created_at, v.storage_version, v.added, v.updated, v.deleted, v.documents,
+                              v.chunks, list(v.changed_doc_ids)))  # fmt: skip
+
+    # -- versions -----------------------------------------------------------------------------------
+    def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE index_versions IN EXCLUSIVE MODE")  # numbers stay gapless across replicas
+            last = conn.execute("SELECT coalesce(max(version), 0) FROM index_versions").fetchone()[0]
+            docs, chunks = conn.execute("SELECT count(DISTINCT doc_id), count(*) FROM chunks").fetchone()
+            v = IndexVersion(version=last + 1, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             storage_version=last + 1, added=added, updated=updated, deleted=deleted, documents=docs,
+                             chunks=chunks, changed_doc_ids=list(changed_doc_ids)[:1000])  # fmt: skip
+            conn.execute("INSERT INTO index_versions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                         (v.version, v.created_at, v.storage_version, v.added, v.updated, v.deleted, v.documents,
+                          v.chunks, v.changed_doc_ids))  # fmt: skip
+        return v
+
+    def current_version(self) -> int | None:
+        return self._query("SELECT max(version) FROM index_versions")[0][0]
+
+    def list_versions(self) -> list[IndexVersion]:
+        rows = self._query("SELECT version, created_at, storage_version, added, updated, deleted, documents, chunks, changed_doc_ids "
+                           "FROM index_versions ORDER BY version")  # fmt: skip
+        return [IndexVersion(*r[:8], changed_doc_ids=list(r[8])) for r in rows]
+
+
+def _hits(rows: list[tuple], key: str, transform: Callable[[float], float] = lambda s: s) -> list[SearchHit]:
+    hits = []
+    for rank, r in enumerate(rows, 1):
+        chunk = Chunk(chunk_id=r[0], doc_id=r[1], source=r[2], position=r[3], text=r[4], title=r[5] or "",
+                      heading_path=tuple(h for h in (r[6] or "").split(" > ") if h), page=r[7], content_hash=r[8],
+                      parent_id=r[9], parent_text=r[10], metadata=r[11] or {}, tenant=r[12],
+                      allowed_groups=tuple(r[13] or ()), vector=_array(r[14]))  # fmt: skip
+        score = float(transform(float(r[15])))
+        hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
+    return hits
+
+
+def _array(value: Any) -> np.ndarray | None:
+    return None if value is None else np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+def _compile(node: Filter, params: list[Any]) -> str:
+    """A filter as parameterised SQL. Built-in fields are columns; metadata fields are compared as
+    jsonb (numbers numerically, strings as text), and ``=`` / ``IN`` use containment (``@>``), which
+    the GIN index on ``metadata`` serves."""
+    from psycopg.types.json import Jsonb
+
+    if isinstance(node, And):
+        return "(" + " AND ".join(_compile(i, params) for i in node.items) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(_compile(i, params) for i in node.items) + ")"
+    if isinstance(node, Not):
+        return f"(NOT {_compile(node.item, params)})"
+    builtin = node.field in BUILTIN_FIELDS
+    col = node.field if builtin else f"(metadata -> '{node.field}')"
+    if isinstance(node, IsNull):
+        if builtin:
+            return f"({col} IS {'NOT ' if node.negate else ''}NULL)"
+        null = f"({col} IS NULL OR {col} = 'null'::jsonb)"
+        return f"(NOT {null})" if node.negate else null
+    if isinstance(node, In):
+        if builtin:
+            params.append(list(node.values))
+            return f"({'NOT ' if node.negate else ''}({col} = ANY(%s)) AND {col} IS NOT NULL)"
+        parts = []
+        for v in node.values:
+            params.append(Jsonb({node.field: v}))
+            parts.append("metadata @> %s")
+        inside = "(" + " OR ".join(parts) + ")"
+        return f"(NOT {inside} AND {col} IS NOT NULL AND {col} <> 'null'::jsonb)" if node.negate else inside
+    assert isinstance(node, Compare) and node.op in _JSON_OPS
+    if builtin:
+        params.append(node.value)
+        return f"({col} {node.op} %s)"
+    if node.op == "=":
+        params.append(Jsonb({node.field: node.value}))
+        return "(metadata @> %s)"
+    params.append(Jsonb(node.value))
+    return f"({col} {node.op} %s)"

@@ -1,0 +1,209 @@
+"""The Store contract, run against both stores: embedded LanceDB and a real PostgreSQL + pgvector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from groundwork.config import IndexSettings
+from groundwork.errors import FilterError, ModelMismatchError, StoreError
+from groundwork.filters import parse_filter
+from groundwork.index.store import Store
+from groundwork.types import Access, Chunk
+
+DIM = 8
+
+
+def chunk(doc: str, i: int, text: str, vec: np.ndarray, tenant: str | None = None, groups: tuple[str, ...] = (), **meta) -> Chunk:
+    return Chunk(chunk_id=f"{doc}::{i}", doc_id=doc, source=f"/src/{doc}", position=i, text=text,
+                 content_hash=f"h{doc}{i}", metadata=meta, vector=vec, tenant=tenant, allowed_groups=groups)  # fmt: skip
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(params=["lance", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """Factory: (settings) -> a store of the parametrised kind; the same call opens the same store."""
+    if request.param == "lance":
+        from groundwork.index.lance import LanceStore
+
+        yield lambda settings=None: LanceStore(tmp_path / "kb", settings or IndexSettings())
+        return
+    from groundwork.index.postgres import PgStore
+
+    dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+    opened: list[PgStore] = []
+
+    def make(settings=None):  # noqa: ANN001, ANN202
+        opened.append(PgStore(dsn, DIM, settings or IndexSettings(), schema=schema, pool_size=2))
+        return opened[-1]
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(open_store) -> Store:  # noqa: ANN001
+    s = open_store()
+    s.check_model("m", DIM)
+    return s
+
+
+def test_both_implement_the_protocol(store: Store) -> None:
+    assert isinstance(store, Store)
+
+
+def test_prefilter_returns_top_k_even_when_matches_are_rare(store: Store) -> None:
+    # 200 "news" chunks and 12 "sports" chunks; the query vector is nearest to the news chunks.
+    q = unit(0)
+    rows = [chunk(f"n{i}", 0, f"news item {i} market report", q + 0.01 * unit(i + 1), category="news") for i in range(200)]
+    rows += [chunk(f"s{i}", 0, f"sports item {i} match report", unit(1000 + i), category="sports") for i in range(12)]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    flt = parse_filter("category = 'sports'")
+    dense = store.vector_search(q, 10, flt)
+    assert len(dense) == 10 and all(h.chunk.metadata["category"] == "sports" for h in dense)
+    bm25 = store.keyword_search("report", 10, flt)
+    assert len(bm25) == 10 and all(h.chunk.metadata["category"] == "sports" for h in bm25)
+
+
+def test_prefilter_holds_with_an_ann_index(open_store) -> None:  # noqa: ANN001
+    # Above ann_min_rows the store searches an HNSW index; a rare filter value must still give top_k.
+    s = open_store(IndexSettings(ann_min_rows=500))
+    s.check_model("m", DIM)
+    q = unit(0)
+    rows = [chunk(f"n{i}", 0, f"news {i}", q + 0.01 * unit(i + 1), category="news") for i in range(600)]
+    rows += [chunk(f"s{i}", 0, f"sports {i}", unit(1000 + i), category="sports") for i in range(12)]
+    s.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    s.optimize()
+    assert s.has_ann_index()
+    dense = s.vector_search(q, 10, parse_filter("category = 'sports'"))
+    assert len(dense) == 10 and {h.chunk.metadata["category"] for h in dense} == {"sports"}
+    exact = sorted(range(12), key=lambda i: -float(unit(1000 + i) @ q))[:10]
+    # The index may be quantised (LanceDB's HNSW_SQ), so the order of near ties can differ from exact.
+    assert len({h.chunk.doc_id for h in dense} & {f"s{i}" for i in exact}) >= 9
+
+
+def test_scores_and_order(store: Store) -> None:
+    rows = [chunk(f"d{i}", 0, f"text {i}", unit(i)) for i in range(20)]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    hits = store.vector_search(unit(3), 5)
+    assert hits[0].chunk.doc_id == "d3" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert np.allclose(np.asarray(hits[0].chunk.vector, np.float32), unit(3), atol=1e-6)
+
+
+def test_keyword_search_matches_any_term_and_stems(store: Store) -> None:
+    rows = [chunk("a", 0, "The pump pressure is checked weekly", unit(1)), chunk("b", 0, "Valves are replaced yearly", unit(2)),
+            chunk("c", 0, "Nothing relevant here at all", unit(3))]  # fmt: skip
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    assert {h.chunk.doc_id for h in store.keyword_search("how often is the valve replaced or pressures checked", 10)} == {"a", "b"}
+    assert store.keyword_search("the of and", 10) == []  # stop words only
+    assert store.keyword_search("   ", 10) == []
+
+
+def test_metadata_types_new_fields_and_comparisons(store: Store) -> None:
+    a = [chunk("a", 0, "alpha", unit(1), year=2021, date="2023-09-30", score=0.5)]
+    store.replace_documents({"a": "h"}, a, "p")
+    b = [chunk("b", 0, "beta", unit(2), year=2023, date="2023-10-02", lang="en")]  # adds a field
+    store.replace_documents({"b": "h"}, b, "p")
+    assert {"year", "date", "score", "lang", "doc_id", "page"} <= store.filter_fields()
+    ids = lambda f: {h.chunk.doc_id for h in store.vector_search(unit(3), 10, parse_filter(f))}  # noqa: E731
+    assert ids("year >= 2022") == {"b"}
+    assert ids("year = 2021") == {"a"}
+    assert ids("date >= '2023-10-01'") == {"b"}
+    assert ids("lang IS NULL") == {"a"}
+    assert ids("lang IS NOT NULL") == {"b"}
+    assert ids("year IN (2021, 2023) AND NOT doc_id = 'a'") == {"b"}
+    assert ids("doc_id IN ('a', 'x') OR score > 0.4") == {"a"}
+    assert ids("lang != 'en'") == set()
+    with pytest.raises(FilterError, match="unknown field 'colour'"):
+        store.vector_search(unit(3), 5, parse_filter("colour = 'red'"))
+
+
+def test_replace_is_per_document_and_delete(store: Store) -> None:
+    store.replace_documents({"a": "1", "b": "1"}, [chunk("a", i, f"a{i}", unit(i)) for i in range(3)] + [chunk("b", 0, "b0", unit(9))], "p")
+    store.replace_documents({"a": "2"}, [chunk("a", 0, "a-new", unit(5))], "p")
+    docs = {d.doc_id: d for d in store.list_documents()}
+    assert (docs["a"].chunks, docs["a"].content_hash, docs["b"].chunks) == (1, "2", 1)
+    assert [c.text for c in store.document_chunks("a")] == ["a-new"]
+    assert store.delete_documents(["b"]) == 1
+    assert [d.doc_id for d in store.list_documents()] == ["a"]
+    assert store.count_chunks() == 1 and store.document_chunks("b") == []
+
+
+def test_access_control_is_inside_every_read(store: Store) -> None:
+    rows = [chunk("pub", 0, "shared handbook text", unit(1)),
+            chunk("t1", 0, "tenant one handbook text", unit(2), tenant="one"),
+            chunk("t1hr", 0, "tenant one hr handbook text", unit(3), tenant="one", groups=("hr",)),
+            chunk("t2", 0, "tenant two handbook text", unit(4), tenant="two")]  # fmt: skip
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    cases = {Access(): {"pub"}, Access("one"): {"t1"}, Access("one", ("hr",)): {"t1", "t1hr"},
+             Access("two", ("hr",)): {"t2"}, Access.all(): {"pub", "t1", "t1hr", "t2"}}  # fmt: skip
+    for access, expected in cases.items():
+        assert {h.chunk.doc_id for h in store.vector_search(unit(3), 10, access=access)} == expected, access
+        assert {h.chunk.doc_id for h in store.keyword_search("handbook", 10, access=access)} == expected, access
+        assert {d.doc_id for d in store.list_documents(access)} == expected, access
+        assert bool(store.document_chunks("t1hr", access)) == ("t1hr" in expected), access
+    docs = {d.doc_id: d for d in store.list_documents()}
+    assert (docs["t1hr"].tenant, docs["t1hr"].allowed_groups) == ("one", ["hr"])
+    with pytest.raises(FilterError, match="invalid tenant"):
+        store.vector_search(unit(1), 5, access=Access("x' OR '1'='1"))
+
+
+def test_model_mismatch_is_a_clear_error(open_store) -> None:  # noqa: ANN001
+    open_store().check_model("model-a", DIM)
+    with pytest.raises(ModelMismatchError, match="model-a.*model-b"):
+        open_store().check_model("model-b", DIM)
+
+
+def test_versions_numbered_without_gaps(store: Store) -> None:
+    assert store.current_version() is None and store.list_versions() == []
+    for i in range(3):
+        store.replace_documents({f"d{i}": "h"}, [chunk(f"d{i}", 0, f"text {i}", unit(i))], "p")
+        store.record_version(1, 0, 0, [f"d{i}"])
+    versions = store.list_versions()
+    assert [v.version for v in versions] == [1, 2, 3] and store.current_version() == 3
+    assert (versions[-1].documents, versions[-1].chunks, versions[-1].changed_doc_ids) == (3, 3, ["d2"])
+
+
+def test_reembed_and_rollback(store: Store) -> None:
+    rows = [chunk(f"d{i}", 0, f"text {i}", unit(i)) for i in range(5)]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    flipped = lambda texts: np.stack([-unit(int(t.split()[-1])) for t in texts])  # noqa: E731
+    assert store.reembed("m2", DIM, flipped) == 5
+    assert store.vector_search(-unit(2), 1)[0].chunk.doc_id == "d2"
+    with pytest.raises(ModelMismatchError):
+        store.check_model("m", DIM)
+    assert store.rollback()["model_id"] == "m"
+    store.check_model("m", DIM)
+    assert store.vector_search(unit(2), 1)[0].score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(StoreError, match="no earlier"):
+        store.rollback()
+
+
+def test_ann_index_built_above_threshold_keeps_recall(open_store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(7)
+    vecs = rng.normal(size=(3000, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    s = open_store(IndexSettings(ann_min_rows=2000))
+    s.check_model("m", DIM)
+    rows = [chunk(f"d{i}", 0, f"t{i}", vecs[i]) for i in range(3000)]
+    s.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    assert not s.has_ann_index()
+    s.optimize()
+    assert s.has_ann_index()
+    recalls = []
+    for qi in range(20):
+        q = vecs[qi * 37] + 0.1 * rng.normal(size=DIM).astype(np.float32)
+        q /= np.linalg.norm(q)
+        exact = set(np.argsort(-(vecs @ q))[:10])
+        got = {int(h.chunk.doc_id[1:]) for h in s.vector_search(q, 10)}
+        recalls.append(len(exact & got) / 10)
+    assert np.mean(recalls) >= 0.95
