@@ -38,7 +38,7 @@ err = Console(stderr=True)
 
 
 class _State:
-    kb: Optional[Path] = None
+    kb: Optional[str] = None
     config: Optional[Path] = None
 
 
@@ -47,8 +47,16 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _kb_over() -> dict[str, Any]:
+    """``--kb FOLDER``, or ``--kb s3://bucket/path``: the LanceDB tables in an object store (index.lance_uri),
+    with the state files (keys, audit, embedding cache) in the default local folder."""
+    if not _State.kb:
+        return {}
+    return {"index.lance_uri": _State.kb} if "://" in _State.kb else {"kb": Path(_State.kb)}
+
+
 def _kb(**overrides: Any) -> KnowledgeBase:
-    settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}), **overrides)
+    settings = load_settings(_State.config, **_kb_over(), **overrides)
     return KnowledgeBase(settings=settings)
 
 
@@ -67,7 +75,7 @@ def _display(source: str) -> str:
 
 @app.callback()
 def main(
-    kb: Optional[Path] = typer.Option(None, "--kb", help="Knowledge-base folder [default: ./.groundwork or $GROUNDWORK_KB]"),
+    kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge-base folder, or s3://bucket/path for the index in an object store [default: ./.groundwork or $GROUNDWORK_KB]"),
     config: Optional[Path] = typer.Option(None, "--config", help="Settings file [default: ./groundwork.toml if present]"),
 ) -> None:
     _State.kb, _State.config = kb, config
@@ -275,7 +283,7 @@ app.add_typer(keys_app, name="keys")
 def _keystore():  # noqa: ANN202
     from groundwork.serve.keys import open_keys
 
-    return open_keys(load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {})))
+    return open_keys(load_settings(_State.config, **_kb_over()))
 
 
 @keys_app.command("create")
@@ -343,7 +351,7 @@ def serve(
     from groundwork.serve.telemetry import configure_logging
 
     try:
-        settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}),
+        settings = load_settings(_State.config, **_kb_over(),
                                  **{"serve.host": host, "serve.port": port})  # fmt: skip
     except GroundworkError as exc:
         _fail(exc)
@@ -395,7 +403,7 @@ def audit_show(answer_id: str = typer.Argument(..., help="The answer id (from `a
 def config_show() -> None:
     """Print the effective settings (defaults < groundwork.toml < GROUNDWORK_* < flags) as JSON."""
     try:
-        settings = load_settings(_State.config, **({"kb": _State.kb} if _State.kb else {}))
+        settings = load_settings(_State.config, **_kb_over())
     except GroundworkError as exc:
         _fail(exc)
     data = settings.model_dump(mode="json")

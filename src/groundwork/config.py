@@ -73,6 +73,8 @@ class IndexSettings(_Section):
     refine_factor: int = Field(0, ge=0, description="re-rank refine_factor * top_k ANN candidates with exact vectors; 0 = off")
     version_retention_hours: float = Field(168.0, ge=0, description="storage versions older than this are removed after each run")
     fts_language: str = "English"
+    lance_uri: str | None = Field(None, description="keep the LanceDB tables in an object store (s3://bucket/path) instead of the kb folder; `--kb s3://...` sets it")
+    storage_options: dict[str, str] = Field(default_factory=dict, description="LanceDB object-store options for lance_uri, e.g. aws_endpoint, aws_region, allow_http")
     fts_stem: bool = True
     fts_remove_stop_words: bool = True
 

@@ -26,7 +26,7 @@ def _fail(exc: Exception) -> None:
 def _settings(ctx: typer.Context, dsn: str | None) -> Settings:
     parent = ctx.find_root().params
     kb = parent.get("kb")
-    over = {"kb": kb} if kb else {}
+    over: dict = ({"index.lance_uri": kb} if "://" in kb else {"kb": Path(kb)}) if kb else {}
     if dsn:
         over |= {"pg_dsn": dsn}
     return load_settings(parent.get("config"), **over)

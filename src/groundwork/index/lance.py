@@ -97,13 +97,19 @@ class LanceStore:
     def __init__(self, path: str | Path, settings: IndexSettings | None = None) -> None:
         import lancedb
 
-        self.path = Path(path)
         self.settings = settings or IndexSettings()
-        self._meta_path = self.path / "meta.json"
-        self.meta: dict[str, Any] = json.loads(self._meta_path.read_text()) if self._meta_path.is_file() else {}
+        # An object-store URI (s3://bucket/path) keeps tables and meta.json in the bucket, no server needed.
+        self.remote = isinstance(path, str) and "://" in path
+        self.path: Any = path.rstrip("/") if self.remote else Path(path)
+        self._meta_path = None if self.remote else self.path / "meta.json"
+        self.meta: dict[str, Any] = self._read_meta()
         if self.meta and self.meta.get("schema") != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: index schema {self.meta.get('schema')} is not supported (expected {SCHEMA_VERSION})")
-        self._db = lancedb.connect(str(self.path / "lancedb"))
+        options = dict(self.settings.storage_options) if self.remote else None
+        try:
+            self._db = lancedb.connect(f"{self.path}/lancedb", storage_options=options)
+        except Exception as exc:  # an unknown scheme or bad storage option
+            raise StoreError(f"cannot open the knowledge base at {self.path}: {exc}") from None
         self._chunks = self._open("chunks")
         self._versions = self._open("versions")
         self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
@@ -122,7 +128,30 @@ class LanceStore:
     def exists(self) -> bool:
         return self._chunks is not None
 
+    def _s3(self):  # noqa: ANN202
+        from groundwork.ingest.s3 import parse_s3_uri, s3_client
+
+        if not self.path.startswith("s3://"):
+            raise StoreError(f"{self.path}: only s3:// object stores are supported for the knowledge base")
+        bucket, prefix = parse_s3_uri(self.path)
+        return s3_client(self.settings.storage_options.get("aws_endpoint")), bucket, f"{prefix}/meta.json".lstrip("/")
+
+    def _read_meta(self) -> dict[str, Any]:
+        if not self.remote:
+            return json.loads(self._meta_path.read_text()) if self._meta_path.is_file() else {}
+        client, bucket, key = self._s3()
+        try:
+            return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except client.exceptions.NoSuchKey:
+            return {}
+        except Exception as exc:  # no such bucket, access denied, endpoint down
+            raise StoreError(f"cannot read {self.path}/meta.json ({exc}); check the bucket, credentials and index.storage_options") from None
+
     def _write_meta(self) -> None:
+        if self.remote:  # one PUT: an object is replaced whole, never half-written
+            client, bucket, key = self._s3()
+            client.put_object(Bucket=bucket, Key=key, Body=json.dumps(self.meta, indent=2).encode())
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self._meta_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.meta, indent=2))

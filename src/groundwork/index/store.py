@@ -100,4 +100,4 @@ def open_store(settings: "Settings", path: Path, dimension: Callable[[], int]) -
                        pg.pool_size, pg.auto_migrate)  # fmt: skip
     from groundwork.index.lance import LanceStore
 
-    return LanceStore(path, settings.index)
+    return LanceStore(settings.index.lance_uri or path, settings.index)

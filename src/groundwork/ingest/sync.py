@@ -173,7 +173,11 @@ class Ingestor:
         for uri in (str(p) for p in paths if str(p).startswith("s3://")):
             from groundwork.ingest.s3 import list_s3
 
-            found, root = list_s3(uri, self.settings)
+            try:
+                found, root = list_s3(uri, self.settings)
+            except LoaderError as exc:  # an unreachable bucket fails that source only; nothing is deleted
+                report.failed.append(FileResult(uri, "failed", reason=exc.reason))
+                continue
             all_items += found
             roots += [root] if root else []
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
