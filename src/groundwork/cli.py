@@ -92,6 +92,8 @@ def ingest(
     chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk"),
     tenant: Optional[str] = typer.Option(None, "--tenant", help="Access control: the documents' tenant"),
     allowed_groups: Optional[str] = typer.Option(None, "--allowed-groups", help="Access control: comma-separated groups that may see the documents"),
+    engine: str = typer.Option("local", "--engine", help="local | ray (parse, chunk and embed as Ray Data stages)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto', ray://host:10001); default: start a local Ray"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
@@ -107,7 +109,8 @@ def ingest(
 
             groups = [g.strip() for g in (allowed_groups or "").split(",") if g.strip()]
             report = kbase.ingest(paths, sync=sync, progress=progress, text_field=text_field, id_field=id_field,
-                                  metadata_fields=fields, tenant=tenant, allowed_groups=groups)  # fmt: skip
+                                  metadata_fields=fields, tenant=tenant, allowed_groups=groups, engine=engine,
+                                  ray_address=ray_address)  # fmt: skip
     except GroundworkError as exc:
         _fail(exc)
     if as_json:

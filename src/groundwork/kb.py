@@ -131,10 +131,13 @@ class KnowledgeBase:
     def ingest(self, paths: Sequence[str | Path], sync: bool = True, progress: ProgressFn | None = None,
                text_field: str | None = None, id_field: str | None = None,
                metadata_fields: Sequence[str] | None = None, tenant: str | None = None,
-               allowed_groups: Sequence[str] = (), items: Sequence[SourceItem] = ()) -> IngestReport:  # fmt: skip
+               allowed_groups: Sequence[str] = (), items: Sequence[SourceItem] = (), engine: str = "local",
+               ray_address: str | None = None, ray_cpus: int | None = None) -> IngestReport:  # fmt: skip
         """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
         index. See groundwork.ingest.sync for the guarantees.
 
+        ``engine="ray"`` runs parsing, chunking and embedding as Ray Data stages (``ray_address``: None
+        starts a local Ray with ``ray_cpus`` CPUs, "auto" joins a cluster); results equal the local engine's.
         ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
         ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata)."""
         s = self.settings.ingest
@@ -144,9 +147,17 @@ class KnowledgeBase:
         chunker = make_chunker(self.settings.chunking, self.embedder)
         g = self.settings.guard
         mask = partial(mask_pii_for_ingest, region=g.pii_region) if g.pii_at_ingest else None
-        ingestor = Ingestor(self.store, self.embedder, chunker, s, records, exclude=self.path,
-                            text_transform=mask, transform_id=f"pii-mask:{g.pii_region}",
-                            acl=DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field))  # fmt: skip
+        args = (self.store, self.embedder, chunker, s, records)
+        kwargs = {"exclude": self.path, "text_transform": mask, "transform_id": f"pii-mask:{g.pii_region}",
+                  "acl": DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field)}  # fmt: skip
+        if engine == "ray":
+            from groundwork.ingest.ray_engine import RayIngestor
+
+            ingestor: Ingestor = RayIngestor(*args, settings_all=self.settings, address=ray_address, num_cpus=ray_cpus, **kwargs)
+        elif engine == "local":
+            ingestor = Ingestor(*args, **kwargs)
+        else:
+            raise ConfigError(f"unknown ingest engine {engine!r}: use local or ray")
         return ingestor.run([p if str(p).startswith("s3://") else Path(p) for p in paths], sync=sync, progress=progress, items=items)
 
     # -- query --------------------------------------------------------------------------------------

@@ -322,8 +322,9 @@ class Ingestor:
         if not batch.hashes:
             return
         before = getattr(self.embedder, "encoded", 0)
-        vectors = self.embedder.embed([c.search_text for c in batch.chunks])
-        for chunk, vec in zip(batch.chunks, vectors):
+        todo = [c for c in batch.chunks if c.vector is None]  # the Ray engine's chunks arrive embedded
+        vectors = self.embedder.embed([c.search_text for c in todo]) if todo else []
+        for chunk, vec in zip(todo, vectors):
             chunk.vector = vec
         self.store.replace_documents(batch.hashes, batch.chunks, self.pipeline_hash)
         report.chunks_written += len(batch.chunks)
