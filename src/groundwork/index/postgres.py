@@ -20,6 +20,7 @@ GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_v
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
@@ -63,6 +64,7 @@ class PgStore:
             migrate(dsn, self.schema, dimension, self.fts_language)
         self.pool = make_pool(dsn, self.schema, 1, pool_size)
         self._ann: bool | None = None
+        self._ann_checked = 0.0
 
     @property
     def path(self) -> str:
@@ -108,6 +110,9 @@ class PgStore:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         new_fields = sorted({k for c in chunks for k, v in c.metadata.items() if v is not None})
         with self.pool.connection() as conn, conn.transaction():
+            # Two replicas writing the same document serialise here (sorted: no deadlock) instead of
+            # one failing on a duplicate chunk id.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(d)) FROM unnest(%s::text[]) AS d ORDER BY d", (sorted(doc_ids),))
             conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (doc_ids,))
             with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
@@ -143,7 +148,9 @@ class PgStore:
                 conn.autocommit = False
 
     def has_ann_index(self) -> bool:
-        if self._ann is None:
+        # Another replica may build the index: the answer is re-read at most once a minute.
+        if self._ann is None or time.monotonic() - self._ann_checked > 60:
+            self._ann_checked = time.monotonic()
             self._ann = bool(self._query("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'chunks_embedding_hnsw'", (self.schema,)))
         return self._ann
 
