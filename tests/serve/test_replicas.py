@@ -22,7 +22,7 @@ BURST = 30
 @pytest.fixture
 def replicas(tmp_path: Path, pg_dsn: str, pg_schema: str):  # noqa: ANN201
     env = {"GROUNDWORK_STORE": "postgres", "GROUNDWORK_PG_DSN": pg_dsn, "GROUNDWORK_POSTGRES__SCHEMA_NAME": pg_schema,
-           "GROUNDWORK_SERVE__RATE_BURST": str(BURST), "GROUNDWORK_SERVE__RATE_PER_MINUTE": "6",
+           "GROUNDWORK_SERVE__RATE_BURST": str(BURST), "GROUNDWORK_SERVE__RATE_PER_MINUTE": "30",
            "GROUNDWORK_SERVE__JOB_LEASE_SECONDS": "3", "HF_HUB_OFFLINE": "1"}  # fmt: skip
     full = {**os.environ, **env}
     out = subprocess.run([GW, "db", "migrate"], capture_output=True, text=True, env=full)
@@ -31,7 +31,8 @@ def replicas(tmp_path: Path, pg_dsn: str, pg_schema: str):  # noqa: ANN201
     try:
         keys = {"admin": create_key(tmp_path / "a", "ops", "query,ingest,admin"),
                 "reader": create_key(tmp_path / "b", "reader", "query"),
-                "hammer": create_key(tmp_path / "a", "hammer", "query")}  # fmt: skip
+                "hammer": create_key(tmp_path / "a", "hammer", "query"),
+                "loader": create_key(tmp_path / "b", "loader", "query,ingest")}  # fmt: skip
     finally:
         for k in env:
             os.environ.pop(k, None)
@@ -65,14 +66,16 @@ def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: st
 
     # One token bucket per key across replicas: alternating A and B, about BURST requests pass, not 2 x BURST.
     ha, hb = a.client(keys["hammer"]), b.client(keys["hammer"])
+    t0 = time.monotonic()
     codes = [(ha if i % 2 == 0 else hb).get("/v1/me").status_code for i in range(2 * BURST)]
-    assert BURST <= codes.count(200) <= BURST + 2, codes
-    assert set(codes[BURST + 2 :]) == {429}
+    refill = int((time.monotonic() - t0) * 30 / 60) + 1  # tokens that may come back while the loop runs
+    assert BURST <= codes.count(200) <= BURST + refill, codes
+    assert codes[-1] == 429
 
     # A job whose worker is killed mid-run is taken over by the other replica (after the lease).
     files = [("files", (f"note{i:02d}.md", f"# Note {i}\n\nMaintenance note number {i} about pump {i}.\n".encode(), "text/markdown"))
              for i in range(30)]  # fmt: skip
-    job_id = admin_a.post("/v1/documents", files=files).json()["job_id"]
+    job_id = a.client(keys["loader"]).post("/v1/documents", files=files).json()["job_id"]
     worker = None
     with psycopg.connect(pg_dsn) as conn:
         deadline = time.time() + 60
@@ -87,7 +90,7 @@ def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: st
     victim, survivor = (a, b) if worker.split(":")[1] == str(a.proc.pid) else (b, a)
     assert worker.split(":")[1] == str(victim.proc.pid)
     victim.kill9()
-    job = wait_job(survivor.client(keys["admin"]), job_id, timeout=240)
+    job = wait_job(survivor.client(keys["loader"]), job_id, timeout=240)
     assert job["status"] == "done" and job["done"] == job["total"] == 30
     assert {r["status"] for r in job["results"]} <= {"added", "unchanged"}
     docs = survivor.client(keys["reader"]).get("/v1/documents", params={"limit": 100}).json()
