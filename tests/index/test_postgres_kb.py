@@ -100,3 +100,24 @@ def test_migrate_round_trip_gives_identical_results(tmp_path: Path, pg_dsn: str,
             assert a == [(h.chunk.chunk_id, round(h.score, 5)) for h in back.search(q, mode=mode, top_k=5)], (mode, q)
     refused = run("migrate", "--from", f"lance://{tmp_path / 'lance'}", "--to", dsn)
     assert refused.returncode == 2 and "already holds" in refused.stderr
+
+
+def test_bm25_statistics_stay_exact(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
+    """lexeme_df and corpus_stats, kept incrementally by every write, equal a recount from scratch."""
+    import psycopg
+
+    folder = tmp_path / "docs"
+    for name, text in DOCS.items():
+        write(folder / name, text)
+    kb = pg_kb(tmp_path, pg_dsn, pg_schema)
+    kb.ingest([folder])
+    write(folder / "pumps.md", DOCS["pumps.md"] + "\nAlso the impeller is inspected.\n")
+    (folder / "canteen.md").unlink()
+    kb.ingest([folder])
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute(f"SET search_path TO {pg_schema}, public")
+        kept = dict(conn.execute("SELECT lexeme, df FROM lexeme_df WHERE df <> 0").fetchall())
+        recount = dict(conn.execute("SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme").fetchall())
+        assert kept == recount and "impel" in kept and "canteen" not in kept
+        assert conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() == \
+               conn.execute("SELECT count(*), sum(tsv_len) FROM chunks").fetchone()  # fmt: skip

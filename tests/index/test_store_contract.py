@@ -207,3 +207,17 @@ def test_ann_index_built_above_threshold_keeps_recall(open_store) -> None:  # no
         got = {int(h.chunk.doc_id[1:]) for h in s.vector_search(q, 10)}
         recalls.append(len(exact & got) / 10)
     assert np.mean(recalls) >= 0.95
+
+
+def test_keyword_ranking_is_bm25(store: Store) -> None:
+    # "pump" is in every chunk, "impeller" in one: IDF makes the rare term decide; a longer chunk with
+    # the same term frequency ranks below a shorter one (length normalisation, b = 0.75).
+    rows = [chunk(f"p{i}", 0, f"pump pump pump maintenance log entry {i}", unit(i)) for i in range(30)]
+    rows += [chunk("imp", 0, "pump impeller", unit(99)),
+             chunk("imp-long", 0, "pump impeller " + " ".join(f"filler{i}" for i in range(40)), unit(98))]  # fmt: skip
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    hits = store.keyword_search("pump impeller", 5)
+    assert [h.chunk.doc_id for h in hits[:2]] == ["imp", "imp-long"]
+    store.delete_documents([f"p{i}" for i in range(30)])
+    after = store.keyword_search("pump", 5)
+    assert {h.chunk.doc_id for h in after} == {"imp", "imp-long"}

@@ -89,6 +89,14 @@ CREATE TABLE feedback (answer_id TEXT NOT NULL REFERENCES audit(answer_id), crea
                        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT);
 CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
 """),
+    Migration(3, "BM25 statistics: chunk lengths, document frequencies, corpus size", lambda dim, lang: """
+ALTER TABLE chunks ADD COLUMN tsv_len INTEGER NOT NULL DEFAULT 0;
+UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv));
+CREATE TABLE lexeme_df (lexeme TEXT PRIMARY KEY, df BIGINT NOT NULL);
+INSERT INTO lexeme_df SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme;
+CREATE TABLE corpus_stats (id BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id), n BIGINT NOT NULL, total_len BIGINT NOT NULL);
+INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM chunks;
+"""),
 ]
 
 

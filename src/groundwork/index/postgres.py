@@ -10,9 +10,11 @@ GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_v
   ``hnsw_ef_search``). pgvector filters HNSW results after the index scan, so a selective filter can
   leave fewer than top_k rows; then the query is re-run as an exact scan over the filtered rows, which
   keeps the store contract (a filtered search returns top_k rows whenever that many match).
-- Keyword: PostgreSQL full-text search, any query term may match (the terms of ``plainto_tsquery``
-  OR-ed), ranked by ``ts_rank_cd`` with length normalisation 1 (cover density, Clarke, Cormack &
-  Tudhope 2000). This is not BM25: there is no IDF. docs/benchmarks.md compares both stores on SciFact.
+- Keyword: BM25 (Robertson & Zaragoza 2009; k1 = 1.2, b = 0.75, idf = ln(1 + (N - df + 0.5) /
+  (df + 0.5)), as LanceDB's) over PostgreSQL's text-search lexemes. Candidates are the chunks
+  matching any query lexeme (GIN index on ``tsv``); term frequencies come from the stored
+  ``tsvector`` (``ts_filter(setweight(...))`` keeps only the query's lexemes), document frequencies
+  from ``lexeme_df`` and N / average length from ``corpus_stats``, both kept exact by every write.
 - Writes: ``replace_documents`` deletes and inserts (``COPY ... BINARY``) a batch's documents in one
   transaction; readers see the batch all or nothing.
 """
@@ -41,6 +43,25 @@ _COPY_COLS = ("chunk_id", "doc_id", "source", "position", "text", "search_text",
 _COPY_TYPES = ["text", "text", "text", "int4", "text", "text", "text", "text", "int4", "text", "text", "text",
                "text", "text", "jsonb", "text", "vector", "text", "text[]"]  # fmt: skip
 _JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
+K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
+_WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
+_SET_LEN = ("UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv)) "
+            "WHERE doc_id = ANY(%s)")  # fmt: skip
+
+
+def _lock_writes(conn) -> None:  # noqa: ANN001
+    """One writer at a time (across replicas): the statistics rows would otherwise deadlock or race."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+
+
+def _update_stats(conn, doc_ids: list[str], sign: int) -> None:  # noqa: ANN001
+    """Add (+1) or remove (-1) the BM25 statistics of ``doc_ids``' current rows."""
+    conn.execute("INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
+                 "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
+                 "ON CONFLICT (lexeme) DO UPDATE SET df = lexeme_df.df + EXCLUDED.df", (sign, doc_ids))  # fmt: skip
+    conn.execute("UPDATE corpus_stats s SET n = s.n + %s * x.n, total_len = s.total_len + %s * x.len "
+                 "FROM (SELECT count(*) AS n, coalesce(sum(tsv_len), 0) AS len FROM chunks WHERE doc_id = ANY(%s)) x",
+                 (sign, sign, doc_ids))  # fmt: skip
 
 
 class PgStore:
@@ -110,9 +131,8 @@ class PgStore:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         new_fields = sorted({k for c in chunks for k, v in c.metadata.items() if v is not None})
         with self.pool.connection() as conn, conn.transaction():
-            # Two replicas writing the same document serialise here (sorted: no deadlock) instead of
-            # one failing on a duplicate chunk id.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(d)) FROM unnest(%s::text[]) AS d ORDER BY d", (sorted(doc_ids),))
+            _lock_writes(conn)
+            _update_stats(conn, doc_ids, -1)
             conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (doc_ids,))
             with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
@@ -123,13 +143,17 @@ class PgStore:
                         json.loads(json.dumps(c.metadata, default=str)), now,  # JSON-native values only
                         np.asarray(c.vector, dtype=np.float32), c.tenant, sorted(set(c.allowed_groups)) or None,
                     ))  # fmt: skip
+            conn.execute(_SET_LEN, (doc_ids,))
+            _update_stats(conn, doc_ids, +1)
             if new_fields:
                 conn.execute("INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,))
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         if not doc_ids:
             return 0
-        with self.pool.connection() as conn:
+        with self.pool.connection() as conn, conn.transaction():
+            _lock_writes(conn)
+            _update_stats(conn, list(doc_ids), -1)
             return conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (list(doc_ids),)).rowcount
 
     def optimize(self) -> None:
@@ -251,14 +275,26 @@ class PgStore:
                        access: Access | None = None) -> list[SearchHit]:  # fmt: skip
         if not query.strip():
             return []
+        lang = self.fts_language
+        lexemes = self._query(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])[0][0]
+        if not lexemes:
+            return []  # only stop words
         clause, params = self._where(where, access)
         # plainto_tsquery ANDs the terms; a question should match chunks holding any of them.
-        tsq = f"replace(plainto_tsquery('{self.fts_language}', %s)::text, '&', '|')::tsquery"
-        sql = (f"SELECT {_COLS}, ts_rank_cd(tsv, q, 1) AS score FROM chunks, (SELECT {tsq} AS q) query "
-               f"WHERE tsv @@ q AND {clause} ORDER BY score DESC, chunk_id LIMIT %s")  # fmt: skip
-        if not self._query(f"SELECT numnode({tsq})", [query])[0][0]:
-            return []  # only stop words
-        return _hits(self._run_search(sql, [query, *params, top_k]), "bm25")
+        tsq = f"replace(plainto_tsquery('{lang}', %s)::text, '&', '|')::tsquery"
+        sql = f"""
+            WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
+                       FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0),
+                 st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats),
+                 r AS (SELECT c.chunk_id, sum(w.idf * t.tf * {K1 + 1} / (t.tf + {K1} * (1 - {B} + {B} * c.tsv_len / st.avgdl))) AS score
+                       FROM chunks c CROSS JOIN st
+                       CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
+                                           FROM unnest(ts_filter(setweight(c.tsv, 'A', %s), '{{a}}')) u) t
+                       JOIN w ON w.lexeme = t.lexeme
+                       WHERE c.tsv @@ {tsq} AND {clause}
+                       GROUP BY c.chunk_id ORDER BY score DESC, c.chunk_id LIMIT %s)
+            SELECT {_COLS}, r.score FROM r JOIN chunks USING (chunk_id) ORDER BY r.score DESC, chunk_id"""
+        return _hits(self._run_search(sql, [lexemes, lexemes, query, *params, top_k]), "bm25")
 
     def list_documents(self, access: Access | None = None) -> list[DocumentInfo]:
         """Every document the caller may see (all with ``access`` None), sorted by doc id."""
@@ -293,7 +329,9 @@ class PgStore:
     def import_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert exported rows as they are (ingest time and hashes kept), in one transaction."""
         new_fields = sorted({k for r in rows for k, v in (r["metadata"] or {}).items() if v is not None})
+        doc_ids = sorted({r["doc_id"] for r in rows})
         with self.pool.connection() as conn, conn.transaction():
+            _lock_writes(conn)
             with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for r in rows:
@@ -301,6 +339,8 @@ class PgStore:
                                         tuple(h for h in (r["heading"] or "").split(" > ") if h), title=r["title"] or "").search_text  # fmt: skip
                     copy.write_row(tuple(search_text if c == "search_text" else np.asarray(r["vector"], np.float32) if c == "embedding"
                                          else (r[c] or None) if c == "acl_groups" else r[c] for c in _COPY_COLS))  # fmt: skip
+            conn.execute(_SET_LEN, (doc_ids,))
+            _update_stats(conn, doc_ids, +1)
             if new_fields:
                 conn.execute("INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,))
 
