@@ -92,7 +92,11 @@ def main() -> None:
     ap.add_argument("--pg-dsn", default=None)
     ap.add_argument("--work", default=None, help="folder for the index (default: a temporary one, removed)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--serve-only", action="store_true",
+                    help="open the index already built in --work and only run the queries: peak RSS is then the store's serving RAM")
     args = ap.parse_args()
+    if args.serve_only:
+        return serve_only(args)
 
     data = Path(args.data)
     rows, vecs = load(data, args.chunks, args.multiply, args.sigma)
@@ -179,6 +183,26 @@ def main() -> None:
         server.stop()
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def serve_only(args: argparse.Namespace) -> None:
+    """Peak RSS of a process that opens an existing LanceDB index and runs every query mode."""
+    data = Path(args.data)
+    queries = [json.loads(x)["text"] for x in (data / "queries.jsonl").read_text().splitlines()][: args.queries]
+    kb = KnowledgeBase(settings=load_settings(kb=Path(args.work) / "kb", **{"embedder.cache": False, "index.ann_min_rows": 1}))
+    lat: dict[str, list[float]] = {}
+    for mode in ("dense", "bm25", "hybrid"):
+        for flt in (None, "bucket = 3"):
+            key = f"{mode}{' +filter' if flt else ''}"
+            for q in queries:
+                t0 = time.perf_counter()
+                kb.search(q, mode=mode, top_k=10, filter=flt, access=Access.all())
+                lat.setdefault(key, []).append((time.perf_counter() - t0) * 1000)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"chunks": kb.count_chunks(), "serving_peak_rss_mb": round(rss, 1),
+              "latency": {k: {"p50_ms": round(pct(v, 50), 2), "p99_ms": round(pct(v, 99), 2)} for k, v in lat.items()}}  # fmt: skip
+    Path(args.out or ROOT / f"bench/results/scale-lance-serve-{result['chunks']}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
 
 
 _IDS: dict[str, int] = {}
