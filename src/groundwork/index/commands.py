@@ -92,7 +92,7 @@ def migrate_cmd(ctx: typer.Context,
         s = _settings(ctx, None)
         src = _open(source, s, None if source.startswith("lance://") else _pg_dimension(source, s))
         meta = src.meta
-        model = meta.get("model", meta) if "model" in meta else meta
+        model = meta.get("model", meta)  # PostgreSQL keeps it under "model", LanceDB at the top
         dst = _open(target, s, model.get("dimension"))
         report = migrate_kb(src, dst)
     except GroundworkError as exc:

@@ -437,8 +437,7 @@ class LanceStore:
         """Every chunk as a plain dict (all stored columns, ``vector`` as float32), for ``migrate``."""
         if self._chunks is None:
             return
-        cols = [c for c in _CHUNK_COLUMNS if c != "content_hash"] + ["content_hash", "ingested_at", "vector"]
-        for row in self._scan(cols).to_pylist():
+        for row in self._scan([*_CHUNK_COLUMNS, "ingested_at", "vector"]).to_pylist():
             row["metadata"] = json.loads(row["metadata"] or "{}")
             row["acl_groups"] = list(_groups_tuple(row["acl_groups"])) or None
             row["vector"] = np.asarray(row["vector"], dtype=np.float32)

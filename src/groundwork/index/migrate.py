@@ -55,7 +55,7 @@ def migrate_kb(source, target, batch: int = 2000) -> MigrationReport:  # noqa: A
     if target.count_chunks():
         raise StoreError(f"the target {target.path} already holds {target.count_chunks()} chunks; migrate into an empty store")
     meta = source.meta
-    model = meta.get("model", meta) if "model" in meta else meta
+    model = meta.get("model", meta)  # PostgreSQL keeps it under "model", LanceDB at the top
     target.check_model(model["model_id"], int(model["dimension"]))
     rows = sorted(source.export_rows(), key=lambda r: (r["doc_id"], r["position"]))
     start = 0

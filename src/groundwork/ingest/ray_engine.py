@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from groundwork.config import Settings
+from groundwork.errors import LoaderError
 from groundwork.ingest.sync import Ingestor, ProgressFn, SourceItem, _Batch
 from groundwork.types import DocumentInfo, FileResult, IngestReport
 
@@ -38,21 +39,20 @@ class _ParseChunk:
             item = SourceItem(name, lambda _max, raw=raw: raw, fingerprint)
             docs, failed = self.ingestor.parse(item, raw)
             result: dict[str, Any] = {"source": item.source, "failed": failed, "docs": [], "problems": list(getattr(docs, "problems", []))}
+            chunks: list = []  # this file's chunks, kept only if the whole file chunks without error
             if failed is None:
                 try:
                     for d in docs:
                         unchanged = self.unchanged_records.get(d.doc_id) == d.content_hash
-                        chunks = [] if unchanged else self.ingestor._chunk(d)
-                        result["docs"].append((d.doc_id, d.content_hash, unchanged, len(chunks)))
-                        for c in chunks:
-                            out["kind"].append("chunk"), out["payload"].append(pickle.dumps(c)), out["text"].append(c.search_text)
+                        mine = [] if unchanged else self.ingestor._chunk(d)
+                        result["docs"].append((d.doc_id, d.content_hash, unchanged, len(mine)))
+                        chunks += mine
                 except Exception as exc:  # noqa: BLE001 - a chunker error fails this file only
-                    from groundwork.errors import LoaderError
-
                     reason = exc.reason if isinstance(exc, LoaderError) else f"{type(exc).__name__}: {exc}"
                     result = {"source": item.source, "failed": FileResult(item.source, "failed", reason=reason), "docs": [], "problems": []}
-                    keep = [i for i, k in enumerate(out["kind"]) if k != "chunk" or pickle.loads(out["payload"][i]).source != item.source]
-                    out = {k: [v[i] for i in keep] for k, v in out.items()}
+                    chunks = []
+            for c in chunks:
+                out["kind"].append("chunk"), out["payload"].append(pickle.dumps(c)), out["text"].append(c.search_text)
             out["kind"].append("file"), out["payload"].append(pickle.dumps(result)), out["text"].append("")
         return out
 

@@ -53,6 +53,18 @@ class Job:
                 "results": self.results, "error": self.error}  # fmt: skip
 
 
+def run_job(job: Job, process: Callable[[Job], None]) -> None:
+    """Process ``job`` and set its outcome: failed when every file failed or ``process`` raised (one
+    bad job never stops a worker), else done."""
+    try:
+        process(job)
+        job.status = "failed" if job.results and all(r["status"] == "failed" for r in job.results) else "done"
+    except Exception as exc:
+        log.exception("job %s failed", job.job_id)
+        job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+    job.finished_at = _now()
+
+
 _SCHEMA = "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, tenant TEXT, body TEXT NOT NULL)"
 
 
@@ -116,13 +128,7 @@ class JobQueue:
                 continue
             job.status = "running"
             self._save(job)
-            try:
-                process(job)
-                job.status = "failed" if job.results and all(r["status"] == "failed" for r in job.results) else "done"
-            except Exception as exc:  # one bad job never stops the worker
-                log.exception("job %s failed", job.job_id)
-                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-            job.finished_at = _now()
+            run_job(job, process)
             self._save(job)
             shutil.rmtree(self.uploads / job.job_id, ignore_errors=True)
 
@@ -222,14 +228,9 @@ class PgJobQueue:
             beating = threading.Event()
             threading.Thread(target=self._heartbeat, args=(job.job_id, beating), daemon=True).start()
             try:
-                process(job)
-                job.status = "failed" if job.results and all(r["status"] == "failed" for r in job.results) else "done"
-            except Exception as exc:  # one bad job never stops the worker
-                log.exception("job %s failed", job.job_id)
-                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+                run_job(job, process)
             finally:
                 beating.set()
-            job.finished_at = _now()
             with self.pool.connection() as conn, conn.transaction():
                 self._save(job, conn)
                 conn.execute("DELETE FROM job_files WHERE job_id = %s", (job.job_id,))

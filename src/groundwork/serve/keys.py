@@ -84,16 +84,12 @@ class KeyStore:
 
     def verify(self, secret: str) -> ApiKey | None:
         """The key's record when ``secret`` is a valid, unrevoked key; else None."""
-        parts = secret.split("_")
-        if len(parts) < 3 or parts[0] != "gw":
+        key_id = _key_id(secret)
+        if key_id is None:
             return None
         with self._lock:
-            row = self._db.execute("SELECT * FROM keys WHERE key_id = ?", (parts[1],)).fetchone()
-        if row is None or row[8] is not None:
-            return None
-        if not hmac.compare_digest(_digest(row[2], secret), row[3]):
-            return None
-        return _record(row)
+            row = self._db.execute("SELECT * FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        return _checked(row, secret)
 
     def list(self) -> list[ApiKey]:
         with self._lock:
@@ -109,6 +105,19 @@ class KeyStore:
         if cur.rowcount == 0 and row[8] is None:
             raise ApiKeyError(f"key {key_id} could not be revoked")
         return _record(row)
+
+
+def _key_id(secret: str) -> str | None:
+    """The id part of ``gw_<key id>_<secret>``, or None for anything else."""
+    parts = secret.split("_")
+    return parts[1] if len(parts) >= 3 and parts[0] == "gw" else None
+
+
+def _checked(row: tuple | None, secret: str) -> ApiKey | None:
+    """The key's record when ``row`` exists, is not revoked and its salted hash matches (constant time)."""
+    if row is None or row[8] is not None or not hmac.compare_digest(_digest(bytes(row[2]), secret), bytes(row[3])):
+        return None
+    return _record(row)
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
@@ -134,14 +143,12 @@ class PgKeyStore:
         return record, secret
 
     def verify(self, secret: str) -> ApiKey | None:
-        parts = secret.split("_")
-        if len(parts) < 3 or parts[0] != "gw":
+        key_id = _key_id(secret)
+        if key_id is None:
             return None
         with self.pool.connection() as conn:
-            row = conn.execute("SELECT * FROM api_keys WHERE key_id = %s", (parts[1],)).fetchone()
-        if row is None or row[8] is not None or not hmac.compare_digest(_digest(bytes(row[2]), secret), bytes(row[3])):
-            return None
-        return _record(row)
+            row = conn.execute("SELECT * FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
+        return _checked(row, secret)
 
     def list(self) -> list[ApiKey]:
         with self.pool.connection() as conn:
