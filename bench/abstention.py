@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,22 +44,32 @@ def main() -> None:
         (null if q["question_type"] == "null_query" else answerable).append(-1.0 if score is None else score)
     null_a, ans_a = np.array(null), np.array(answerable)
     grid = [round(t, 2) for t in np.arange(0.20, 0.71, 0.02)]
-    rows = [{"threshold": t, "abstain_null": float(np.mean(null_a < t)), "false_abstain": float(np.mean(ans_a < t))} for t in grid]
+    rows = [
+        {"threshold": t, "abstain_null": float(np.mean(null_a < t)), "false_abstain": float(np.mean(ans_a < t))}
+        for t in grid
+    ]
     for r in rows:
         r["youden_j"] = r["abstain_null"] - r["false_abstain"]
     top_j = max(r["youden_j"] for r in rows)
     best = min((r for r in rows if r["youden_j"] >= top_j - 0.02), key=lambda r: r["threshold"])
-    print(f"{len(null)} null, {len(answerable)} answerable queries; evidence score mean null {null_a.mean():.3f}, answerable {ans_a.mean():.3f}")
+    print(
+        f"{len(null)} null, {len(answerable)} answerable queries; evidence score mean null {null_a.mean():.3f}, answerable {ans_a.mean():.3f}"
+    )
     print(f"{'threshold':>9} {'abstain(null)':>14} {'false abstain':>14} {'J':>6}")
     for r in rows:
         mark = "  <- chosen" if r is best else ("  <- best J" if r["youden_j"] == top_j else "")
         print(f"{r['threshold']:9.2f} {r['abstain_null']:14.3f} {r['false_abstain']:14.3f} {r['youden_j']:6.3f}{mark}")
     out = {
-        "benchmark": "multihop-rag dev abstention", "queries": len(queries), "chosen": best, "best_j": top_j, "grid": rows,
-        "null_scores": null, "answerable_scores": answerable,
+        "benchmark": "multihop-rag dev abstention",
+        "queries": len(queries),
+        "chosen": best,
+        "best_j": top_j,
+        "grid": rows,
+        "null_scores": null,
+        "answerable_scores": answerable,
         "machine": f"{platform.machine()} cores={__import__('os').cpu_count()}",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 

@@ -17,7 +17,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -73,16 +73,23 @@ def main() -> None:
 
     recall = lambda got: statistics.mean(len(set(g) & set(e)) / 10 for g, e in zip(got, exact))  # noqa: E731
     res = {
-        "chunks": len(all_ids), "queries": len(texts), "hnsw_build_s": build_s,
-        "recall@10_flat": recall(flat_ids), "recall@10_hnsw": recall(ann_ids),
-        "latency_ms_p50_flat": statistics.median(flat_lat), "latency_ms_p50_hnsw": statistics.median(ann_lat),
-        "settings": index_settings.model_dump(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        "chunks": len(all_ids),
+        "queries": len(texts),
+        "hnsw_build_s": build_s,
+        "recall@10_flat": recall(flat_ids),
+        "recall@10_hnsw": recall(ann_ids),
+        "latency_ms_p50_flat": statistics.median(flat_lat),
+        "latency_ms_p50_hnsw": statistics.median(ann_lat),
+        "settings": index_settings.model_dump(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     print(f"{res['chunks']} chunks, {res['queries']} queries")
     print(f"{'search':8} {'recall@10':>10} {'p50 ms':>8}")
     print(f"{'flat':8} {res['recall@10_flat']:10.3f} {res['latency_ms_p50_flat']:8.2f}")
-    print(f"{'hnsw':8} {res['recall@10_hnsw']:10.3f} {res['latency_ms_p50_hnsw']:8.2f}   (build {build_s:.1f} s, "
-          f"ef_search {args.ef_search}, refine_factor {args.refine_factor})")
+    print(
+        f"{'hnsw':8} {res['recall@10_hnsw']:10.3f} {res['latency_ms_p50_hnsw']:8.2f}   (build {build_s:.1f} s, "
+        f"ef_search {args.ef_search}, refine_factor {args.refine_factor})"
+    )
     Path(args.out).write_text(json.dumps(res, indent=2))
     print(f"wrote {args.out}")
 

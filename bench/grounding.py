@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from groundwork.config import EmbedderSettings  # noqa: E402
-from groundwork.guard.grounding import grounding_scores  # noqa: E402
-from groundwork.index.embedder import SentenceTransformerEmbedder  # noqa: E402
-from groundwork.ingest.chunking.base import split_sentences  # noqa: E402
+from groundwork.config import EmbedderSettings
+from groundwork.guard.grounding import grounding_scores
+from groundwork.index.embedder import SentenceTransformerEmbedder
+from groundwork.ingest.chunking.base import split_sentences
 
 
 def windows(body: str, facts: list[str], width: int = 3) -> list[str]:
@@ -46,7 +46,7 @@ def windows(body: str, facts: list[str], width: int = 3) -> list[str]:
 
 
 def best_threshold(pos: list[float], neg: list[float]) -> tuple[float, float]:
-    cands = sorted(set(round(x, 3) for x in pos + neg))
+    cands = sorted({round(x, 3) for x in pos + neg})
     best = (0.0, 0.0)
     for t in cands:
         acc = (sum(p >= t for p in pos) + sum(n < t for n in neg)) / (len(pos) + len(neg))
@@ -66,7 +66,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results/grounding.json"))
     args = ap.parse_args()
     corpus = {a["url"]: a["body"] for a in json.loads((args.data / "corpus.json").read_text())}
-    queries = [q for q in json.loads((args.data / "queries-dev.json").read_text()) if q["question_type"] != "null_query"]
+    queries = [
+        q for q in json.loads((args.data / "queries-dev.json").read_text()) if q["question_type"] != "null_query"
+    ]
     random.seed(13)
     queries = random.sample(queries, min(args.queries, len(queries)))
     emb = SentenceTransformerEmbedder(EmbedderSettings(cache=False))
@@ -81,8 +83,15 @@ def main() -> None:
         g_pos = grounding_scores(emb, q["query"], answer, ctx)
         g_neg = grounding_scores(emb, q["query"], answer, unrelated)
         r_neg = grounding_scores(emb, q["query"], " ".join(e["fact"] for e in other["evidence_list"]), unrelated)
-        rows.append({"type": q["question_type"], "g_pos": g_pos.grounding, "g_neg": g_neg.grounding,
-                     "r_pos": g_pos.relevance, "r_neg": r_neg.relevance})  # fmt: skip
+        rows.append(
+            {
+                "type": q["question_type"],
+                "g_pos": g_pos.grounding,
+                "g_neg": g_neg.grounding,
+                "r_pos": g_pos.relevance,
+                "r_neg": r_neg.relevance,
+            }
+        )
     secs = time.perf_counter() - t0
     tune, test = rows[0::2], rows[1::2]
     result: dict = {"queries": len(rows), "seconds": round(secs, 1), "method": "bundled MiniLM, bench/grounding.py"}
@@ -91,17 +100,23 @@ def main() -> None:
         test_acc = accuracy([r[f"{score}_pos"] for r in test], [r[f"{score}_neg"] for r in test], t)
         name = "grounding" if score == "g" else "relevance"
         result[name] = {
-            "threshold": t, "accuracy_tune": round(tune_acc, 4), "accuracy_test": round(test_acc, 4),
+            "threshold": t,
+            "accuracy_tune": round(tune_acc, 4),
+            "accuracy_test": round(test_acc, 4),
             "mean_supported": round(float(np.mean([r[f"{score}_pos"] for r in rows])), 4),
             "mean_unsupported": round(float(np.mean([r[f"{score}_neg"] for r in rows])), 4),
-        }  # fmt: skip
+        }
         for default in (0.5, 0.3):
-            result[name][f"accuracy_test_at_{default}"] = round(accuracy([r[f"{score}_pos"] for r in test], [r[f"{score}_neg"] for r in test], default), 4)
+            result[name][f"accuracy_test_at_{default}"] = round(
+                accuracy([r[f"{score}_pos"] for r in test], [r[f"{score}_neg"] for r in test], default), 4
+            )
     print(f"{'check':<10} {'threshold':>9} {'acc tune':>9} {'acc test':>9} {'mean +':>8} {'mean -':>8}")
     for name in ("grounding", "relevance"):
         r = result[name]
-        print(f"{name:<10} {r['threshold']:>9.3f} {r['accuracy_tune']:>9.4f} {r['accuracy_test']:>9.4f} "
-              f"{r['mean_supported']:>8.4f} {r['mean_unsupported']:>8.4f}")  # fmt: skip
+        print(
+            f"{name:<10} {r['threshold']:>9.3f} {r['accuracy_tune']:>9.4f} {r['accuracy_test']:>9.4f} "
+            f"{r['mean_supported']:>8.4f} {r['mean_unsupported']:>8.4f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out} ({secs:.0f} s)")

@@ -22,7 +22,7 @@ import platform
 import statistics
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from groundwork import KnowledgeBase, load_settings
@@ -55,9 +55,12 @@ def main() -> None:
             per_type[q["question_type"]].append(row)
             per_type["all"].append(row)
         results[mode] = {
-            t: {"queries": len(rows), f"any@{args.top_k}": statistics.mean(r[0] for r in rows),
+            t: {
+                "queries": len(rows),
+                f"any@{args.top_k}": statistics.mean(r[0] for r in rows),
                 f"all@{args.top_k}": statistics.mean(r[1] for r in rows),
-                f"recall@{args.top_k}": statistics.mean(r[2] for r in rows)}  # fmt: skip
+                f"recall@{args.top_k}": statistics.mean(r[2] for r in rows),
+            }
             for t, rows in sorted(per_type.items())
         }
         results[mode]["latency_ms_p50"] = statistics.median(latencies)
@@ -65,19 +68,24 @@ def main() -> None:
 
     k = args.top_k
     print(f"MultiHop-RAG dev, {len(queries)} non-null queries, evidence articles among the top {k} chunks' documents")
-    print(f"{'mode':8} {'type':18} {'n':>4} {'any@'+str(k):>8} {'all@'+str(k):>8} {'recall@'+str(k):>10}")
+    print(f"{'mode':8} {'type':18} {'n':>4} {'any@' + str(k):>8} {'all@' + str(k):>8} {'recall@' + str(k):>10}")
     for mode, by_type in results.items():
         for t, m in by_type.items():
             if isinstance(m, dict):
-                print(f"{mode:8} {t:18} {m['queries']:4d} {m[f'any@{k}']:8.3f} {m[f'all@{k}']:8.3f} {m[f'recall@{k}']:10.3f}")
+                print(
+                    f"{mode:8} {t:18} {m['queries']:4d} {m[f'any@{k}']:8.3f} {m[f'all@{k}']:8.3f} {m[f'recall@{k}']:10.3f}"
+                )
         print(f"{mode:8} latency p50 {by_type['latency_ms_p50']:.1f} ms, p95 {by_type['latency_ms_p95']:.1f} ms")
     settings = kb.settings
     out = {
-        "benchmark": "multihop-rag dev search", "top_k": k, "results": results,
-        "chunking": settings.chunking.model_dump(), "chunks": kb.count_chunks(),
+        "benchmark": "multihop-rag dev search",
+        "top_k": k,
+        "results": results,
+        "chunking": settings.chunking.model_dump(),
+        "chunks": kb.count_chunks(),
         "machine": f"{platform.machine()} {platform.processor() or ''} cores={__import__('os').cpu_count()}",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")

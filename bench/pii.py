@@ -1,6 +1,6 @@
 """Precision and recall of PII detection (groundwork.guard.pii) on eval/pii_cases.jsonl, per kind.
 
-    python bench/pii.py          # prints a table, writes bench/results/pii.json
+python bench/pii.py          # prints a table, writes bench/results/pii.json
 """
 
 from __future__ import annotations

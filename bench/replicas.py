@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -62,9 +62,15 @@ def load(servers: list[Server], key: str, queries: list[str], clients: int, seco
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"replicas": len(servers), "clients": clients, "requests": len(latencies), "errors": errors[0],
-            "rps": round(len(latencies) / wall, 1), "p50_ms": round(float(np.percentile(latencies, 50)), 1),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 1)}  # fmt: skip
+    return {
+        "replicas": len(servers),
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors[0],
+        "rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+    }
 
 
 def main() -> None:
@@ -79,15 +85,29 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="gw-replicas-"))
     pg = LocalPostgres(work / "pg").start()
-    env = {"GROUNDWORK_STORE": "postgres", "GROUNDWORK_PG_DSN": pg.dsn, "GROUNDWORK_SERVE__RATE_BURST": "100000",
-           "GROUNDWORK_SERVE__RATE_PER_MINUTE": "6000000", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = {
+        "GROUNDWORK_STORE": "postgres",
+        "GROUNDWORK_PG_DSN": pg.dsn,
+        "GROUNDWORK_SERVE__RATE_BURST": "100000",
+        "GROUNDWORK_SERVE__RATE_PER_MINUTE": "6000000",
+        "HF_HUB_OFFLINE": "1",
+    }
     full = {**os.environ, **env}
     corpus = work / "scifact.jsonl"
     corpus.write_text("\n".join((SCIFACT / "corpus.jsonl").read_text().splitlines()[: args.docs]) + "\n")
     subprocess.run([GW, "--kb", str(work / "a"), "db", "migrate"], env=full, check=True)
-    subprocess.run([GW, "--kb", str(work / "a"), "ingest", str(corpus), "--text-field", "text", "--id-field", "_id"], env=full, check=True)
-    out = subprocess.run([GW, "--kb", str(work / "a"), "keys", "create", "--name", "bench", "--scopes", "query", "--json"],
-                         env=full, check=True, capture_output=True, text=True)  # fmt: skip
+    subprocess.run(
+        [GW, "--kb", str(work / "a"), "ingest", str(corpus), "--text-field", "text", "--id-field", "_id"],
+        env=full,
+        check=True,
+    )
+    out = subprocess.run(
+        [GW, "--kb", str(work / "a"), "keys", "create", "--name", "bench", "--scopes", "query", "--json"],
+        env=full,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     key = json.loads(out.stdout)["key"]
     queries = [json.loads(x)["text"] for x in (SCIFACT / "queries.jsonl").read_text().splitlines()]
     a = Server(work / "a", env).start()
@@ -104,8 +124,13 @@ def main() -> None:
     finally:
         a.stop()
         pg.stop()
-    report = {"results": results, "docs": args.docs, "seconds": args.seconds, "cpus": os.cpu_count(),
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    report = {
+        "results": results,
+        "docs": args.docs,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"{'replicas':>8}{'clients':>8}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for r in results:

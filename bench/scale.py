@@ -29,10 +29,9 @@ import json
 import platform
 import resource
 import shutil
-import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +58,26 @@ def load(data: Path, n: int, multiply: int, sigma: float) -> tuple[list[dict], n
     return out_rows, np.concatenate(out_vecs).astype(np.float32)
 
 
-def build(store, rows: list[dict], vecs: np.ndarray, batch: int = 4000) -> tuple[float, float]:  # noqa: ANN001
+def build(store, rows: list[dict], vecs: np.ndarray, batch: int = 4000) -> tuple[float, float]:
     t0 = time.perf_counter()
     start = 0
     while start < len(rows):
         end = min(start + batch, len(rows))
         while end < len(rows) and rows[end]["doc"] == rows[end - 1]["doc"]:
             end += 1
-        chunks = [Chunk(chunk_id=r["id"], doc_id=r["doc"], source=r["doc"], position=r["position"], text=r["text"],
-                        content_hash=r["id"], metadata=r["metadata"], vector=vecs[i])
-                  for i, r in zip(range(start, end), rows[start:end])]  # fmt: skip
+        chunks = [
+            Chunk(
+                chunk_id=r["id"],
+                doc_id=r["doc"],
+                source=r["doc"],
+                position=r["position"],
+                text=r["text"],
+                content_hash=r["id"],
+                metadata=r["metadata"],
+                vector=vecs[i],
+            )
+            for i, r in zip(range(start, end), rows[start:end])
+        ]
         store.replace_documents({c.doc_id: "h" for c in chunks}, chunks, "bench")
         start = end
     write_s = time.perf_counter() - t0
@@ -92,8 +101,11 @@ def main() -> None:
     ap.add_argument("--pg-dsn", default=None)
     ap.add_argument("--work", default=None, help="folder for the index (default: a temporary one, removed)")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--serve-only", action="store_true",
-                    help="open the index already built in --work and only run the queries: peak RSS is then the store's serving RAM")
+    ap.add_argument(
+        "--serve-only",
+        action="store_true",
+        help="open the index already built in --work and only run the queries: peak RSS is then the store's serving RAM",
+    )
     args = ap.parse_args()
     if args.serve_only:
         return serve_only(args)
@@ -113,8 +125,14 @@ def main() -> None:
         if dsn is None:
             from groundwork.index.pg_local import LocalPostgres
 
-            server = LocalPostgres(work / "pg", settings={"shared_buffers": "1GB", "maintenance_work_mem": "2GB",
-                                                          "max_parallel_maintenance_workers": "2"}).start()  # fmt: skip
+            server = LocalPostgres(
+                work / "pg",
+                settings={
+                    "shared_buffers": "1GB",
+                    "maintenance_work_mem": "2GB",
+                    "max_parallel_maintenance_workers": "2",
+                },
+            ).start()
             dsn = server.dsn
         overrides |= {"store": "postgres", "pg_dsn": dsn, "postgres.schema_name": f"scale_{n}"}
     kb = KnowledgeBase(settings=load_settings(kb=work / "kb", **overrides))
@@ -143,15 +161,23 @@ def main() -> None:
                 kb.search(queries[qi], mode=mode, top_k=10, filter=flt, access=Access.all())
                 if j >= 20:  # warm-up first
                     lat.append((time.perf_counter() - t0) * 1000)
-            latency[f"{mode}{' +filter' if flt else ''}"] = {"p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2)}
+            latency[f"{mode}{' +filter' if flt else ''}"] = {
+                "p50_ms": round(pct(lat, 50), 2),
+                "p99_ms": round(pct(lat, 99), 2),
+            }
 
     recall = {}
-    for label, flt, sub in (("unfiltered", None, np.arange(n)), ("filtered", parse_filter(flt_text), np.flatnonzero(mask))):
+    for label, flt, sub in (
+        ("unfiltered", None, np.arange(n)),
+        ("filtered", parse_filter(flt_text), np.flatnonzero(mask)),
+    ):
         hits_sum = 0
         for qi in pick[20:]:
             q = qvecs_all[qi]
             exact = set(sub[np.argsort(-(vecs[sub] @ q))[:10]].tolist())
-            got = {i for i in (_index(rows, h.chunk.chunk_id) for h in kb.store.vector_search(q, 10, flt)) if i is not None}
+            got = {
+                i for i in (_index(rows, h.chunk.chunk_id) for h in kb.store.vector_search(q, 10, flt)) if i is not None
+            }
             hits_sum += len(exact & got)
         recall[label] = round(hits_sum / (10 * len(pick[20:])), 4)
 
@@ -161,20 +187,31 @@ def main() -> None:
 
         server_rss = sum(p.memory_info().rss for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")
     result = {
-        "store": args.store, "chunks": n, "multiply": args.multiply, "sigma": args.sigma if args.multiply > 1 else None,
-        "build": {"write_s": round(write_s, 1), "index_s": round(index_s, 1)}, "disk_mb": round(disk / 1e6, 1),
+        "store": args.store,
+        "chunks": n,
+        "multiply": args.multiply,
+        "sigma": args.sigma if args.multiply > 1 else None,
+        "build": {"write_s": round(write_s, 1), "index_s": round(index_s, 1)},
+        "disk_mb": round(disk / 1e6, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "server_rss_mb": round(server_rss / 1e6, 1) if server_rss else None,
-        "latency": latency, "ann_recall_at_10": recall, "queries": len(pick) - 20,
-        "settings": {"hnsw_m": IndexSettings().hnsw_m, "hnsw_ef_construction": IndexSettings().hnsw_ef_construction,
-                     "hnsw_ef_search": IndexSettings().hnsw_ef_search},
+        "latency": latency,
+        "ann_recall_at_10": recall,
+        "queries": len(pick) - 20,
+        "settings": {
+            "hnsw_m": IndexSettings().hnsw_m,
+            "hnsw_ef_construction": IndexSettings().hnsw_ef_construction,
+            "hnsw_ef_search": IndexSettings().hnsw_ef_search,
+        },
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     out = Path(args.out or ROOT / f"bench/results/scale-{args.store}-{n}.json")
     out.write_text(json.dumps(result, indent=2))
-    print(f"{args.store} {n} chunks: write {result['build']['write_s']} s, index {result['build']['index_s']} s, "
-          f"disk {result['disk_mb']} MB, peak RSS {result['peak_rss_mb']} MB, server RSS {result['server_rss_mb']} MB")  # fmt: skip
+    print(
+        f"{args.store} {n} chunks: write {result['build']['write_s']} s, index {result['build']['index_s']} s, "
+        f"disk {result['disk_mb']} MB, peak RSS {result['peak_rss_mb']} MB, server RSS {result['server_rss_mb']} MB"
+    )
     print(f"{'mode':<16}{'p50 ms':>10}{'p99 ms':>10}")
     for k, v in latency.items():
         print(f"{k:<16}{v['p50_ms']:>10}{v['p99_ms']:>10}")
@@ -189,7 +226,9 @@ def serve_only(args: argparse.Namespace) -> None:
     """Peak RSS of a process that opens an existing LanceDB index and runs every query mode."""
     data = Path(args.data)
     queries = [json.loads(x)["text"] for x in (data / "queries.jsonl").read_text().splitlines()][: args.queries]
-    kb = KnowledgeBase(settings=load_settings(kb=Path(args.work) / "kb", **{"embedder.cache": False, "index.ann_min_rows": 1}))
+    kb = KnowledgeBase(
+        settings=load_settings(kb=Path(args.work) / "kb", **{"embedder.cache": False, "index.ann_min_rows": 1})
+    )
     lat: dict[str, list[float]] = {}
     for mode in ("dense", "bm25", "hybrid"):
         for flt in (None, "bucket = 3"):
@@ -199,9 +238,14 @@ def serve_only(args: argparse.Namespace) -> None:
                 kb.search(q, mode=mode, top_k=10, filter=flt, access=Access.all())
                 lat.setdefault(key, []).append((time.perf_counter() - t0) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"chunks": kb.count_chunks(), "serving_peak_rss_mb": round(rss, 1),
-              "latency": {k: {"p50_ms": round(pct(v, 50), 2), "p99_ms": round(pct(v, 99), 2)} for k, v in lat.items()}}  # fmt: skip
-    Path(args.out or ROOT / f"bench/results/scale-lance-serve-{result['chunks']}.json").write_text(json.dumps(result, indent=2))
+    result = {
+        "chunks": kb.count_chunks(),
+        "serving_peak_rss_mb": round(rss, 1),
+        "latency": {k: {"p50_ms": round(pct(v, 50), 2), "p99_ms": round(pct(v, 99), 2)} for k, v in lat.items()},
+    }
+    Path(args.out or ROOT / f"bench/results/scale-lance-serve-{result['chunks']}.json").write_text(
+        json.dumps(result, indent=2)
+    )
     print(json.dumps(result, indent=2))
 
 

@@ -52,8 +52,15 @@ def main() -> None:
     rows = []
     for corpus, doc, text in corpus_docs():
         for pos, w in enumerate(windows(text.split())):
-            rows.append({"id": f"{doc}::{pos}", "doc": doc, "position": pos, "text": w,
-                         "metadata": {"corpus": corpus, "bucket": pos % 10}})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{doc}::{pos}",
+                    "doc": doc,
+                    "position": pos,
+                    "text": w,
+                    "metadata": {"corpus": corpus, "bucket": pos % 10},
+                }
+            )
     rows = rows[: args.chunks]
     with (out / "chunks.jsonl").open("w") as f:
         for r in rows:

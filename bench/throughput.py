@@ -19,7 +19,7 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from groundwork import KnowledgeBase, load_settings
@@ -51,18 +51,33 @@ def main() -> None:
     from groundwork.types import Chunk
 
     texts = [
-        Chunk(r["chunk_id"], "", "", 0, r["text"], "", heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h), title=r["title"] or "").search_text
+        Chunk(
+            r["chunk_id"],
+            "",
+            "",
+            0,
+            r["text"],
+            "",
+            heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h),
+            title=r["title"] or "",
+        ).search_text
         for r in table.to_pylist()
-    ]  # fmt: skip
+    ]
     t0 = time.perf_counter()
-    kb.embedder.model.encode(texts, batch_size=kb.settings.embedder.batch_size, normalize_embeddings=True, show_progress_bar=False)
+    kb.embedder.model.encode(
+        texts, batch_size=kb.settings.embedder.batch_size, normalize_embeddings=True, show_progress_bar=False
+    )
     bare_s = time.perf_counter() - t0
     n = report.chunks_written
     ingest = {
-        "documents": report.added, "chunks": n, "pipeline_s": pipeline_s, "bare_encode_s": bare_s,
-        "pipeline_chunks_per_s": n / pipeline_s, "bare_chunks_per_s": len(texts) / bare_s,
+        "documents": report.added,
+        "chunks": n,
+        "pipeline_s": pipeline_s,
+        "bare_encode_s": bare_s,
+        "pipeline_chunks_per_s": n / pipeline_s,
+        "bare_chunks_per_s": len(texts) / bare_s,
         "overhead": 1 - (n / pipeline_s) / (len(texts) / bare_s),
-    }  # fmt: skip
+    }
 
     queries = [json.loads(x)["text"] for x in Path(args.data, "queries.jsonl").read_text().splitlines()[: args.queries]]
     modes = {}
@@ -74,17 +89,26 @@ def main() -> None:
             kb.search(q, mode=mode, top_k=10)
             lat.append((time.perf_counter() - t1) * 1000)
         total = time.perf_counter() - t0
-        modes[mode] = {"queries_per_s": len(queries) / total, "latency_ms_p50": statistics.median(lat),
-                       "latency_ms_p95": statistics.quantiles(lat, n=20)[18]}  # fmt: skip
+        modes[mode] = {
+            "queries_per_s": len(queries) / total,
+            "latency_ms_p50": statistics.median(lat),
+            "latency_ms_p95": statistics.quantiles(lat, n=20)[18],
+        }
 
     print(f"ingest: {ingest['documents']} SciFact abstracts, {n} chunks")
-    print(f"  pipeline {ingest['pipeline_chunks_per_s']:.1f} chunks/s ({pipeline_s:.1f} s), bare encoder "
-          f"{ingest['bare_chunks_per_s']:.1f} chunks/s ({bare_s:.1f} s): overhead {100 * ingest['overhead']:.1f}%")
+    print(
+        f"  pipeline {ingest['pipeline_chunks_per_s']:.1f} chunks/s ({pipeline_s:.1f} s), bare encoder "
+        f"{ingest['bare_chunks_per_s']:.1f} chunks/s ({bare_s:.1f} s): overhead {100 * ingest['overhead']:.1f}%"
+    )
     print(f"{'mode':8} {'queries/s':>10} {'p50 ms':>8} {'p95 ms':>8}   ({len(queries)} queries, {n} chunks)")
     for m, v in modes.items():
         print(f"{m:8} {v['queries_per_s']:10.1f} {v['latency_ms_p50']:8.1f} {v['latency_ms_p95']:8.1f}")
-    out = {"ingest": ingest, "search": modes, "machine": f"{platform.machine()} cores={__import__('os').cpu_count()}",
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    out = {
+        "ingest": ingest,
+        "search": modes,
+        "machine": f"{platform.machine()} cores={__import__('os').cpu_count()}",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
 

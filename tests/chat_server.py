@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -30,21 +30,28 @@ class ChatServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 if server.fail_with:
-                    return self._send(server.fail_with.pop(0), {"error": {"message": "unavailable", "type": "server_error"}})
+                    return self._send(
+                        server.fail_with.pop(0), {"error": {"message": "unavailable", "type": "server_error"}}
+                    )
                 text = server.reply(body["messages"])
                 if body.get("stream"):
                     return self._stream(text)
                 resp = {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": server.model,
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": server.model,
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                    ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                }  # fmt: skip
+                }
                 ChatCompletion.model_validate(resp)
                 self._send(200, resp)
 
@@ -65,9 +72,15 @@ class ChatServer:
                     delta = {"content": piece} if piece is not None else {}
                     if i == 0:
                         delta["role"] = "assistant"
-                    chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
-                             "model": server.model,
-                             "choices": [{"index": 0, "delta": delta, "finish_reason": None if piece is not None else "stop"}]}  # fmt: skip
+                    chunk = {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": server.model,
+                        "choices": [
+                            {"index": 0, "delta": delta, "finish_reason": None if piece is not None else "stop"}
+                        ],
+                    }
                     ChatCompletionChunk.model_validate(chunk)
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
@@ -77,7 +90,7 @@ class ChatServer:
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         self._thread.start()
         return self
 

@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from groundwork.config import EmbedderSettings, load_settings  # noqa: E402
-from groundwork.index.embedder import SentenceTransformerEmbedder  # noqa: E402
-from groundwork.kb import KnowledgeBase  # noqa: E402
+from groundwork.config import EmbedderSettings, load_settings
+from groundwork.index.embedder import SentenceTransformerEmbedder
+from groundwork.kb import KnowledgeBase
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Read before any test runs: the autouse fixture below removes GROUNDWORK_* variables from each test.

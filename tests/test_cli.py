@@ -11,7 +11,7 @@ from tests.conftest import write
 runner = CliRunner()
 
 
-def gw(*args: str):  # noqa: ANN201
+def gw(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
@@ -34,11 +34,22 @@ def test_ingest_search_ask_json(tmp_path: Path) -> None:
 
     r = gw("--kb", kb, "ask", "Where can visitors park?", "--json")
     ans = json.loads(r.output)
-    assert {"answer_id", "answer", "abstained", "blocked", "citations", "guardrails", "model_id", "index_version"} <= set(ans)
+    assert {
+        "answer_id",
+        "answer",
+        "abstained",
+        "blocked",
+        "citations",
+        "guardrails",
+        "model_id",
+        "index_version",
+    } <= set(ans)
     assert len(ans["answer_id"]) == 32 and ans["index_version"] == 1 and ans["model_id"].startswith("extractive:")
     assert ans["abstained"] is False and "north car park" in ans["answer"]
     c = ans["citations"][0]
-    assert {"n", "doc_id", "chunk_id", "source", "score", "text", "heading", "page"} <= set(c) and f"[{c['n']}]" in ans["answer"]
+    assert {"n", "doc_id", "chunk_id", "source", "score", "text", "heading", "page"} <= set(c) and f"[{c['n']}]" in ans[
+        "answer"
+    ]
     assert {"embed", "retrieve", "generate", "guard", "total"} <= set(ans["timings_ms"])
 
     r = gw("--kb", kb, "ask", "Where can visitors park?")
@@ -65,7 +76,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "query is empty" in r.output
 
 
-def test_config_show_reflects_env(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_config_show_reflects_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GROUNDWORK_ANSWER__TOP_K", "9")
     r = gw("config", "show")
     assert json.loads(r.output)["answer"]["top_k"] == 9

@@ -33,10 +33,12 @@ def subset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     return path, queries
 
 
-def test_real_articles_ingest_search_and_filter(subset, make_kb) -> None:  # noqa: ANN001
+def test_real_articles_ingest_search_and_filter(subset, make_kb) -> None:
     path, queries = subset
     kb = make_kb()
-    report = kb.ingest([path], text_field="body", id_field="url", metadata_fields=["title", "source", "category", "published_at"])
+    report = kb.ingest(
+        [path], text_field="body", id_field="url", metadata_fields=["title", "source", "category", "published_at"]
+    )
     n_articles = len(json.loads(path.read_text()))
     assert report.added == n_articles and not report.failed
     assert kb.count_chunks() > 3 * n_articles  # ~1,750-word articles make several chunks each
@@ -50,4 +52,6 @@ def test_real_articles_ingest_search_and_filter(subset, make_kb) -> None:  # noq
 
     hits = kb.search("latest results", top_k=5, filter="category = 'sports' AND published_at >= '2023-10-01'")
     assert len(hits) == 5
-    assert all(h.chunk.metadata["category"] == "sports" and h.chunk.metadata["published_at"] >= "2023-10-01" for h in hits)
+    assert all(
+        h.chunk.metadata["category"] == "sports" and h.chunk.metadata["published_at"] >= "2023-10-01" for h in hits
+    )

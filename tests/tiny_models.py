@@ -8,12 +8,60 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ("the a an is was of to in and or for on with as by at from it this that be are not no yes "
-         "park parking visitors north south car garage policy answer question context passage could find "
-         "indexed documents cite source data ignore previous instructions system prompt").split()  # fmt: skip
+WORDS = [
+    "the",
+    "a",
+    "an",
+    "is",
+    "was",
+    "of",
+    "to",
+    "in",
+    "and",
+    "or",
+    "for",
+    "on",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "it",
+    "this",
+    "that",
+    "be",
+    "are",
+    "not",
+    "no",
+    "yes",
+    "park",
+    "parking",
+    "visitors",
+    "north",
+    "south",
+    "car",
+    "garage",
+    "policy",
+    "answer",
+    "question",
+    "context",
+    "passage",
+    "could",
+    "find",
+    "indexed",
+    "documents",
+    "cite",
+    "source",
+    "data",
+    "ignore",
+    "previous",
+    "instructions",
+    "system",
+    "prompt",
+]
 
 
-def _word_tokenizer(path: Path, bert: bool = False):  # noqa: ANN202
+def _word_tokenizer(path: Path, bert: bool = False):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -28,14 +76,16 @@ def _word_tokenizer(path: Path, bert: bool = False):  # noqa: ANN202
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
         )
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                       sep_token="[SEP]")  # fmt: skip
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+        )
     else:
         from tokenizers import decoders
 
         tok.decoder = decoders.WordPiece(prefix="##")  # joins word tokens with spaces
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                       eos_token="</s>")  # fmt: skip
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+        )
         fast.chat_template = (
             "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
             "{% if add_generation_prompt %}<s> assistant : {% endif %}"
@@ -51,9 +101,18 @@ def build_tiny_causal_lm(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     tok = _word_tokenizer(path)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     LlamaForCausalLM(cfg).save_pretrained(str(path))
     return path
 
@@ -65,7 +124,15 @@ def build_tiny_cross_encoder(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     tok = _word_tokenizer(path, bert=True)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                     num_attention_heads=4, max_position_embeddings=512, num_labels=1, pad_token_id=tok.pad_token_id)  # fmt: skip
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+    )
     BertForSequenceClassification(cfg).save_pretrained(str(path))
     return path

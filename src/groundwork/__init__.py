@@ -10,6 +10,14 @@ from groundwork.types import Answer, Chunk, Citation, Document, IngestReport, Se
 
 __version__ = "0.1.0"
 __all__ = [
-    "Answer", "Chunk", "Citation", "Document", "IngestReport", "KnowledgeBase", "SearchHit", "Settings",
-    "load_settings", "__version__",
-]  # fmt: skip
+    "Answer",
+    "Chunk",
+    "Citation",
+    "Document",
+    "IngestReport",
+    "KnowledgeBase",
+    "SearchHit",
+    "Settings",
+    "load_settings",
+    "__version__",
+]

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,16 @@ class AuditNotFound(GroundworkError):
     """No audit record has this answer id (or the caller may not see it)."""
 
 
-def answer_record(answer: Answer, caller: str, access: Access | None, mode: str, filter_text: str | None) -> dict[str, Any]:
+def answer_record(
+    answer: Answer, caller: str, access: Access | None, mode: str, filter_text: str | None
+) -> dict[str, Any]:
     """The audit record of ``answer`` as plain JSON-able data. ``access`` is the caller's: the record is
     later shown only to callers who can see at least everything this caller could."""
     tenant = access.tenant if access is not None else None
     return {
         "access_groups": None if access is None or access.everything else sorted(access.groups),
         "answer_id": answer.answer_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "caller": caller,
         "tenant": tenant,
         "question": answer.question,
@@ -58,8 +60,15 @@ def answer_record(answer: Answer, caller: str, access: Access | None, mode: str,
         "sub_questions": answer.sub_questions,
         "filter": filter_text,
         "mode": mode,
-        "retrieved": [{"chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id, "source": h.chunk.source,
-                       "score": round(h.score, 6)} for h in answer.hits],  # fmt: skip
+        "retrieved": [
+            {
+                "chunk_id": h.chunk.chunk_id,
+                "doc_id": h.chunk.doc_id,
+                "source": h.chunk.source,
+                "score": round(h.score, 6),
+            }
+            for h in answer.hits
+        ],
         "cited": [{"n": c.n, "chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source} for c in answer.citations],
         "prompt": answer.prompt,
         "model_id": answer.model_id,
@@ -85,9 +94,16 @@ class AuditLog:
 
     def write(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
-                             (record["answer_id"], record["created_at"], record["caller"], record.get("tenant"),
-                              json.dumps(record, ensure_ascii=False)))  # fmt: skip
+            self._db.execute(
+                "INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
+                (
+                    record["answer_id"],
+                    record["created_at"],
+                    record["caller"],
+                    record.get("tenant"),
+                    json.dumps(record, ensure_ascii=False),
+                ),
+            )
 
     def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
         """Raises AuditNotFound for an unknown answer id, ValueError for a rating other than up/down."""
@@ -96,12 +112,16 @@ class AuditLog:
         with self._lock:
             if not self._db.execute("SELECT 1 FROM audit WHERE answer_id = ?", (answer_id,)).fetchone():
                 raise AuditNotFound(f"no answer with id {answer_id}")
-            self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?)",
-                             (answer_id, datetime.now(timezone.utc).isoformat(timespec="milliseconds"), caller, rating, comment))  # fmt: skip
+            self._db.execute(
+                "INSERT INTO feedback VALUES (?, ?, ?, ?, ?)",
+                (answer_id, datetime.now(UTC).isoformat(timespec="milliseconds"), caller, rating, comment),
+            )
 
     def _with_feedback(self, record: dict[str, Any]) -> dict[str, Any]:
-        rows = self._db.execute("SELECT created_at, caller, rating, comment FROM feedback WHERE answer_id = ? ORDER BY created_at",
-                                (record["answer_id"],)).fetchall()  # fmt: skip
+        rows = self._db.execute(
+            "SELECT created_at, caller, rating, comment FROM feedback WHERE answer_id = ? ORDER BY created_at",
+            (record["answer_id"],),
+        ).fetchall()
         record["feedback"] = [{"created_at": r[0], "caller": r[1], "rating": r[2], "comment": r[3]} for r in rows]
         return record
 
@@ -131,9 +151,13 @@ class AuditLog:
         """Newest first, only records ``access`` may see."""
         with self._lock:
             if access is None or access.everything:
-                rows = self._db.execute("SELECT record FROM audit ORDER BY created_at DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+                rows = self._db.execute(
+                    "SELECT record FROM audit ORDER BY created_at DESC LIMIT ? OFFSET ?", (limit, offset)
+                ).fetchall()
                 return [self._with_feedback(json.loads(r[0])) for r in rows]
-            rows = self._db.execute("SELECT record FROM audit WHERE tenant IS ? ORDER BY created_at DESC", (access.tenant,)).fetchall()
+            rows = self._db.execute(
+                "SELECT record FROM audit WHERE tenant IS ? ORDER BY created_at DESC", (access.tenant,)
+            ).fetchall()
             records = [rec for rec in (json.loads(r[0]) for r in rows) if self.visible(rec, access)]
             return [self._with_feedback(r) for r in records[offset : offset + limit]]
 
@@ -145,15 +169,17 @@ class PgAuditLog:
     """The audit log in PostgreSQL (``audit`` and ``feedback`` tables), shared by every replica.
     Same interface and visibility rule as ``AuditLog``; ``pool`` is a psycopg_pool.ConnectionPool."""
 
-    def __init__(self, pool) -> None:  # noqa: ANN001
+    def __init__(self, pool) -> None:
         self.pool = pool
 
     def write(self, record: dict[str, Any]) -> None:
         from psycopg.types.json import Jsonb
 
         with self.pool.connection() as conn:
-            conn.execute("INSERT INTO audit VALUES (%s, %s, %s, %s, %s)",
-                         (record["answer_id"], record["created_at"], record["caller"], record.get("tenant"), Jsonb(record)))  # fmt: skip
+            conn.execute(
+                "INSERT INTO audit VALUES (%s, %s, %s, %s, %s)",
+                (record["answer_id"], record["created_at"], record["caller"], record.get("tenant"), Jsonb(record)),
+            )
 
     def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
         if rating not in ("up", "down"):
@@ -161,12 +187,16 @@ class PgAuditLog:
         with self.pool.connection() as conn:
             if not conn.execute("SELECT 1 FROM audit WHERE answer_id = %s", (answer_id,)).fetchone():
                 raise AuditNotFound(f"no answer with id {answer_id}")
-            conn.execute("INSERT INTO feedback VALUES (%s, %s, %s, %s, %s)",
-                         (answer_id, datetime.now(timezone.utc).isoformat(timespec="milliseconds"), caller, rating, comment))  # fmt: skip
+            conn.execute(
+                "INSERT INTO feedback VALUES (%s, %s, %s, %s, %s)",
+                (answer_id, datetime.now(UTC).isoformat(timespec="milliseconds"), caller, rating, comment),
+            )
 
-    def _with_feedback(self, conn, record: dict[str, Any]) -> dict[str, Any]:  # noqa: ANN001
-        rows = conn.execute("SELECT created_at, caller, rating, comment FROM feedback WHERE answer_id = %s ORDER BY created_at",
-                            (record["answer_id"],)).fetchall()  # fmt: skip
+    def _with_feedback(self, conn, record: dict[str, Any]) -> dict[str, Any]:
+        rows = conn.execute(
+            "SELECT created_at, caller, rating, comment FROM feedback WHERE answer_id = %s ORDER BY created_at",
+            (record["answer_id"],),
+        ).fetchall()
         record["feedback"] = [{"created_at": r[0], "caller": r[1], "rating": r[2], "comment": r[3]} for r in rows]
         return record
 
@@ -180,9 +210,14 @@ class PgAuditLog:
     def list(self, limit: int = 50, offset: int = 0, access: Access | None = None) -> list[dict[str, Any]]:
         with self.pool.connection() as conn:
             if access is None or access.everything:
-                rows = conn.execute("SELECT record FROM audit ORDER BY created_at DESC LIMIT %s OFFSET %s", (limit, offset)).fetchall()
+                rows = conn.execute(
+                    "SELECT record FROM audit ORDER BY created_at DESC LIMIT %s OFFSET %s", (limit, offset)
+                ).fetchall()
                 return [self._with_feedback(conn, r[0]) for r in rows]
-            rows = conn.execute("SELECT record FROM audit WHERE tenant IS NOT DISTINCT FROM %s ORDER BY created_at DESC", (access.tenant,)).fetchall()
+            rows = conn.execute(
+                "SELECT record FROM audit WHERE tenant IS NOT DISTINCT FROM %s ORDER BY created_at DESC",
+                (access.tenant,),
+            ).fetchall()
             records = [r[0] for r in rows if AuditLog.visible(r[0], access)]
             return [self._with_feedback(conn, r) for r in records[offset : offset + limit]]
 

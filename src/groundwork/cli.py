@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -17,15 +17,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from groundwork.adapt.commands import adapt_app, decide_cmd
 from groundwork.config import load_settings
 from groundwork.errors import GroundworkError
-from groundwork.adapt.commands import adapt_app, decide_cmd
 from groundwork.evaluate.commands import eval_app
 from groundwork.index.commands import db_app, migrate_cmd
 from groundwork.kb import KnowledgeBase
 from groundwork.types import SearchHit
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Groundwork: answers grounded in your own documents.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Groundwork: answers grounded in your own documents."
+)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
@@ -38,8 +40,8 @@ err = Console(stderr=True)
 
 
 class _State:
-    kb: Optional[str] = None
-    config: Optional[Path] = None
+    kb: str | None = None
+    config: Path | None = None
 
 
 def _fail(exc: Exception) -> None:
@@ -68,15 +70,23 @@ def _json(data: Any) -> None:
 def _display(source: str) -> str:
     """Paths under the working directory are shown relative to it."""
     try:
-        return os.path.relpath(source) if Path(source).is_absolute() and Path(source).is_relative_to(Path.cwd()) else source
+        return (
+            os.path.relpath(source)
+            if Path(source).is_absolute() and Path(source).is_relative_to(Path.cwd())
+            else source
+        )
     except ValueError:
         return source
 
 
 @app.callback()
 def main(
-    kb: Optional[str] = typer.Option(None, "--kb", help="Knowledge-base folder, or s3://bucket/path for the index in an object store [default: ./.groundwork or $GROUNDWORK_KB]"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Settings file [default: ./groundwork.toml if present]"),
+    kb: str | None = typer.Option(
+        None,
+        "--kb",
+        help="Knowledge-base folder, or s3://bucket/path for the index in an object store [default: ./.groundwork or $GROUNDWORK_KB]",
+    ),
+    config: Path | None = typer.Option(None, "--config", help="Settings file [default: ./groundwork.toml if present]"),
 ) -> None:
     _State.kb, _State.config = kb, config
 
@@ -84,33 +94,57 @@ def main(
 @app.command()
 def ingest(
     paths: list[str] = typer.Argument(..., help="Files, folders and s3://bucket/prefix sources to ingest"),
-    sync: bool = typer.Option(True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"),
-    text_field: Optional[str] = typer.Option(None, help="JSON/JSONL: field holding the text"),
-    id_field: Optional[str] = typer.Option(None, help="JSON/JSONL: field holding a unique, stable id"),
-    metadata_fields: Optional[str] = typer.Option(None, help="JSON/JSONL: comma-separated fields kept as filterable metadata"),
-    chunker: Optional[str] = typer.Option(None, help="fixed | structure | hierarchical | semantic"),
-    chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk"),
-    tenant: Optional[str] = typer.Option(None, "--tenant", help="Access control: the documents' tenant"),
-    allowed_groups: Optional[str] = typer.Option(None, "--allowed-groups", help="Access control: comma-separated groups that may see the documents"),
+    sync: bool = typer.Option(
+        True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"
+    ),
+    text_field: str | None = typer.Option(None, help="JSON/JSONL: field holding the text"),
+    id_field: str | None = typer.Option(None, help="JSON/JSONL: field holding a unique, stable id"),
+    metadata_fields: str | None = typer.Option(
+        None, help="JSON/JSONL: comma-separated fields kept as filterable metadata"
+    ),
+    chunker: str | None = typer.Option(None, help="fixed | structure | hierarchical | semantic"),
+    chunk_tokens: int | None = typer.Option(None, help="Max tokens per chunk"),
+    tenant: str | None = typer.Option(None, "--tenant", help="Access control: the documents' tenant"),
+    allowed_groups: str | None = typer.Option(
+        None, "--allowed-groups", help="Access control: comma-separated groups that may see the documents"
+    ),
     engine: str = typer.Option("local", "--engine", help="local | ray (parse, chunk and embed as Ray Data stages)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto', ray://host:10001); default: start a local Ray"),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join ('auto', ray://host:10001); default: start a local Ray"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
     """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
     try:
         kbase = _kb(**{"chunking.strategy": chunker, "chunking.chunk_tokens": chunk_tokens})
         fields = [f.strip() for f in metadata_fields.split(",") if f.strip()] if metadata_fields else None
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True, disable=as_json or not err.is_terminal) as bar:  # fmt: skip
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or not err.is_terminal,
+        ) as bar:
             task = bar.add_task("loading model", total=None)
 
             def progress(path: str, done: int, total: int) -> None:
                 bar.update(task, total=total, completed=done, description=escape(_display(path)[-50:]) or "finishing")
 
             groups = [g.strip() for g in (allowed_groups or "").split(",") if g.strip()]
-            report = kbase.ingest(paths, sync=sync, progress=progress, text_field=text_field, id_field=id_field,
-                                  metadata_fields=fields, tenant=tenant, allowed_groups=groups, engine=engine,
-                                  ray_address=ray_address)  # fmt: skip
+            report = kbase.ingest(
+                paths,
+                sync=sync,
+                progress=progress,
+                text_field=text_field,
+                id_field=id_field,
+                metadata_fields=fields,
+                tenant=tenant,
+                allowed_groups=groups,
+                engine=engine,
+                ray_address=ray_address,
+            )
     except GroundworkError as exc:
         _fail(exc)
     if as_json:
@@ -149,16 +183,18 @@ _DECOMPOSE_HELP = "off | heuristic | llm: split multi-hop questions into sub-que
 @app.command()
 def search(
     query: str = typer.Argument(..., help="What to look for"),
-    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid [default: hybrid]"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="How many chunks [default: 10]"),
-    filter: Optional[str] = typer.Option(None, "--filter", help="Metadata filter, e.g. \"category = 'sports'\""),  # noqa: A002
-    rerank: Optional[str] = typer.Option(None, "--rerank", help=_RERANK_HELP),
-    decompose: Optional[str] = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
+    mode: str | None = typer.Option(None, help="bm25 | dense | hybrid [default: hybrid]"),
+    top_k: int | None = typer.Option(None, "--top-k", help="How many chunks [default: 10]"),
+    filter: str | None = typer.Option(None, "--filter", help="Metadata filter, e.g. \"category = 'sports'\""),  # noqa: A002
+    rerank: str | None = typer.Option(None, "--rerank", help=_RERANK_HELP),
+    decompose: str | None = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON"),
 ) -> None:
     """Rank chunks for a query and print them with scores and sources."""
     try:
-        hits = _kb(**{"rerank.method": rerank, "retrieval.decompose": decompose}).search(query, mode=mode, top_k=top_k, filter=filter)
+        hits = _kb(**{"rerank.method": rerank, "retrieval.decompose": decompose}).search(
+            query, mode=mode, top_k=top_k, filter=filter
+        )
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     if as_json:
@@ -172,23 +208,31 @@ def search(
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question"),
-    mode: Optional[str] = typer.Option(None, help="bm25 | dense | hybrid"),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Chunks retrieved for the answer [default: 6]"),
-    filter: Optional[str] = typer.Option(None, "--filter", help="Metadata filter"),  # noqa: A002
-    generator: Optional[str] = typer.Option(None, "--generator", help="extractive | openai | bedrock | transformers [default: generator.backend]"),
-    model: Optional[str] = typer.Option(None, "--model", help="openai/bedrock: model name or id"),
-    model_path: Optional[Path] = typer.Option(None, "--model-path", help="transformers: local model folder"),
-    adapter_path: Optional[Path] = typer.Option(None, "--adapter-path", help="transformers: LoRA adapter folder"),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="openai: base URL of an OpenAI-compatible server"),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help=_RERANK_HELP),
-    decompose: Optional[str] = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
+    mode: str | None = typer.Option(None, help="bm25 | dense | hybrid"),
+    top_k: int | None = typer.Option(None, "--top-k", help="Chunks retrieved for the answer [default: 6]"),
+    filter: str | None = typer.Option(None, "--filter", help="Metadata filter"),  # noqa: A002
+    generator: str | None = typer.Option(
+        None, "--generator", help="extractive | openai | bedrock | transformers [default: generator.backend]"
+    ),
+    model: str | None = typer.Option(None, "--model", help="openai/bedrock: model name or id"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="transformers: local model folder"),
+    adapter_path: Path | None = typer.Option(None, "--adapter-path", help="transformers: LoRA adapter folder"),
+    base_url: str | None = typer.Option(None, "--base-url", help="openai: base URL of an OpenAI-compatible server"),
+    rerank: str | None = typer.Option(None, "--rerank", help=_RERANK_HELP),
+    decompose: str | None = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Print the answer as it is generated"),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON"),
 ) -> None:
     """Answer a question from the indexed documents, citing the chunks used as [n]."""
-    overrides = {"generator.backend": generator, "generator.model": model, "generator.model_path": model_path,
-                 "generator.adapter_path": adapter_path, "generator.base_url": base_url, "rerank.method": rerank,
-                 "retrieval.decompose": decompose}  # fmt: skip
+    overrides = {
+        "generator.backend": generator,
+        "generator.model": model,
+        "generator.model_path": model_path,
+        "generator.adapter_path": adapter_path,
+        "generator.base_url": base_url,
+        "rerank.method": rerank,
+        "retrieval.decompose": decompose,
+    }
     streamed: list[str] = []
 
     def on_token(piece: str) -> None:
@@ -197,8 +241,9 @@ def ask(
         sys.stdout.flush()
 
     try:
-        answer = _kb(**overrides).ask(question, mode=mode, top_k=top_k, filter=filter,
-                                      on_token=on_token if stream and not as_json else None)  # fmt: skip
+        answer = _kb(**overrides).ask(
+            question, mode=mode, top_k=top_k, filter=filter, on_token=on_token if stream and not as_json else None
+        )
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     if as_json:
@@ -212,14 +257,19 @@ def ask(
         out.print(escape(answer.answer), soft_wrap=True)
     for c in answer.citations:
         where = f"  {escape(c.heading)}" if c.heading else ""
-        out.print(f"  [dim]\\[{c.n}][/] {escape(_display(c.source))}{where}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]", soft_wrap=True)
+        out.print(
+            f"  [dim]\\[{c.n}][/] {escape(_display(c.source))}{where}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]",
+            soft_wrap=True,
+        )
     for d in answer.guardrails:
         err.print(f"[yellow]guardrail[/] {d.guard} ({d.stage}): {d.action}, {escape(d.detail)}")
 
 
 @app.command()
 def reindex(
-    embedder: Path = typer.Option(..., "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`)"),
+    embedder: Path = typer.Option(
+        ..., "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`)"
+    ),
 ) -> None:
     """Re-embed the knowledge base with another embedding model, as a new index version."""
     try:
@@ -229,8 +279,10 @@ def reindex(
     except GroundworkError as exc:
         _fail(exc)
     out.print(f"re-embedded {n} chunks with {escape(str(embedder))}: index version {v.version}")
-    out.print(f"now set embedder.model = \"{escape(str(embedder))}\" (groundwork.toml or GROUNDWORK_EMBEDDER__MODEL); "
-              "`groundwork rollback` restores the previous model")  # fmt: skip
+    out.print(
+        f'now set embedder.model = "{escape(str(embedder))}" (groundwork.toml or GROUNDWORK_EMBEDDER__MODEL); '
+        "`groundwork rollback` restores the previous model"
+    )
 
 
 @app.command()
@@ -257,7 +309,16 @@ def versions(as_json: bool = typer.Option(False, "--json")) -> None:
     for col in ("version", "time (UTC)", "added", "updated", "deleted", "documents", "chunks", "storage version"):
         table.add_column(col)
     for v in vs:
-        table.add_row(str(v.version), v.created_at, str(v.added), str(v.updated), str(v.deleted), str(v.documents), str(v.chunks), str(v.storage_version))
+        table.add_row(
+            str(v.version),
+            v.created_at,
+            str(v.added),
+            str(v.updated),
+            str(v.deleted),
+            str(v.documents),
+            str(v.chunks),
+            str(v.storage_version),
+        )
     out.print(table if vs else "no versions yet: run `groundwork ingest PATH`")
 
 
@@ -283,7 +344,7 @@ keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API k
 app.add_typer(keys_app, name="keys")
 
 
-def _keystore():  # noqa: ANN202
+def _keystore():
     from groundwork.serve.keys import open_keys
 
     return open_keys(load_settings(_State.config, **_kb_over()))
@@ -293,23 +354,33 @@ def _keystore():  # noqa: ANN202
 def keys_create(
     name: str = typer.Option(..., "--name", help="Who or what uses the key (shown in audit records)"),
     scopes: str = typer.Option("query", "--scopes", help="Comma-separated: query, ingest, admin"),
-    groups: Optional[str] = typer.Option(None, "--groups", help="Comma-separated groups: documents restricted to groups are visible only to keys sharing one"),
-    tenant: Optional[str] = typer.Option(None, "--tenant", help="The key sees only this tenant's documents"),
+    groups: str | None = typer.Option(
+        None,
+        "--groups",
+        help="Comma-separated groups: documents restricted to groups are visible only to keys sharing one",
+    ),
+    tenant: str | None = typer.Option(None, "--tenant", help="The key sees only this tenant's documents"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a key and print it once: only a salted hash is stored, so it cannot be shown again."""
     from groundwork.serve.keys import ApiKeyError
 
     try:
-        record, secret = _keystore().create(name, [s.strip() for s in scopes.split(",") if s.strip()],
-                                            [g.strip() for g in (groups or "").split(",") if g.strip()], tenant)  # fmt: skip
+        record, secret = _keystore().create(
+            name,
+            [s.strip() for s in scopes.split(",") if s.strip()],
+            [g.strip() for g in (groups or "").split(",") if g.strip()],
+            tenant,
+        )
     except (ApiKeyError, GroundworkError) as exc:
         _fail(exc)
     if as_json:
         _json(record.to_dict() | {"key": secret})
         return
-    out.print(f"key id {record.key_id} ({escape(record.name)}; scopes {', '.join(record.scopes)}"
-              f"{'; groups ' + ', '.join(record.groups) if record.groups else ''}{'; tenant ' + record.tenant if record.tenant else ''})")
+    out.print(
+        f"key id {record.key_id} ({escape(record.name)}; scopes {', '.join(record.scopes)}"
+        f"{'; groups ' + ', '.join(record.groups) if record.groups else ''}{'; tenant ' + record.tenant if record.tenant else ''})"
+    )
     out.print("[bold]Store this key now; it will not be shown again:[/]")
     typer.echo(secret)
 
@@ -325,7 +396,15 @@ def keys_list(as_json: bool = typer.Option(False, "--json")) -> None:
     for col in ("key id", "name", "scopes", "groups", "tenant", "created", "revoked"):
         table.add_column(col)
     for r in records:
-        table.add_row(r.key_id, escape(r.name), ",".join(r.scopes), ",".join(r.groups), r.tenant or "", r.created_at, r.revoked_at or "")
+        table.add_row(
+            r.key_id,
+            escape(r.name),
+            ",".join(r.scopes),
+            ",".join(r.groups),
+            r.tenant or "",
+            r.created_at,
+            r.revoked_at or "",
+        )
     out.print(table if records else "no keys yet: `groundwork keys create --name NAME --scopes query`")
 
 
@@ -343,9 +422,11 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (from `keys l
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Bind address [default: serve.host, 127.0.0.1]"),
-    port: Optional[int] = typer.Option(None, "--port", help="Port [default: serve.port, 8080]"),
-    no_auth: bool = typer.Option(False, "--no-auth", help="Development only: no API keys, loopback only, every document visible"),
+    host: str | None = typer.Option(None, "--host", help="Bind address [default: serve.host, 127.0.0.1]"),
+    port: int | None = typer.Option(None, "--port", help="Port [default: serve.port, 8080]"),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Development only: no API keys, loopback only, every document visible"
+    ),
 ) -> None:
     """Run the HTTP API (and web page) under uvicorn."""
     import uvicorn
@@ -354,20 +435,30 @@ def serve(
     from groundwork.serve.telemetry import configure_logging
 
     try:
-        settings = load_settings(_State.config, **_kb_over(),
-                                 **{"serve.host": host, "serve.port": port})  # fmt: skip
+        settings = load_settings(_State.config, **_kb_over(), **{"serve.host": host, "serve.port": port})
     except GroundworkError as exc:
         _fail(exc)
     bind = settings.serve.host
     if no_auth:
         if bind not in ("127.0.0.1", "localhost", "::1"):
-            err.print(f"[bold red]--no-auth binds to loopback only[/]: refusing host {escape(bind)}; drop --no-auth and create keys instead")
+            err.print(
+                f"[bold red]--no-auth binds to loopback only[/]: refusing host {escape(bind)}; drop --no-auth and create keys instead"
+            )
             raise typer.Exit(2)
-        err.print("[bold red]" + "!" * 78 + "\nWARNING: --no-auth: NO API KEYS ARE CHECKED. Every caller sees every document.\n"
-                  "Development only; bound to loopback.\n" + "!" * 78 + "[/]")  # fmt: skip
+        err.print(
+            "[bold red]"
+            + "!" * 78
+            + "\nWARNING: --no-auth: NO API KEYS ARE CHECKED. Every caller sees every document.\n"
+            "Development only; bound to loopback.\n" + "!" * 78 + "[/]"
+        )
     configure_logging()
-    uvicorn.run(create_app(settings, no_auth=no_auth), host=bind, port=settings.serve.port, log_config=None,
-                timeout_graceful_shutdown=5)  # fmt: skip
+    uvicorn.run(
+        create_app(settings, no_auth=no_auth),
+        host=bind,
+        port=settings.serve.port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="Read the audit record of answers.")
@@ -375,7 +466,9 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("list")
-def audit_list(limit: int = typer.Option(20, help="How many records, newest first"), as_json: bool = typer.Option(False, "--json")) -> None:
+def audit_list(
+    limit: int = typer.Option(20, help="How many records, newest first"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Recent answers: time, caller, question, abstained, latency."""
     try:
         records = _kb().audit.list(limit=limit)
@@ -388,8 +481,15 @@ def audit_list(limit: int = typer.Option(20, help="How many records, newest firs
     for col in ("answer_id", "time (UTC)", "caller", "question", "abstained", "guardrails", "ms"):
         table.add_column(col, overflow="fold")
     for r in records:
-        table.add_row(r["answer_id"], r["created_at"], escape(r["caller"]), escape(r["question"][:80]), str(r["abstained"]),
-                      ", ".join(f"{g['guard']}:{g['action']}" for g in r["guardrails"]), f"{r['latency_ms'].get('total', 0):.0f}")  # fmt: skip
+        table.add_row(
+            r["answer_id"],
+            r["created_at"],
+            escape(r["caller"]),
+            escape(r["question"][:80]),
+            str(r["abstained"]),
+            ", ".join(f"{g['guard']}:{g['action']}" for g in r["guardrails"]),
+            f"{r['latency_ms'].get('total', 0):.0f}",
+        )
     out.print(table if records else "no answers recorded yet")
 
 

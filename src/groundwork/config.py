@@ -33,7 +33,9 @@ class EmbedderSettings(_Section):
     batch_size: int = Field(32, ge=1, le=4096)
     device: str = "cpu"
     cache: bool = Field(True, description="reuse embeddings keyed by (model id, text sha256)")
-    cache_dir: Path | None = Field(None, description="folder of the embedding cache; default: the knowledge-base folder")
+    cache_dir: Path | None = Field(
+        None, description="folder of the embedding cache; default: the knowledge-base folder"
+    )
 
 
 class ChunkingSettings(_Section):
@@ -42,11 +44,13 @@ class ChunkingSettings(_Section):
     overlap_tokens: int = Field(32, ge=0, description="fixed windows: tokens shared by neighbours")
     parent_tokens: int = Field(800, ge=32, description="hierarchical: max tokens of a parent (context) chunk")
     child_tokens: int = Field(128, ge=16, description="hierarchical: max tokens of a child (matched) chunk")
-    semantic_percentile: float = Field(20.0, gt=0, lt=100, description="semantic: split where adjacent-sentence similarity is below this percentile")
+    semantic_percentile: float = Field(
+        20.0, gt=0, lt=100, description="semantic: split where adjacent-sentence similarity is below this percentile"
+    )
     min_chunk_tokens: int = Field(24, ge=0, description="structure: merge pieces shorter than this with a neighbour")
 
     @model_validator(mode="after")
-    def _check(self) -> "ChunkingSettings":
+    def _check(self) -> ChunkingSettings:
         if self.overlap_tokens >= self.chunk_tokens:
             raise ValueError("overlap_tokens must be smaller than chunk_tokens")
         if self.child_tokens > self.parent_tokens:
@@ -57,33 +61,56 @@ class ChunkingSettings(_Section):
 class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are failed, not read (MB)")
     batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
-    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint for s3:// sources (MinIO, Ceph); default: AWS_ENDPOINT_URL or AWS")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint for s3:// sources (MinIO, Ceph); default: AWS_ENDPOINT_URL or AWS"
+    )
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
-    acl_groups_field: str | None = Field(None, description="metadata field (list, or comma-separated string) whose values become the document's allowed groups")
+    acl_groups_field: str | None = Field(
+        None,
+        description="metadata field (list, or comma-separated string) whose values become the document's allowed groups",
+    )
 
 
 class IndexSettings(_Section):
-    ann_min_rows: int = Field(100_000, ge=1, description="build an HNSW index once the table has this many chunks; flat search below")
+    ann_min_rows: int = Field(
+        100_000, ge=1, description="build an HNSW index once the table has this many chunks; flat search below"
+    )
     hnsw_m: int = Field(20, ge=4)
     hnsw_ef_construction: int = Field(300, ge=16)
     hnsw_ef_search: int = Field(128, ge=10, description="HNSW query-time candidate list size (recall vs latency)")
-    refine_factor: int = Field(0, ge=0, description="re-rank refine_factor * top_k ANN candidates with exact vectors; 0 = off")
-    version_retention_hours: float = Field(168.0, ge=0, description="storage versions older than this are removed after each run")
+    refine_factor: int = Field(
+        0, ge=0, description="re-rank refine_factor * top_k ANN candidates with exact vectors; 0 = off"
+    )
+    version_retention_hours: float = Field(
+        168.0, ge=0, description="storage versions older than this are removed after each run"
+    )
     fts_language: str = "English"
-    lance_uri: str | None = Field(None, description="keep the LanceDB tables in an object store (s3://bucket/path) instead of the kb folder; `--kb s3://...` sets it")
-    storage_options: dict[str, str] = Field(default_factory=dict, description="LanceDB object-store options for lance_uri, e.g. aws_endpoint, aws_region, allow_http")
+    lance_uri: str | None = Field(
+        None,
+        description="keep the LanceDB tables in an object store (s3://bucket/path) instead of the kb folder; `--kb s3://...` sets it",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="LanceDB object-store options for lance_uri, e.g. aws_endpoint, aws_region, allow_http",
+    )
     fts_stem: bool = True
     fts_remove_stop_words: bool = True
 
 
 class PostgresSettings(_Section):
-    schema_name: str = Field("groundwork", description="PostgreSQL schema holding the tables (several knowledge bases can share a database)")
-    fts_language: str = Field("english", description="text-search configuration of the keyword side (fixed when the schema is created)")
+    schema_name: str = Field(
+        "groundwork", description="PostgreSQL schema holding the tables (several knowledge bases can share a database)"
+    )
+    fts_language: str = Field(
+        "english", description="text-search configuration of the keyword side (fixed when the schema is created)"
+    )
     pool_size: int = Field(8, ge=1, le=256, description="connections per process")
-    auto_migrate: bool = Field(True, description="apply missing migrations when a process opens the store (else run `groundwork db migrate`)")
+    auto_migrate: bool = Field(
+        True, description="apply missing migrations when a process opens the store (else run `groundwork db migrate`)"
+    )
 
 
 class RetrievalSettings(_Section):
@@ -93,17 +120,29 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1, description="RRF constant (Cormack, Clarke & Buettcher 2009)")
     # Defaults measured with `groundwork eval compare` on SciFact train and MultiHop-RAG dev
     # (docs/benchmarks.md): convex 0.7/0.3 is the one setting that beats BM25 and dense alone on both.
-    fusion: Literal["rrf", "convex"] = Field("convex", description="hybrid: convex combination of min-max normalised scores, or reciprocal rank fusion")
+    fusion: Literal["rrf", "convex"] = Field(
+        "convex", description="hybrid: convex combination of min-max normalised scores, or reciprocal rank fusion"
+    )
     bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
     dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")
-    decompose: Literal["off", "heuristic", "llm"] = Field("off", description="multi-hop: split a question into sub-questions, retrieve for each, fuse (RRF)")
-    decompose_original_weight: float = Field(1.0, ge=0, description="multi-hop: RRF weight of the original question's list (each sub-question weighs 1)")
+    decompose: Literal["off", "heuristic", "llm"] = Field(
+        "off", description="multi-hop: split a question into sub-questions, retrieve for each, fuse (RRF)"
+    )
+    decompose_original_weight: float = Field(
+        1.0, ge=0, description="multi-hop: RRF weight of the original question's list (each sub-question weighs 1)"
+    )
 
 
 class RerankSettings(_Section):
-    method: Literal["none", "mmr", "cross-encoder", "llm"] = Field("none", description="second-stage reranker applied to the retrieved candidates")
-    depth: int = Field(30, ge=1, le=1000, description="candidates retrieved and handed to the reranker (then cut to top_k)")
-    model_path: Path | None = Field(None, description="cross-encoder: a sentence-transformers CrossEncoder model folder")
+    method: Literal["none", "mmr", "cross-encoder", "llm"] = Field(
+        "none", description="second-stage reranker applied to the retrieved candidates"
+    )
+    depth: int = Field(
+        30, ge=1, le=1000, description="candidates retrieved and handed to the reranker (then cut to top_k)"
+    )
+    model_path: Path | None = Field(
+        None, description="cross-encoder: a sentence-transformers CrossEncoder model folder"
+    )
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="mmr: 1 = relevance only, 0 = diversity only")
     batch_size: int = Field(32, ge=1)
 
@@ -111,8 +150,13 @@ class RerankSettings(_Section):
 class GeneratorSettings(_Section):
     backend: Literal["extractive", "openai", "bedrock", "transformers"] = "extractive"
     model: str = Field("", description="openai/bedrock: model name or id (e.g. 'gpt-4o-mini', 'amazon.nova-lite-v1:0')")
-    base_url: str | None = Field(None, description="openai: base URL of any OpenAI-compatible server, e.g. http://localhost:8000/v1")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: name of the environment variable holding the key (the key itself is never a setting)")
+    base_url: str | None = Field(
+        None, description="openai: base URL of any OpenAI-compatible server, e.g. http://localhost:8000/v1"
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="openai: name of the environment variable holding the key (the key itself is never a setting)",
+    )
     region: str | None = Field(None, description="bedrock: AWS region; default from the standard AWS chain")
     model_path: Path | None = Field(None, description="transformers: a causal LM folder (AutoModelForCausalLM)")
     adapter_path: Path | None = Field(None, description="transformers: optional PEFT LoRA adapter folder")
@@ -121,24 +165,50 @@ class GeneratorSettings(_Section):
     max_retries: int = Field(2, ge=0, le=10, description="retries with exponential backoff on timeouts, 429 and 5xx")
     max_tokens: int = Field(512, ge=1, description="maximum tokens generated per answer")
     temperature: float = Field(0.0, ge=0, le=2)
-    context_window: int = Field(8192, ge=256, description="model context size in tokens; the context budget never exceeds it minus max_tokens and the prompt")
+    context_window: int = Field(
+        8192,
+        ge=256,
+        description="model context size in tokens; the context budget never exceeds it minus max_tokens and the prompt",
+    )
     prompt: str = Field("grounded-answer", description="prompt template id (a file under groundwork/answer/prompts)")
-    fallback: Literal["extractive", "none"] = Field("extractive", description="answer with this generator when the backend fails; 'none' raises")
+    fallback: Literal["extractive", "none"] = Field(
+        "extractive", description="answer with this generator when the backend fails; 'none' raises"
+    )
 
 
 class GuardSettings(_Section):
-    injection: Literal["block", "mask", "flag", "off"] = Field("flag", description="prompt-injection patterns in the question (block) and in retrieved chunks (flag/mask)")
-    denied_topics: list[str] = Field(default_factory=list, description="topics described in natural language; questions too similar are refused")
+    injection: Literal["block", "mask", "flag", "off"] = Field(
+        "flag", description="prompt-injection patterns in the question (block) and in retrieved chunks (flag/mask)"
+    )
+    denied_topics: list[str] = Field(
+        default_factory=list, description="topics described in natural language; questions too similar are refused"
+    )
     topic_action: Literal["block", "flag", "off"] = "block"
-    topic_threshold: float = Field(0.55, ge=0, le=1, description="cosine similarity (bundled embedder) at which a question matches a denied topic")
-    deny_words: list[str] = Field(default_factory=list, description="words/phrases refused in questions and answers (case-insensitive, whole words)")
+    topic_threshold: float = Field(
+        0.55, ge=0, le=1, description="cosine similarity (bundled embedder) at which a question matches a denied topic"
+    )
+    deny_words: list[str] = Field(
+        default_factory=list,
+        description="words/phrases refused in questions and answers (case-insensitive, whole words)",
+    )
     deny_words_action: Literal["block", "mask", "flag", "off"] = "block"
-    pii: Literal["block", "mask", "flag", "off"] = Field("mask", description="PII in answers: emails, phones, payment cards (Luhn), IBANs, US SSNs, IP addresses")
+    pii: Literal["block", "mask", "flag", "off"] = Field(
+        "mask", description="PII in answers: emails, phones, payment cards (Luhn), IBANs, US SSNs, IP addresses"
+    )
     pii_at_ingest: bool = Field(False, description="also mask PII in chunk text before it is indexed")
     pii_region: str = Field("US", description="default region for phone numbers without a country code")
-    grounding: Literal["block", "flag", "off"] = Field("flag", description="contextual grounding check of generated answers")
-    grounding_threshold: float = Field(0.7, ge=0, le=0.99, description="minimum grounding score (mean best support of answer sentences; calibrated on MultiHop-RAG dev, docs/benchmarks.md)")
-    relevance_threshold: float = Field(0.35, ge=0, le=0.99, description="minimum relevance score (answer addresses the question; calibrated likewise)")
+    grounding: Literal["block", "flag", "off"] = Field(
+        "flag", description="contextual grounding check of generated answers"
+    )
+    grounding_threshold: float = Field(
+        0.7,
+        ge=0,
+        le=0.99,
+        description="minimum grounding score (mean best support of answer sentences; calibrated on MultiHop-RAG dev, docs/benchmarks.md)",
+    )
+    relevance_threshold: float = Field(
+        0.35, ge=0, le=0.99, description="minimum relevance score (answer addresses the question; calibrated likewise)"
+    )
     max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
 
 
@@ -150,24 +220,45 @@ class ServeSettings(_Section):
     rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
-    job_lease_seconds: float = Field(30.0, ge=1, description="store = 'postgres': a running job whose worker has not heart-beaten for this long is retried by another replica")
-    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces; off when unset")
-    eval_dir: Path | None = Field(None, description="folder of `groundwork eval ... --json` results shown on the web page's Evaluation tab")
+    job_lease_seconds: float = Field(
+        30.0,
+        ge=1,
+        description="store = 'postgres': a running job whose worker has not heart-beaten for this long is retried by another replica",
+    )
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint, e.g. http://localhost:4318/v1/traces; off when unset"
+    )
+    eval_dir: Path | None = Field(
+        None, description="folder of `groundwork eval ... --json` results shown on the web page's Evaluation tab"
+    )
 
 
 class AuditSettings(_Section):
-    enabled: bool = Field(True, description="write an audit record of every answer to audit.sqlite in the knowledge-base folder")
+    enabled: bool = Field(
+        True, description="write an audit record of every answer to audit.sqlite in the knowledge-base folder"
+    )
 
 
 class AnswerSettings(_Section):
     top_k: int = Field(6, ge=1, le=100, description="chunks retrieved for an answer")
     context_tokens: int = Field(1500, ge=64, description="token budget of the assembled context")
-    dedup_similarity: float = Field(0.95, gt=0, le=1, description="chunks at least this cosine-similar to a kept one are dropped")
+    dedup_similarity: float = Field(
+        0.95, gt=0, le=1, description="chunks at least this cosine-similar to a kept one are dropped"
+    )
     max_sentences: int = Field(3, ge=1, le=20)
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only")
-    min_sentence_score: float = Field(0.25, ge=-1, le=1, description="sentences below this cosine similarity are never quoted")
-    relative_margin: float = Field(0.12, ge=0, le=2, description="only sentences within this margin of the best one are quoted")
-    abstain_threshold: float = Field(0.50, ge=-1, le=1, description="abstain when the best sentence's cosine similarity is below this (calibrated on MultiHop-RAG dev, see docs/benchmarks.md)")
+    min_sentence_score: float = Field(
+        0.25, ge=-1, le=1, description="sentences below this cosine similarity are never quoted"
+    )
+    relative_margin: float = Field(
+        0.12, ge=0, le=2, description="only sentences within this margin of the best one are quoted"
+    )
+    abstain_threshold: float = Field(
+        0.50,
+        ge=-1,
+        le=1,
+        description="abstain when the best sentence's cosine similarity is below this (calibrated on MultiHop-RAG dev, see docs/benchmarks.md)",
+    )
 
 
 class Settings(BaseSettings):
@@ -175,9 +266,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GROUNDWORK_", env_nested_delimiter="__", extra="forbid")
 
-    kb: Path = Field(Path(".groundwork"), description="knowledge-base folder (state files; the index too when store = 'lance')")
-    store: Literal["lance", "postgres"] = Field("lance", description="where chunks live: embedded LanceDB in the kb folder, or PostgreSQL + pgvector")
-    pg_dsn: str | None = Field(None, description="PostgreSQL connection string (GROUNDWORK_PG_DSN); required for store = 'postgres'")
+    kb: Path = Field(
+        Path(".groundwork"), description="knowledge-base folder (state files; the index too when store = 'lance')"
+    )
+    store: Literal["lance", "postgres"] = Field(
+        "lance", description="where chunks live: embedded LanceDB in the kb folder, or PostgreSQL + pgvector"
+    )
+    pg_dsn: str | None = Field(
+        None, description="PostgreSQL connection string (GROUNDWORK_PG_DSN); required for store = 'postgres'"
+    )
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
@@ -192,9 +289,11 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @model_validator(mode="after")
-    def _check_store(self) -> "Settings":
+    def _check_store(self) -> Settings:
         if self.store == "postgres" and not self.pg_dsn:
-            raise ValueError("store = 'postgres' needs pg_dsn: set GROUNDWORK_PG_DSN (e.g. postgresql://user@host:5432/db)")
+            raise ValueError(
+                "store = 'postgres' needs pg_dsn: set GROUNDWORK_PG_DSN (e.g. postgresql://user@host:5432/db)"
+            )
         return self
 
     @classmethod

@@ -16,12 +16,12 @@ Dates are compared as ISO-8601 strings, which order correctly when written in th
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from groundwork.errors import FilterError
 
-Value = Union[str, int, float, bool]
+Value = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,20 @@ class IsNull:
 
 @dataclass(frozen=True)
 class And:
-    items: tuple["Filter", ...]
+    items: tuple[Filter, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    items: tuple["Filter", ...]
+    items: tuple[Filter, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    item: "Filter"
+    item: Filter
 
 
-Filter = Union[Compare, In, IsNull, And, Or, Not]
+Filter = Compare | In | IsNull | And | Or | Not
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)(?![\w.])|(?P<op><=|>=|!=|<>|=|<|>)"
@@ -100,7 +100,11 @@ class _Parser:
 
     def take(self, kind: str, value: str | None = None, what: str = "") -> str:
         if not self.peek(kind, value):
-            found = f"'{self.tokens[self.i][1]}' at position {self.tokens[self.i][2]}" if self.i < len(self.tokens) else "the end"
+            found = (
+                f"'{self.tokens[self.i][1]}' at position {self.tokens[self.i][2]}"
+                if self.i < len(self.tokens)
+                else "the end"
+            )
             raise FilterError(f"filter: expected {what or value or kind} but found {found} in: {self.text}")
         self.i += 1
         return self.tokens[self.i - 1][1]
@@ -110,7 +114,9 @@ class _Parser:
             raise FilterError("filter: empty expression")
         node = self.expr()
         if self.i < len(self.tokens):
-            raise FilterError(f"filter: unexpected '{self.tokens[self.i][1]}' at position {self.tokens[self.i][2]} in: {self.text}")
+            raise FilterError(
+                f"filter: unexpected '{self.tokens[self.i][1]}' at position {self.tokens[self.i][2]} in: {self.text}"
+            )
         return node
 
     def expr(self) -> Filter:

@@ -1,19 +1,19 @@
 """KnowledgeBase: the Python API. The CLI (and later the HTTP server) are thin layers over it.
 
-    >>> kb = KnowledgeBase("./.groundwork")
-    >>> kb.ingest(["docs/"])                       # IngestReport
-    >>> kb.search("how do I filter?", top_k=5)     # list[SearchHit]
-    >>> kb.ask("how do I filter?")                 # Answer, with [n] citations
+>>> kb = KnowledgeBase("./.groundwork")
+>>> kb.ingest(["docs/"])                       # IngestReport
+>>> kb.search("how do I filter?", top_k=5)     # list[SearchHit]
+>>> kb.ask("how do I filter?")                 # Answer, with [n] citations
 """
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Sequence
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any, Sequence
-
-import uuid
+from typing import Any
 
 from groundwork.answer import ExtractiveGenerator, Generator, assemble_context
 from groundwork.answer.backends import make_chat_model
@@ -24,9 +24,9 @@ from groundwork.answer.llm import FallbackGenerator, LLMGenerator
 from groundwork.audit import AuditLog, PgAuditLog, answer_record
 from groundwork.config import Settings, load_settings
 from groundwork.errors import ConfigError, StoreError
+from groundwork.filters import Filter
 from groundwork.guard import REFUSAL, Guardrails
 from groundwork.guard.guardrails import mask_pii_for_ingest
-from groundwork.filters import Filter
 from groundwork.index.embedder import SentenceTransformerEmbedder, load_embedder
 from groundwork.index.store import Store, open_store
 from groundwork.ingest.chunking import make_chunker
@@ -101,7 +101,9 @@ class KnowledgeBase:
             reranker = CrossEncoderReranker(r.model_path, r.batch_size, self.settings.embedder.device)
         elif r.method == "llm":
             if self.chat_model is None:
-                raise ConfigError("rerank.method = 'llm' needs an LLM: set generator.backend (openai, bedrock, transformers)")
+                raise ConfigError(
+                    "rerank.method = 'llm' needs an LLM: set generator.backend (openai, bedrock, transformers)"
+                )
             reranker = LLMReranker(self.chat_model)
         decomposer: Decomposer | None = None
         d = self.settings.retrieval.decompose
@@ -128,11 +130,21 @@ class KnowledgeBase:
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
 
     # -- ingest -------------------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[str | Path], sync: bool = True, progress: ProgressFn | None = None,
-               text_field: str | None = None, id_field: str | None = None,
-               metadata_fields: Sequence[str] | None = None, tenant: str | None = None,
-               allowed_groups: Sequence[str] = (), items: Sequence[SourceItem] = (), engine: str = "local",
-               ray_address: str | None = None, ray_cpus: int | None = None) -> IngestReport:  # fmt: skip
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        sync: bool = True,
+        progress: ProgressFn | None = None,
+        text_field: str | None = None,
+        id_field: str | None = None,
+        metadata_fields: Sequence[str] | None = None,
+        tenant: str | None = None,
+        allowed_groups: Sequence[str] = (),
+        items: Sequence[SourceItem] = (),
+        engine: str = "local",
+        ray_address: str | None = None,
+        ray_cpus: int | None = None,
+    ) -> IngestReport:
         """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
         index. See groundwork.ingest.sync for the guarantees.
 
@@ -148,30 +160,52 @@ class KnowledgeBase:
         g = self.settings.guard
         mask = partial(mask_pii_for_ingest, region=g.pii_region) if g.pii_at_ingest else None
         args = (self.store, self.embedder, chunker, s, records)
-        kwargs = {"exclude": self.path, "text_transform": mask, "transform_id": f"pii-mask:{g.pii_region}",
-                  "acl": DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field)}  # fmt: skip
+        kwargs = {
+            "exclude": self.path,
+            "text_transform": mask,
+            "transform_id": f"pii-mask:{g.pii_region}",
+            "acl": DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field),
+        }
         if engine == "ray":
             from groundwork.ingest.ray_engine import RayIngestor
 
-            ingestor: Ingestor = RayIngestor(*args, settings_all=self.settings, address=ray_address, num_cpus=ray_cpus, **kwargs)
+            ingestor: Ingestor = RayIngestor(
+                *args, settings_all=self.settings, address=ray_address, num_cpus=ray_cpus, **kwargs
+            )
         elif engine == "local":
             ingestor = Ingestor(*args, **kwargs)
         else:
             raise ConfigError(f"unknown ingest engine {engine!r}: use local or ray")
-        return ingestor.run([p if str(p).startswith("s3://") else Path(p) for p in paths], sync=sync, progress=progress, items=items)
+        return ingestor.run(
+            [p if str(p).startswith("s3://") else Path(p) for p in paths], sync=sync, progress=progress, items=items
+        )
 
     # -- query --------------------------------------------------------------------------------------
-    def search(self, query: str, mode: str | None = None, top_k: int | None = None,
-               filter: str | Filter | None = None, access: Access | None = None) -> list[SearchHit]:  # noqa: A002 # fmt: skip
+    def search(
+        self,
+        query: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        filter: str | Filter | None = None,
+        access: Access | None = None,
+    ) -> list[SearchHit]:
         """Ranked chunks for ``query`` (decomposition and reranking as configured).
 
         Raises FilterError for a bad filter, ValueError for a bad mode, StoreError with no index."""
         self._require_index()
         return self.pipeline.search(query, mode, top_k, filter, access).hits
 
-    def ask(self, question: str, mode: str | None = None, top_k: int | None = None,
-            filter: str | Filter | None = None, history: Sequence[Message] | None = None,  # noqa: A002
-            on_token: TokenCallback | None = None, caller: str = "cli", access: Access | None = None) -> Answer:  # fmt: skip
+    def ask(
+        self,
+        question: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        filter: str | Filter | None = None,
+        history: Sequence[Message] | None = None,
+        on_token: TokenCallback | None = None,
+        caller: str = "cli",
+        access: Access | None = None,
+    ) -> Answer:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
         Steps: input guardrails -> follow-up rewriting (when ``history`` has earlier turns) -> search ->
@@ -186,8 +220,17 @@ class KnowledgeBase:
         self._require_index()
         a, g = self.settings.answer, self.settings.generator
         mode = mode or self.settings.retrieval.mode
-        answer = Answer(question, "", False, [], {}, answer_id=uuid.uuid4().hex, model_id=self.generator.model_id,
-                        prompt=_prompt_ref(self.generator), index_version=self.store.current_version())  # fmt: skip
+        answer = Answer(
+            question,
+            "",
+            False,
+            [],
+            {},
+            answer_id=uuid.uuid4().hex,
+            model_id=self.generator.model_id,
+            prompt=_prompt_ref(self.generator),
+            index_version=self.store.current_version(),
+        )
         timings: dict[str, float] = {}
         answer.guardrails += self.guardrails.check_question(question)
         if any(d.action == "blocked" for d in answer.guardrails):
@@ -202,7 +245,9 @@ class KnowledgeBase:
         answer.hits, answer.sub_questions = result.hits, result.sub_questions
         timings.update(result.timings_ms)
         t = time.perf_counter()
-        budget = min(a.context_tokens, getattr(self.generator, "context_budget", lambda q: a.context_tokens)(answer.search_query))
+        budget = min(
+            a.context_tokens, getattr(self.generator, "context_budget", lambda q: a.context_tokens)(answer.search_query)
+        )
         context = assemble_context(result.hits, self.generator.count_tokens, budget, a.dedup_similarity)
         context, decisions, flagged = self.guardrails.check_context(context)
         answer.guardrails += decisions
@@ -229,10 +274,19 @@ class KnowledgeBase:
         text, mapping = renumber(gen.text, set(by_n))
         for old, new in mapping.items():
             ch = by_n[old].hit.chunk
-            answer.citations.append(Citation(
-                n=new, doc_id=ch.doc_id, chunk_id=ch.chunk_id, source=ch.source, score=by_n[old].hit.score,
-                text=by_n[old].text, heading=ch.heading, page=ch.page,
-                flags=["prompt_injection"] if ch.chunk_id in flagged else []))  # fmt: skip
+            answer.citations.append(
+                Citation(
+                    n=new,
+                    doc_id=ch.doc_id,
+                    chunk_id=ch.chunk_id,
+                    source=ch.source,
+                    score=by_n[old].hit.score,
+                    text=by_n[old].text,
+                    heading=ch.heading,
+                    page=ch.page,
+                    flags=["prompt_injection"] if ch.chunk_id in flagged else [],
+                )
+            )
         t = time.perf_counter()
         text, decisions = self.guardrails.check_answer(answer.search_query, text, context, gen.abstained)
         answer.guardrails += decisions
@@ -242,12 +296,24 @@ class KnowledgeBase:
         answer.answer = text
         return self._finish(answer, timings, t0, caller, access, mode, filter)
 
-    def _finish(self, answer: Answer, timings: dict[str, float], t0: float, caller: str, access: Access | None,
-                mode: str, filter: str | Filter | None) -> Answer:  # noqa: A002 # fmt: skip
+    def _finish(
+        self,
+        answer: Answer,
+        timings: dict[str, float],
+        t0: float,
+        caller: str,
+        access: Access | None,
+        mode: str,
+        filter: str | Filter | None,
+    ) -> Answer:
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {k: round(v, 2) for k, v in timings.items()}
         if self.settings.audit.enabled:
-            self.audit.write(answer_record(answer, caller, access, mode, filter if isinstance(filter, str) or filter is None else str(filter)))
+            self.audit.write(
+                answer_record(
+                    answer, caller, access, mode, filter if isinstance(filter, str) or filter is None else str(filter)
+                )
+            )
         return answer
 
     # -- model changes ------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ They are plain data: no stage imports another stage's classes, only these.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Access:
     everything: bool = False
 
     @classmethod
-    def all(cls) -> "Access":
+    def all(cls) -> Access:
         return cls(everything=True)
 
     def can_see(self, tenant: str | None, allowed_groups: Sequence[str]) -> bool:

@@ -15,12 +15,41 @@ from tests.tiny_models import build_tiny_causal_lm
 
 def test_lora_trains_saves_reloads_and_generates(tmp_path: Path) -> None:
     base = build_tiny_causal_lm(tmp_path / "tiny")
-    rows = [{"instruction": "where do visitors park ?", "context": "[1] parking.md\nvisitors park in the north car park .",
-             "answer": "north car park [1] ."} for _ in range(12)]  # fmt: skip
+    rows = [
+        {
+            "instruction": "where do visitors park ?",
+            "context": "[1] parking.md\nvisitors park in the north car park .",
+            "answer": "north car park [1] .",
+        }
+        for _ in range(12)
+    ]
     data = write(tmp_path / "records.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "adapter"
-    r = CliRunner().invoke(app, ["adapt", "lora", "--base", str(base), "--data", str(data), "--epochs", "4", "--rank", "4",
-                                 "--alpha", "8", "--batch-size", "2", "--grad-accum", "2", "--lr", "5e-3", "--out", str(out)])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "adapt",
+            "lora",
+            "--base",
+            str(base),
+            "--data",
+            str(data),
+            "--epochs",
+            "4",
+            "--rank",
+            "4",
+            "--alpha",
+            "8",
+            "--batch-size",
+            "2",
+            "--grad-accum",
+            "2",
+            "--lr",
+            "5e-3",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (out / "adapter_config.json").is_file() and (out / "loss.png").stat().st_size > 1000
     summary = json.loads((out / "groundwork_lora.json").read_text())

@@ -44,7 +44,16 @@ def test_reindex_and_rollback(make_kb, tmp_path: Path) -> None:
     after = moved.search("where to park", mode="dense", top_k=1)[0]
     assert after.chunk.source == before.chunk.source and not np.allclose(after.chunk.vector, before.chunk.vector)
     assert moved.versions()[-1].updated == 2
-    r = CliRunner().invoke(app, ["--kb", str(kb.path), "--config", str(write(tmp_path / "g.toml", f'[embedder]\nmodel = "{new_model}"\n')), "rollback"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "--kb",
+            str(kb.path),
+            "--config",
+            str(write(tmp_path / "g.toml", f'[embedder]\nmodel = "{new_model}"\n')),
+            "rollback",
+        ],
+    )
     assert r.exit_code == 0, r.output
     restored = make_kb().search("where to park", mode="dense", top_k=1)[0]
     assert np.allclose(restored.chunk.vector, before.chunk.vector)

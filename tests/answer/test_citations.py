@@ -14,10 +14,15 @@ def test_check_citations_removes_and_counts_invalid_markers() -> None:
     assert check_citations("No markers.", {1}) == ("No markers.", 0)
 
 
-@pytest.mark.parametrize("pieces", [
-    ["Park north [1", "] and [", "9] garage [2]."], ["Park north [", "1] and [9", "] garage [2", "]."],
-    ["Park north [1] and [9] garage [2]."], list("Park north [1] and [9] garage [2]."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["Park north [1", "] and [", "9] garage [2]."],
+        ["Park north [", "1] and [9", "] garage [2", "]."],
+        ["Park north [1] and [9] garage [2]."],
+        list("Park north [1] and [9] garage [2]."),
+    ],
+)
 def test_stream_filter_matches_the_batch_check(pieces: list[str]) -> None:
     f = CitationStreamFilter({1, 2})
     shown = "".join(f.feed(p) for p in pieces) + f.flush()
@@ -38,7 +43,7 @@ def test_prompt_templates_are_versioned_files() -> None:
     t = load_prompt("grounded-answer")
     assert t.id == "grounded-answer" and t.version >= 1 and len(t.sha256) == 64
     assert t.ref == f"grounded-answer@{t.version}#{t.sha256[:12]}"
-    msgs = t.render(context="[1] a.md\n\"\"\"\ntext\n\"\"\"", question="Q?")
+    msgs = t.render(context='[1] a.md\n"""\ntext\n"""', question="Q?")
     assert msgs[0]["role"] == "system" and "[n]" in msgs[0]["content"] and "Q?" in msgs[1]["content"]
     with pytest.raises(ConfigError, match=r"\$question"):
         t.render(context="x")

@@ -7,14 +7,23 @@ from groundwork.evaluate.answers import segments
 from tests.conftest import write
 
 
-def build(make_kb, tmp_path: Path):  # noqa: ANN001, ANN201
+def build(make_kb, tmp_path: Path):
     docs = tmp_path / "docs"
-    write(docs / "refunds.md", "# Refunds\n\nCustomers can request a full refund within 30 days of purchase. "
-          "Refunds are paid back to the original payment card within five working days.\n")  # fmt: skip
-    write(docs / "security.md", "# Security\n\nAll data is encrypted at rest with AES-256. "
-          "Access to production systems requires a hardware security key.\n")  # fmt: skip
-    write(docs / "office.md", "# Office\n\nThe Leeds office is open Monday to Friday from nine to five. "
-          "Visitors must sign in at reception.\n")  # fmt: skip
+    write(
+        docs / "refunds.md",
+        "# Refunds\n\nCustomers can request a full refund within 30 days of purchase. "
+        "Refunds are paid back to the original payment card within five working days.\n",
+    )
+    write(
+        docs / "security.md",
+        "# Security\n\nAll data is encrypted at rest with AES-256. "
+        "Access to production systems requires a hardware security key.\n",
+    )
+    write(
+        docs / "office.md",
+        "# Office\n\nThe Leeds office is open Monday to Friday from nine to five. "
+        "Visitors must sign in at reception.\n",
+    )
     kb = make_kb()
     kb.ingest([docs])
     return kb

@@ -21,7 +21,9 @@ from tests.chat_server import ChatServer
 from tests.conftest import write
 from tests.tiny_models import build_tiny_causal_lm
 
-PARK = "# Parking\n\nVisitors park in the north car park, next to the main entrance. The south garage is for staff only.\n"
+PARK = (
+    "# Parking\n\nVisitors park in the north car park, next to the main entrance. The south garage is for staff only.\n"
+)
 LUNCH = "# Canteen\n\nThe canteen serves lunch from noon until two o'clock every weekday.\n"
 
 
@@ -40,14 +42,14 @@ def park_reply(messages: list[dict]) -> str:
 
 
 @pytest.fixture
-def kb_docs(make_kb, tmp_path: Path):  # noqa: ANN001, ANN201
+def kb_docs(make_kb, tmp_path: Path):
     docs = tmp_path / "docs"
     write(docs / "parking.md", PARK)
     write(docs / "canteen.md", LUNCH)
     return docs
 
 
-def openai_kb(make_kb, docs: Path, url: str, **extra):  # noqa: ANN001, ANN003, ANN201
+def openai_kb(make_kb, docs: Path, url: str, **extra):
     kb = make_kb(**{"generator.backend": "openai", "generator.model": "test-model", "generator.base_url": url, **extra})
     kb.ingest([docs])
     return kb
@@ -67,6 +69,7 @@ def test_openai_backend_answers_with_checked_citations(make_kb, kb_docs: Path) -
     assert req["model"] == "test-model" and req["messages"][0]["role"] == "system"
     # streaming: the pieces arrive in several deltas and the invalid marker never reaches the reader
     assert server.requests[1]["stream"] is True and len(streamed) > 1
+
     def markers(t: str) -> str:  # streamed text keeps the prompt's numbers; the answer is renumbered from 1
         return re.sub(r"\[\d+\]", "[#]", t).strip()
 
@@ -79,7 +82,10 @@ def test_openai_backend_answers_with_checked_citations(make_kb, kb_docs: Path) -
 
 def test_context_is_labelled_and_strongest_chunks_sit_at_the_edges(make_kb, kb_docs: Path) -> None:
     for i in range(4):
-        write(kb_docs / f"extra{i}.md", f"# Parking note {i}\n\nParking permit rule {i} applies to visitors on level {i}.\n")
+        write(
+            kb_docs / f"extra{i}.md",
+            f"# Parking note {i}\n\nParking permit rule {i} applies to visitors on level {i}.\n",
+        )
     with ChatServer(lambda m: "I could not find this in the indexed documents.") as server:
         kb = openai_kb(make_kb, kb_docs, server.base_url)
         ans = kb.ask("Where can visitors park?")
@@ -104,14 +110,30 @@ def test_failing_backend_falls_back_to_extractive_and_says_so(make_kb, kb_docs: 
     with socket.socket() as s:  # a port nobody listens on: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    kb = make_kb("kb2", **{"generator.backend": "openai", "generator.model": "m", "generator.base_url": f"http://127.0.0.1:{port}/v1",
-                           "generator.max_retries": 0, "generator.timeout_s": 5})  # fmt: skip
+    kb = make_kb(
+        "kb2",
+        **{
+            "generator.backend": "openai",
+            "generator.model": "m",
+            "generator.base_url": f"http://127.0.0.1:{port}/v1",
+            "generator.max_retries": 0,
+            "generator.timeout_s": 5,
+        },
+    )
     kb.ingest([kb_docs])
     ans = kb.ask("Where can visitors park?")
     assert "fallback" in ans.flags and "north car park" in ans.answer
 
-    kb = make_kb("kb3", **{"generator.backend": "openai", "generator.model": "m", "generator.base_url": f"http://127.0.0.1:{port}/v1",
-                           "generator.max_retries": 0, "generator.fallback": "none"})  # fmt: skip
+    kb = make_kb(
+        "kb3",
+        **{
+            "generator.backend": "openai",
+            "generator.model": "m",
+            "generator.base_url": f"http://127.0.0.1:{port}/v1",
+            "generator.max_retries": 0,
+            "generator.fallback": "none",
+        },
+    )
     kb.ingest([kb_docs])
     with pytest.raises(GeneratorError, match="openai generator failed"):
         kb.ask("Where can visitors park?")
@@ -137,14 +159,16 @@ def test_transformers_backend_streams_from_a_local_model(make_kb, kb_docs: Path,
 def test_transformers_chat_stream_equals_complete(tmp_path: Path) -> None:
     from groundwork.answer.backends.local import TransformersChat
 
-    chat = TransformersChat(GeneratorSettings(backend="transformers", model_path=build_tiny_causal_lm(tmp_path / "m"), max_tokens=10))
+    chat = TransformersChat(
+        GeneratorSettings(backend="transformers", model_path=build_tiny_causal_lm(tmp_path / "m"), max_tokens=10)
+    )
     msgs = [{"role": "system", "content": "answer"}, {"role": "user", "content": "where can visitors park ?"}]
     pieces = list(chat.stream(msgs))
     assert len(pieces) > 1 and "".join(pieces).strip() == chat.complete(msgs).strip()
     assert chat.count_tokens("visitors park") == 2
 
 
-def _stubbed_bedrock():  # noqa: ANN202
+def _stubbed_bedrock():
     import boto3
     from botocore.stub import Stubber
 
@@ -158,12 +182,19 @@ def test_bedrock_converse_through_stubber() -> None:
     messages = [{"role": "system", "content": "Use the context."}, {"role": "user", "content": "Where?"}]
     stub.add_response(
         "converse",
-        {"output": {"message": {"role": "assistant", "content": [{"text": "North car park [1]."}]}}, "stopReason": "end_turn",
-         "usage": {"inputTokens": 12, "outputTokens": 5, "totalTokens": 17}, "metrics": {"latencyMs": 30}},
-        expected_params={"modelId": "amazon.nova-lite-v1:0", "system": [{"text": "Use the context."}],
-                         "messages": [{"role": "user", "content": [{"text": "Where?"}]}],
-                         "inferenceConfig": {"maxTokens": 50, "temperature": 0.0}},
-    )  # fmt: skip
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": "North car park [1]."}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 12, "outputTokens": 5, "totalTokens": 17},
+            "metrics": {"latencyMs": 30},
+        },
+        expected_params={
+            "modelId": "amazon.nova-lite-v1:0",
+            "system": [{"text": "Use the context."}],
+            "messages": [{"role": "user", "content": [{"text": "Where?"}]}],
+            "inferenceConfig": {"maxTokens": 50, "temperature": 0.0},
+        },
+    )
     stub.add_client_error("converse", service_error_code="ThrottlingException", http_status_code=429)
     stub.add_client_error("converse", service_error_code="AccessDeniedException", http_status_code=403)
     with stub:

@@ -19,7 +19,9 @@ def test_qrels_with_header_and_crlf(tmp_path: Path) -> None:
 
 def test_beir_keeps_judged_queries(tmp_path: Path) -> None:
     corpus = write(tmp_path / "corpus.jsonl", json.dumps({"_id": "A", "title": "t", "text": "x"}) + "\n")
-    queries = write(tmp_path / "queries.jsonl", "\n".join(json.dumps({"_id": str(i), "text": f"q{i}"}) for i in range(3)))
+    queries = write(
+        tmp_path / "queries.jsonl", "\n".join(json.dumps({"_id": str(i), "text": f"q{i}"}) for i in range(3))
+    )
     qrels = write(tmp_path / "q.tsv", "query-id\tcorpus-id\tscore\n1\tA\t1\n")
     ds = load_beir(corpus, queries, qrels)
     assert [q.qid for q in ds.queries] == ["1"] and ds.queries[0].qrels == {"A": 1}
@@ -28,7 +30,12 @@ def test_beir_keeps_judged_queries(tmp_path: Path) -> None:
 
 def test_multihop_and_null_queries(tmp_path: Path) -> None:
     q = [
-        {"query": "a?", "answer": "X", "question_type": "comparison_query", "evidence_list": [{"url": "u1", "fact": "f1"}]},
+        {
+            "query": "a?",
+            "answer": "X",
+            "question_type": "comparison_query",
+            "evidence_list": [{"url": "u1", "fact": "f1"}],
+        },
         {"query": "b?", "answer": "Insufficient information.", "question_type": "null_query", "evidence_list": []},
     ]
     ds = load_multihop(write(tmp_path / "c.json", "[]"), write(tmp_path / "q.json", json.dumps(q)))
@@ -38,7 +45,10 @@ def test_multihop_and_null_queries(tmp_path: Path) -> None:
 
 def test_eval_set_resolves_sources_against_corpus(tmp_path: Path) -> None:
     write(tmp_path / "docs" / "a.md", "# A\n\ntext")
-    es = write(tmp_path / "eval" / "set.jsonl", '{"corpus": "../docs"}\n{"question": "q?", "answer": "x", "sources": ["a.md"]}\n')
+    es = write(
+        tmp_path / "eval" / "set.jsonl",
+        '{"corpus": "../docs"}\n{"question": "q?", "answer": "x", "sources": ["a.md"]}\n',
+    )
     ds = load_eval_set(es)
     assert list(ds.queries[0].qrels) == [str((tmp_path / "docs" / "a.md").resolve())]
     with pytest.raises(DatasetError, match="no corpus"):

@@ -40,16 +40,37 @@ def eval_set(tmp_path: Path) -> Path:
     return write(tmp_path / "eval" / "set.jsonl", "\n".join(lines) + "\n")
 
 
-def gw(*args: str):  # noqa: ANN201
+def gw(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
 def test_retrieval_and_answers_json(eval_set: Path, tmp_path: Path) -> None:
     cache = str(tmp_path / "cache")
-    r = gw("eval", "retrieval", "--eval-set", str(eval_set), "--mode", "hybrid", "--json", str(tmp_path / "r.json"), "--cache", cache)
+    r = gw(
+        "eval",
+        "retrieval",
+        "--eval-set",
+        str(eval_set),
+        "--mode",
+        "hybrid",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--cache",
+        cache,
+    )
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "r.json").read_text())
-    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@10", "hits@4", "hits@10", "latency_ms_p50", "latency_ms_p95"):
+    for key in (
+        "ndcg@10",
+        "recall@10",
+        "recall@100",
+        "mrr@10",
+        "map@10",
+        "hits@4",
+        "hits@10",
+        "latency_ms_p50",
+        "latency_ms_p95",
+    ):
         assert key in res
     assert res["queries"] == 5 and res["hits@4"] == 1.0
     built = list((tmp_path / "cache").iterdir())
@@ -65,8 +86,20 @@ def test_retrieval_and_answers_json(eval_set: Path, tmp_path: Path) -> None:
 
 
 def test_compare_writes_table_json_and_chart(eval_set: Path, tmp_path: Path) -> None:
-    r = gw("eval", "compare", "--eval-set", str(eval_set), "--modes", "bm25,dense,hybrid", "--cache", str(tmp_path / "c"),
-           "--json", str(tmp_path / "cmp.json"), "--plot", str(tmp_path / "cmp.png"))  # fmt: skip
+    r = gw(
+        "eval",
+        "compare",
+        "--eval-set",
+        str(eval_set),
+        "--modes",
+        "bm25,dense,hybrid",
+        "--cache",
+        str(tmp_path / "c"),
+        "--json",
+        str(tmp_path / "cmp.json"),
+        "--plot",
+        str(tmp_path / "cmp.png"),
+    )
     assert r.exit_code == 0, r.output
     assert set(json.loads((tmp_path / "cmp.json").read_text())) == {"bm25", "dense", "hybrid"}
     assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

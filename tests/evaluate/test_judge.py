@@ -12,10 +12,15 @@ from tests.conftest import write
 
 
 def _eval_set(tmp_path: Path) -> Path:
-    write(tmp_path / "docs" / "parking.md", "# Parking\n\nVisitors park in the north car park, next to the main entrance.\n")
-    rows = [{"corpus": "docs"},
-            {"question": "Where do visitors park?", "answer": "the north car park", "sources": ["parking.md"]},
-            {"question": "Where can guests leave their car?", "answer": "the north car park", "sources": ["parking.md"]}]  # fmt: skip
+    write(
+        tmp_path / "docs" / "parking.md",
+        "# Parking\n\nVisitors park in the north car park, next to the main entrance.\n",
+    )
+    rows = [
+        {"corpus": "docs"},
+        {"question": "Where do visitors park?", "answer": "the north car park", "sources": ["parking.md"]},
+        {"question": "Where can guests leave their car?", "answer": "the north car park", "sources": ["parking.md"]},
+    ]
     return write(tmp_path / "set.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
 
 

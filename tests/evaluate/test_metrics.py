@@ -43,13 +43,17 @@ def test_metrics_match_pytrec_eval(seed: int) -> None:
 
 def test_multihop_metrics_follow_the_official_definition() -> None:
     facts = ["Alpha beta gamma.", "Delta  epsilon.\n", "Zeta eta."]
-    retrieved = [
-        "nothing here",
-        "xx Alphabeta gamma. yy",          # fact 1 (spaces removed on both sides): rank 2, new
-        "Alpha beta gamma. again",         # fact 1 again: relevant, adds 0/3
-        "irrelevant",
-        "Delta epsilon. and Zeta eta.",    # facts 2 and 3: rank 5, two new
-    ] + ["filler"] * 6 + ["Zeta eta. at rank 12 is ignored"]  # fmt: skip
+    retrieved = (
+        [
+            "nothing here",
+            "xx Alphabeta gamma. yy",  # fact 1 (spaces removed on both sides): rank 2, new
+            "Alpha beta gamma. again",  # fact 1 again: relevant, adds 0/3
+            "irrelevant",
+            "Delta epsilon. and Zeta eta.",  # facts 2 and 3: rank 5, two new
+        ]
+        + ["filler"] * 6
+        + ["Zeta eta. at rank 12 is ignored"]
+    )
     m = multihop_metrics(retrieved, facts)
     assert m["hits@10"] == 1.0 and m["hits@4"] == 1.0
     assert m["mrr@10"] == pytest.approx(1 / 2)

@@ -19,7 +19,9 @@ def test_pii_test_set_precision_and_recall() -> None:
 
 
 def test_valid_numbers_are_masked_and_invalid_ones_left_alone() -> None:
-    text = "Card 4111 1111 1111 1111, typo 4111 1111 1111 1112; IBAN GB82WEST12345698765432, bad GB83WEST12345698765432."
+    text = (
+        "Card 4111 1111 1111 1111, typo 4111 1111 1111 1112; IBAN GB82WEST12345698765432, bad GB83WEST12345698765432."
+    )
     masked = mask_pii(text)
     assert masked == "Card [CARD], typo 4111 1111 1111 1112; IBAN [IBAN], bad GB83WEST12345698765432."
 

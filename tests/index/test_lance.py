@@ -6,15 +6,21 @@ import numpy as np
 import pytest
 
 from groundwork.config import EmbedderSettings, IndexSettings
-from groundwork.errors import FilterError, ModelMismatchError
-from groundwork.filters import parse_filter
 from groundwork.index.lance import LanceStore
 from groundwork.types import Chunk
 
 
 def chunk(doc: str, i: int, text: str, vec: np.ndarray, **meta) -> Chunk:
-    return Chunk(chunk_id=f"{doc}::{i}", doc_id=doc, source=f"/src/{doc}", position=i, text=text,
-                 content_hash=f"h{doc}{i}", metadata=meta, vector=vec)  # fmt: skip
+    return Chunk(
+        chunk_id=f"{doc}::{i}",
+        doc_id=doc,
+        source=f"/src/{doc}",
+        position=i,
+        text=text,
+        content_hash=f"h{doc}{i}",
+        metadata=meta,
+        vector=vec,
+    )
 
 
 @pytest.fixture
@@ -29,10 +35,6 @@ def unit(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-
-
-
-
 def test_versions_are_recorded_and_old_storage_cleaned(tmp_path: Path) -> None:
     s = LanceStore(tmp_path / "kb", IndexSettings(version_retention_hours=0))
     s.check_model("m", 8)
@@ -44,7 +46,6 @@ def test_versions_are_recorded_and_old_storage_cleaned(tmp_path: Path) -> None:
     assert len(s._chunks.list_versions()) < before
     assert [v.version for v in s.list_versions()] == [1, 2, 3, 4, 5]
     assert s.list_versions()[-1].documents == 5 and s.count_chunks() == 5
-
 
 
 def test_token_counts_are_not_truncated(embedder) -> None:

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from groundwork.config import load_settings
 from groundwork.kb import KnowledgeBase
 from groundwork.types import Access
@@ -24,7 +22,9 @@ DOCS = {
 
 
 def pg_kb(tmp_path: Path, dsn: str, schema: str, name: str = "kb") -> KnowledgeBase:
-    return KnowledgeBase(settings=load_settings(kb=tmp_path / name, store="postgres", pg_dsn=dsn, **{"postgres.schema_name": schema}))
+    return KnowledgeBase(
+        settings=load_settings(kb=tmp_path / name, store="postgres", pg_dsn=dsn, **{"postgres.schema_name": schema})
+    )
 
 
 def test_ingest_sync_search_acl_versions_audit(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
@@ -86,8 +86,9 @@ def test_migrate_round_trip_gives_identical_results(tmp_path: Path, pg_dsn: str,
             b = pg.search(q, mode="dense", top_k=5, access=access)
             assert [h.chunk.chunk_id for h in a] == [h.chunk.chunk_id for h in b]
             assert [round(h.score, 5) for h in a] == [round(h.score, 5) for h in b]
-    assert [(d.doc_id, d.tenant, d.allowed_groups, d.chunks) for d in lance.documents()] == \
-           [(d.doc_id, d.tenant, d.allowed_groups, d.chunks) for d in pg.documents()]  # fmt: skip
+    assert [(d.doc_id, d.tenant, d.allowed_groups, d.chunks) for d in lance.documents()] == [
+        (d.doc_id, d.tenant, d.allowed_groups, d.chunks) for d in pg.documents()
+    ]
     assert [v.version for v in pg.versions()] == [1, 2]
 
     # ... and back: PostgreSQL -> a new LanceDB folder answers every mode exactly as the original.
@@ -117,7 +118,11 @@ def test_bm25_statistics_stay_exact(tmp_path: Path, pg_dsn: str, pg_schema: str)
     with psycopg.connect(pg_dsn) as conn:
         conn.execute(f"SET search_path TO {pg_schema}, public")
         kept = dict(conn.execute("SELECT lexeme, df FROM lexeme_df WHERE df <> 0").fetchall())
-        recount = dict(conn.execute("SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme").fetchall())
+        recount = dict(
+            conn.execute("SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme").fetchall()
+        )
         assert kept == recount and "impel" in kept and "canteen" not in kept
-        assert conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() == \
-               conn.execute("SELECT count(*), sum(tsv_len) FROM chunks").fetchone()  # fmt: skip
+        assert (
+            conn.execute("SELECT n, total_len FROM corpus_stats").fetchone()
+            == conn.execute("SELECT count(*), sum(tsv_len) FROM chunks").fetchone()
+        )

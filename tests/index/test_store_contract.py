@@ -16,9 +16,21 @@ from groundwork.types import Access, Chunk
 DIM = 8
 
 
-def chunk(doc: str, i: int, text: str, vec: np.ndarray, tenant: str | None = None, groups: tuple[str, ...] = (), **meta) -> Chunk:
-    return Chunk(chunk_id=f"{doc}::{i}", doc_id=doc, source=f"/src/{doc}", position=i, text=text,
-                 content_hash=f"h{doc}{i}", metadata=meta, vector=vec, tenant=tenant, allowed_groups=groups)  # fmt: skip
+def chunk(
+    doc: str, i: int, text: str, vec: np.ndarray, tenant: str | None = None, groups: tuple[str, ...] = (), **meta
+) -> Chunk:
+    return Chunk(
+        chunk_id=f"{doc}::{i}",
+        doc_id=doc,
+        source=f"/src/{doc}",
+        position=i,
+        text=text,
+        content_hash=f"h{doc}{i}",
+        metadata=meta,
+        vector=vec,
+        tenant=tenant,
+        allowed_groups=groups,
+    )
 
 
 def unit(seed: int) -> np.ndarray:
@@ -39,7 +51,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path):
     dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
     opened: list[PgStore] = []
 
-    def make(settings=None):  # noqa: ANN001, ANN202
+    def make(settings=None):
         opened.append(PgStore(dsn, DIM, settings or IndexSettings(), schema=schema, pool_size=2))
         return opened[-1]
 
@@ -49,7 +61,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 @pytest.fixture
-def store(open_store) -> Store:  # noqa: ANN001
+def store(open_store) -> Store:
     s = open_store()
     s.check_model("m", DIM)
     return s
@@ -62,7 +74,9 @@ def test_both_implement_the_protocol(store: Store) -> None:
 def test_prefilter_returns_top_k_even_when_matches_are_rare(store: Store) -> None:
     # 200 "news" chunks and 12 "sports" chunks; the query vector is nearest to the news chunks.
     q = unit(0)
-    rows = [chunk(f"n{i}", 0, f"news item {i} market report", q + 0.01 * unit(i + 1), category="news") for i in range(200)]
+    rows = [
+        chunk(f"n{i}", 0, f"news item {i} market report", q + 0.01 * unit(i + 1), category="news") for i in range(200)
+    ]
     rows += [chunk(f"s{i}", 0, f"sports item {i} match report", unit(1000 + i), category="sports") for i in range(12)]
     store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
     flt = parse_filter("category = 'sports'")
@@ -72,7 +86,7 @@ def test_prefilter_returns_top_k_even_when_matches_are_rare(store: Store) -> Non
     assert len(bm25) == 10 and all(h.chunk.metadata["category"] == "sports" for h in bm25)
 
 
-def test_prefilter_holds_with_an_ann_index(open_store) -> None:  # noqa: ANN001
+def test_prefilter_holds_with_an_ann_index(open_store) -> None:
     # Above ann_min_rows the store searches an HNSW index; a rare filter value must still give top_k.
     s = open_store(IndexSettings(ann_min_rows=500))
     s.check_model("m", DIM)
@@ -100,10 +114,15 @@ def test_scores_and_order(store: Store) -> None:
 
 
 def test_keyword_search_matches_any_term_and_stems(store: Store) -> None:
-    rows = [chunk("a", 0, "The pump pressure is checked weekly", unit(1)), chunk("b", 0, "Valves are replaced yearly", unit(2)),
-            chunk("c", 0, "Nothing relevant here at all", unit(3))]  # fmt: skip
+    rows = [
+        chunk("a", 0, "The pump pressure is checked weekly", unit(1)),
+        chunk("b", 0, "Valves are replaced yearly", unit(2)),
+        chunk("c", 0, "Nothing relevant here at all", unit(3)),
+    ]
     store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
-    assert {h.chunk.doc_id for h in store.keyword_search("how often is the valve replaced or pressures checked", 10)} == {"a", "b"}
+    assert {
+        h.chunk.doc_id for h in store.keyword_search("how often is the valve replaced or pressures checked", 10)
+    } == {"a", "b"}
     assert store.keyword_search("the of and", 10) == []  # stop words only
     assert store.keyword_search("   ", 10) == []
 
@@ -128,7 +147,9 @@ def test_metadata_types_new_fields_and_comparisons(store: Store) -> None:
 
 
 def test_replace_is_per_document_and_delete(store: Store) -> None:
-    store.replace_documents({"a": "1", "b": "1"}, [chunk("a", i, f"a{i}", unit(i)) for i in range(3)] + [chunk("b", 0, "b0", unit(9))], "p")
+    store.replace_documents(
+        {"a": "1", "b": "1"}, [chunk("a", i, f"a{i}", unit(i)) for i in range(3)] + [chunk("b", 0, "b0", unit(9))], "p"
+    )
     store.replace_documents({"a": "2"}, [chunk("a", 0, "a-new", unit(5))], "p")
     docs = {d.doc_id: d for d in store.list_documents()}
     assert (docs["a"].chunks, docs["a"].content_hash, docs["b"].chunks) == (1, "2", 1)
@@ -139,13 +160,20 @@ def test_replace_is_per_document_and_delete(store: Store) -> None:
 
 
 def test_access_control_is_inside_every_read(store: Store) -> None:
-    rows = [chunk("pub", 0, "shared handbook text", unit(1)),
-            chunk("t1", 0, "tenant one handbook text", unit(2), tenant="one"),
-            chunk("t1hr", 0, "tenant one hr handbook text", unit(3), tenant="one", groups=("hr",)),
-            chunk("t2", 0, "tenant two handbook text", unit(4), tenant="two")]  # fmt: skip
+    rows = [
+        chunk("pub", 0, "shared handbook text", unit(1)),
+        chunk("t1", 0, "tenant one handbook text", unit(2), tenant="one"),
+        chunk("t1hr", 0, "tenant one hr handbook text", unit(3), tenant="one", groups=("hr",)),
+        chunk("t2", 0, "tenant two handbook text", unit(4), tenant="two"),
+    ]
     store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
-    cases = {Access(): {"pub"}, Access("one"): {"t1"}, Access("one", ("hr",)): {"t1", "t1hr"},
-             Access("two", ("hr",)): {"t2"}, Access.all(): {"pub", "t1", "t1hr", "t2"}}  # fmt: skip
+    cases = {
+        Access(): {"pub"},
+        Access("one"): {"t1"},
+        Access("one", ("hr",)): {"t1", "t1hr"},
+        Access("two", ("hr",)): {"t2"},
+        Access.all(): {"pub", "t1", "t1hr", "t2"},
+    }
     for access, expected in cases.items():
         assert {h.chunk.doc_id for h in store.vector_search(unit(3), 10, access=access)} == expected, access
         assert {h.chunk.doc_id for h in store.keyword_search("handbook", 10, access=access)} == expected, access
@@ -157,7 +185,7 @@ def test_access_control_is_inside_every_read(store: Store) -> None:
         store.vector_search(unit(1), 5, access=Access("x' OR '1'='1"))
 
 
-def test_model_mismatch_is_a_clear_error(open_store) -> None:  # noqa: ANN001
+def test_model_mismatch_is_a_clear_error(open_store) -> None:
     open_store().check_model("model-a", DIM)
     with pytest.raises(ModelMismatchError, match="model-a.*model-b"):
         open_store().check_model("model-b", DIM)
@@ -188,7 +216,7 @@ def test_reembed_and_rollback(store: Store) -> None:
         store.rollback()
 
 
-def test_ann_index_built_above_threshold_keeps_recall(open_store) -> None:  # noqa: ANN001
+def test_ann_index_built_above_threshold_keeps_recall(open_store) -> None:
     rng = np.random.default_rng(7)
     vecs = rng.normal(size=(3000, DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -213,8 +241,10 @@ def test_keyword_ranking_is_bm25(store: Store) -> None:
     # "pump" is in every chunk, "impeller" in one: IDF makes the rare term decide; a longer chunk with
     # the same term frequency ranks below a shorter one (length normalisation, b = 0.75).
     rows = [chunk(f"p{i}", 0, f"pump pump pump maintenance log entry {i}", unit(i)) for i in range(30)]
-    rows += [chunk("imp", 0, "pump impeller", unit(99)),
-             chunk("imp-long", 0, "pump impeller " + " ".join(f"filler{i}" for i in range(40)), unit(98))]  # fmt: skip
+    rows += [
+        chunk("imp", 0, "pump impeller", unit(99)),
+        chunk("imp-long", 0, "pump impeller " + " ".join(f"filler{i}" for i in range(40)), unit(98)),
+    ]
     store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
     hits = store.keyword_search("pump impeller", 5)
     assert [h.chunk.doc_id for h in hits[:2]] == ["imp", "imp-long"]

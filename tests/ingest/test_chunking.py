@@ -21,10 +21,15 @@ def doc(sections: list[Section], doc_id: str = "d1") -> Document:
 
 
 def long_doc() -> Document:
-    return doc([
-        Section("# Intro\n\n" + " ".join(SENTENCES[:40]), ("Intro",)),
-        Section("## Details\n\n" + "\n\n".join(" ".join(SENTENCES[i : i + 10]) for i in range(40, 120, 10)), ("Intro", "Details")),
-    ])  # fmt: skip
+    return doc(
+        [
+            Section("# Intro\n\n" + " ".join(SENTENCES[:40]), ("Intro",)),
+            Section(
+                "## Details\n\n" + "\n\n".join(" ".join(SENTENCES[i : i + 10]) for i in range(40, 120, 10)),
+                ("Intro", "Details"),
+            ),
+        ]
+    )
 
 
 def test_fixed_windows_respect_size_and_overlap(embedder) -> None:
@@ -33,7 +38,10 @@ def test_fixed_windows_respect_size_and_overlap(embedder) -> None:
     assert all(embedder.count_tokens(c.text) <= 64 for c in chunks)
     # consecutive windows share text: the end of one reappears at the start of the next
     a, b = chunks[0].text, chunks[1].text
-    assert a.split()[-3:] == b.split()[: len(b.split())][b.split().index(a.split()[-3]) : b.split().index(a.split()[-3]) + 3]
+    assert (
+        a.split()[-3:]
+        == b.split()[: len(b.split())][b.split().index(a.split()[-3]) : b.split().index(a.split()[-3]) + 3]
+    )
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert chunks[-1].heading_path == ("Intro", "Details")
 
@@ -73,8 +81,14 @@ def test_hierarchical_children_point_to_parents(embedder) -> None:
 
 
 def test_semantic_splits_at_topic_change(embedder) -> None:
-    cooking = [f"To bake bread, knead the dough {w} and let it rise in a warm kitchen." for w in ("firmly", "gently", "twice", "slowly")]
-    space = [f"The rocket reached orbit and the satellite {w} deployed its solar panels." for w in ("quickly", "safely", "then", "finally")]
+    cooking = [
+        f"To bake bread, knead the dough {w} and let it rise in a warm kitchen."
+        for w in ("firmly", "gently", "twice", "slowly")
+    ]
+    space = [
+        f"The rocket reached orbit and the satellite {w} deployed its solar panels."
+        for w in ("quickly", "safely", "then", "finally")
+    ]
     d = doc([Section(" ".join(cooking + space))])
     chunks = SemanticChunker(embedder, 200, percentile=15).chunk(d)
     assert len(chunks) >= 2
@@ -89,7 +103,9 @@ def test_make_chunker_rejects_chunks_longer_than_model(embedder) -> None:
 
 
 def test_long_table_is_split_by_rows_and_keeps_its_layout(embedder) -> None:
-    rows = "\n".join(f"| `key_{i}` | {i} | the meaning of setting number {i}. It has two sentences. |" for i in range(40))
+    rows = "\n".join(
+        f"| `key_{i}` | {i} | the meaning of setting number {i}. It has two sentences. |" for i in range(40)
+    )
     d = doc([Section("## Keys\n\n| key | default | meaning |\n| --- | --- | --- |\n" + rows, ("Keys",))])
     chunks = StructureChunker(embedder, 120).chunk(d)
     assert len(chunks) > 2
@@ -104,8 +120,12 @@ def test_wrapped_lines_are_joined_before_sentence_splitting() -> None:
 
     text = "The first sentence is wrapped\nacross two lines. The second one is not.\n- item one\n- item two"
     assert split_sentences(text) == [
-        "The first sentence is wrapped across two lines.", "The second one is not.", "- item one", "- item two",
-    ]  # fmt: skip
+        "The first sentence is wrapped across two lines.",
+        "The second one is not.",
+        "- item one",
+        "- item two",
+    ]
     assert split_sentences("It lives in `./.groundwork` by default. Run `make install` first!") == [
-        "It lives in `./.groundwork` by default.", "Run `make install` first!",
-    ]  # fmt: skip
+        "It lives in `./.groundwork` by default.",
+        "Run `make install` first!",
+    ]

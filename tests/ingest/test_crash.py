@@ -22,7 +22,10 @@ TOPICS = ["gardening", "astronomy", "cooking", "sailing", "chess", "pottery", "c
 def make_corpus(root: Path, n: int = 80) -> Path:
     for i in range(n):
         topic = TOPICS[i % len(TOPICS)]
-        paras = [f"Note {i} on {topic}, paragraph {j}: " + " ".join(f"{topic} fact {i}-{j}-{k}." for k in range(30)) for j in range(3)]
+        paras = [
+            f"Note {i} on {topic}, paragraph {j}: " + " ".join(f"{topic} fact {i}-{j}-{k}." for k in range(30))
+            for j in range(3)
+        ]
         write(root / f"doc{i:03d}.md", f"# {topic.title()} {i}\n\n" + "\n\n".join(paras))
     return root
 
@@ -72,4 +75,6 @@ def test_kill_mid_ingest_then_rerun_matches_clean_run(tmp_path: Path) -> None:
     assert rerun.count_chunks() == expected
     ids = rerun.store.chunk_ids()
     assert not [c for c, k in Counter(ids).items() if k > 1]
-    assert sorted(i.rsplit("/", 1)[-1] for i in ids) == sorted(i.rsplit("/", 1)[-1] for i in kb_at(clean).store.chunk_ids())
+    assert sorted(i.rsplit("/", 1)[-1] for i in ids) == sorted(
+        i.rsplit("/", 1)[-1] for i in kb_at(clean).store.chunk_ids()
+    )

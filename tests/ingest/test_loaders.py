@@ -19,7 +19,10 @@ def load(path: Path, options: RecordOptions | None = None):
 
 
 def test_markdown_sections_keep_heading_path(tmp_path: Path) -> None:
-    p = write(tmp_path / "guide.md", "# Guide\n\nIntro text.\n\n## Install\n\nRun make.\n\n### Linux\n\nUse apt.\n\n## Use\n\nAsk.\n")
+    p = write(
+        tmp_path / "guide.md",
+        "# Guide\n\nIntro text.\n\n## Install\n\nRun make.\n\n### Linux\n\nUse apt.\n\n## Use\n\nAsk.\n",
+    )
     [doc] = load(p)
     assert doc.title == "Guide"
     paths = [s.heading_path for s in doc.sections]
@@ -69,7 +72,10 @@ def test_docx_headings_and_tables(tmp_path: Path) -> None:
 
 
 def test_json_records_with_fields(tmp_path: Path) -> None:
-    rows = [{"url": "u1", "body": "Alpha text.", "source": "BBC", "n": 3}, {"url": "u2", "body": "Beta text.", "source": "CNN", "n": 4}]
+    rows = [
+        {"url": "u1", "body": "Alpha text.", "source": "BBC", "n": 3},
+        {"url": "u2", "body": "Beta text.", "source": "CNN", "n": 4},
+    ]
     p = write(tmp_path / "c.json", json.dumps(rows))
     docs = load(p, RecordOptions("body", "url", ("source", "n")))
     assert [d.doc_id for d in docs] == ["u1", "u2"]

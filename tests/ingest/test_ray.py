@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_local():  # noqa: ANN201
+def ray_local():
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -24,22 +24,32 @@ def ray_local():  # noqa: ANN201
 
 def corpus(folder: Path) -> None:
     for i in range(6):
-        write(folder / f"doc{i}.md", f"# Topic {i}\n\n" + " ".join(f"Sentence {j} of document {i} about pumps and valves." for j in range(40)))
-    write(folder / "records.jsonl", '{"id": "r1", "text": "Forklifts need a licence."}\n{"id": "r2", "text": "Ladders are inspected monthly."}\n')
+        write(
+            folder / f"doc{i}.md",
+            f"# Topic {i}\n\n" + " ".join(f"Sentence {j} of document {i} about pumps and valves." for j in range(40)),
+        )
+    write(
+        folder / "records.jsonl",
+        '{"id": "r1", "text": "Forklifts need a licence."}\n{"id": "r2", "text": "Ladders are inspected monthly."}\n',
+    )
     write(folder / "broken.pdf", b"%PDF-1.4 not really a pdf")
 
 
-def vectors(kb) -> dict[str, np.ndarray]:  # noqa: ANN001
+def vectors(kb) -> dict[str, np.ndarray]:
     return {r["chunk_id"]: r["vector"] for r in kb.store.export_rows()}
 
 
-def test_ray_engine_equals_local_engine(ray_local, make_kb, tmp_path: Path) -> None:  # noqa: ANN001
+def test_ray_engine_equals_local_engine(ray_local, make_kb, tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     corpus(folder)
     local, distributed = make_kb("local"), make_kb("ray")
     r_local = local.ingest([folder])
     r_ray = distributed.ingest([folder], engine="ray")
-    assert (r_ray.added, r_ray.chunks_written, len(r_ray.failed)) == (r_local.added, r_local.chunks_written, 1) == (8, r_local.chunks_written, 1)
+    assert (
+        (r_ray.added, r_ray.chunks_written, len(r_ray.failed))
+        == (r_local.added, r_local.chunks_written, 1)
+        == (8, r_local.chunks_written, 1)
+    )
     assert r_ray.failed[0].path.endswith("broken.pdf")
     a, b = vectors(local), vectors(distributed)
     assert sorted(a) == sorted(b) and len(a) > 8

@@ -55,7 +55,10 @@ def test_deleted_file_is_removed_on_sync_but_not_without(make_kb, tmp_path: Path
 
 
 def test_records_removed_from_json_file_are_deleted(make_kb, tmp_path: Path) -> None:
-    f = write(tmp_path / "c.jsonl", "\n".join(json.dumps({"id": i, "text": f"record number {i} about cats"}) for i in range(4)))
+    f = write(
+        tmp_path / "c.jsonl",
+        "\n".join(json.dumps({"id": i, "text": f"record number {i} about cats"}) for i in range(4)),
+    )
     make_kb().ingest([f], id_field="id")
     write(f, "\n".join(json.dumps({"id": i, "text": f"record number {i} about cats"}) for i in range(3)))
     report = make_kb().ingest([f], id_field="id")
@@ -63,7 +66,9 @@ def test_records_removed_from_json_file_are_deleted(make_kb, tmp_path: Path) -> 
 
 
 def test_one_bad_record_fails_alone_and_keeps_its_indexed_version(make_kb, tmp_path: Path) -> None:
-    f = write(tmp_path / "c.jsonl", "\n".join(json.dumps({"id": i, "text": f"record {i} about owls"}) for i in range(4)))
+    f = write(
+        tmp_path / "c.jsonl", "\n".join(json.dumps({"id": i, "text": f"record {i} about owls"}) for i in range(4))
+    )
     make_kb().ingest([f], id_field="id")
     rows = [json.dumps({"id": i, "text": f"record {i} about owls, revised"}) for i in range(4)]
     rows[1] = json.dumps({"id": 1, "txt": "typo in the field name"})

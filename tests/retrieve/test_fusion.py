@@ -14,7 +14,10 @@ def hits(name: str, ids_scores: list[tuple[str, float]]) -> list[SearchHit]:
 
 
 def test_rrf_matches_the_formula() -> None:
-    lists = {"bm25": hits("bm25", [("a", 9.0), ("b", 5.0), ("c", 1.0)]), "dense": hits("dense", [("c", 0.9), ("a", 0.8)])}
+    lists = {
+        "bm25": hits("bm25", [("a", 9.0), ("b", 5.0), ("c", 1.0)]),
+        "dense": hits("dense", [("c", 0.9), ("a", 0.8)]),
+    }
     fused = rrf_fusion(lists, k=60)
     score = {h.chunk.chunk_id: h.score for h in fused}
     assert score["a"] == pytest.approx(1 / 61 + 1 / 62)

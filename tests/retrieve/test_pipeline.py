@@ -29,10 +29,13 @@ def docs(tmp_path: Path) -> Path:
 
 def test_heuristic_decomposition_splits_comparisons() -> None:
     d = HeuristicDecomposer()
-    assert d.decompose("Did The Verge report a robot recall, while TechCrunch reported a funding round for solar farms?") == [
-        "Did The Verge report a robot recall", "TechCrunch reported a funding round for solar farms"]  # fmt: skip
-    parts = d.decompose("Between the Verge article on the robot recall published in May, and the TechCrunch article on "
-                        "solar funding published in June, was the reporting consistent?")  # fmt: skip
+    assert d.decompose(
+        "Did The Verge report a robot recall, while TechCrunch reported a funding round for solar farms?"
+    ) == ["Did The Verge report a robot recall", "TechCrunch reported a funding round for solar farms"]
+    parts = d.decompose(
+        "Between the Verge article on the robot recall published in May, and the TechCrunch article on "
+        "solar funding published in June, was the reporting consistent?"
+    )
     assert len(parts) == 2 and all("was the reporting consistent" in p for p in parts)
     assert d.decompose("Where do visitors park?") == []
 
@@ -49,7 +52,7 @@ def test_decomposed_retrieval_finds_evidence_for_both_parts(make_kb, docs: Path)
     assert len(ans.sub_questions) == 2 and ans.search_query == q
 
 
-def test_mmr_reranker_trades_near_duplicates_for_diversity(make_kb, docs: Path, embedder) -> None:  # noqa: ANN001
+def test_mmr_reranker_trades_near_duplicates_for_diversity(make_kb, docs: Path, embedder) -> None:
     kb = make_kb()
     kb.ingest([docs])
     q = "Acme Robotics robot recall battery fire"
@@ -78,15 +81,24 @@ def test_cross_encoder_reranker_orders_by_model_score(make_kb, docs: Path, tmp_p
 
 
 def test_follow_up_rewriting() -> None:
-    history = [{"role": "user", "content": "Where do visitors park?"}, {"role": "assistant", "content": "North car park [1]."}]
+    history = [
+        {"role": "user", "content": "Where do visitors park?"},
+        {"role": "assistant", "content": "North car park [1]."},
+    ]
     assert is_follow_up("Is it free?") and not is_follow_up("What are the canteen opening hours on weekdays?")
     assert rewrite_question("Is it free?", history) == "Is it free? (Where do visitors park?)"
-    assert rewrite_question("What are the canteen opening hours on weekdays?", history) == "What are the canteen opening hours on weekdays?"
+    assert (
+        rewrite_question("What are the canteen opening hours on weekdays?", history)
+        == "What are the canteen opening hours on weekdays?"
+    )
     assert rewrite_question("Is it free?", []) == "Is it free?"
 
 
 def test_follow_up_in_ask_uses_history(make_kb, tmp_path: Path) -> None:
-    write(tmp_path / "d" / "parking.md", "# Parking\n\nVisitors park in the north car park. Parking there is free for visitors.\n")
+    write(
+        tmp_path / "d" / "parking.md",
+        "# Parking\n\nVisitors park in the north car park. Parking there is free for visitors.\n",
+    )
     write(tmp_path / "d" / "canteen.md", "# Canteen\n\nThe canteen is free for staff on Fridays.\n")
     kb = make_kb()
     kb.ingest([tmp_path / "d"])

@@ -42,9 +42,10 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.log = kb.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 120) -> "Server":
+    def start(self, timeout: float = 120) -> Server:
         args = [GW, "--kb", str(self.kb), "serve", "--port", str(self.port)] + (["--no-auth"] if self.no_auth else [])
-        self.proc = subprocess.Popen(args, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -16,13 +16,17 @@ SECRET = {  # every document answers the same question, with a marker naming who
     "acme-hr": ("acme", "hr", "The Acme bonus pool this year is 4 percent, says the HR handbook. Marker ACMEHR."),
     "acme-eng": ("acme", "eng", "The Acme bonus pool this year is 6 percent for engineers. Marker ACMEENG."),
     "acme-all": ("acme", None, "The Acme bonus pool is announced in March to all staff. Marker ACMEALL."),
-    "globex-hr": ("globex", "hr", "The Globex bonus pool this year is 9 percent, says the HR handbook. Marker GLOBEXHR."),
+    "globex-hr": (
+        "globex",
+        "hr",
+        "The Globex bonus pool this year is 9 percent, says the HR handbook. Marker GLOBEXHR.",
+    ),
 }
 QUESTION = "How big is the bonus pool this year?"
 
 
 @pytest.fixture(scope="module")
-def acl_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def acl_server(tmp_path_factory: pytest.TempPathFactory):
     kb = tmp_path_factory.mktemp("acl") / "kb"
     keys = {
         "acme-loader": create_key(kb, "acme-loader", "ingest,query", tenant="acme", groups="hr,eng"),
@@ -35,8 +39,11 @@ def acl_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     srv = Server(kb).start()
     for name, (tenant, group, text) in SECRET.items():
         c = srv.client(keys[f"{tenant}-loader"])
-        r = c.post("/v1/documents", files=[("files", (f"{name}.md", f"# Bonus\n\n{text}\n".encode(), "text/markdown"))],
-                   data={"allowed_groups": group} if group else None)  # fmt: skip
+        r = c.post(
+            "/v1/documents",
+            files=[("files", (f"{name}.md", f"# Bonus\n\n{text}\n".encode(), "text/markdown"))],
+            data={"allowed_groups": group} if group else None,
+        )
         assert wait_job(c, r.json()["job_id"])["status"] == "done"
     yield srv, keys
     srv.stop()
@@ -62,7 +69,7 @@ def doc_names(payload: object) -> set[str]:
 
 
 @pytest.mark.parametrize("who", sorted(VISIBLE))
-def test_no_endpoint_leaks_across_tenants_or_groups(acl_server, who: str) -> None:  # noqa: ANN001
+def test_no_endpoint_leaks_across_tenants_or_groups(acl_server, who: str) -> None:
     srv, keys = acl_server
     c = srv.client(keys[who])
     allowed = VISIBLE[who]
@@ -92,10 +99,13 @@ def test_no_endpoint_leaks_across_tenants_or_groups(acl_server, who: str) -> Non
         assert markers(payload) <= allowed, f"{who} saw {markers(payload) - allowed} via {name}"
         assert doc_names(payload) <= allowed_docs, f"{who} saw {doc_names(payload) - allowed_docs} via {name}"
     # ... and what it may see, it does see (the filter is a pre-filter, not an empty result)
-    assert markers(seen["search-hybrid"]) == allowed and {d["source"].rsplit("/", 1)[-1][:-3] for d in docs["items"]} == allowed_docs
+    assert (
+        markers(seen["search-hybrid"]) == allowed
+        and {d["source"].rsplit("/", 1)[-1][:-3] for d in docs["items"]} == allowed_docs
+    )
 
 
-def test_documents_of_other_tenants_cannot_be_fetched_or_deleted(acl_server) -> None:  # noqa: ANN001
+def test_documents_of_other_tenants_cannot_be_fetched_or_deleted(acl_server) -> None:
     srv, keys = acl_server
     globex_doc = next(d["doc_id"] for d in srv.client(keys["globex-hr"]).get("/v1/documents").json()["items"])
     acme = srv.client(keys["acme-loader"])
@@ -105,4 +115,9 @@ def test_documents_of_other_tenants_cannot_be_fetched_or_deleted(acl_server) -> 
     # an admin of one tenant does not see the other tenant's audit records
     g_ans = srv.client(keys["globex-hr"]).post("/v1/answer", json={"question": QUESTION}).json()
     assert srv.client(keys["acme-hr"]).get(f"/v1/audit/{g_ans['answer_id']}").status_code == 404
-    assert srv.client(keys["acme-hr"]).post("/v1/feedback", json={"answer_id": g_ans["answer_id"], "rating": "up"}).status_code == 404
+    assert (
+        srv.client(keys["acme-hr"])
+        .post("/v1/feedback", json={"answer_id": g_ans["answer_id"], "rating": "up"})
+        .status_code
+        == 404
+    )

@@ -10,7 +10,6 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import write
 from tests.serve.server import Server, create_key, wait_job
 
 pytestmark = pytest.mark.slow
@@ -20,7 +19,7 @@ CANTEEN = "# Canteen\n\nThe canteen serves lunch from noon until two o'clock eve
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("serve")
     kb = root / "kb"
     keys = {
@@ -40,7 +39,7 @@ def upload(client: httpx.Client, files: dict[str, str], groups: str | None = Non
     return wait_job(client, r.json()["job_id"])
 
 
-def test_end_to_end_upload_search_answer_delete(server) -> None:  # noqa: ANN001
+def test_end_to_end_upload_search_answer_delete(server) -> None:
     srv, keys, _ = server
     admin = srv.client(keys["admin"])
     job = upload(admin, {"parking.md": PARKING, "canteen.md": CANTEEN})
@@ -50,7 +49,12 @@ def test_end_to_end_upload_search_answer_delete(server) -> None:  # noqa: ANN001
     hits = admin.post("/v1/search", json={"query": "where do visitors park", "top_k": 3}).json()
     assert Path(hits[0]["source"]).name == "parking.md" and {"bm25", "dense"} <= set(hits[0]["scores"])
     ans = admin.post("/v1/answer", json={"question": "Where do visitors park?"}).json()
-    assert not ans["abstained"] and "north car park" in ans["answer"] and "[1]" in ans["answer"] and len(ans["answer_id"]) == 32
+    assert (
+        not ans["abstained"]
+        and "north car park" in ans["answer"]
+        and "[1]" in ans["answer"]
+        and len(ans["answer_id"]) == 32
+    )
     assert Path(ans["citations"][0]["source"]).name == "parking.md"
 
     docs = admin.get("/v1/documents").json()
@@ -65,13 +69,16 @@ def test_end_to_end_upload_search_answer_delete(server) -> None:  # noqa: ANN001
     hits = admin.post("/v1/search", json={"query": "where do visitors park", "top_k": 5}).json()
     assert all(not h["source"].endswith("parking.md") for h in hits)
     gone = admin.post("/v1/answer", json={"question": "Where do visitors park?"}).json()
-    assert all(not c["source"].endswith("parking.md") for c in gone["citations"]) and "north car park" not in gone["answer"]
+    assert (
+        all(not c["source"].endswith("parking.md") for c in gone["citations"])
+        and "north car park" not in gone["answer"]
+    )
     versions = admin.get("/v1/versions").json()
     # a deleted document can no longer be checked against the key's access: its id is not listed
     assert versions[-1]["deleted"] == 1 and versions[-1]["changed_doc_ids"] == []
 
 
-def test_keys_scopes_and_errors(server) -> None:  # noqa: ANN001
+def test_keys_scopes_and_errors(server) -> None:
     srv, keys, root = server
     assert httpx.get(srv.url + "/healthz").json() == {"status": "ok"}
     r = httpx.post(srv.url + "/v1/search", json={"query": "x"})
@@ -102,31 +109,39 @@ def test_keys_scopes_and_errors(server) -> None:  # noqa: ANN001
     assert temp.encode() not in stored and keys["admin"].encode() not in stored  # only salted hashes at rest
 
 
-def test_openai_client_gets_grounded_answers(server) -> None:  # noqa: ANN001
+def test_openai_client_gets_grounded_answers(server) -> None:
     srv, keys, _ = server
     upload(srv.client(keys["admin"]), {"lunch.md": CANTEEN})
     client = openai.OpenAI(base_url=srv.url + "/v1", api_key=keys["query"])
-    resp = client.chat.completions.create(model="groundwork", messages=[{"role": "user", "content": "When is lunch served?"}])
+    resp = client.chat.completions.create(
+        model="groundwork", messages=[{"role": "user", "content": "When is lunch served?"}]
+    )
     msg = resp.choices[0].message
     assert "noon" in msg.content and "[1]" in msg.content
     cites = msg.model_extra["citations"]
     assert cites and Path(cites[0]["source"]).name in {"lunch.md", "canteen.md"} and "noon" in cites[0]["text"]
 
-    stream = client.chat.completions.create(model="groundwork", stream=True,
-                                            messages=[{"role": "user", "content": "When is lunch served?"}])  # fmt: skip
+    stream = client.chat.completions.create(
+        model="groundwork", stream=True, messages=[{"role": "user", "content": "When is lunch served?"}]
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "noon" in text and "[1]" in text
     final = chunks[-1]
     assert final.choices[0].finish_reason == "stop" and final.model_extra["citations"][0]["n"] == 1
     # a follow-up is rewritten from the history before retrieval
-    resp = client.chat.completions.create(model="groundwork", messages=[
-        {"role": "user", "content": "When is lunch served?"}, {"role": "assistant", "content": msg.content},
-        {"role": "user", "content": "Which days?"}])  # fmt: skip
+    resp = client.chat.completions.create(
+        model="groundwork",
+        messages=[
+            {"role": "user", "content": "When is lunch served?"},
+            {"role": "assistant", "content": msg.content},
+            {"role": "user", "content": "Which days?"},
+        ],
+    )
     assert "weekday" in resp.choices[0].message.content
 
 
-def test_feedback_lands_in_the_audit(server) -> None:  # noqa: ANN001
+def test_feedback_lands_in_the_audit(server) -> None:
     srv, keys, _ = server
     admin, reader = srv.client(keys["admin"]), srv.client(keys["query"])
     upload(admin, {"canteen.md": CANTEEN})
@@ -142,13 +157,22 @@ def test_feedback_lands_in_the_audit(server) -> None:  # noqa: ANN001
     assert keys["query"] not in json.dumps(record)
 
 
-def test_metrics_and_records_upload(server) -> None:  # noqa: ANN001
+def test_metrics_and_records_upload(server) -> None:
     srv, keys, _ = server
     admin = srv.client(keys["admin"])
-    r = admin.post("/v1/documents", json={"name": "tickets", "records": [
-        {"id": "T-1", "body": "The VPN drops every hour for users in Leeds.", "team": "it"},
-        {"id": "T-2", "body": "Printer on floor two is out of toner.", "team": "facilities"}],
-        "text_field": "body", "id_field": "id", "metadata_fields": ["team"]})  # fmt: skip
+    r = admin.post(
+        "/v1/documents",
+        json={
+            "name": "tickets",
+            "records": [
+                {"id": "T-1", "body": "The VPN drops every hour for users in Leeds.", "team": "it"},
+                {"id": "T-2", "body": "Printer on floor two is out of toner.", "team": "facilities"},
+            ],
+            "text_field": "body",
+            "id_field": "id",
+            "metadata_fields": ["team"],
+        },
+    )
     assert r.status_code == 202
     job = wait_job(admin, r.json()["job_id"])
     assert job["status"] == "done" and job["results"][0]["documents"] == 2

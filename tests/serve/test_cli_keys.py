@@ -8,9 +8,26 @@ from groundwork.cli import app
 from groundwork.serve.keys import KeyStore
 
 
-def test_keys_create_list_revoke(tmp_path) -> None:  # noqa: ANN001
+def test_keys_create_list_revoke(tmp_path) -> None:
     kb = str(tmp_path / "kb")
-    r = CliRunner().invoke(app, ["--kb", kb, "keys", "create", "--name", "bot", "--scopes", "query,ingest", "--groups", "hr", "--tenant", "acme", "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "--kb",
+            kb,
+            "keys",
+            "create",
+            "--name",
+            "bot",
+            "--scopes",
+            "query,ingest",
+            "--groups",
+            "hr",
+            "--tenant",
+            "acme",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     created = json.loads(r.output)
     store = KeyStore(tmp_path / "kb" / "keys.sqlite")
@@ -24,7 +41,7 @@ def test_keys_create_list_revoke(tmp_path) -> None:  # noqa: ANN001
     assert bad.exit_code == 2 and "scopes must be some of" in bad.output
 
 
-def test_ingest_acl_options_restrict_visibility(tmp_path) -> None:  # noqa: ANN001
+def test_ingest_acl_options_restrict_visibility(tmp_path) -> None:
     from groundwork.config import load_settings
     from groundwork.kb import KnowledgeBase
     from groundwork.types import Access
@@ -32,7 +49,9 @@ def test_ingest_acl_options_restrict_visibility(tmp_path) -> None:  # noqa: ANN0
 
     write(tmp_path / "hr" / "pay.md", "# Pay\n\nSalaries are paid on the 25th of each month.\n")
     kb = str(tmp_path / "kb")
-    r = CliRunner().invoke(app, ["--kb", kb, "ingest", str(tmp_path / "hr"), "--tenant", "acme", "--allowed-groups", "hr"])
+    r = CliRunner().invoke(
+        app, ["--kb", kb, "ingest", str(tmp_path / "hr"), "--tenant", "acme", "--allowed-groups", "hr"]
+    )
     assert r.exit_code == 0, r.output
     k = KnowledgeBase(settings=load_settings(kb=kb))
     assert k.search("when are salaries paid", access=Access("acme", ("hr",)))

@@ -20,19 +20,27 @@ BURST = 30
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, pg_dsn: str, pg_schema: str):  # noqa: ANN201
-    env = {"GROUNDWORK_STORE": "postgres", "GROUNDWORK_PG_DSN": pg_dsn, "GROUNDWORK_POSTGRES__SCHEMA_NAME": pg_schema,
-           "GROUNDWORK_SERVE__RATE_BURST": str(BURST), "GROUNDWORK_SERVE__RATE_PER_MINUTE": "30",
-           "GROUNDWORK_SERVE__JOB_LEASE_SECONDS": "3", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+def replicas(tmp_path: Path, pg_dsn: str, pg_schema: str):
+    env = {
+        "GROUNDWORK_STORE": "postgres",
+        "GROUNDWORK_PG_DSN": pg_dsn,
+        "GROUNDWORK_POSTGRES__SCHEMA_NAME": pg_schema,
+        "GROUNDWORK_SERVE__RATE_BURST": str(BURST),
+        "GROUNDWORK_SERVE__RATE_PER_MINUTE": "30",
+        "GROUNDWORK_SERVE__JOB_LEASE_SECONDS": "3",
+        "HF_HUB_OFFLINE": "1",
+    }
     full = {**os.environ, **env}
     out = subprocess.run([GW, "db", "migrate"], capture_output=True, text=True, env=full)
     assert out.returncode == 0, out.stderr
     os.environ.update(env)  # create_key runs the CLI with this environment
     try:
-        keys = {"admin": create_key(tmp_path / "a", "ops", "query,ingest,admin"),
-                "reader": create_key(tmp_path / "b", "reader", "query"),
-                "hammer": create_key(tmp_path / "a", "hammer", "query"),
-                "loader": create_key(tmp_path / "b", "loader", "query,ingest")}  # fmt: skip
+        keys = {
+            "admin": create_key(tmp_path / "a", "ops", "query,ingest,admin"),
+            "reader": create_key(tmp_path / "b", "reader", "query"),
+            "hammer": create_key(tmp_path / "a", "hammer", "query"),
+            "loader": create_key(tmp_path / "b", "loader", "query,ingest"),
+        }
     finally:
         for k in env:
             os.environ.pop(k, None)
@@ -42,7 +50,7 @@ def replicas(tmp_path: Path, pg_dsn: str, pg_schema: str):  # noqa: ANN201
     a.stop(), b.stop()
 
 
-def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: str) -> None:  # noqa: ANN001
+def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: str) -> None:
     a, b, keys = replicas
     assert a.port != b.port
     admin_a, admin_b, reader_b = a.client(keys["admin"]), b.client(keys["admin"]), b.client(keys["reader"])
@@ -61,7 +69,9 @@ def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: st
     # A key revoked through one replica's database is refused by both at once.
     revoked = create_key_env(a, "temp")
     assert a.client(revoked).get("/v1/me").status_code == 200
-    subprocess.run([GW, "--kb", str(a.kb), "keys", "revoke", revoked.split("_")[1]], env=a.env, check=True, capture_output=True)
+    subprocess.run(
+        [GW, "--kb", str(a.kb), "keys", "revoke", revoked.split("_")[1]], env=a.env, check=True, capture_output=True
+    )
     assert a.client(revoked).get("/v1/me").status_code == 401 and b.client(revoked).get("/v1/me").status_code == 401
 
     # One token bucket per key across replicas: alternating A and B, about BURST requests pass, not 2 x BURST.
@@ -73,14 +83,25 @@ def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: st
     assert codes[-1] == 429
 
     # A job whose worker is killed mid-run is taken over by the other replica (after the lease).
-    files = [("files", (f"note{i:02d}.md", f"# Note {i}\n\nMaintenance note number {i} about pump {i}.\n".encode(), "text/markdown"))
-             for i in range(30)]  # fmt: skip
+    files = [
+        (
+            "files",
+            (
+                f"note{i:02d}.md",
+                f"# Note {i}\n\nMaintenance note number {i} about pump {i}.\n".encode(),
+                "text/markdown",
+            ),
+        )
+        for i in range(30)
+    ]
     job_id = a.client(keys["loader"]).post("/v1/documents", files=files).json()["job_id"]
     worker = None
     with psycopg.connect(pg_dsn) as conn:
         deadline = time.time() + 60
         while time.time() < deadline:
-            row = conn.execute(f"SELECT status, worker, (body->>'done')::int FROM {pg_schema}.jobs WHERE job_id = %s", (job_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT status, worker, (body->>'done')::int FROM {pg_schema}.jobs WHERE job_id = %s", (job_id,)
+            ).fetchone()
             conn.commit()
             if row[0] == "running" and row[2] >= 2:
                 worker = row[1]
@@ -102,6 +123,11 @@ def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: st
 def create_key_env(server: Server, name: str) -> str:
     import json
 
-    out = subprocess.run([GW, "--kb", str(server.kb), "keys", "create", "--name", name, "--scopes", "query", "--json"],
-                         env=server.env, capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [GW, "--kb", str(server.kb), "keys", "create", "--name", name, "--scopes", "query", "--json"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)["key"]

@@ -16,9 +16,13 @@ from tests.serve.server import Server, create_key
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium (`make install` installs it)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium (`make install` installs it)"
+    ),
 ]
-ARTIFACTS = Path(os.environ.get("GROUNDWORK_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")) / "screenshots"
+ARTIFACTS = (
+    Path(os.environ.get("GROUNDWORK_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")) / "screenshots"
+)
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
 
 PARKING = "# Parking\n\nVisitors park in the north car park, next to the main entrance. Staff use the south garage.\n"
@@ -26,41 +30,67 @@ CANTEEN = "# Canteen\n\nThe canteen serves lunch from noon until two o'clock eve
 
 
 @pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])  # fmt: skip
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def web(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("web")
     evals = root / "eval"
     evals.mkdir()
-    (evals / "compare.json").write_text(json.dumps({
-        "bm25": {"ndcg@10": 0.67, "hits@10": 0.87, "mrr@10": 0.60, "per_type": {"comparison_query": {"hits@10": 0.91}, "temporal_query": {"hits@10": 0.77}}},
-        "hybrid": {"ndcg@10": 0.68, "hits@10": 0.86, "mrr@10": 0.61, "per_type": {"comparison_query": {"hits@10": 0.88}, "temporal_query": {"hits@10": 0.77}}},
-    }))  # fmt: skip
+    (evals / "compare.json").write_text(
+        json.dumps(
+            {
+                "bm25": {
+                    "ndcg@10": 0.67,
+                    "hits@10": 0.87,
+                    "mrr@10": 0.60,
+                    "per_type": {"comparison_query": {"hits@10": 0.91}, "temporal_query": {"hits@10": 0.77}},
+                },
+                "hybrid": {
+                    "ndcg@10": 0.68,
+                    "hits@10": 0.86,
+                    "mrr@10": 0.61,
+                    "per_type": {"comparison_query": {"hits@10": 0.88}, "temporal_query": {"hits@10": 0.77}},
+                },
+            }
+        )
+    )
     kb = root / "kb"
-    keys = {"admin": create_key(kb, "ops", "query,ingest,admin"), "hr": create_key(kb, "hr-reader", "query", groups="hr")}
+    keys = {
+        "admin": create_key(kb, "ops", "query,ingest,admin"),
+        "hr": create_key(kb, "hr-reader", "query", groups="hr"),
+    }
     srv = Server(kb, env={"GROUNDWORK_SERVE__EVAL_DIR": str(evals)}).start()
     yield srv, keys, root
     srv.stop()
 
 
-def sign_in(page, url: str, key: str) -> None:  # noqa: ANN001
+def sign_in(page, url: str, key: str) -> None:
     page.goto(url + "/")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_label("Your question").wait_for()
 
 
-def shoot(page, name: str) -> None:  # noqa: ANN001
+def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for size, (w, h) in SIZES.items():
         page.set_viewport_size({"width": w, "height": h})
@@ -69,18 +99,21 @@ def shoot(page, name: str) -> None:  # noqa: ANN001
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
-def drop_files(page, files: dict[str, str]) -> None:  # noqa: ANN001
+def drop_files(page, files: dict[str, str]) -> None:
     """A real drop event on the drop zone, carrying File objects in a DataTransfer."""
-    page.evaluate("""(files) => {
+    page.evaluate(
+        """(files) => {
         const dt = new DataTransfer();
         for (const [name, text] of Object.entries(files)) dt.items.add(new File([text], name, {type: "text/markdown"}));
         const zone = document.querySelector('#dropzone');
         zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
-    }""", files)
+    }""",
+        files,
+    )
 
 
-def test_upload_ask_cite_feedback_audit_delete(web, browser) -> None:  # noqa: ANN001
+def test_upload_ask_cite_feedback_audit_delete(web, browser) -> None:
     srv, keys, _ = web
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.on("dialog", lambda d: d.accept())
@@ -150,16 +183,22 @@ def test_upload_ask_cite_feedback_audit_delete(web, browser) -> None:  # noqa: A
     assert last.locator("button.cite[aria-label*='parking.md']").count() == 0  # no citation of the deleted file
 
 
-def test_group_key_sees_only_its_groups_documents_on_every_page(web, browser) -> None:  # noqa: ANN001
+def test_group_key_sees_only_its_groups_documents_on_every_page(web, browser) -> None:
     srv, keys, root = web
     import httpx
 
     admin = httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {keys['admin']}"}, timeout=60)
     from tests.serve.server import wait_job
 
-    for name, group, text in [("hr-pay.md", "hr", "Salaries are paid on the 25th. Marker HRONLY."),
-                              ("eng-oncall.md", "eng", "Engineers on call are paid a bonus. Marker ENGONLY.")]:  # fmt: skip
-        r = admin.post("/v1/documents", files=[("files", (name, f"# Pay\n\n{text}\n".encode(), "text/markdown"))], data={"allowed_groups": group})
+    for name, group, text in [
+        ("hr-pay.md", "hr", "Salaries are paid on the 25th. Marker HRONLY."),
+        ("eng-oncall.md", "eng", "Engineers on call are paid a bonus. Marker ENGONLY."),
+    ]:
+        r = admin.post(
+            "/v1/documents",
+            files=[("files", (name, f"# Pay\n\n{text}\n".encode(), "text/markdown"))],
+            data={"allowed_groups": group},
+        )
         assert wait_job(admin, r.json()["job_id"])["status"] == "done"
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     sign_in(page, srv.url, keys["hr"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,18 +23,22 @@ def _fail(exc: Exception) -> None:
 
 @adapt_app.command("embeddings")
 def embeddings_cmd(
-    pairs: Optional[Path] = typer.Option(None, "--pairs", help="JSONL of {query, positive[, negative]}"),
-    beir_dir: Optional[Path] = typer.Option(None, "--beir-dir", help="BEIR folder (corpus.jsonl, queries.jsonl)"),
-    qrels: Optional[Path] = typer.Option(None, "--qrels", help="BEIR qrels TSV (with --beir-dir)"),
-    synthesize: Optional[Path] = typer.Option(None, "--synthesize", help="Build (heading/title, section) pairs from the documents in this folder"),
-    base: Optional[str] = typer.Option(None, "--base", help="Base model folder [default: the bundled MiniLM]"),
+    pairs: Path | None = typer.Option(None, "--pairs", help="JSONL of {query, positive[, negative]}"),
+    beir_dir: Path | None = typer.Option(None, "--beir-dir", help="BEIR folder (corpus.jsonl, queries.jsonl)"),
+    qrels: Path | None = typer.Option(None, "--qrels", help="BEIR qrels TSV (with --beir-dir)"),
+    synthesize: Path | None = typer.Option(
+        None, "--synthesize", help="Build (heading/title, section) pairs from the documents in this folder"
+    ),
+    base: str | None = typer.Option(None, "--base", help="Base model folder [default: the bundled MiniLM]"),
     hard_negatives: str = typer.Option("bm25", "--hard-negatives", help="bm25 | none"),
     epochs: int = typer.Option(1, "--epochs", min=1),
     batch_size: int = typer.Option(32, "--batch-size", min=2),
     lr: float = typer.Option(2e-5, "--lr", help="Learning rate (AdamW, linear decay after 10% warm-up)"),
-    dev_fraction: float = typer.Option(0.2, "--dev-fraction", min=0.0, max=0.9, help="Share of queries held out for the before/after figures"),
+    dev_fraction: float = typer.Option(
+        0.2, "--dev-fraction", min=0.0, max=0.9, help="Share of queries held out for the before/after figures"
+    ),
     out_dir: Path = typer.Option(Path("models/groundwork-embedder"), "--out", help="Output model folder"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON"),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON"),
 ) -> None:
     """Fine-tune the embedding model (MultipleNegativesRankingLoss), report dev nDCG@10 before/after."""
     from groundwork.adapt.embeddings import fine_tune
@@ -59,14 +62,27 @@ def embeddings_cmd(
 
             ps = synthesize_pairs(load_documents(synthesize))
         with err.status(f"fine-tuning on {len(ps.pairs)} pairs"):
-            result = fine_tune(ps, str(_model_path(base or BUNDLED_MODEL)[0]), out_dir, epochs, batch_size, lr, dev_fraction=dev_fraction, hard_negatives=hard_negatives)
+            result = fine_tune(
+                ps,
+                str(_model_path(base or BUNDLED_MODEL)[0]),
+                out_dir,
+                epochs,
+                batch_size,
+                lr,
+                dev_fraction=dev_fraction,
+                hard_negatives=hard_negatives,
+            )
     except (GroundworkError, OSError, ValueError) as exc:
         _fail(exc)
     b, a = result.before, result.after
-    out.print(f"trained {result.train_pairs} pairs ({result.hard_negatives} hard negatives), {result.steps} steps, {result.train_seconds} s")
+    out.print(
+        f"trained {result.train_pairs} pairs ({result.hard_negatives} hard negatives), {result.steps} steps, {result.train_seconds} s"
+    )
     if b:
-        out.print(f"dev nDCG@10 {b['ndcg@10']:.4f} -> {a['ndcg@10']:.4f} ({a['ndcg@10'] - b['ndcg@10']:+.4f}); "
-                  f"recall@10 {b['recall@10']:.4f} -> {a['recall@10']:.4f} on {result.dev_queries} held-out queries")  # fmt: skip
+        out.print(
+            f"dev nDCG@10 {b['ndcg@10']:.4f} -> {a['ndcg@10']:.4f} ({a['ndcg@10'] - b['ndcg@10']:+.4f}); "
+            f"recall@10 {b['recall@10']:.4f} -> {a['recall@10']:.4f} on {result.dev_queries} held-out queries"
+        )
     out.print(f"model written to {out_dir} (model card: {out_dir / 'README.md'})")
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
@@ -75,8 +91,10 @@ def embeddings_cmd(
 @adapt_app.command("lora")
 def lora_cmd(
     base: Path = typer.Option(..., "--base", help="Causal LM folder (AutoModelForCausalLM)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="JSONL of {instruction, context, answer}"),
-    data_from_eval: Optional[Path] = typer.Option(None, "--data-from-eval", help="Build records from this eval set and the knowledge base (--kb)"),
+    data: Path | None = typer.Option(None, "--data", help="JSONL of {instruction, context, answer}"),
+    data_from_eval: Path | None = typer.Option(
+        None, "--data-from-eval", help="Build records from this eval set and the knowledge base (--kb)"
+    ),
     rank: int = typer.Option(8, "--rank", min=1),
     alpha: int = typer.Option(16, "--alpha", min=1),
     epochs: int = typer.Option(3, "--epochs", min=1),
@@ -104,32 +122,36 @@ def lora_cmd(
             r = train_lora(records, base, out_dir, rank, alpha, epochs, lr, batch_size, grad_accum, device=device)
     except (GroundworkError, OSError, ValueError) as exc:
         _fail(exc)
-    out.print(f"trained {r.train_records} records ({r.dev_records} held out), {r.epochs} epochs, {r.steps} steps, {r.seconds} s")
+    out.print(
+        f"trained {r.train_records} records ({r.dev_records} held out), {r.epochs} epochs, {r.steps} steps, {r.seconds} s"
+    )
     out.print(f"held-out loss per epoch: {', '.join(f'{x:.3f}' for x in r.dev_loss)}")
-    out.print(f"adapter written to {out_dir} (loss curve {out_dir / 'loss.png'}); use it with "
-              f"`groundwork ask --generator transformers --model-path {base} --adapter-path {out_dir}`")  # fmt: skip
+    out.print(
+        f"adapter written to {out_dir} (loss curve {out_dir / 'loss.png'}); use it with "
+        f"`groundwork ask --generator transformers --model-path {base} --adapter-path {out_dir}`"
+    )
 
 
 def decide_cmd(
-    eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="Groundwork eval set (JSONL)"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="beir | multihop-rag | groundwork"),
-    corpus: Optional[Path] = typer.Option(None, "--corpus"),
-    queries: Optional[Path] = typer.Option(None, "--queries"),
-    qrels: Optional[Path] = typer.Option(None, "--qrels"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Settings file (generator, retrieval)"),
-    generator: Optional[str] = typer.Option(None, "--generator", help="extractive | openai | bedrock | transformers"),
-    model: Optional[str] = typer.Option(None, "--model"),
-    model_path: Optional[Path] = typer.Option(None, "--model-path"),
-    base_url: Optional[str] = typer.Option(None, "--base-url"),
-    embedder: Optional[Path] = typer.Option(None, "--embedder", help="A fine-tuned embedder folder to compare"),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A LoRA adapter folder (needs --model-path)"),
+    eval_set: Path | None = typer.Option(None, "--eval-set", help="Groundwork eval set (JSONL)"),
+    fmt: str | None = typer.Option(None, "--format", help="beir | multihop-rag | groundwork"),
+    corpus: Path | None = typer.Option(None, "--corpus"),
+    queries: Path | None = typer.Option(None, "--queries"),
+    qrels: Path | None = typer.Option(None, "--qrels"),
+    config: Path | None = typer.Option(None, "--config", help="Settings file (generator, retrieval)"),
+    generator: str | None = typer.Option(None, "--generator", help="extractive | openai | bedrock | transformers"),
+    model: str | None = typer.Option(None, "--model"),
+    model_path: Path | None = typer.Option(None, "--model-path"),
+    base_url: str | None = typer.Option(None, "--base-url"),
+    embedder: Path | None = typer.Option(None, "--embedder", help="A fine-tuned embedder folder to compare"),
+    adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter folder (needs --model-path)"),
     limit: int = typer.Option(0, "--limit", help="Only the first N questions for answer metrics (0 = all)"),
     price_in: float = typer.Option(0.0, "--price-in", help="USD per 1M input tokens"),
     price_out: float = typer.Option(0.0, "--price-out", help="USD per 1M output tokens"),
     min_gain: float = typer.Option(0.02, "--min-gain", help="Smallest gain that justifies a fine-tuned component"),
-    json_out: Optional[Path] = typer.Option(None, "--json"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Index cache folder"),
+    json_out: Path | None = typer.Option(None, "--json"),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
+    cache: Path | None = typer.Option(None, "--cache", help="Index cache folder"),
 ) -> None:
     """Prompt-only vs RAG vs fine-tuned vs both on your eval set; prints a table and a recommendation."""
     from groundwork.adapt.decide import run_decision
@@ -140,15 +162,32 @@ def decide_cmd(
         if adapter is not None and model_path is None:
             raise ValueError("--adapter needs --model-path (the base model the adapter was trained on)")
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
-        settings = settings_for(config, **{"generator.backend": generator, "generator.model": model,
-                                           "generator.model_path": str(model_path) if model_path else None,
-                                           "generator.base_url": base_url})  # fmt: skip
+        settings = settings_for(
+            config,
+            **{
+                "generator.backend": generator,
+                "generator.model": model,
+                "generator.model_path": str(model_path) if model_path else None,
+                "generator.base_url": base_url,
+            },
+        )
         with err.status("measuring every arm"):
             result = run_decision(dataset, settings, cache, embedder, adapter, limit, price_in, price_out, min_gain)
     except (GroundworkError, OSError, ValueError) as exc:
         _fail(exc)
-    cols = ["ndcg@10", "recall@10", "hits@10", "containment", "rougeL", "abstention_null", "false_abstention",
-            "answer_latency_ms_p50", "tokens_in", "tokens_out", "cost_per_1k_queries_usd"]  # fmt: skip
+    cols = [
+        "ndcg@10",
+        "recall@10",
+        "hits@10",
+        "containment",
+        "rougeL",
+        "abstention_null",
+        "false_abstention",
+        "answer_latency_ms_p50",
+        "tokens_in",
+        "tokens_out",
+        "cost_per_1k_queries_usd",
+    ]
     out.print(metrics_table(result["arms"], cols, title=f"{result['dataset']}: decide ({result['generator']})"))
     out.print("[bold]Recommendation:[/] " + escape(result["recommendation"]["choice"]))
     for step in result["recommendation"]["steps"]:
@@ -157,5 +196,7 @@ def decide_cmd(
         write_json(json_out, result)
         out.print(f"wrote {json_out}")
     if plot:
-        bar_chart(result["arms"], plot, ["ndcg@10", "hits@10", "containment", "rougeL"], title=f"{result['dataset']}: decide")
+        bar_chart(
+            result["arms"], plot, ["ndcg@10", "hits@10", "containment", "rougeL"], title=f"{result['dataset']}: decide"
+        )
         out.print(f"wrote {plot}")

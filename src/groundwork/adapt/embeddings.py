@@ -42,22 +42,45 @@ class AdaptResult:
 def dense_metrics(model: Any, ps: PairSet, query_ids: list[str], batch_size: int = 64) -> dict[str, float]:
     """nDCG@10 and recall@10 of exact dense retrieval for ``query_ids`` over ``ps.corpus``."""
     ids = list(ps.corpus)
-    docs = model.encode([ps.corpus[i] for i in ids], batch_size=batch_size, normalize_embeddings=True,
-                        convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
-    qs = model.encode([ps.queries[q] for q in query_ids], batch_size=batch_size, normalize_embeddings=True,
-                      convert_to_numpy=True, show_progress_bar=False)  # fmt: skip
+    docs = model.encode(
+        [ps.corpus[i] for i in ids],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    qs = model.encode(
+        [ps.queries[q] for q in query_ids],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     top = np.argsort(-(qs @ docs.T), axis=1)[:, :10]
     ndcg = [ndcg_at_k([ids[j] for j in row], ps.qrels[q], 10) for q, row in zip(query_ids, top)]
     rec = [recall_at_k([ids[j] for j in row], ps.qrels[q], 10) for q, row in zip(query_ids, top)]
     return {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(rec))}
 
 
-def fine_tune(ps: PairSet, base: str, out: Path, epochs: int = 1, batch_size: int = 32, lr: float = 2e-5,
-              dev_fraction: float = 0.2, hard_negatives: str = "bm25", seed: int = 13) -> AdaptResult:  # fmt: skip
+def fine_tune(
+    ps: PairSet,
+    base: str,
+    out: Path,
+    epochs: int = 1,
+    batch_size: int = 32,
+    lr: float = 2e-5,
+    dev_fraction: float = 0.2,
+    hard_negatives: str = "bm25",
+    seed: int = 13,
+) -> AdaptResult:
     """Fine-tune ``base`` (a sentence-transformers folder) on ``ps`` and save to ``out``."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
@@ -70,12 +93,22 @@ def fine_tune(ps: PairSet, base: str, out: Path, epochs: int = 1, batch_size: in
     if mined and all(p.negative for p in train):
         cols["negative"] = [p.negative for p in train]  # type: ignore[misc]
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / ".checkpoints"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
-        learning_rate=lr, warmup_steps=0.1, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no",
-        logging_steps=5, report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
-    )  # fmt: skip
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(cols),
-                                         loss=MultipleNegativesRankingLoss(model))  # fmt: skip
+        output_dir=str(out / ".checkpoints"),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_steps=0.1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        logging_steps=5,
+        report_to=[],
+        use_cpu=True,
+        seed=seed,
+        disable_tqdm=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=Dataset.from_dict(cols), loss=MultipleNegativesRankingLoss(model)
+    )
     t0 = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - t0
@@ -83,8 +116,19 @@ def fine_tune(ps: PairSet, base: str, out: Path, epochs: int = 1, batch_size: in
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    result = AdaptResult(str(out), base, len(train), len(dev), mined, epochs, trainer.state.global_step, round(seconds, 1),
-                         before, after, losses)  # fmt: skip
+    result = AdaptResult(
+        str(out),
+        base,
+        len(train),
+        len(dev),
+        mined,
+        epochs,
+        trainer.state.global_step,
+        round(seconds, 1),
+        before,
+        after,
+        losses,
+    )
     write_model_card(out, result, ps.source)
     # The held-out judgments, so the full pipeline can be measured on exactly the queries not trained on:
     # groundwork eval retrieval --qrels OUT/dev-qrels.tsv --embedder OUT

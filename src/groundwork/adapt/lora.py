@@ -51,9 +51,17 @@ def read_records(path: Path) -> list[dict[str, str]]:
             continue
         try:
             row = json.loads(line)
-            out.append({"instruction": str(row["instruction"]), "context": str(row.get("context", "")), "answer": str(row["answer"])})
+            out.append(
+                {
+                    "instruction": str(row["instruction"]),
+                    "context": str(row.get("context", "")),
+                    "answer": str(row["answer"]),
+                }
+            )
         except (ValueError, KeyError, TypeError) as exc:
-            raise LoraDataError(f"{path}:{i}: each line must be JSON with 'instruction', 'answer' and optional 'context' ({exc})") from None
+            raise LoraDataError(
+                f"{path}:{i}: each line must be JSON with 'instruction', 'answer' and optional 'context' ({exc})"
+            ) from None
     if len(out) < 2:
         raise LoraDataError(f"{path}: need at least 2 records (one is held out)")
     return out
@@ -87,15 +95,29 @@ def _encode(tok: Any, rec: dict[str, str], max_len: int) -> tuple[list[int], lis
     else:
         prompt = "\n\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\n\nassistant:"
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-    a_ids = tok(" " + rec["answer"], add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
+    a_ids = tok(" " + rec["answer"], add_special_tokens=False)["input_ids"] + (
+        [tok.eos_token_id] if tok.eos_token_id is not None else []
+    )
     ids = (p_ids + a_ids)[-max_len:]
     labels = ([-100] * len(p_ids) + a_ids)[-max_len:]
     return ids, labels
 
 
-def train_lora(records: list[dict[str, str]], base: Path, out: Path, rank: int = 8, alpha: int = 16, epochs: int = 3,
-               lr: float = 2e-4, batch_size: int = 4, grad_accum: int = 2, dev_fraction: float = 0.2, max_len: int = 1024,
-               device: str = "cpu", seed: int = 13) -> LoraResult:  # fmt: skip
+def train_lora(
+    records: list[dict[str, str]],
+    base: Path,
+    out: Path,
+    rank: int = 8,
+    alpha: int = 16,
+    epochs: int = 3,
+    lr: float = 2e-4,
+    batch_size: int = 4,
+    grad_accum: int = 2,
+    dev_fraction: float = 0.2,
+    max_len: int = 1024,
+    device: str = "cpu",
+    seed: int = 13,
+) -> LoraResult:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,8 +171,19 @@ def train_lora(records: list[dict[str, str]], base: Path, out: Path, rank: int =
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
-    result = LoraResult(str(out), str(base), len(train), len(dev), epochs, steps, round(seconds, 1),
-                        [round(x, 4) for x in train_loss], [round(x, 4) for x in dev_loss], rank, alpha)  # fmt: skip
+    result = LoraResult(
+        str(out),
+        str(base),
+        len(train),
+        len(dev),
+        epochs,
+        steps,
+        round(seconds, 1),
+        [round(x, 4) for x in train_loss],
+        [round(x, 4) for x in dev_loss],
+        rank,
+        alpha,
+    )
     (out / "groundwork_lora.json").write_text(json.dumps(result.to_dict(), indent=2))
     _plot(result, out / "loss.png")
     return result

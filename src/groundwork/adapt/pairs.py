@@ -51,13 +51,17 @@ def read_pairs(path: Path) -> PairSet:
         try:
             row = json.loads(line)
             pid = ids.setdefault(str(row["positive"]), f"p{len(ids) + 1}")
-            pairs.append(Pair(str(row["query"]), str(row["positive"]), row.get("negative"), query_id=f"q{i}", positive_id=pid))
+            pairs.append(
+                Pair(str(row["query"]), str(row["positive"]), row.get("negative"), query_id=f"q{i}", positive_id=pid)
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise PairsError(f"{path}:{i}: each line must be JSON with 'query' and 'positive' ({exc})") from None
     if not pairs:
         raise PairsError(f"{path}: no pairs")
     corpus = {p.positive_id: p.positive for p in pairs}
-    return PairSet(pairs, corpus, {p.query_id: {p.positive_id: 1} for p in pairs}, {p.query_id: p.query for p in pairs}, str(path))
+    return PairSet(
+        pairs, corpus, {p.query_id: {p.positive_id: 1} for p in pairs}, {p.query_id: p.query for p in pairs}, str(path)
+    )
 
 
 def read_beir(folder: Path, qrels_path: Path) -> PairSet:
@@ -79,8 +83,13 @@ def read_beir(folder: Path, qrels_path: Path) -> PairSet:
             continue  # header
         if len(parts) >= 3 and int(parts[-1]) > 0:
             qrels.setdefault(parts[0], {})[parts[1]] = int(parts[-1])
-    pairs = [Pair(queries[q], corpus[d], query_id=q, positive_id=d) for q, docs in qrels.items() if q in queries
-             for d in docs if d in corpus]  # fmt: skip
+    pairs = [
+        Pair(queries[q], corpus[d], query_id=q, positive_id=d)
+        for q, docs in qrels.items()
+        if q in queries
+        for d in docs
+        if d in corpus
+    ]
     if not pairs:
         raise PairsError(f"{qrels_path}: no judged query matches {folder}/queries.jsonl and corpus.jsonl")
     return PairSet(pairs, corpus, qrels, {q: queries[q] for q in qrels if q in queries}, str(qrels_path))
@@ -120,7 +129,13 @@ def synthesize_pairs(documents: list, min_words: int = 2) -> PairSet:  # list[Do
                 pairs.append(Pair(query, text, query_id=pid + "?", positive_id=pid))
     if not pairs:
         raise PairsError("no (heading, section) pairs could be built: the documents need headings or titles")
-    return PairSet(pairs, corpus, {p.query_id: {p.positive_id: 1} for p in pairs}, {p.query_id: p.query for p in pairs}, "synthesized")
+    return PairSet(
+        pairs,
+        corpus,
+        {p.query_id: {p.positive_id: 1} for p in pairs},
+        {p.query_id: p.query for p in pairs},
+        "synthesized",
+    )
 
 
 def split_by_query(ps: PairSet, dev_fraction: float, seed: int = 13) -> tuple[list[Pair], list[str]]:

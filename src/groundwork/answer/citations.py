@@ -64,7 +64,7 @@ class CitationStreamFilter:
                     out.append(f"[{n}]")
                 else:
                     self.removed += 1
-                self.buffer = self.buffer[m.end():]
+                self.buffer = self.buffer[m.end() :]
             elif not close and m.end() == len(self.buffer):
                 break  # maybe the start of a marker: wait for more text
             else:

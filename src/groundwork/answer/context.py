@@ -7,8 +7,8 @@ added best first while the budget (tokens, counted with the embedder's tokenizer
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -25,8 +25,9 @@ class ContextChunk:
     tokens: int
 
 
-def assemble_context(hits: Sequence[SearchHit], count_tokens: Callable[[str], int], budget_tokens: int,
-                     dedup_similarity: float = 0.95) -> list[ContextChunk]:  # fmt: skip
+def assemble_context(
+    hits: Sequence[SearchHit], count_tokens: Callable[[str], int], budget_tokens: int, dedup_similarity: float = 0.95
+) -> list[ContextChunk]:
     """Numbered context chunks (n from 1), best first, within ``budget_tokens`` in total."""
     out: list[ContextChunk] = []
     kept_vectors: list[np.ndarray] = []

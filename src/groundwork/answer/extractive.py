@@ -11,7 +11,7 @@ sentences keep their document order and each is followed by the ``[n]`` of its c
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,7 +60,9 @@ class ExtractiveGenerator:
     def count_tokens(self, text: str) -> int:
         return self.embedder.count_tokens(text)
 
-    def generate(self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None) -> Generation:
+    def generate(
+        self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None
+    ) -> Generation:
         gen = self._generate(question, context)
         gen.model_id = self.model_id
         if on_token:  # nothing is produced incrementally: the whole answer is one piece

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from groundwork.answer.context import ContextChunk
 
@@ -41,5 +42,6 @@ class Generator(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, question: str, context: Sequence[ContextChunk],
-                 on_token: TokenCallback | None = None) -> Generation: ...  # fmt: skip
+    def generate(
+        self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None
+    ) -> Generation: ...

@@ -10,7 +10,7 @@ inside them, and the injection guardrail flags (or masks) such text before it ge
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from groundwork.answer.chat import ChatModel
 from groundwork.answer.citations import CitationStreamFilter, check_citations, cited_numbers
@@ -20,7 +20,9 @@ from groundwork.answer.generator import Generation, Generator, TokenCallback
 from groundwork.answer.prompts import PromptTemplate, load_prompt
 from groundwork.errors import GeneratorError
 
-_ABSTAIN = re.compile(r"\b(could not|cannot|can't|couldn't|unable to) find\b.{0,40}\b(indexed documents|context|information)", re.I)
+_ABSTAIN = re.compile(
+    r"\b(could not|cannot|can't|couldn't|unable to) find\b.{0,40}\b(indexed documents|context|information)", re.I
+)
 
 
 def edge_order(context: Sequence[ContextChunk]) -> list[ContextChunk]:
@@ -44,7 +46,7 @@ def format_context(context: Sequence[ContextChunk]) -> str:
     blocks = []
     for c in edge_order(context):
         text = c.text.replace("</context>", "</ context>")  # a chunk cannot close the data block
-        blocks.append(f"{chunk_label(c)}\n\"\"\"\n{text}\n\"\"\"")
+        blocks.append(f'{chunk_label(c)}\n"""\n{text}\n"""')
     return "\n\n".join(blocks)
 
 
@@ -64,7 +66,9 @@ class LLMGenerator:
 
     name = "llm"
 
-    def __init__(self, chat: ChatModel, prompt: str | PromptTemplate = "grounded-answer", max_tokens: int = 512) -> None:
+    def __init__(
+        self, chat: ChatModel, prompt: str | PromptTemplate = "grounded-answer", max_tokens: int = 512
+    ) -> None:
         self.chat = chat
         self.prompt = prompt if isinstance(prompt, PromptTemplate) else load_prompt(prompt)
         self.max_tokens = max_tokens
@@ -82,7 +86,9 @@ class LLMGenerator:
     def messages(self, question: str, context: Sequence[ContextChunk]) -> list[dict[str, str]]:
         return self.prompt.render(context=format_context(context), question=question)
 
-    def generate(self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None) -> Generation:
+    def generate(
+        self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None
+    ) -> Generation:
         if not context:
             if on_token:
                 on_token(ABSTAIN_MESSAGE)
@@ -108,8 +114,15 @@ class LLMGenerator:
         flags = ["no_valid_citation"] if not cited and not abstained else []
         if removed:
             flags.append("invalid_citations_removed")
-        return Generation(text, abstained=abstained, cited=[] if abstained else cited, invalid_citations=removed,
-                          flags=flags, prompt=self.prompt.ref, model_id=self.model_id)  # fmt: skip
+        return Generation(
+            text,
+            abstained=abstained,
+            cited=[] if abstained else cited,
+            invalid_citations=removed,
+            flags=flags,
+            prompt=self.prompt.ref,
+            model_id=self.model_id,
+        )
 
 
 class FallbackGenerator:
@@ -131,7 +144,9 @@ class FallbackGenerator:
     def prompt(self) -> PromptTemplate | None:
         return getattr(self.primary, "prompt", None)
 
-    def generate(self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None) -> Generation:
+    def generate(
+        self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None
+    ) -> Generation:
         try:
             return self.primary.generate(question, context, on_token)
         except GeneratorError as exc:

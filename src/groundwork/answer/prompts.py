@@ -62,7 +62,8 @@ def load_prompt(name: str | Path) -> PromptTemplate:
     raw = path.read_bytes()
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-        return PromptTemplate(str(data["id"]), int(data["version"]), data["system"], data["user"],
-                              hashlib.sha256(raw).hexdigest())  # fmt: skip
+        return PromptTemplate(
+            str(data["id"]), int(data["version"]), data["system"], data["user"], hashlib.sha256(raw).hexdigest()
+        )
     except (KeyError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"prompt template {path}: needs id, version, system and user ({exc})") from None

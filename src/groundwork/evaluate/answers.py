@@ -35,7 +35,9 @@ from groundwork.ingest.chunking.base import split_sentences
 from groundwork.kb import KnowledgeBase
 from groundwork.types import Answer
 
-BERTSCORE_NOTE = "BERTScore with all-MiniLM-L6-v2 (num_layers=6), not the default roberta-large: compare only with itself"
+BERTSCORE_NOTE = (
+    "BERTScore with all-MiniLM-L6-v2 (num_layers=6), not the default roberta-large: compare only with itself"
+)
 _SEGMENT = re.compile(r"(.+?)\s*((?:\[\d+\]\s*)+)")
 _WORDS = re.compile(r"[^a-z0-9]+")
 
@@ -95,8 +97,9 @@ def _bertscore(hyps: list[str], refs: list[str], kb: KnowledgeBase) -> float | N
     return float(f1.mean())
 
 
-def evaluate_answers(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, limit: int = 0,
-                     bertscore: bool = True) -> dict[str, Any]:  # fmt: skip
+def evaluate_answers(
+    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, limit: int = 0, bertscore: bool = True
+) -> dict[str, Any]:
     """Answer metrics over ``dataset`` (the first ``limit`` queries when limit > 0)."""
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -11,11 +11,11 @@ from rich.markup import escape
 
 from groundwork.config import Settings, load_settings
 from groundwork.errors import GroundworkError
-from groundwork.kb import KnowledgeBase
 from groundwork.evaluate.datasets import EvalDataset, load_beir, load_eval_set, load_multihop
 from groundwork.evaluate.index_cache import open_index
 from groundwork.evaluate.report import bar_chart, per_type_table, print_results, write_json
 from groundwork.evaluate.retrieval import evaluate_retrieval
+from groundwork.kb import KnowledgeBase
 
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on benchmark sets.")
 out = Console(soft_wrap=True)
@@ -29,12 +29,15 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def load_dataset(fmt: Optional[str], corpus: Optional[Path], queries: Optional[Path], qrels: Optional[Path],
-                 eval_set: Optional[Path]) -> EvalDataset:  # fmt: skip
+def load_dataset(
+    fmt: str | None, corpus: Path | None, queries: Path | None, qrels: Path | None, eval_set: Path | None
+) -> EvalDataset:
     """Pick the layout from the options given: --eval-set (groundwork), --qrels (beir), else --format."""
     fmt = fmt or ("groundwork" if eval_set else "beir" if qrels else None)
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"give --eval-set, or --corpus/--queries/--qrels, or --format one of {', '.join(FORMATS)}")
+        raise typer.BadParameter(
+            f"give --eval-set, or --corpus/--queries/--qrels, or --format one of {', '.join(FORMATS)}"
+        )
     if fmt == "groundwork":
         if eval_set is None:
             raise typer.BadParameter("--format groundwork needs --eval-set FILE")
@@ -48,17 +51,19 @@ def load_dataset(fmt: Optional[str], corpus: Optional[Path], queries: Optional[P
     return load_multihop(corpus, queries)
 
 
-def settings_for(config: Optional[Path], **overrides: Any) -> Settings:
+def settings_for(config: Path | None, **overrides: Any) -> Settings:
     return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def index(dataset: EvalDataset, settings: Settings, cache: Optional[Path]) -> KnowledgeBase:
+def index(dataset: EvalDataset, settings: Settings, cache: Path | None) -> KnowledgeBase:
     with err.status(f"indexing {dataset.name} (cached after the first run)"):
         return open_index(dataset, settings, cache)
 
 
-def run_retrieval(dataset: EvalDataset, kb: KnowledgeBase, mode: Optional[str], top_k: int) -> dict:
-    with err.status(f"running {sum(1 for q in dataset.queries if q.qrels)} queries ({mode or kb.settings.retrieval.mode})"):
+def run_retrieval(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None, top_k: int) -> dict:
+    with err.status(
+        f"running {sum(1 for q in dataset.queries if q.qrels)} queries ({mode or kb.settings.retrieval.mode})"
+    ):
         return evaluate_retrieval(dataset, kb, mode, top_k)
 
 
@@ -67,22 +72,32 @@ _QUERIES = typer.Option(None, "--queries", help="Queries file")
 _QRELS = typer.Option(None, "--qrels", help="BEIR qrels TSV")
 _EVAL_SET = typer.Option(None, "--eval-set", help="Groundwork eval set (JSONL)")
 _FORMAT = typer.Option(None, "--format", help="beir | multihop-rag | groundwork [default: from the options given]")
-_CACHE = typer.Option(None, "--cache", help="Index cache folder [default: $GROUNDWORK_EVAL_CACHE or ~/.cache/groundwork/eval]")
+_CACHE = typer.Option(
+    None, "--cache", help="Index cache folder [default: $GROUNDWORK_EVAL_CACHE or ~/.cache/groundwork/eval]"
+)
 _MODE = typer.Option(None, "--mode", help="bm25 | dense | hybrid [default: from settings]")
 _CONFIG = typer.Option(None, "--config", help="Settings file")
 _JSON = typer.Option(None, "--json", help="Write every figure to this JSON file")
-_EMBEDDER = typer.Option(None, "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`) instead of the configured one")
+_EMBEDDER = typer.Option(
+    None,
+    "--embedder",
+    help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`) instead of the configured one",
+)
 
 
 @eval_app.command("retrieval")
 def retrieval_cmd(
-    corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
-    eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
-    mode: Optional[str] = _MODE, config: Optional[Path] = _CONFIG,
+    corpus: Path | None = _CORPUS,
+    queries: Path | None = _QUERIES,
+    qrels: Path | None = _QRELS,
+    eval_set: Path | None = _EVAL_SET,
+    fmt: str | None = _FORMAT,
+    mode: str | None = _MODE,
+    config: Path | None = _CONFIG,
     top_k: int = typer.Option(10, "--top-k", help="Chunks per search"),
-    embedder: Optional[Path] = _EMBEDDER,
-    json_out: Optional[Path] = _JSON,
-    cache: Optional[Path] = _CACHE,
+    embedder: Path | None = _EMBEDDER,
+    json_out: Path | None = _JSON,
+    cache: Path | None = _CACHE,
 ) -> None:
     """nDCG@10, recall@10/100, MRR@10, MAP@10, hits@4/10 and latency, per question type where known."""
     try:
@@ -92,7 +107,11 @@ def retrieval_cmd(
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     label = result["config"]["mode"]
-    print_results({label: result}, out, title=f"{dataset.name}: {result['queries']} queries, chunks of at most {result['config']['chunk_tokens']} tokens")
+    print_results(
+        {label: result},
+        out,
+        title=f"{dataset.name}: {result['queries']} queries, chunks of at most {result['config']['chunk_tokens']} tokens",
+    )
     if json_out:
         write_json(json_out, result)
         out.print(f"wrote {json_out}")
@@ -112,25 +131,28 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 @eval_app.command("compare")
 def compare_cmd(
     configs: list[Path] = typer.Option([], "--config", help="Settings file per configuration (repeat)"),
-    modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated retrieval modes, each run on every config"),
-    corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
-    eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
+    modes: str | None = typer.Option(None, "--modes", help="Comma-separated retrieval modes, each run on every config"),
+    corpus: Path | None = _CORPUS,
+    queries: Path | None = _QUERIES,
+    qrels: Path | None = _QRELS,
+    eval_set: Path | None = _EVAL_SET,
+    fmt: str | None = _FORMAT,
     answers: bool = typer.Option(False, "--answers", help="Also run answer metrics for each configuration"),
     limit: int = typer.Option(0, "--limit", help="Answers: only the first N queries (0 = all)"),
     set_: list[str] = typer.Option([], "--set", help="key=value override applied to every configuration"),
     top_k: int = typer.Option(10, "--top-k"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results to this JSON file"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
-    cache: Optional[Path] = _CACHE,
+    json_out: Path | None = typer.Option(None, "--json", help="Write all results to this JSON file"),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
+    cache: Path | None = _CACHE,
 ) -> None:
     """Run several configurations on the same data in one run; print them side by side."""
     try:
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         overrides = _parse_set(set_)
-        runs: list[tuple[str, Settings, Optional[str]]] = []
+        runs: list[tuple[str, Settings, str | None]] = []
         for cfg in configs or [None]:
             settings = settings_for(cfg, **overrides)
-            for mode in (modes.split(",") if modes else [None]):
+            for mode in modes.split(",") if modes else [None]:
                 label = "+".join(x for x in ((cfg.stem if cfg else ""), mode or "") if x) or "default"
                 runs.append((label, settings, mode))
         results: dict[str, dict] = {}
@@ -155,14 +177,18 @@ def compare_cmd(
 
 @eval_app.command("answers")
 def answers_cmd(
-    corpus: Optional[Path] = _CORPUS, queries: Optional[Path] = _QUERIES, qrels: Optional[Path] = _QRELS,
-    eval_set: Optional[Path] = _EVAL_SET, fmt: Optional[str] = _FORMAT,
-    mode: Optional[str] = _MODE, config: Optional[Path] = _CONFIG,
+    corpus: Path | None = _CORPUS,
+    queries: Path | None = _QUERIES,
+    qrels: Path | None = _QRELS,
+    eval_set: Path | None = _EVAL_SET,
+    fmt: str | None = _FORMAT,
+    mode: str | None = _MODE,
+    config: Path | None = _CONFIG,
     limit: int = typer.Option(0, "--limit", help="Only the first N queries (0 = all)"),
     no_bertscore: bool = typer.Option(False, "--no-bertscore", help="Skip BERTScore"),
-    embedder: Optional[Path] = _EMBEDDER,
-    json_out: Optional[Path] = _JSON,
-    cache: Optional[Path] = _CACHE,
+    embedder: Path | None = _EMBEDDER,
+    json_out: Path | None = _JSON,
+    cache: Path | None = _CACHE,
 ) -> None:
     """ROUGE, BLEU, BERTScore, containment, abstention, citation precision and faithfulness of `ask`."""
     from groundwork.evaluate.answers import evaluate_answers
@@ -175,8 +201,13 @@ def answers_cmd(
             result = evaluate_answers(dataset, kb, mode=mode, limit=limit, bertscore=not no_bertscore)
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
-    result["config"] = {"dataset": dataset.name, "mode": mode or settings.retrieval.mode, "generator": kb.generator.model_id,
-                        "abstain_threshold": settings.answer.abstain_threshold, "chunk_tokens": settings.chunking.chunk_tokens}  # fmt: skip
+    result["config"] = {
+        "dataset": dataset.name,
+        "mode": mode or settings.retrieval.mode,
+        "generator": kb.generator.model_id,
+        "abstain_threshold": settings.answer.abstain_threshold,
+        "chunk_tokens": settings.chunking.chunk_tokens,
+    }
     label = result["config"]["mode"]
     print_results({label: result}, out, title=f"{dataset.name}: answers")
     if "answer_per_type" in result:
@@ -190,10 +221,10 @@ def answers_cmd(
 @eval_app.command("gate")
 def gate_cmd(
     baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (see groundwork.evaluate.gate)"),
-    config: Optional[Path] = typer.Option(None, "--config", help="Settings file of the configuration under test"),
+    config: Path | None = typer.Option(None, "--config", help="Settings file of the configuration under test"),
     update: bool = typer.Option(False, "--update", help="Write the measured figures as the new baseline"),
-    eval_set: Optional[Path] = typer.Option(None, "--eval-set", help="With --update: the eval set to record"),
-    cache: Optional[Path] = _CACHE,
+    eval_set: Path | None = typer.Option(None, "--eval-set", help="With --update: the eval set to record"),
+    cache: Path | None = _CACHE,
 ) -> None:
     """Exit 1 when any metric falls more than its tolerance below the baseline."""
     from rich.table import Table
@@ -212,7 +243,11 @@ def gate_cmd(
     except (GroundworkError, ValueError) as exc:
         _fail(exc)
     if update:
-        rel = Path(set_path).resolve().relative_to(baseline.resolve().parent) if Path(set_path).resolve().is_relative_to(baseline.resolve().parent) else Path(set_path)
+        rel = (
+            Path(set_path).resolve().relative_to(baseline.resolve().parent)
+            if Path(set_path).resolve().is_relative_to(baseline.resolve().parent)
+            else Path(set_path)
+        )
         write_json(baseline, new_baseline(str(rel), mode, current, base.get("tolerance", 0.02) if base else 0.02))
         out.print(f"wrote {baseline}")
         return
@@ -222,7 +257,13 @@ def gate_cmd(
         table.add_column(col, justify="right" if col != "metric" else "left")
     for c in checks:
         cur = "missing" if c.current is None else f"{c.current:.4f}"
-        table.add_row(c.metric, f"{c.baseline:.4f}", cur, f"{c.tolerance:.3f}", "[green]ok[/]" if c.passed else "[red]REGRESSION[/]")
+        table.add_row(
+            c.metric,
+            f"{c.baseline:.4f}",
+            cur,
+            f"{c.tolerance:.3f}",
+            "[green]ok[/]" if c.passed else "[red]REGRESSION[/]",
+        )
     out.print(table)
     failed = [c.metric for c in checks if not c.passed]
     if failed:

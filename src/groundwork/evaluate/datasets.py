@@ -135,10 +135,16 @@ def load_multihop(corpus: Path, queries: Path) -> EvalDataset:
         evidence = row.get("evidence_list") or []
         qtype = row.get("question_type", "")
         null = qtype == "null_query"
-        qs.append(EvalQuery(
-            qid=str(i), question=row["query"], answer="" if null else row.get("answer", ""),
-            qrels={e["url"]: 1 for e in evidence}, facts=[e["fact"] for e in evidence], qtype=qtype,
-        ))  # fmt: skip
+        qs.append(
+            EvalQuery(
+                qid=str(i),
+                question=row["query"],
+                answer="" if null else row.get("answer", ""),
+                qrels={e["url"]: 1 for e in evidence},
+                facts=[e["fact"] for e in evidence],
+                qtype=qtype,
+            )
+        )
     options = RecordOptions("body", "url", ("title", "source", "category", "published_at"))
     return EvalDataset("multihop-rag", [corpus], options, qs, "multihop-rag")
 
@@ -151,7 +157,7 @@ def load_eval_set(path: Path, corpus: Path | None = None) -> EvalDataset:
         corpus = corpus or (path.parent / rows[0]["corpus"]).resolve()
         rows = rows[1:]
     if corpus is None:
-        raise DatasetError(f"{path}: no corpus given; pass --corpus or start the file with {{\"corpus\": \"DIR\"}}")
+        raise DatasetError(f'{path}: no corpus given; pass --corpus or start the file with {{"corpus": "DIR"}}')
     qs = []
     for i, row in enumerate(rows, 1):
         if "question" not in row:
@@ -160,8 +166,14 @@ def load_eval_set(path: Path, corpus: Path | None = None) -> EvalDataset:
         for s in row.get("sources", []):
             p = Path(corpus) / s
             sources[str(p.resolve()) if p.exists() else s] = 1
-        qs.append(EvalQuery(
-            qid=str(row.get("id", i)), question=row["question"], answer=row.get("answer", ""),
-            qrels=sources, qtype=row.get("type", ""), filter=row.get("filter"),
-        ))  # fmt: skip
+        qs.append(
+            EvalQuery(
+                qid=str(row.get("id", i)),
+                question=row["question"],
+                answer=row.get("answer", ""),
+                qrels=sources,
+                qtype=row.get("type", ""),
+                filter=row.get("filter"),
+            )
+        )
     return EvalDataset(path.stem, [Path(corpus)], None, qs, "groundwork")

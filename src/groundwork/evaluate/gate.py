@@ -23,9 +23,21 @@ from groundwork.evaluate.datasets import DatasetError
 
 LOWER_IS_BETTER = {"false_abstention"}
 GATED = [
-    "ndcg@10", "recall@10", "mrr@10", "map@10", "hits@4", "hits@10", "containment", "rouge1", "rougeL",
-    "bertscore_f1", "faithfulness", "citation_precision", "abstention_null", "false_abstention",
-]  # fmt: skip
+    "ndcg@10",
+    "recall@10",
+    "mrr@10",
+    "map@10",
+    "hits@4",
+    "hits@10",
+    "containment",
+    "rouge1",
+    "rougeL",
+    "bertscore_f1",
+    "faithfulness",
+    "citation_precision",
+    "abstention_null",
+    "false_abstention",
+]
 
 
 @dataclass
@@ -68,6 +80,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Check]:
 
 def new_baseline(eval_set: str, mode: str | None, current: dict[str, Any], tolerance: float = 0.02) -> dict[str, Any]:
     return {
-        "eval_set": eval_set, "mode": mode, "tolerance": tolerance, "tolerances": {},
+        "eval_set": eval_set,
+        "mode": mode,
+        "tolerance": tolerance,
+        "tolerances": {},
         "metrics": {m: current[m] for m in GATED if current.get(m) is not None},
-    }  # fmt: skip
+    }

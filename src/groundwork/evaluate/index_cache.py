@@ -48,8 +48,12 @@ def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None 
     audit = settings.audit.model_copy(update={"enabled": False})
     kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path, "embedder": embedder, "audit": audit}))
     r = dataset.records
-    report = kb.ingest(dataset.corpus, text_field=r.text_field if r else None,
-                       id_field=r.id_field if r else None, metadata_fields=list(r.metadata_fields) if r else None)  # fmt: skip
+    report = kb.ingest(
+        dataset.corpus,
+        text_field=r.text_field if r else None,
+        id_field=r.id_field if r else None,
+        metadata_fields=list(r.metadata_fields) if r else None,
+    )
     if report.failed:
         reasons = "; ".join(f"{f.path}: {f.reason}" for f in report.failed[:3])
         raise DatasetError(f"corpus of {dataset.name} did not load: {reasons}")

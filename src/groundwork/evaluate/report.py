@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-HEADLINE = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "map@10", "hits@4", "hits@10", "latency_ms_p50", "latency_ms_p95"]
+HEADLINE = [
+    "ndcg@10",
+    "recall@10",
+    "recall@100",
+    "mrr@10",
+    "map@10",
+    "hits@4",
+    "hits@10",
+    "latency_ms_p50",
+    "latency_ms_p95",
+]
 
 
 def _fmt(v: Any) -> str:
@@ -22,7 +33,12 @@ def metrics_table(results: Mapping[str, Mapping[str, Any]], metrics: list[str] |
     """One column per configuration, one row per metric present in any of them."""
     names = list(results)
     keys = metrics or [k for k in HEADLINE if any(k in r for r in results.values())]
-    keys += [k for r in results.values() for k, v in r.items() if isinstance(v, (int, float)) and k not in keys and k != "queries"]
+    keys += [
+        k
+        for r in results.values()
+        for k, v in r.items()
+        if isinstance(v, (int, float)) and k not in keys and k != "queries"
+    ]
     keys = list(dict.fromkeys(keys))
     table = Table(title=title or None)
     table.add_column("metric")
@@ -60,7 +76,9 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=str))
 
 
-def bar_chart(results: Mapping[str, Mapping[str, Any]], path: Path, metrics: list[str] | None = None, title: str = "") -> None:
+def bar_chart(
+    results: Mapping[str, Mapping[str, Any]], path: Path, metrics: list[str] | None = None, title: str = ""
+) -> None:
     """Grouped bars: one group per metric, one bar per configuration. Latencies are left out (other unit)."""
     import matplotlib
 
@@ -69,7 +87,9 @@ def bar_chart(results: Mapping[str, Mapping[str, Any]], path: Path, metrics: lis
     import numpy as np
 
     keys = metrics or [k for k in HEADLINE if not k.startswith("latency") and any(k in r for r in results.values())]
-    keys += [k for k in ("containment", "rouge_l", "faithfulness") if any(k in r for r in results.values()) and k not in keys]
+    keys += [
+        k for k in ("containment", "rouge_l", "faithfulness") if any(k in r for r in results.values()) and k not in keys
+    ]
     names = list(results)
     x = np.arange(len(keys))
     width = 0.8 / max(1, len(names))

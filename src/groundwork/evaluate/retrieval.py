@@ -40,7 +40,9 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.fmean(r[k] for r in rows) for k in rows[0]} if rows else {}
 
 
-def evaluate_retrieval(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, top_k: int = 10) -> dict[str, Any]:
+def evaluate_retrieval(
+    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, top_k: int = 10
+) -> dict[str, Any]:
     """Figures averaged over the queries that have judgments (null queries are left out).
 
     The top ``top_k`` chunks come from exactly the search a user runs (``kb.search(q, top_k=top_k)``),
@@ -74,8 +76,14 @@ def evaluate_retrieval(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None
     s = kb.settings
     out["queries"] = len(rows)
     out["config"] = {
-        "dataset": dataset.name, "mode": mode, "top_k": top_k, "chunker": s.chunking.strategy,
-        "chunk_tokens": s.chunking.chunk_tokens, "chunks": kb.count_chunks(), "candidates": s.retrieval.candidates,
-        "rrf_k": s.retrieval.rrf_k, "embedder": kb.embedder.model_id,
-    }  # fmt: skip
+        "dataset": dataset.name,
+        "mode": mode,
+        "top_k": top_k,
+        "chunker": s.chunking.strategy,
+        "chunk_tokens": s.chunking.chunk_tokens,
+        "chunks": kb.count_chunks(),
+        "candidates": s.retrieval.candidates,
+        "rrf_k": s.retrieval.rrf_k,
+        "embedder": kb.embedder.model_id,
+    }
     return out

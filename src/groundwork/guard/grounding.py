@@ -13,8 +13,8 @@ is blocked or flagged. Abstentions are not checked (they claim nothing).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -10,8 +10,8 @@ a :class:`GuardDecision`, which the audit record keeps.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from groundwork.answer.context import ContextChunk
 from groundwork.config import GuardSettings
@@ -30,29 +30,60 @@ class Guardrails:
 
     def __init__(self, settings: GuardSettings, embedder: Embedder) -> None:
         self.settings, self.embedder = settings, embedder
-        self.topics = DeniedTopics(embedder, settings.denied_topics, settings.topic_threshold) if settings.topic_action != "off" else None
+        self.topics = (
+            DeniedTopics(embedder, settings.denied_topics, settings.topic_threshold)
+            if settings.topic_action != "off"
+            else None
+        )
         self.words = DenyWords(settings.deny_words) if settings.deny_words_action != "off" else DenyWords([])
 
     # -- input ---------------------------------------------------------------------------------------
     def check_question(self, question: str) -> list[GuardDecision]:
         s, out = self.settings, []
         if len(question) > s.max_question_chars:
-            out.append(GuardDecision("size", "input", "blocked", f"question has {len(question)} characters; the limit is {s.max_question_chars}"))
+            out.append(
+                GuardDecision(
+                    "size",
+                    "input",
+                    "blocked",
+                    f"question has {len(question)} characters; the limit is {s.max_question_chars}",
+                )
+            )
         if hits := self.words.find(question):
             action = "blocked" if s.deny_words_action == "block" else "flagged"
-            out.append(GuardDecision("deny_words", "input", action, "question contains a denied word or phrase",
-                                     targets=sorted({h.group().lower() for h in hits})))  # fmt: skip
+            out.append(
+                GuardDecision(
+                    "deny_words",
+                    "input",
+                    action,
+                    "question contains a denied word or phrase",
+                    targets=sorted({h.group().lower() for h in hits}),
+                )
+            )
         if self.topics and (m := self.topics.match(question)):
             action = "blocked" if s.topic_action == "block" else "flagged"
-            out.append(GuardDecision("denied_topic", "input", action, f"question matches denied topic '{m[0]}'", round(m[1], 4), [m[0]]))
+            out.append(
+                GuardDecision(
+                    "denied_topic", "input", action, f"question matches denied topic '{m[0]}'", round(m[1], 4), [m[0]]
+                )
+            )
         if s.injection != "off" and (inj := find_injection(question)):
             action = "blocked" if s.injection == "block" else "flagged"
-            out.append(GuardDecision("prompt_injection", "input", action, "instruction-like text in the question",
-                                     targets=sorted({m.pattern for m in inj})))  # fmt: skip
+            out.append(
+                GuardDecision(
+                    "prompt_injection",
+                    "input",
+                    action,
+                    "instruction-like text in the question",
+                    targets=sorted({m.pattern for m in inj}),
+                )
+            )
         return out
 
     # -- context -------------------------------------------------------------------------------------
-    def check_context(self, context: Sequence[ContextChunk]) -> tuple[list[ContextChunk], list[GuardDecision], set[str]]:
+    def check_context(
+        self, context: Sequence[ContextChunk]
+    ) -> tuple[list[ContextChunk], list[GuardDecision], set[str]]:
         """(context to use, decisions, ids of flagged chunks). Numbers are re-assigned when chunks are dropped."""
         mode = self.settings.injection
         if mode == "off":
@@ -71,37 +102,68 @@ class Guardrails:
         if not flagged:
             return kept, [], set()
         action = {"block": "blocked", "mask": "masked", "flag": "flagged"}[mode]
-        detail = f"instruction-like text in {len(flagged)} retrieved chunk(s); quoted as data" + (", dropped" if dropped else "")
+        detail = f"instruction-like text in {len(flagged)} retrieved chunk(s); quoted as data" + (
+            ", dropped" if dropped else ""
+        )
         kept = [replace(c, n=i + 1) for i, c in enumerate(kept)] if dropped else kept
         return kept, [GuardDecision("prompt_injection", "context", action, detail, targets=flagged)], set(flagged)
 
     # -- output --------------------------------------------------------------------------------------
-    def check_answer(self, question: str, answer: str, context: Sequence[ContextChunk],
-                     abstained: bool) -> tuple[str, list[GuardDecision]]:  # fmt: skip
+    def check_answer(
+        self, question: str, answer: str, context: Sequence[ContextChunk], abstained: bool
+    ) -> tuple[str, list[GuardDecision]]:
         """(answer text to return, decisions). A 'blocked' decision means the caller must refuse."""
         s, out = self.settings, []
         if hits := self.words.find(answer):
             action = {"block": "blocked", "mask": "masked"}.get(s.deny_words_action, "flagged")
-            out.append(GuardDecision("deny_words", "output", action, "answer contains a denied word or phrase",
-                                     targets=sorted({h.group().lower() for h in hits})))  # fmt: skip
+            out.append(
+                GuardDecision(
+                    "deny_words",
+                    "output",
+                    action,
+                    "answer contains a denied word or phrase",
+                    targets=sorted({h.group().lower() for h in hits}),
+                )
+            )
             if action == "masked":
                 answer = self.words.mask(answer)
         if s.pii != "off" and (pii := find_pii(answer, s.pii_region)):
             action = {"block": "blocked", "mask": "masked"}.get(s.pii, "flagged")
-            out.append(GuardDecision("pii", "output", action, f"{len(pii)} PII span(s) in the answer",
-                                     targets=sorted({m.kind for m in pii})))  # fmt: skip
+            out.append(
+                GuardDecision(
+                    "pii",
+                    "output",
+                    action,
+                    f"{len(pii)} PII span(s) in the answer",
+                    targets=sorted({m.kind for m in pii}),
+                )
+            )
             if action == "masked":
                 answer = mask_pii(answer, pii)
         if s.grounding != "off" and not abstained and context:
             g = grounding_scores(self.embedder, question, answer, [c.text for c in context])
             action = "blocked" if s.grounding == "block" else "flagged"
             if g.grounding < s.grounding_threshold:
-                out.append(GuardDecision("grounding", "output", action,
-                                         f"grounding {g.grounding:.2f} < {s.grounding_threshold}", round(g.grounding, 4),
-                                         list(g.unsupported)))  # fmt: skip
+                out.append(
+                    GuardDecision(
+                        "grounding",
+                        "output",
+                        action,
+                        f"grounding {g.grounding:.2f} < {s.grounding_threshold}",
+                        round(g.grounding, 4),
+                        list(g.unsupported),
+                    )
+                )
             if g.relevance < s.relevance_threshold:
-                out.append(GuardDecision("relevance", "output", action,
-                                         f"relevance {g.relevance:.2f} < {s.relevance_threshold}", round(g.relevance, 4)))  # fmt: skip
+                out.append(
+                    GuardDecision(
+                        "relevance",
+                        "output",
+                        action,
+                        f"relevance {g.relevance:.2f} < {s.relevance_threshold}",
+                        round(g.relevance, 4),
+                    )
+                )
         return answer, out
 
 

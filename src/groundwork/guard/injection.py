@@ -32,7 +32,9 @@ class InjectionMatch:
 
 def find_injection(text: str) -> list[InjectionMatch]:
     """Instruction-like spans in ``text``, in order."""
-    out = [InjectionMatch(name, m.start(), m.end(), m.group()) for name, rx in _COMPILED.items() for m in rx.finditer(text)]
+    out = [
+        InjectionMatch(name, m.start(), m.end(), m.group()) for name, rx in _COMPILED.items() for m in rx.finditer(text)
+    ]
     return sorted(out, key=lambda m: m.start)
 
 

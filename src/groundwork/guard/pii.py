@@ -47,7 +47,9 @@ def _cards(text: str) -> list[PIIMatch]:
 
 
 def _ibans(text: str) -> list[PIIMatch]:
-    return [PIIMatch("IBAN", m.start(), m.end(), m.group()) for m in _IBAN.finditer(text) if std_iban.is_valid(m.group())]
+    return [
+        PIIMatch("IBAN", m.start(), m.end(), m.group()) for m in _IBAN.finditer(text) if std_iban.is_valid(m.group())
+    ]
 
 
 def _ssns(text: str) -> list[PIIMatch]:
@@ -106,5 +108,7 @@ def score_cases(cases: list[dict]) -> dict[str, dict[str, float]]:
             row = per.setdefault(kind, [0, 0, 0])
             row[0], row[1], row[2] = row[0] + len(g & f), row[1] + len(f - g), row[2] + len(g - f)
     per["all"] = [sum(r[i] for r in per.values()) for i in range(3)]
-    return {k: {"tp": tp, "fp": fp, "fn": fn, "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1)}
-            for k, (tp, fp, fn) in per.items()}
+    return {
+        k: {"tp": tp, "fp": fp, "fn": fn, "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1)}
+        for k, (tp, fp, fn) in per.items()
+    }

@@ -9,7 +9,7 @@ case-insensitively as whole words or phrases.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -33,8 +32,13 @@ def _settings(ctx: typer.Context, dsn: str | None) -> Settings:
 
 
 @db_app.command("migrate")
-def db_migrate(ctx: typer.Context, dsn: Optional[str] = typer.Option(None, "--dsn", help="Connection string [default: GROUNDWORK_PG_DSN]"),
-               dimension: Optional[int] = typer.Option(None, "--dimension", help="Vector size [default: the configured embedding model's]")) -> None:  # fmt: skip
+def db_migrate(
+    ctx: typer.Context,
+    dsn: str | None = typer.Option(None, "--dsn", help="Connection string [default: GROUNDWORK_PG_DSN]"),
+    dimension: int | None = typer.Option(
+        None, "--dimension", help="Vector size [default: the configured embedding model's]"
+    ),
+) -> None:
     """Create or upgrade the PostgreSQL schema (postgres.schema_name); safe to run from every replica."""
     from groundwork.index.pg_schema import applied_migrations, migrate
 
@@ -50,22 +54,24 @@ def db_migrate(ctx: typer.Context, dsn: Optional[str] = typer.Option(None, "--ds
         state = applied_migrations(s.pg_dsn, s.postgres.schema_name)
     except GroundworkError as exc:
         _fail(exc)
-    out.print(f"schema '{s.postgres.schema_name}': applied {applied or 'nothing (up to date)'}; now at version {state[-1]['version']}")
+    out.print(
+        f"schema '{s.postgres.schema_name}': applied {applied or 'nothing (up to date)'}; now at version {state[-1]['version']}"
+    )
 
 
 @db_app.command("status")
-def db_status(ctx: typer.Context, dsn: Optional[str] = typer.Option(None, "--dsn")) -> None:
+def db_status(ctx: typer.Context, dsn: str | None = typer.Option(None, "--dsn")) -> None:
     """The migrations applied to the schema, as JSON."""
     from groundwork.index.pg_schema import applied_migrations
 
     try:
         s = _settings(ctx, dsn)
         typer.echo(json.dumps(applied_migrations(s.pg_dsn or "", s.postgres.schema_name), indent=2))
-    except Exception as exc:  # noqa: BLE001 - connection errors are reported, not raised
+    except Exception as exc:
         _fail(exc)
 
 
-def _open(uri: str, settings: Settings, dimension: int | None):  # noqa: ANN202
+def _open(uri: str, settings: Settings, dimension: int | None):
     if uri.startswith("lance://"):
         from groundwork.index.lance import LanceStore
 
@@ -80,10 +86,12 @@ def _open(uri: str, settings: Settings, dimension: int | None):  # noqa: ANN202
     raise ConfigError(f"{uri!r}: write lance://FOLDER or postgres://user@host:port/db")
 
 
-def migrate_cmd(ctx: typer.Context,
-                source: str = typer.Option(..., "--from", help="lance://FOLDER or postgres://..."),
-                target: str = typer.Option(..., "--to", help="lance://FOLDER or postgres://... (must be empty)"),
-                as_json: bool = typer.Option(False, "--json")) -> None:  # fmt: skip
+def migrate_cmd(
+    ctx: typer.Context,
+    source: str = typer.Option(..., "--from", help="lance://FOLDER or postgres://..."),
+    target: str = typer.Option(..., "--to", help="lance://FOLDER or postgres://... (must be empty)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Copy a knowledge base between stores (vectors included, no re-embedding), verified by counts
     and checksums. PostgreSQL uses postgres.schema_name on either side."""
     from groundwork.index.migrate import migrate_kb
@@ -100,8 +108,10 @@ def migrate_cmd(ctx: typer.Context,
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        out.print(f"migrated {report.chunks} chunks of {report.documents} documents and {report.versions} versions "
-                  f"in {report.seconds:.1f} s; checksum {report.target_checksum[:16]} verified")  # fmt: skip
+        out.print(
+            f"migrated {report.chunks} chunks of {report.documents} documents and {report.versions} versions "
+            f"in {report.seconds:.1f} s; checksum {report.target_checksum[:16]} verified"
+        )
 
 
 def _pg_dimension(dsn: str, s: Settings) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class Embedder(Protocol):
 
 
 @lru_cache(maxsize=4)
-def _load_model(path: str, device: str):  # noqa: ANN202
+def _load_model(path: str, device: str):
     """One loaded model per (folder, device) per process, shared by every embedder using it."""
     from sentence_transformers import SentenceTransformer
 
@@ -100,11 +101,11 @@ class SentenceTransformerEmbedder:
         self.cache_hits = 0  # texts served from the embedding cache (a server metric)
 
     @property
-    def model(self):  # noqa: ANN201 - SentenceTransformer is imported lazily (slow import)
+    def model(self):
         return _load_model(str(self.path), self.settings.device)
 
     @cached_property
-    def _tokenizer(self):  # noqa: ANN202
+    def _tokenizer(self):
         # The Rust tokenizer directly: no special tokens, no length warnings on long documents.
         from tokenizers import Tokenizer
 
@@ -129,7 +130,11 @@ class SentenceTransformerEmbedder:
         dim = self._config("1_Pooling/config.json", "word_embedding_dimension")
         if dim is None:
             m = self.model
-            dim = m.get_embedding_dimension() if hasattr(m, "get_embedding_dimension") else m.get_sentence_embedding_dimension()
+            dim = (
+                m.get_embedding_dimension()
+                if hasattr(m, "get_embedding_dimension")
+                else m.get_sentence_embedding_dimension()
+            )
         return int(dim)
 
     @cached_property

@@ -16,9 +16,10 @@ import json
 import os
 import re
 import warnings
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +34,23 @@ from groundwork.types import ACL_NAME, Access, Chunk, DocumentInfo, IndexVersion
 SCHEMA_VERSION = 1
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHUNK_COLUMNS = [
-    "chunk_id", "doc_id", "source", "position", "text", "title", "heading", "page",
-    "content_hash", "doc_hash", "pipeline_hash", "parent_id", "parent_text", "metadata", "acl_tenant", "acl_groups",
-]  # fmt: skip
+    "chunk_id",
+    "doc_id",
+    "source",
+    "position",
+    "text",
+    "title",
+    "heading",
+    "page",
+    "content_hash",
+    "doc_hash",
+    "pipeline_hash",
+    "parent_id",
+    "parent_text",
+    "metadata",
+    "acl_tenant",
+    "acl_groups",
+]
 
 
 def _sql_str(v: str) -> str:
@@ -104,7 +119,9 @@ class LanceStore:
         self._meta_path = None if self.remote else self.path / "meta.json"
         self.meta: dict[str, Any] = self._read_meta()
         if self.meta and self.meta.get("schema") != SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: index schema {self.meta.get('schema')} is not supported (expected {SCHEMA_VERSION})")
+            raise StoreError(
+                f"{self.path}: index schema {self.meta.get('schema')} is not supported (expected {SCHEMA_VERSION})"
+            )
         options = dict(self.settings.storage_options) if self.remote else None
         try:
             self._db = lancedb.connect(f"{self.path}/lancedb", storage_options=options)
@@ -118,7 +135,7 @@ class LanceStore:
             self._chunks.add_columns({"acl_tenant": "CAST(NULL AS STRING)", "acl_groups": "CAST(NULL AS STRING)"})
 
     # -- housekeeping -------------------------------------------------------------------------------
-    def _open(self, name: str):  # noqa: ANN202
+    def _open(self, name: str):
         try:
             return self._db.open_table(name)
         except (FileNotFoundError, ValueError):
@@ -128,7 +145,7 @@ class LanceStore:
     def exists(self) -> bool:
         return self._chunks is not None
 
-    def _s3(self):  # noqa: ANN202
+    def _s3(self):
         from groundwork.ingest.s3 import parse_s3_uri, s3_client
 
         if not self.path.startswith("s3://"):
@@ -145,7 +162,9 @@ class LanceStore:
         except client.exceptions.NoSuchKey:
             return {}
         except Exception as exc:  # no such bucket, access denied, endpoint down
-            raise StoreError(f"cannot read {self.path}/meta.json ({exc}); check the bucket, credentials and index.storage_options") from None
+            raise StoreError(
+                f"cannot read {self.path}/meta.json ({exc}); check the bucket, credentials and index.storage_options"
+            ) from None
 
     def _write_meta(self) -> None:
         if self.remote:  # one PUT: an object is replaced whole, never half-written
@@ -159,8 +178,12 @@ class LanceStore:
 
     def check_model(self, model_id: str, dimension: int) -> None:
         if not self.meta:
-            self.meta = {"schema": SCHEMA_VERSION, "model_id": model_id, "dimension": dimension,
-                         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+            self.meta = {
+                "schema": SCHEMA_VERSION,
+                "model_id": model_id,
+                "dimension": dimension,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
             self._write_meta()
             return
         if self.meta.get("model_id") != model_id or self.meta.get("dimension") != dimension:
@@ -172,13 +195,26 @@ class LanceStore:
 
     def _schema(self, dim: int, meta_types: dict[str, pa.DataType]) -> pa.Schema:
         cols = [
-            ("chunk_id", pa.string()), ("doc_id", pa.string()), ("source", pa.string()), ("position", pa.int32()),
-            ("text", pa.string()), ("search_text", pa.string()), ("title", pa.string()), ("heading", pa.string()),
-            ("page", pa.int32()), ("content_hash", pa.string()), ("doc_hash", pa.string()),
-            ("pipeline_hash", pa.string()), ("parent_id", pa.string()), ("parent_text", pa.string()),
-            ("metadata", pa.string()), ("ingested_at", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
-            ("acl_tenant", pa.string()), ("acl_groups", pa.string()),
-        ]  # fmt: skip
+            ("chunk_id", pa.string()),
+            ("doc_id", pa.string()),
+            ("source", pa.string()),
+            ("position", pa.int32()),
+            ("text", pa.string()),
+            ("search_text", pa.string()),
+            ("title", pa.string()),
+            ("heading", pa.string()),
+            ("page", pa.int32()),
+            ("content_hash", pa.string()),
+            ("doc_hash", pa.string()),
+            ("pipeline_hash", pa.string()),
+            ("parent_id", pa.string()),
+            ("parent_text", pa.string()),
+            ("metadata", pa.string()),
+            ("ingested_at", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+            ("acl_tenant", pa.string()),
+            ("acl_groups", pa.string()),
+        ]
         cols += [(f"meta_{k}", t) for k, t in sorted(meta_types.items())]
         return pa.schema(cols)
 
@@ -213,18 +249,30 @@ class LanceStore:
             self.delete_documents(doc_ids)
             return
         meta_types = self._ensure_columns(chunks)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         rows = []
         for c in chunks:
             row = {
-                "chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source, "position": c.position,
-                "text": c.text, "search_text": c.search_text, "title": c.title, "heading": c.heading,
-                "page": c.page, "content_hash": c.content_hash, "doc_hash": doc_hashes[c.doc_id],
-                "pipeline_hash": pipeline_hash, "parent_id": c.parent_id, "parent_text": c.parent_text,
-                "metadata": json.dumps(c.metadata, ensure_ascii=False, default=str), "ingested_at": now,
+                "chunk_id": c.chunk_id,
+                "doc_id": c.doc_id,
+                "source": c.source,
+                "position": c.position,
+                "text": c.text,
+                "search_text": c.search_text,
+                "title": c.title,
+                "heading": c.heading,
+                "page": c.page,
+                "content_hash": c.content_hash,
+                "doc_hash": doc_hashes[c.doc_id],
+                "pipeline_hash": pipeline_hash,
+                "parent_id": c.parent_id,
+                "parent_text": c.parent_text,
+                "metadata": json.dumps(c.metadata, ensure_ascii=False, default=str),
+                "ingested_at": now,
                 "vector": np.asarray(c.vector, dtype=np.float32),
-                "acl_tenant": c.tenant, "acl_groups": _groups_value(c.allowed_groups),
-            }  # fmt: skip
+                "acl_tenant": c.tenant,
+                "acl_groups": _groups_value(c.allowed_groups),
+            }
             for k, t in meta_types.items():
                 row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)
             rows.append(row)
@@ -256,10 +304,16 @@ class LanceStore:
             return  # rows written after the index was built are still searched (flat) until optimize()
         s = self.settings
         self._chunks.create_index(
-            "search_text", replace=True,
-            config=FTS(language=s.fts_language, stem=s.fts_stem, remove_stop_words=s.fts_remove_stop_words,
-                       ascii_folding=True, lower_case=True),
-        )  # fmt: skip
+            "search_text",
+            replace=True,
+            config=FTS(
+                language=s.fts_language,
+                stem=s.fts_stem,
+                remove_stop_words=s.fts_remove_stop_words,
+                ascii_folding=True,
+                lower_case=True,
+            ),
+        )
 
     def optimize(self) -> None:
         if self._chunks is None:
@@ -270,7 +324,9 @@ class LanceStore:
 
             self._chunks.create_index(
                 "vector",
-                config=HnswSq(distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction),
+                config=HnswSq(
+                    distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction
+                ),
             )
         self._ann = None
         retention = timedelta(hours=self.settings.version_retention_hours)
@@ -293,14 +349,26 @@ class LanceStore:
         n = self._chunks.count_rows()
         table = self._chunks.search().limit(max(n, 1)).to_arrow()
         texts = table.column("search_text").to_pylist()
-        vecs = np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]) if texts else np.zeros((0, dimension), np.float32)
-        previous = {"model_id": self.meta.get("model_id"), "dimension": self.meta.get("dimension"), "storage_version": self._chunks.version}
+        vecs = (
+            np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+            if texts
+            else np.zeros((0, dimension), np.float32)
+        )
+        previous = {
+            "model_id": self.meta.get("model_id"),
+            "dimension": self.meta.get("dimension"),
+            "storage_version": self._chunks.version,
+        }
         col = pa.FixedSizeListArray.from_arrays(pa.array(vecs.astype(np.float32).ravel()), dimension)
-        table = table.set_column(table.schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.float32(), dimension)), col)
+        table = table.set_column(
+            table.schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.float32(), dimension)), col
+        )
         self._chunks = self._db.create_table("chunks", data=table, mode="overwrite")
         self._ann = None
         self._ensure_fts()
-        self.meta.update(model_id=model_id, dimension=dimension, previous=[previous, *self.meta.get("previous", [])][:10])
+        self.meta.update(
+            model_id=model_id, dimension=dimension, previous=[previous, *self.meta.get("previous", [])][:10]
+        )
         self._write_meta()
         return len(texts)
 
@@ -314,7 +382,9 @@ class LanceStore:
         try:
             self._chunks.restore(prev["storage_version"])
         except Exception as exc:  # the version was removed by cleanup
-            raise StoreError(f"storage version {prev['storage_version']} is no longer available ({exc}); re-ingest instead") from None
+            raise StoreError(
+                f"storage version {prev['storage_version']} is no longer available ({exc}); re-ingest instead"
+            ) from None
         self._ann = None
         self.meta.update(model_id=prev["model_id"], dimension=prev["dimension"], previous=history[1:])
         self._write_meta()
@@ -338,36 +408,54 @@ class LanceStore:
             known = self.filter_fields()
             unknown = sorted(fields(where) - known)
             if unknown:
-                raise FilterError(f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}")
+                raise FilterError(
+                    f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}"
+                )
             clauses.append("(" + to_sql(where, lambda f: f"`{f}`" if f in BUILTIN_FIELDS else f"`meta_{f}`") + ")")
         return " AND ".join(clauses) or None
 
-    def _hits(self, table: pa.Table, score_col: str, key: str, transform=lambda s: s) -> list[SearchHit]:  # noqa: ANN001
+    def _hits(self, table: pa.Table, score_col: str, key: str, transform=lambda s: s) -> list[SearchHit]:
         hits = []
         vectors = None
         if "vector" in table.column_names:
             # Vectors as one numpy block, not 384 Python floats per row (a large share of hybrid latency).
             col = table.column("vector").combine_chunks()
-            vectors = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1) if len(col) else None
+            vectors = (
+                np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1)
+                if len(col)
+                else None
+            )
             table = table.drop_columns(["vector"])
         for rank, row in enumerate(table.to_pylist(), 1):
             chunk = Chunk(
-                chunk_id=row["chunk_id"], doc_id=row["doc_id"], source=row["source"], position=row["position"],
-                text=row["text"], content_hash=row["content_hash"],
-                heading_path=tuple(h for h in (row["heading"] or "").split(" > ") if h), page=row["page"],
-                title=row["title"] or "", parent_id=row["parent_id"], parent_text=row["parent_text"],
-                metadata=json.loads(row["metadata"] or "{}"), vector=vectors[rank - 1] if vectors is not None else None,
-                tenant=row.get("acl_tenant"), allowed_groups=_groups_tuple(row.get("acl_groups")),
-            )  # fmt: skip
+                chunk_id=row["chunk_id"],
+                doc_id=row["doc_id"],
+                source=row["source"],
+                position=row["position"],
+                text=row["text"],
+                content_hash=row["content_hash"],
+                heading_path=tuple(h for h in (row["heading"] or "").split(" > ") if h),
+                page=row["page"],
+                title=row["title"] or "",
+                parent_id=row["parent_id"],
+                parent_text=row["parent_text"],
+                metadata=json.loads(row["metadata"] or "{}"),
+                vector=vectors[rank - 1] if vectors is not None else None,
+                tenant=row.get("acl_tenant"),
+                allowed_groups=_groups_tuple(row.get("acl_groups")),
+            )
             score = float(transform(row[score_col]))
             hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
         return hits
 
-    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None,
-                      access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+    def vector_search(
+        self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[SearchHit]:
         if self._chunks is None:
             return []
-        q = self._chunks.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type("cosine")
+        q = self._chunks.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector").distance_type(
+            "cosine"
+        )
         if self.has_ann_index():
             q = q.ef(self.settings.hnsw_ef_search)
             if self.settings.refine_factor:
@@ -378,8 +466,9 @@ class LanceStore:
         table = q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k).to_arrow()
         return self._hits(table, "_distance", "dense", lambda d: 1.0 - d)
 
-    def keyword_search(self, query: str, top_k: int, where: Filter | None = None,
-                       access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+    def keyword_search(
+        self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[SearchHit]:
         if self._chunks is None or not query.strip():
             return []
         q = self._chunks.search(query, query_type="fts", fts_columns="search_text")
@@ -404,15 +493,34 @@ class LanceStore:
         """Every document the caller may see (all with ``access`` None), sorted by doc id."""
         if self._chunks is None:
             return []
-        cols = ["doc_id", "source", "doc_hash", "pipeline_hash", "title", "acl_tenant", "acl_groups", "ingested_at", "text"]
+        cols = [
+            "doc_id",
+            "source",
+            "doc_hash",
+            "pipeline_hash",
+            "title",
+            "acl_tenant",
+            "acl_groups",
+            "ingested_at",
+            "text",
+        ]
         table = self._scan_where(cols, self._where(None, access))
         docs: dict[str, DocumentInfo] = {}
         for row in table.to_pylist():
             info = docs.get(row["doc_id"])
             if info is None:
-                docs[row["doc_id"]] = DocumentInfo(row["doc_id"], row["source"], row["doc_hash"], row["pipeline_hash"], 1,
-                                                   row["title"] or "", row["acl_tenant"], list(_groups_tuple(row["acl_groups"])),
-                                                   row["ingested_at"] or "", len(row["text"] or ""))  # fmt: skip
+                docs[row["doc_id"]] = DocumentInfo(
+                    row["doc_id"],
+                    row["source"],
+                    row["doc_hash"],
+                    row["pipeline_hash"],
+                    1,
+                    row["title"] or "",
+                    row["acl_tenant"],
+                    list(_groups_tuple(row["acl_groups"])),
+                    row["ingested_at"] or "",
+                    len(row["text"] or ""),
+                )
             else:
                 info.chunks += 1
                 info.chars += len(row["text"] or "")
@@ -433,7 +541,7 @@ class LanceStore:
         return 0 if self._chunks is None else self._chunks.count_rows()
 
     # -- migration ----------------------------------------------------------------------------------
-    def export_rows(self):  # noqa: ANN201
+    def export_rows(self):
         """Every chunk as a plain dict (all stored columns, ``vector`` as float32), for ``migrate``."""
         if self._chunks is None:
             return
@@ -449,11 +557,25 @@ class LanceStore:
         for r in rows:
             hashes, chunks = groups.setdefault(r["pipeline_hash"] or "", ({}, []))
             hashes[r["doc_id"]] = r["doc_hash"]
-            chunks.append(Chunk(chunk_id=r["chunk_id"], doc_id=r["doc_id"], source=r["source"], position=r["position"],
-                                text=r["text"], content_hash=r["content_hash"], title=r["title"] or "",
-                                heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h), page=r["page"],
-                                parent_id=r["parent_id"], parent_text=r["parent_text"], metadata=r["metadata"] or {},
-                                vector=r["vector"], tenant=r["acl_tenant"], allowed_groups=tuple(r["acl_groups"] or ())))  # fmt: skip
+            chunks.append(
+                Chunk(
+                    chunk_id=r["chunk_id"],
+                    doc_id=r["doc_id"],
+                    source=r["source"],
+                    position=r["position"],
+                    text=r["text"],
+                    content_hash=r["content_hash"],
+                    title=r["title"] or "",
+                    heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h),
+                    page=r["page"],
+                    parent_id=r["parent_id"],
+                    parent_text=r["parent_text"],
+                    metadata=r["metadata"] or {},
+                    vector=r["vector"],
+                    tenant=r["acl_tenant"],
+                    allowed_groups=tuple(r["acl_groups"] or ()),
+                )
+            )
         for pipeline_hash, (hashes, chunks) in groups.items():
             self.replace_documents(hashes, chunks, pipeline_hash)
 
@@ -472,11 +594,15 @@ class LanceStore:
         docs = len(pc.unique(self._scan(["doc_id"]).column("doc_id"))) if self._chunks is not None else 0
         v = IndexVersion(
             version=(previous[-1].version + 1) if previous else 1,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             storage_version=self._chunks.version if self._chunks is not None else 0,
-            added=added, updated=updated, deleted=deleted, documents=docs, chunks=self.count_chunks(),
+            added=added,
+            updated=updated,
+            deleted=deleted,
+            documents=docs,
+            chunks=self.count_chunks(),
             changed_doc_ids=list(changed_doc_ids)[:1000],
-        )  # fmt: skip
+        )
         row = pa.Table.from_pylist([v.__dict__], schema=_VERSIONS_SCHEMA)
         if self._versions is None:
             self._versions = self._db.create_table("versions", data=row, exist_ok=False)
@@ -495,11 +621,19 @@ class LanceStore:
         return sorted((IndexVersion(**r) for r in rows), key=lambda v: v.version)
 
 
-_VERSIONS_SCHEMA = pa.schema([
-    ("version", pa.int64()), ("created_at", pa.string()), ("storage_version", pa.int64()), ("added", pa.int64()),
-    ("updated", pa.int64()), ("deleted", pa.int64()), ("documents", pa.int64()), ("chunks", pa.int64()),
-    ("changed_doc_ids", pa.list_(pa.string())),
-])  # fmt: skip
+_VERSIONS_SCHEMA = pa.schema(
+    [
+        ("version", pa.int64()),
+        ("created_at", pa.string()),
+        ("storage_version", pa.int64()),
+        ("added", pa.int64()),
+        ("updated", pa.int64()),
+        ("deleted", pa.int64()),
+        ("documents", pa.int64()),
+        ("chunks", pa.int64()),
+        ("changed_doc_ids", pa.list_(pa.string())),
+    ]
+)
 
 
 def _with_zero(table: pa.Table) -> pa.Table:

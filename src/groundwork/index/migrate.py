@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -46,14 +47,16 @@ def checksum(rows: Iterable[dict[str, Any]]) -> tuple[str, int, int]:
     return h.hexdigest(), n, len(docs)
 
 
-def migrate_kb(source, target, batch: int = 2000) -> MigrationReport:  # noqa: ANN001 - two Store implementations
+def migrate_kb(source, target, batch: int = 2000) -> MigrationReport:
     """Copy ``source`` into the empty ``target`` and verify it. Raises StoreError when the source is
     empty, the target already holds chunks, or the verification fails."""
     t0 = time.perf_counter()
     if not source.exists:
         raise StoreError(f"nothing to migrate: no knowledge base at {source.path}")
     if target.count_chunks():
-        raise StoreError(f"the target {target.path} already holds {target.count_chunks()} chunks; migrate into an empty store")
+        raise StoreError(
+            f"the target {target.path} already holds {target.count_chunks()} chunks; migrate into an empty store"
+        )
     meta = source.meta
     model = meta.get("model", meta)  # PostgreSQL keeps it under "model", LanceDB at the top
     target.check_model(model["model_id"], int(model["dimension"]))
@@ -72,6 +75,8 @@ def migrate_kb(source, target, batch: int = 2000) -> MigrationReport:  # noqa: A
     dst_sum, n2, docs2 = checksum(target.export_rows())
     report = MigrationReport(n, docs, len(versions), src_sum, dst_sum, round(time.perf_counter() - t0, 2))
     if (n, docs) != (n2, docs2) or not report.verified:
-        raise StoreError(f"verification failed: source {n} chunks / {docs} documents / {src_sum[:12]}, "
-                         f"target {n2} / {docs2} / {dst_sum[:12]}")  # fmt: skip
+        raise StoreError(
+            f"verification failed: source {n} chunks / {docs} documents / {src_sum[:12]}, "
+            f"target {n2} / {docs2} / {dst_sum[:12]}"
+        )
     return report

@@ -10,6 +10,7 @@ PostgreSQL refuses to start, so the server runs as the unprivileged system user 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -37,7 +38,9 @@ class LocalPostgres:
             import pgserver  # noqa: F401
             from pgserver._commands import POSTGRES_BIN_PATH
         except ImportError as exc:
-            raise StoreError("the 'pgserver' package is needed to start a local PostgreSQL: pip install pgserver") from exc
+            raise StoreError(
+                "the 'pgserver' package is needed to start a local PostgreSQL: pip install pgserver"
+            ) from exc
         self.bin = Path(POSTGRES_BIN_PATH)
         self.folder = Path(folder).resolve()
         self.pgdata = self.folder / "pgdata"
@@ -58,11 +61,12 @@ class LocalPostgres:
             log = (self.folder / "postgres.log").read_text() if (self.folder / "postgres.log").exists() else ""
             raise StoreError(f"{exe} failed ({proc.returncode}): {proc.stderr.strip()}\n{log[-2000:]}")
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
             import stat
+
+            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
             self.user = "pgserver"
             entry = ensure_user_exists(self.user)
@@ -73,17 +77,29 @@ class LocalPostgres:
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
         if not (self.pgdata / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres")
-        opts = f"-h 127.0.0.1 -p {self.port} -k {self.folder}" + "".join(f" -c {k}={v}" for k, v in self.settings.items())
-        self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-o", opts, "-l", str(self.folder / "postgres.log"), "start")
+        opts = f"-h 127.0.0.1 -p {self.port} -k {self.folder}" + "".join(
+            f" -c {k}={v}" for k, v in self.settings.items()
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            opts,
+            "-l",
+            str(self.folder / "postgres.log"),
+            "start",
+        )
         atexit.register(self.stop)
         return self
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(StoreError):  # already stopped
                 self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
-            except StoreError:
-                pass
 
     def destroy(self) -> None:
         self.stop()

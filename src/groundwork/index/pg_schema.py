@@ -12,8 +12,9 @@ from the embedding model and ``postgres.fts_language``, and are recorded in ``gw
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from groundwork.errors import StoreError
 
@@ -29,7 +30,11 @@ class Migration:
 
 
 MIGRATIONS: list[Migration] = [
-    Migration(1, "chunks, versions, metadata", lambda dim, lang: f"""
+    Migration(
+        1,
+        "chunks, versions, metadata",
+        lambda dim, lang: (
+            f"""
 CREATE TABLE gw_meta (key TEXT PRIMARY KEY, value JSONB NOT NULL);
 INSERT INTO gw_meta VALUES ('schema', jsonb_build_object('dimension', {dim}, 'fts_language', '{lang}'));
 CREATE TABLE chunks (
@@ -70,8 +75,14 @@ CREATE TABLE index_versions (
     changed_doc_ids TEXT[] NOT NULL
 );
 CREATE TABLE chunks_previous (chunk_id TEXT PRIMARY KEY, embedding vector({dim}) NOT NULL);
-"""),
-    Migration(2, "service state: keys, jobs, audit, rate limits", lambda dim, lang: """
+"""
+        ),
+    ),
+    Migration(
+        2,
+        "service state: keys, jobs, audit, rate limits",
+        lambda dim, lang: (
+            """
 CREATE TABLE api_keys (
     key_id TEXT PRIMARY KEY, name TEXT NOT NULL, salt BYTEA NOT NULL, hash BYTEA NOT NULL,
     scopes TEXT NOT NULL, groups TEXT NOT NULL, tenant TEXT, created_at TEXT NOT NULL, revoked_at TEXT
@@ -88,15 +99,23 @@ CREATE INDEX audit_created ON audit (created_at);
 CREATE TABLE feedback (answer_id TEXT NOT NULL REFERENCES audit(answer_id), created_at TEXT NOT NULL, caller TEXT NOT NULL,
                        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT);
 CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
-"""),
-    Migration(3, "BM25 statistics: chunk lengths, document frequencies, corpus size", lambda dim, lang: """
+"""
+        ),
+    ),
+    Migration(
+        3,
+        "BM25 statistics: chunk lengths, document frequencies, corpus size",
+        lambda dim, lang: (
+            """
 ALTER TABLE chunks ADD COLUMN tsv_len INTEGER NOT NULL DEFAULT 0;
 UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv));
 CREATE TABLE lexeme_df (lexeme TEXT PRIMARY KEY, df BIGINT NOT NULL);
 INSERT INTO lexeme_df SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme;
 CREATE TABLE corpus_stats (id BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id), n BIGINT NOT NULL, total_len BIGINT NOT NULL);
 INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM chunks;
-"""),
+"""
+        ),
+    ),
 ]
 
 
@@ -119,27 +138,28 @@ def migrate(dsn: str, schema: str, dimension: int, fts_language: str = "english"
     lang = check_identifier(fts_language.lower(), "postgres.fts_language")
     applied: list[int] = []
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                conn.execute(f"SET LOCAL search_path TO {schema}, public")
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-                done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-                if 1 in done:
-                    meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'schema'").fetchone()[0]
-                    if meta["dimension"] != dimension or meta["fts_language"] != lang:
-                        raise StoreError(
-                            f"schema '{schema}' holds {meta['dimension']}-d vectors with full-text language "
-                            f"'{meta['fts_language']}', but {dimension}-d / '{lang}' were asked for; use another postgres.schema_name"
-                        )
-                for m in MIGRATIONS:
-                    if m.version in done:
-                        continue
-                    conn.execute(m.sql(dimension, lang))
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
-                    applied.append(m.version)
+        with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(f"SET LOCAL search_path TO {schema}, public")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            if 1 in done:
+                meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'schema'").fetchone()[0]
+                if meta["dimension"] != dimension or meta["fts_language"] != lang:
+                    raise StoreError(
+                        f"schema '{schema}' holds {meta['dimension']}-d vectors with full-text language "
+                        f"'{meta['fts_language']}', but {dimension}-d / '{lang}' were asked for; use another postgres.schema_name"
+                    )
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                conn.execute(m.sql(dimension, lang))
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
+                applied.append(m.version)
     except psycopg.OperationalError as exc:
         raise StoreError(f"cannot connect to PostgreSQL ({_redact(dsn)}): {str(exc).strip()}") from None
     except psycopg.errors.FeatureNotSupported as exc:
@@ -154,23 +174,26 @@ def applied_migrations(dsn: str, schema: str) -> list[dict[str, Any]]:
         exists = conn.execute("SELECT to_regclass(%s)", (f"{schema}.schema_migrations",)).fetchone()[0]
         if exists is None:
             return []
-        rows = conn.execute(f"SELECT version, name, applied_at FROM {schema}.schema_migrations ORDER BY version").fetchall()
+        rows = conn.execute(
+            f"SELECT version, name, applied_at FROM {schema}.schema_migrations ORDER BY version"
+        ).fetchall()
     return [{"version": v, "name": n, "applied_at": a.isoformat(timespec="seconds")} for v, n, a in rows]
 
 
-def make_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 8):  # noqa: ANN201
+def make_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 8):
     """A psycopg_pool.ConnectionPool whose connections use ``schema`` and know the vector type.
     Call ``migrate`` first (the vector type must exist)."""
     from pgvector.psycopg import register_vector
     from psycopg_pool import ConnectionPool
 
-    def configure(conn) -> None:  # noqa: ANN001
+    def configure(conn) -> None:
         conn.execute(f"SET search_path TO {schema}, public")
         conn.commit()
         register_vector(conn)
 
-    pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, configure=configure, open=False,
-                          kwargs={"autocommit": False})  # fmt: skip
+    pool = ConnectionPool(
+        dsn, min_size=min_size, max_size=max_size, configure=configure, open=False, kwargs={"autocommit": False}
+    )
     try:
         pool.open(wait=True, timeout=30)
     except Exception as exc:  # psycopg_pool.PoolTimeout: the server went away after migrate
@@ -183,7 +206,7 @@ def _redact(dsn: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", re.sub(r"(password=)\S+", r"\1***", dsn))
 
 
-def state_pool(settings, max_size: int = 4):  # noqa: ANN001, ANN201
+def state_pool(settings, max_size: int = 4):
     """A pool for the service state (keys, jobs, audit, rate limits) without opening the chunk store.
     Raises StoreError when the schema has not been migrated yet."""
     dsn, schema = settings.pg_dsn or "", settings.postgres.schema_name

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -35,33 +36,79 @@ from groundwork.index.pg_schema import _redact, check_identifier, make_pool, mig
 from groundwork.index.store import BUILTIN_FIELDS
 from groundwork.types import ACL_NAME, Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
-_COLS = ("chunk_id, doc_id, source, position, text, title, heading, page, content_hash, parent_id, parent_text, "
-         "metadata, acl_tenant, acl_groups, embedding")  # fmt: skip
-_COPY_COLS = ("chunk_id", "doc_id", "source", "position", "text", "search_text", "title", "heading", "page",
-              "content_hash", "doc_hash", "pipeline_hash", "parent_id", "parent_text", "metadata", "ingested_at",
-              "embedding", "acl_tenant", "acl_groups")  # fmt: skip
-_COPY_TYPES = ["text", "text", "text", "int4", "text", "text", "text", "text", "int4", "text", "text", "text",
-               "text", "text", "jsonb", "text", "vector", "text", "text[]"]  # fmt: skip
+_COLS = (
+    "chunk_id, doc_id, source, position, text, title, heading, page, content_hash, parent_id, parent_text, "
+    "metadata, acl_tenant, acl_groups, embedding"
+)
+_COPY_COLS = (
+    "chunk_id",
+    "doc_id",
+    "source",
+    "position",
+    "text",
+    "search_text",
+    "title",
+    "heading",
+    "page",
+    "content_hash",
+    "doc_hash",
+    "pipeline_hash",
+    "parent_id",
+    "parent_text",
+    "metadata",
+    "ingested_at",
+    "embedding",
+    "acl_tenant",
+    "acl_groups",
+)
+_COPY_TYPES = [
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "jsonb",
+    "text",
+    "vector",
+    "text",
+    "text[]",
+]
 _JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
 K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
 _WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
-_SET_LEN = ("UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv)) "
-            "WHERE doc_id = ANY(%s)")  # fmt: skip
+_SET_LEN = (
+    "UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv)) "
+    "WHERE doc_id = ANY(%s)"
+)
 
 
-def _lock_writes(conn) -> None:  # noqa: ANN001
+def _lock_writes(conn) -> None:
     """One writer at a time (across replicas): the statistics rows would otherwise deadlock or race."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
 
 
-def _update_stats(conn, doc_ids: list[str], sign: int) -> None:  # noqa: ANN001
+def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
     """Add (+1) or remove (-1) the BM25 statistics of ``doc_ids``' current rows."""
-    conn.execute("INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
-                 "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
-                 "ON CONFLICT (lexeme) DO UPDATE SET df = lexeme_df.df + EXCLUDED.df", (sign, doc_ids))  # fmt: skip
-    conn.execute("UPDATE corpus_stats s SET n = s.n + %s * x.n, total_len = s.total_len + %s * x.len "
-                 "FROM (SELECT count(*) AS n, coalesce(sum(tsv_len), 0) AS len FROM chunks WHERE doc_id = ANY(%s)) x",
-                 (sign, sign, doc_ids))  # fmt: skip
+    conn.execute(
+        "INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
+        "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
+        "ON CONFLICT (lexeme) DO UPDATE SET df = lexeme_df.df + EXCLUDED.df",
+        (sign, doc_ids),
+    )
+    conn.execute(
+        "UPDATE corpus_stats s SET n = s.n + %s * x.n, total_len = s.total_len + %s * x.len "
+        "FROM (SELECT count(*) AS n, coalesce(sum(tsv_len), 0) AS len FROM chunks WHERE doc_id = ANY(%s)) x",
+        (sign, sign, doc_ids),
+    )
 
 
 class PgStore:
@@ -75,8 +122,16 @@ class PgStore:
         StoreError: unreachable server, missing pgvector, or a schema made for another dimension.
     """
 
-    def __init__(self, dsn: str, dimension: int, settings: IndexSettings | None = None, schema: str = "groundwork",
-                 fts_language: str = "english", pool_size: int = 8, auto_migrate: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dsn: str,
+        dimension: int,
+        settings: IndexSettings | None = None,
+        schema: str = "groundwork",
+        fts_language: str = "english",
+        pool_size: int = 8,
+        auto_migrate: bool = True,
+    ) -> None:
         self.dsn, self.dimension = dsn, dimension
         self.settings = settings or IndexSettings()
         self.schema = check_identifier(schema, "postgres.schema_name")
@@ -107,9 +162,18 @@ class PgStore:
         from psycopg.types.json import Jsonb
 
         with self.pool.connection() as conn:
-            conn.execute("INSERT INTO gw_meta VALUES ('model', %s) ON CONFLICT DO NOTHING",
-                         (Jsonb({"model_id": model_id, "dimension": dimension,
-                                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}),))  # fmt: skip
+            conn.execute(
+                "INSERT INTO gw_meta VALUES ('model', %s) ON CONFLICT DO NOTHING",
+                (
+                    Jsonb(
+                        {
+                            "model_id": model_id,
+                            "dimension": dimension,
+                            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        }
+                    ),
+                ),
+            )
             meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'model'").fetchone()[0]
         if meta.get("model_id") != model_id or meta.get("dimension") != dimension:
             raise ModelMismatchError(
@@ -121,14 +185,14 @@ class PgStore:
     @property
     def meta(self) -> dict[str, Any]:
         rows = self._query("SELECT key, value FROM gw_meta")
-        return {k: v for k, v in rows}
+        return dict(rows)
 
     # -- writes -------------------------------------------------------------------------------------
     def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
         doc_ids = list(doc_hashes)
         if not doc_ids:
             return
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         new_fields = sorted({k for c in chunks for k, v in c.metadata.items() if v is not None})
         with self.pool.connection() as conn, conn.transaction():
             _lock_writes(conn)
@@ -137,16 +201,35 @@ class PgStore:
             with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for c in chunks:
-                    copy.write_row((
-                        c.chunk_id, c.doc_id, c.source, c.position, c.text, c.search_text, c.title, c.heading,
-                        c.page, c.content_hash, doc_hashes[c.doc_id], pipeline_hash, c.parent_id, c.parent_text,
-                        json.loads(json.dumps(c.metadata, default=str)), now,  # JSON-native values only
-                        np.asarray(c.vector, dtype=np.float32), c.tenant, sorted(set(c.allowed_groups)) or None,
-                    ))  # fmt: skip
+                    copy.write_row(
+                        (
+                            c.chunk_id,
+                            c.doc_id,
+                            c.source,
+                            c.position,
+                            c.text,
+                            c.search_text,
+                            c.title,
+                            c.heading,
+                            c.page,
+                            c.content_hash,
+                            doc_hashes[c.doc_id],
+                            pipeline_hash,
+                            c.parent_id,
+                            c.parent_text,
+                            json.loads(json.dumps(c.metadata, default=str)),
+                            now,  # JSON-native values only
+                            np.asarray(c.vector, dtype=np.float32),
+                            c.tenant,
+                            sorted(set(c.allowed_groups)) or None,
+                        )
+                    )
             conn.execute(_SET_LEN, (doc_ids,))
             _update_stats(conn, doc_ids, +1)
             if new_fields:
-                conn.execute("INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,))
+                conn.execute(
+                    "INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,)
+                )
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         if not doc_ids:
@@ -164,8 +247,10 @@ class PgStore:
             try:
                 if n >= self.settings.ann_min_rows and not self.has_ann_index():
                     conn.execute("SET maintenance_work_mem = '1GB'")
-                    conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
-                                 f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.hnsw_ef_construction)})")  # fmt: skip
+                    conn.execute(
+                        f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
+                        f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.hnsw_ef_construction)})"
+                    )
                     self._ann = None
                 conn.execute("ANALYZE chunks")
             finally:
@@ -175,7 +260,12 @@ class PgStore:
         # Another replica may build the index: the answer is re-read at most once a minute.
         if self._ann is None or time.monotonic() - self._ann_checked > 60:
             self._ann_checked = time.monotonic()
-            self._ann = bool(self._query("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'chunks_embedding_hnsw'", (self.schema,)))
+            self._ann = bool(
+                self._query(
+                    "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'chunks_embedding_hnsw'",
+                    (self.schema,),
+                )
+            )
         return self._ann
 
     def reembed(self, model_id: str, dimension: int, embed: Callable[[list[str]], np.ndarray], batch: int = 256) -> int:
@@ -183,10 +273,16 @@ class PgStore:
         the previous vectors are kept in ``chunks_previous`` for ``rollback``. Raises StoreError for
         another dimension (the column type is fixed: use another postgres.schema_name)."""
         if dimension != self.dimension:
-            raise StoreError(f"{self.path} holds {self.dimension}-d vectors; a {dimension}-d model needs another postgres.schema_name")
+            raise StoreError(
+                f"{self.path} holds {self.dimension}-d vectors; a {dimension}-d model needs another postgres.schema_name"
+            )
         rows = self._query("SELECT chunk_id, search_text FROM chunks ORDER BY chunk_id")
         texts = [r[1] for r in rows]
-        vecs = np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)]) if texts else np.zeros((0, dimension), np.float32)
+        vecs = (
+            np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+            if texts
+            else np.zeros((0, dimension), np.float32)
+        )
         from psycopg.types.json import Jsonb
 
         with self.pool.connection() as conn, conn.transaction():
@@ -199,7 +295,12 @@ class PgStore:
                 for (cid, _), v in zip(rows, vecs):
                     copy.write_row((cid, np.asarray(v, np.float32)))
             conn.execute("UPDATE chunks c SET embedding = n.embedding FROM new_vectors n WHERE c.chunk_id = n.chunk_id")
-            model = {**prev, "model_id": model_id, "dimension": dimension, "previous": [{k: prev[k] for k in ("model_id", "dimension")}]}
+            model = {
+                **prev,
+                "model_id": model_id,
+                "dimension": dimension,
+                "previous": [{k: prev[k] for k in ("model_id", "dimension")}],
+            }
             conn.execute("UPDATE gw_meta SET value = %s WHERE key = 'model'", (Jsonb(model),))
         return len(rows)
 
@@ -212,7 +313,9 @@ class PgStore:
             history = (model[0] if model else {}).get("previous") or []
             if not history:
                 raise StoreError(f"{self.path}: no earlier embedding model to roll back to")
-            conn.execute("UPDATE chunks c SET embedding = p.embedding FROM chunks_previous p WHERE c.chunk_id = p.chunk_id")
+            conn.execute(
+                "UPDATE chunks c SET embedding = p.embedding FROM chunks_previous p WHERE c.chunk_id = p.chunk_id"
+            )
             conn.execute("DELETE FROM chunks_previous")
             restored = {**model[0], **history[0], "previous": []}
             conn.execute("UPDATE gw_meta SET value = %s WHERE key = 'model'", (Jsonb(restored),))
@@ -241,7 +344,9 @@ class PgStore:
             known = self.filter_fields()
             unknown = sorted(fields(where) - known)
             if unknown:
-                raise FilterError(f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}")
+                raise FilterError(
+                    f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}"
+                )
             clauses.append(_compile(where, params))
         return (" AND ".join(clauses) or "TRUE"), params
 
@@ -256,12 +361,15 @@ class PgStore:
             except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction) as exc:
                 raise FilterError(f"filter: a value does not fit its field ({str(exc).splitlines()[0]})") from None
 
-    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None,
-                      access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+    def vector_search(
+        self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[SearchHit]:
         clause, params = self._where(where, access)
         vec = np.asarray(vector, dtype=np.float32)
-        sql = (f"SELECT {_COLS}, embedding <=> %s AS distance FROM chunks WHERE {clause} "
-               "ORDER BY embedding <=> %s LIMIT %s")  # fmt: skip
+        sql = (
+            f"SELECT {_COLS}, embedding <=> %s AS distance FROM chunks WHERE {clause} "
+            "ORDER BY embedding <=> %s LIMIT %s"
+        )
         args = [vec, *params, vec, top_k]
         ann = self.has_ann_index()
         ef = f"SET LOCAL hnsw.ef_search = {max(int(self.settings.hnsw_ef_search), top_k)}"
@@ -271,12 +379,15 @@ class PgStore:
             rows = self._run_search(sql, args, ["SET LOCAL enable_indexscan = off"])
         return _hits(rows, "dense", lambda d: 1.0 - d)
 
-    def keyword_search(self, query: str, top_k: int, where: Filter | None = None,
-                       access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+    def keyword_search(
+        self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[SearchHit]:
         if not query.strip():
             return []
         lang = self.fts_language
-        lexemes = self._query(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])[0][0]
+        lexemes = self._query(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])[0][
+            0
+        ]
         if not lexemes:
             return []  # only stop words
         clause, params = self._where(where, access)
@@ -302,12 +413,30 @@ class PgStore:
         rows = self._run_search(
             "SELECT doc_id, min(source), min(doc_hash), min(pipeline_hash), count(*), min(title), min(acl_tenant), "
             f"min(array_to_string(acl_groups, '|')), min(ingested_at), sum(length(text)) FROM chunks WHERE {clause} "
-            "GROUP BY doc_id ORDER BY doc_id", params)  # fmt: skip
-        return [DocumentInfo(r[0], r[1], r[2], r[3], int(r[4]), r[5] or "", r[6], [g for g in (r[7] or "").split("|") if g], r[8] or "", int(r[9] or 0)) for r in rows]
+            "GROUP BY doc_id ORDER BY doc_id",
+            params,
+        )
+        return [
+            DocumentInfo(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                int(r[4]),
+                r[5] or "",
+                r[6],
+                [g for g in (r[7] or "").split("|") if g],
+                r[8] or "",
+                int(r[9] or 0),
+            )
+            for r in rows
+        ]
 
     def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:
         clause, params = self._where(None, access)
-        rows = self._run_search(f"SELECT {_COLS}, 0 FROM chunks WHERE doc_id = %s AND {clause} ORDER BY position", [doc_id, *params])
+        rows = self._run_search(
+            f"SELECT {_COLS}, 0 FROM chunks WHERE doc_id = %s AND {clause} ORDER BY position", [doc_id, *params]
+        )
         return [h.chunk for h in _hits(rows, "none")]
 
     def chunk_ids(self) -> list[str]:
@@ -317,7 +446,7 @@ class PgStore:
         return int(self._query("SELECT count(*) FROM chunks")[0][0])
 
     # -- migration ----------------------------------------------------------------------------------
-    def export_rows(self):  # noqa: ANN201
+    def export_rows(self):
         """Every chunk as a plain dict (all stored columns, ``vector`` as float32), for ``migrate``."""
         cols = [c for c in _COPY_COLS if c != "search_text"]
         with self.pool.connection() as conn:
@@ -335,21 +464,52 @@ class PgStore:
             with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for r in rows:
-                    search_text = Chunk(r["chunk_id"], r["doc_id"], r["source"], r["position"], r["text"], r["content_hash"],
-                                        tuple(h for h in (r["heading"] or "").split(" > ") if h), title=r["title"] or "").search_text  # fmt: skip
-                    copy.write_row(tuple(search_text if c == "search_text" else np.asarray(r["vector"], np.float32) if c == "embedding"
-                                         else (r[c] or None) if c == "acl_groups" else r[c] for c in _COPY_COLS))  # fmt: skip
+                    search_text = Chunk(
+                        r["chunk_id"],
+                        r["doc_id"],
+                        r["source"],
+                        r["position"],
+                        r["text"],
+                        r["content_hash"],
+                        tuple(h for h in (r["heading"] or "").split(" > ") if h),
+                        title=r["title"] or "",
+                    ).search_text
+                    copy.write_row(
+                        tuple(
+                            search_text
+                            if c == "search_text"
+                            else np.asarray(r["vector"], np.float32)
+                            if c == "embedding"
+                            else (r[c] or None)
+                            if c == "acl_groups"
+                            else r[c]
+                            for c in _COPY_COLS
+                        )
+                    )
             conn.execute(_SET_LEN, (doc_ids,))
             _update_stats(conn, doc_ids, +1)
             if new_fields:
-                conn.execute("INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,))
+                conn.execute(
+                    "INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,)
+                )
 
     def import_versions(self, versions: Sequence[IndexVersion]) -> None:
         with self.pool.connection() as conn, conn.transaction():
             for v in versions:
-                conn.execute("INSERT INTO index_versions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                             (v.version, v.created_at, v.storage_version, v.added, v.updated, v.deleted, v.documents,
-                              v.chunks, list(v.changed_doc_ids)))  # fmt: skip
+                conn.execute(
+                    "INSERT INTO index_versions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        v.version,
+                        v.created_at,
+                        v.storage_version,
+                        v.added,
+                        v.updated,
+                        v.deleted,
+                        v.documents,
+                        v.chunks,
+                        list(v.changed_doc_ids),
+                    ),
+                )
 
     # -- versions -----------------------------------------------------------------------------------
     def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion:
@@ -357,37 +517,75 @@ class PgStore:
             conn.execute("LOCK TABLE index_versions IN EXCLUSIVE MODE")  # numbers stay gapless across replicas
             last = conn.execute("SELECT coalesce(max(version), 0) FROM index_versions").fetchone()[0]
             docs, chunks = conn.execute("SELECT count(DISTINCT doc_id), count(*) FROM chunks").fetchone()
-            v = IndexVersion(version=last + 1, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                             storage_version=last + 1, added=added, updated=updated, deleted=deleted, documents=docs,
-                             chunks=chunks, changed_doc_ids=list(changed_doc_ids)[:1000])  # fmt: skip
-            conn.execute("INSERT INTO index_versions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                         (v.version, v.created_at, v.storage_version, v.added, v.updated, v.deleted, v.documents,
-                          v.chunks, v.changed_doc_ids))  # fmt: skip
+            v = IndexVersion(
+                version=last + 1,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                storage_version=last + 1,
+                added=added,
+                updated=updated,
+                deleted=deleted,
+                documents=docs,
+                chunks=chunks,
+                changed_doc_ids=list(changed_doc_ids)[:1000],
+            )
+            conn.execute(
+                "INSERT INTO index_versions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    v.version,
+                    v.created_at,
+                    v.storage_version,
+                    v.added,
+                    v.updated,
+                    v.deleted,
+                    v.documents,
+                    v.chunks,
+                    v.changed_doc_ids,
+                ),
+            )
         return v
 
     def current_version(self) -> int | None:
         return self._query("SELECT max(version) FROM index_versions")[0][0]
 
     def list_versions(self) -> list[IndexVersion]:
-        rows = self._query("SELECT version, created_at, storage_version, added, updated, deleted, documents, chunks, changed_doc_ids "
-                           "FROM index_versions ORDER BY version")  # fmt: skip
+        rows = self._query(
+            "SELECT version, created_at, storage_version, added, updated, deleted, documents, chunks, changed_doc_ids "
+            "FROM index_versions ORDER BY version"
+        )
         return [IndexVersion(*r[:8], changed_doc_ids=list(r[8])) for r in rows]
 
 
 def _hits(rows: list[tuple], key: str, transform: Callable[[float], float] = lambda s: s) -> list[SearchHit]:
     hits = []
     for rank, r in enumerate(rows, 1):
-        chunk = Chunk(chunk_id=r[0], doc_id=r[1], source=r[2], position=r[3], text=r[4], title=r[5] or "",
-                      heading_path=tuple(h for h in (r[6] or "").split(" > ") if h), page=r[7], content_hash=r[8],
-                      parent_id=r[9], parent_text=r[10], metadata=r[11] or {}, tenant=r[12],
-                      allowed_groups=tuple(r[13] or ()), vector=_array(r[14]))  # fmt: skip
+        chunk = Chunk(
+            chunk_id=r[0],
+            doc_id=r[1],
+            source=r[2],
+            position=r[3],
+            text=r[4],
+            title=r[5] or "",
+            heading_path=tuple(h for h in (r[6] or "").split(" > ") if h),
+            page=r[7],
+            content_hash=r[8],
+            parent_id=r[9],
+            parent_text=r[10],
+            metadata=r[11] or {},
+            tenant=r[12],
+            allowed_groups=tuple(r[13] or ()),
+            vector=_array(r[14]),
+        )
         score = float(transform(float(r[15])))
         hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
     return hits
 
 
 def _array(value: Any) -> np.ndarray | None:
-    return None if value is None else np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+    return (
+        None
+        if value is None
+        else np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+    )
 
 
 def _compile(node: Filter, params: list[Any]) -> str:

@@ -10,8 +10,9 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -45,14 +46,16 @@ class Store(Protocol):
         """Delete every chunk of ``doc_ids`` in one commit; returns the number of chunks deleted."""
         ...
 
-    def vector_search(self, vector: np.ndarray, top_k: int, where: Filter | None = None,
-                      access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+    def vector_search(
+        self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[SearchHit]:
         """Nearest chunks by cosine similarity to ``vector`` ((dim,) float32, L2-normalised), among
         the chunks ``access`` may see (a pre-filter inside the query; None = all)."""
         ...
 
-    def keyword_search(self, query: str, top_k: int, where: Filter | None = None,
-                       access: Access | None = None) -> list[SearchHit]:  # fmt: skip
+    def keyword_search(
+        self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[SearchHit]:
         """Best chunks by BM25 over title, headings and text, among the chunks ``access`` may see."""
         ...
 
@@ -72,7 +75,9 @@ class Store(Protocol):
         """Compact storage, bring indexes up to date, and remove storage versions past retention."""
         ...
 
-    def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion: ...
+    def record_version(
+        self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]
+    ) -> IndexVersion: ...
 
     def list_versions(self) -> list[IndexVersion]: ...
 
@@ -89,15 +94,22 @@ class Store(Protocol):
         ...
 
 
-def open_store(settings: "Settings", path: Path, dimension: Callable[[], int]) -> Store:
+def open_store(settings: Settings, path: Path, dimension: Callable[[], int]) -> Store:
     """The store ``settings.store`` names. ``dimension`` is called only for PostgreSQL, whose vector
     column is typed on first use. Raises StoreError when the store cannot be opened."""
     if settings.store == "postgres":
         from groundwork.index.postgres import PgStore
 
         pg = settings.postgres
-        return PgStore(settings.pg_dsn or "", dimension(), settings.index, pg.schema_name, pg.fts_language,
-                       pg.pool_size, pg.auto_migrate)  # fmt: skip
+        return PgStore(
+            settings.pg_dsn or "",
+            dimension(),
+            settings.index,
+            pg.schema_name,
+            pg.fts_language,
+            pg.pool_size,
+            pg.auto_migrate,
+        )
     from groundwork.index.lance import LanceStore
 
     return LanceStore(settings.index.lance_uri or path, settings.index)

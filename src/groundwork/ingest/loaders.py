@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from groundwork.errors import LoaderError, UnsupportedFileError
 from groundwork.ingest.markdown import markdown_sections, markdown_title
@@ -129,7 +129,9 @@ def load_docx(path: Path, raw: bytes, options: RecordOptions) -> list[Document]:
             path_stack.append((level, text))
         buf.append(text)
     flush()
-    title = document.core_properties.title or (sections[0].heading_path[0] if sections and sections[0].heading_path else "")
+    title = document.core_properties.title or (
+        sections[0].heading_path[0] if sections and sections[0].heading_path else ""
+    )
     return _doc(path, raw, sections, title)
 
 

@@ -47,7 +47,11 @@ def markdown_sections(text: str) -> list[Section]:
     # A section holding only its heading line adds nothing of its own: fold it into the next one.
     merged: list[Section] = []
     for sec in sections:
-        if merged and _only_heading(merged[-1]) and sec.heading_path[: len(merged[-1].heading_path)] == merged[-1].heading_path:
+        if (
+            merged
+            and _only_heading(merged[-1])
+            and sec.heading_path[: len(merged[-1].heading_path)] == merged[-1].heading_path
+        ):
             prev = merged.pop()
             sec = Section(text=prev.text + "\n\n" + sec.text, heading_path=sec.heading_path, page=sec.page)
         merged.append(sec)

@@ -11,7 +11,8 @@ local engine's up to float rounding (batches are padded differently).
 from __future__ import annotations
 
 import pickle
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,9 @@ class _ParseChunk:
 
         settings, self.config, self.unchanged_records = pickle.loads(blob)
         embedder = load_embedder(settings.embedder.model_copy(update={"cache": False}), None)
-        self.ingestor = Ingestor(None, embedder, make_chunker(settings.chunking, embedder), settings.ingest, **self.config)  # type: ignore[arg-type]
+        self.ingestor = Ingestor(
+            None, embedder, make_chunker(settings.chunking, embedder), settings.ingest, **self.config
+        )  # type: ignore[arg-type]
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         out: dict[str, list] = {"kind": [], "payload": [], "text": []}
@@ -38,7 +41,12 @@ class _ParseChunk:
             name, raw, fingerprint = pickle.loads(blob)
             item = SourceItem(name, lambda _max, raw=raw: raw, fingerprint)
             docs, failed = self.ingestor.parse(item, raw)
-            result: dict[str, Any] = {"source": item.source, "failed": failed, "docs": [], "problems": list(getattr(docs, "problems", []))}
+            result: dict[str, Any] = {
+                "source": item.source,
+                "failed": failed,
+                "docs": [],
+                "problems": list(getattr(docs, "problems", [])),
+            }
             chunks: list = []  # this file's chunks, kept only if the whole file chunks without error
             if failed is None:
                 try:
@@ -47,9 +55,14 @@ class _ParseChunk:
                         mine = [] if unchanged else self.ingestor._chunk(d)
                         result["docs"].append((d.doc_id, d.content_hash, unchanged, len(mine)))
                         chunks += mine
-                except Exception as exc:  # noqa: BLE001 - a chunker error fails this file only
+                except Exception as exc:
                     reason = exc.reason if isinstance(exc, LoaderError) else f"{type(exc).__name__}: {exc}"
-                    result = {"source": item.source, "failed": FileResult(item.source, "failed", reason=reason), "docs": [], "problems": []}
+                    result = {
+                        "source": item.source,
+                        "failed": FileResult(item.source, "failed", reason=reason),
+                        "docs": [],
+                        "problems": [],
+                    }
                     chunks = []
             for c in chunks:
                 out["kind"].append("chunk"), out["payload"].append(pickle.dumps(c)), out["text"].append(c.search_text)
@@ -80,15 +93,34 @@ class RayIngestor(Ingestor):
     """An Ingestor whose parse/chunk/embed steps run on Ray. ``address``: None starts a local Ray
     (``num_cpus`` CPUs); ``"auto"`` or ``ray://host:10001`` joins a cluster. ``actors``: actors per stage."""
 
-    def __init__(self, *args: Any, settings_all: Settings, address: str | None = None, num_cpus: int | None = None,
-                 actors: int = 2, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args: Any,
+        settings_all: Settings,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        actors: int = 2,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.settings_all, self.address, self.num_cpus, self.actors = settings_all, address, num_cpus, actors
-        self._config = {"records": self.records, "text_transform": self.text_transform,
-                        "transform_id": kwargs.get("transform_id", ""), "acl": self.acl}  # fmt: skip
+        self._config = {
+            "records": self.records,
+            "text_transform": self.text_transform,
+            "transform_id": kwargs.get("transform_id", ""),
+            "acl": self.acl,
+        }
 
-    def _process(self, items: Sequence[SourceItem], existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
-                 seen: set[str], changed: list[str], report: IngestReport, progress: ProgressFn | None) -> None:  # fmt: skip
+    def _process(
+        self,
+        items: Sequence[SourceItem],
+        existing: dict[str, DocumentInfo],
+        by_source: dict[str, list[str]],
+        seen: set[str],
+        changed: list[str],
+        report: IngestReport,
+        progress: ProgressFn | None,
+    ) -> None:
         import ray
 
         pending: list[tuple[SourceItem, bytes]] = []
@@ -99,7 +131,7 @@ class RayIngestor(Ingestor):
                 if failed is not None:
                     self._record(failed, item, by_source, seen, report)
                     continue
-            if prev := self._unchanged_file(item, existing, raw):
+            if self._unchanged_file(item, existing, raw):
                 seen.add(item.source)
                 report.unchanged += 1
                 continue
@@ -112,16 +144,27 @@ class RayIngestor(Ingestor):
         if not pending:
             return
         if not ray.is_initialized():
-            ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus, include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)  # fmt: skip
-        unchanged_records = {d.doc_id: d.content_hash for d in existing.values() if d.pipeline_hash == self.pipeline_hash}
+            ray.init(
+                address=self.address,
+                num_cpus=None if self.address else self.num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
+        unchanged_records = {
+            d.doc_id: d.content_hash for d in existing.values() if d.pipeline_hash == self.pipeline_hash
+        }
         blob = pickle.dumps((self.settings_all, self._config, unchanged_records))
         rows = [{"item": pickle.dumps((item.name, raw, item.fingerprint))} for item, raw in pending]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * self.actors))
         pool = ray.data.ActorPoolStrategy(size=self.actors)
         ds = ds.map_batches(_ParseChunk, fn_constructor_args=(blob,), batch_size=4, compute=pool)
-        ds = ds.map_batches(_Embed, fn_constructor_args=(pickle.dumps(self.settings_all),),
-                            batch_size=self.settings_all.embedder.batch_size * 4, compute=pool)  # fmt: skip
+        ds = ds.map_batches(
+            _Embed,
+            fn_constructor_args=(pickle.dumps(self.settings_all),),
+            batch_size=self.settings_all.embedder.batch_size * 4,
+            compute=pool,
+        )
         chunks_by_source: dict[str, list] = {}
         files: dict[str, dict[str, Any]] = {}
         for row in ds.iter_rows():

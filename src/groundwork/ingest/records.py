@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from groundwork.errors import LoaderError
 from groundwork.types import Document, Section
@@ -54,7 +55,11 @@ def _iter_records(path: Path, raw: str) -> Iterator[tuple[str, int, Any]]:
             try:
                 yield f"line {lineno}", lineno, json.loads(line)
             except json.JSONDecodeError as exc:
-                yield f"line {lineno}", lineno, RecordProblem(f"line {lineno}", f"not valid JSON ({exc.msg}); fix or remove that line")
+                yield (
+                    f"line {lineno}",
+                    lineno,
+                    RecordProblem(f"line {lineno}", f"not valid JSON ({exc.msg}); fix or remove that line"),
+                )
         return
     try:
         data = json.loads(raw)

@@ -24,13 +24,13 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def s3_client(endpoint_url: str | None = None):  # noqa: ANN201
+def s3_client(endpoint_url: str | None = None):
     import boto3
 
     return boto3.client("s3", endpoint_url=endpoint_url or None)
 
 
-def _read(client, bucket: str, key: str, size: int, etag: str, max_bytes: int) -> bytes:  # noqa: ANN001
+def _read(client, bucket: str, key: str, size: int, etag: str, max_bytes: int) -> bytes:
     uri = f"s3://{bucket}/{key}"
     check_size(uri, SourceName(uri).suffix, size, max_bytes)
     try:
@@ -42,7 +42,7 @@ def _read(client, bucket: str, key: str, size: int, etag: str, max_bytes: int) -
         raise LoaderError(uri, f"cannot download the object ({exc})") from None
 
 
-def list_s3(uri: str, settings: IngestSettings):  # noqa: ANN201
+def list_s3(uri: str, settings: IngestSettings):
     """(items, sync root) for every object under ``uri``. A URI naming one object gives that object
     and no root (nothing is deleted); a prefix gives its objects and the prefix as the root.
 
@@ -58,7 +58,9 @@ def list_s3(uri: str, settings: IngestSettings):  # noqa: ANN201
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         objects = [o for page in pages for o in page.get("Contents", [])]
     except Exception as exc:  # botocore errors: no such bucket, access denied, unreachable endpoint
-        raise LoaderError(uri, f"cannot list the bucket ({exc}); check the URI, credentials and ingest.s3_endpoint_url") from None
+        raise LoaderError(
+            uri, f"cannot list the bucket ({exc}); check the URI, credentials and ingest.s3_endpoint_url"
+        ) from None
     exact = [o for o in objects if o["Key"] == prefix]
     if exact and not prefix.endswith("/"):
         objects, root = exact, None
@@ -66,9 +68,14 @@ def list_s3(uri: str, settings: IngestSettings):  # noqa: ANN201
         root = f"s3://{bucket}/{prefix}" if not prefix or prefix.endswith("/") else f"s3://{bucket}/{prefix}/"
         base = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         objects = [o for o in objects if o["Key"].startswith(base) and not o["Key"].endswith("/")]
-        objects = [o for o in objects if not any(p.startswith(".") for p in o["Key"][len(base):].split("/"))]
+        objects = [o for o in objects if not any(p.startswith(".") for p in o["Key"][len(base) :].split("/"))]
     for o in sorted(objects, key=lambda o: o["Key"]):
         key, etag = o["Key"], o["ETag"]
-        items.append(SourceItem(SourceName(f"s3://{bucket}/{key}"), partial(_read, client, bucket, key, o["Size"], etag),
-                                fingerprint=f"etag:{etag.strip(chr(34))}"))  # fmt: skip
+        items.append(
+            SourceItem(
+                SourceName(f"s3://{bucket}/{key}"),
+                partial(_read, client, bucket, key, o["Size"], etag),
+                fingerprint=f"etag:{etag.strip(chr(34))}",
+            )
+        )
     return items, root

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from groundwork.config import IngestSettings
 from groundwork.errors import LoaderError, UnsupportedFileError
@@ -91,7 +91,11 @@ def discover(paths: Sequence[Path], exclude: Path | None = None) -> tuple[list[P
             folders.append(p)
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts
-                if f.is_file() and not any(part.startswith(".") for part in rel) and not (exclude and f.is_relative_to(exclude)):
+                if (
+                    f.is_file()
+                    and not any(part.startswith(".") for part in rel)
+                    and not (exclude and f.is_relative_to(exclude))
+                ):
                     files.append(f)
         elif p.is_file():
             files.append(p)
@@ -125,10 +129,14 @@ class DocumentAcl:
             tenant = str(doc.metadata[self.tenant_field])
         if self.groups_field and doc.metadata.get(self.groups_field) not in (None, ""):
             raw = doc.metadata[self.groups_field]
-            groups = tuple(str(g).strip() for g in (raw if isinstance(raw, list) else str(raw).split(",")) if str(g).strip())
+            groups = tuple(
+                str(g).strip() for g in (raw if isinstance(raw, list) else str(raw).split(",")) if str(g).strip()
+            )
         for name in (tenant, *groups):
             if name is not None and not ACL_NAME.match(name):
-                raise LoaderError(doc.source, f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+                raise LoaderError(
+                    doc.source, f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -"
+                )
         doc.tenant, doc.allowed_groups = tenant, tuple(sorted(set(groups)))
 
 
@@ -143,14 +151,20 @@ class Ingestor:
         off re-processes every document on the next run.
     """
 
-    def __init__(self, store: Store, embedder: Embedder, chunker: Chunker, settings: IngestSettings,
-                 records: RecordOptions | None = None, exclude: Path | None = None,
-                 text_transform: Callable[[str], str] | None = None, transform_id: str = "",
-                 acl: DocumentAcl | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        chunker: Chunker,
+        settings: IngestSettings,
+        records: RecordOptions | None = None,
+        exclude: Path | None = None,
+        text_transform: Callable[[str], str] | None = None,
+        transform_id: str = "",
+        acl: DocumentAcl | None = None,
+    ) -> None:
         self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
-        self.records = records or RecordOptions(
-            settings.text_field, settings.id_field, tuple(settings.metadata_fields)
-        )
+        self.records = records or RecordOptions(settings.text_field, settings.id_field, tuple(settings.metadata_fields))
         self.exclude = exclude
         self.text_transform = text_transform
         self.acl = acl or DocumentAcl()
@@ -158,8 +172,13 @@ class Ingestor:
         fingerprint = chunker.fingerprint + (f"|{transform_id}" if text_transform else "") + self.acl.fingerprint
         self.pipeline_hash = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
-    def run(self, paths: Sequence[Path | str], sync: bool = True, progress: ProgressFn | None = None,
-            items: Sequence[SourceItem] = ()) -> IngestReport:  # fmt: skip
+    def run(
+        self,
+        paths: Sequence[Path | str],
+        sync: bool = True,
+        progress: ProgressFn | None = None,
+        items: Sequence[SourceItem] = (),
+    ) -> IngestReport:
         """Ingest ``paths`` (files, folders, ``s3://bucket/prefix``) and ``items``. With ``sync``,
         documents that vanished from a given folder or prefix, or records that vanished from a given
         JSON file, are deleted from the index."""
@@ -200,8 +219,16 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _process(self, items: Sequence[SourceItem], existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
-                 seen: set[str], changed: list[str], report: IngestReport, progress: ProgressFn | None) -> None:  # fmt: skip
+    def _process(
+        self,
+        items: Sequence[SourceItem],
+        existing: dict[str, DocumentInfo],
+        by_source: dict[str, list[str]],
+        seen: set[str],
+        changed: list[str],
+        report: IngestReport,
+        progress: ProgressFn | None,
+    ) -> None:
         """Load, chunk, embed and write every item, one after the other (the local engine)."""
         batch = _Batch()
         for i, item in enumerate(items):
@@ -214,20 +241,28 @@ class Ingestor:
             progress("", len(items), len(items))
 
     @staticmethod
-    def _record(result: FileResult, item: SourceItem, by_source: dict[str, list[str]], seen: set[str], report: IngestReport) -> None:
+    def _record(
+        result: FileResult, item: SourceItem, by_source: dict[str, list[str]], seen: set[str], report: IngestReport
+    ) -> None:
         if result.status == "failed":
             report.failed.append(result)
             seen.update(by_source.get(item.source, []))  # keep what a now-broken file had indexed
         elif result.status == "skipped":
             report.skipped.append(result)
 
-    def _unchanged_file(self, item: SourceItem, existing: dict[str, DocumentInfo], raw: bytes | None) -> DocumentInfo | None:
+    def _unchanged_file(
+        self, item: SourceItem, existing: dict[str, DocumentInfo], raw: bytes | None
+    ) -> DocumentInfo | None:
         """The indexed document when ``item`` is a non-record file whose fingerprint (or bytes' sha256)
         and chunking settings are unchanged: recognised before parsing (and, with a fingerprint, reading)."""
         prev = existing.get(item.source)
         if item.is_records or prev is None or prev.pipeline_hash != self.pipeline_hash:
             return None
-        token = item.fingerprint if item.fingerprint is not None else (hashlib.sha256(raw).hexdigest() if raw is not None else None)
+        token = (
+            item.fingerprint
+            if item.fingerprint is not None
+            else (hashlib.sha256(raw).hexdigest() if raw is not None else None)
+        )
         return prev if token is not None and prev.content_hash == token else None
 
     def read(self, item: SourceItem) -> tuple[bytes | None, FileResult | None]:
@@ -247,15 +282,23 @@ class Ingestor:
             docs = load_file(item.name, raw, self.records)
         except LoaderError as exc:
             return [], FileResult(item.source, "failed", reason=exc.reason)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return [], FileResult(item.source, "failed", reason=f"{type(exc).__name__}: {exc}")
         if item.fingerprint is not None and not item.is_records:
             for d in docs:
                 d.content_hash = item.fingerprint  # what the next run compares before downloading
         return docs, None
 
-    def _ingest_file(self, item: SourceItem, existing: dict[str, DocumentInfo], by_source: dict[str, list[str]],
-                     seen: set[str], batch: _Batch, changed: list[str], report: IngestReport) -> FileResult:  # fmt: skip
+    def _ingest_file(
+        self,
+        item: SourceItem,
+        existing: dict[str, DocumentInfo],
+        by_source: dict[str, list[str]],
+        seen: set[str],
+        batch: _Batch,
+        changed: list[str],
+        report: IngestReport,
+    ) -> FileResult:
         source = item.source
         raw: bytes | None = None
         if item.fingerprint is None:
@@ -278,7 +321,7 @@ class Ingestor:
             pending = [(d, self._chunk(d)) for d in docs if not self._unchanged(d, existing)]
         except LoaderError as exc:
             return FileResult(source, "failed", reason=exc.reason)
-        except Exception as exc:  # noqa: BLE001 - a chunker bug on one file must not stop the run
+        except Exception as exc:
             return FileResult(source, "failed", reason=f"{type(exc).__name__}: {exc}")
         seen.update(d.doc_id for d in docs)
         for problem in getattr(docs, "problems", []):  # bad records of a records file, one by one
@@ -332,7 +375,9 @@ class Ingestor:
         batch.hashes, batch.chunks = {}, []
 
     @staticmethod
-    def _vanished(existing: Iterable[DocumentInfo], roots: list[str], record_files: set[str], seen: set[str]) -> list[str]:
+    def _vanished(
+        existing: Iterable[DocumentInfo], roots: list[str], record_files: set[str], seen: set[str]
+    ) -> list[str]:
         """Documents under a given folder/prefix (``roots``) or from a given records file not seen in this run."""
         prefixes = tuple(roots)
         gone = []

@@ -10,13 +10,16 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from groundwork.answer.chat import ChatModel, Message
 from groundwork.answer.prompts import load_prompt
 from groundwork.errors import GeneratorError
 
-_FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|the same)\b|^\s*(and|also|what about|how about)\b", re.I)
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|the same)\b|^\s*(and|also|what about|how about)\b",
+    re.I,
+)
 
 
 def is_follow_up(question: str) -> bool:
@@ -32,7 +35,9 @@ def rewrite_question(question: str, history: Sequence[Message], chat: ChatModel 
     if chat is not None:
         transcript = "\n".join(f"{m['role']}: {m['content'][:1000]}" for m in earlier[-6:])
         try:
-            out = chat.complete(load_prompt("rewrite").render(history=transcript, question=question), max_tokens=120).strip()
+            out = chat.complete(
+                load_prompt("rewrite").render(history=transcript, question=question), max_tokens=120
+            ).strip()
             if out:
                 return out.splitlines()[0].strip()
         except GeneratorError:

@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Mapping, Sequence
 
 from groundwork.types import SearchHit
 
 
-def _merge(lists: Mapping[str, Sequence[SearchHit]], contrib) -> list[SearchHit]:  # noqa: ANN001
+def _merge(lists: Mapping[str, Sequence[SearchHit]], contrib) -> list[SearchHit]:
     fused: dict[str, SearchHit] = {}
     totals: dict[str, float] = {}
     for name, hits in lists.items():
@@ -31,13 +31,17 @@ def _merge(lists: Mapping[str, Sequence[SearchHit]], contrib) -> list[SearchHit]
     return [replace(fused[c], score=totals[c], rank=i) for i, c in enumerate(order, 1)]
 
 
-def rrf_fusion(lists: Mapping[str, Sequence[SearchHit]], k: int = 60, weights: Mapping[str, float] | None = None) -> list[SearchHit]:
+def rrf_fusion(
+    lists: Mapping[str, Sequence[SearchHit]], k: int = 60, weights: Mapping[str, float] | None = None
+) -> list[SearchHit]:
     """Fuse ranked lists (name -> hits best first) by RRF; ties broken by chunk id for determinism."""
     w = weights or {}
     return _merge(lists, lambda name, hits: [w.get(name, 1.0) / (k + r) for r in range(1, len(hits) + 1)])
 
 
-def convex_fusion(lists: Mapping[str, Sequence[SearchHit]], weights: Mapping[str, float] | None = None) -> list[SearchHit]:
+def convex_fusion(
+    lists: Mapping[str, Sequence[SearchHit]], weights: Mapping[str, float] | None = None
+) -> list[SearchHit]:
     """Fuse by a weighted sum of per-list min-max normalised scores (weights default to 1 each)."""
     w = weights or {}
 

@@ -30,13 +30,24 @@ class PipelineResult:
 
 
 class SearchPipeline:
-    def __init__(self, retriever: Retriever, reranker: Reranker | None = None, decomposer: Decomposer | None = None,
-                 rerank_depth: int = 30) -> None:  # fmt: skip
+    def __init__(
+        self,
+        retriever: Retriever,
+        reranker: Reranker | None = None,
+        decomposer: Decomposer | None = None,
+        rerank_depth: int = 30,
+    ) -> None:
         self.retriever, self.reranker, self.decomposer = retriever, reranker, decomposer
         self.rerank_depth = rerank_depth
 
-    def search(self, query: str, mode: str | None = None, top_k: int | None = None,
-               where: str | Filter | None = None, access: Access | None = None) -> PipelineResult:  # fmt: skip
+    def search(
+        self,
+        query: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        where: str | Filter | None = None,
+        access: Access | None = None,
+    ) -> PipelineResult:
         """Raises ValueError (bad mode, empty query) and FilterError like Retriever.retrieve."""
         top_k = top_k or self.retriever.settings.top_k
         flt = parse_filter(where) if isinstance(where, str) else where

@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,7 +37,9 @@ class Reranker(Protocol):
         ...
 
 
-def _ranked(hits: Sequence[SearchHit], scores: Sequence[float] | None = None, key: str | None = None) -> list[SearchHit]:
+def _ranked(
+    hits: Sequence[SearchHit], scores: Sequence[float] | None = None, key: str | None = None
+) -> list[SearchHit]:
     out = []
     for i, h in enumerate(hits):
         s = dict(h.scores)
@@ -58,7 +61,14 @@ class MMRReranker:
         if not hits:
             return []
         missing = [i for i, h in enumerate(hits) if h.chunk.vector is None]
-        vecs = np.stack([np.asarray(h.chunk.vector, np.float32) if h.chunk.vector is not None else np.zeros(self.embedder.dimension, np.float32) for h in hits])
+        vecs = np.stack(
+            [
+                np.asarray(h.chunk.vector, np.float32)
+                if h.chunk.vector is not None
+                else np.zeros(self.embedder.dimension, np.float32)
+                for h in hits
+            ]
+        )
         if missing:
             vecs[missing] = self.embedder.embed([hits[i].chunk.search_text for i in missing])
         scores = np.array([h.score for h in hits], dtype=np.float32)
@@ -82,7 +92,9 @@ class CrossEncoderReranker:
     def __init__(self, model_path: str | Path, batch_size: int = 32, device: str = "cpu") -> None:
         path = Path(model_path)
         if not path.is_dir():
-            raise ConfigError(f"rerank.model_path {path} is not a folder; give a sentence-transformers CrossEncoder model folder")
+            raise ConfigError(
+                f"rerank.model_path {path} is not a folder; give a sentence-transformers CrossEncoder model folder"
+            )
         from sentence_transformers import CrossEncoder
 
         self.model = CrossEncoder(str(path), device=device)
@@ -92,8 +104,12 @@ class CrossEncoderReranker:
     def rerank(self, query: str, hits: Sequence[SearchHit], top_k: int) -> list[SearchHit]:
         if not hits:
             return []
-        scores = np.asarray(self.model.predict([(query, h.chunk.search_text) for h in hits], batch_size=self.batch_size,
-                                               show_progress_bar=False), dtype=np.float32).reshape(len(hits), -1)[:, -1]  # fmt: skip
+        scores = np.asarray(
+            self.model.predict(
+                [(query, h.chunk.search_text) for h in hits], batch_size=self.batch_size, show_progress_bar=False
+            ),
+            dtype=np.float32,
+        ).reshape(len(hits), -1)[:, -1]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return _ranked([hits[i] for i in order], scores[order], "cross_encoder")
 
@@ -108,7 +124,9 @@ class LLMReranker:
     def rerank(self, query: str, hits: Sequence[SearchHit], top_k: int) -> list[SearchHit]:
         if len(hits) <= 1:
             return _ranked(hits[:top_k])
-        passages = "\n\n".join(f"[{i + 1}] " + " ".join(h.chunk.search_text.split()[: self.max_words]) for i, h in enumerate(hits))
+        passages = "\n\n".join(
+            f"[{i + 1}] " + " ".join(h.chunk.search_text.split()[: self.max_words]) for i, h in enumerate(hits)
+        )
         try:
             reply = self.chat.complete(self.prompt.render(query=query, passages=passages), max_tokens=8 * len(hits))
         except GeneratorError:

@@ -38,12 +38,18 @@ class Retriever:
         ValueError: unknown mode or empty query. FilterError: invalid filter or unknown field.
     """
 
-    def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:  # noqa: D107
+    def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:
         self.store, self.embedder = store, embedder
         self.settings = settings or RetrievalSettings()
 
-    def retrieve(self, query: str, mode: str | None = None, top_k: int | None = None,
-                 where: str | Filter | None = None, access: Access | None = None) -> Retrieval:  # fmt: skip
+    def retrieve(
+        self,
+        query: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        where: str | Filter | None = None,
+        access: Access | None = None,
+    ) -> Retrieval:
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")

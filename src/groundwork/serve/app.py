@@ -15,8 +15,9 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,9 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from groundwork.audit import AuditNotFound
 from groundwork.config import Settings
 from groundwork.errors import FilterError, GroundworkError, StoreError
+from groundwork.ingest.sync import bytes_item
 from groundwork.kb import KnowledgeBase
 from groundwork.serve import schemas as S
-from groundwork.ingest.sync import bytes_item
 from groundwork.serve.auth import PgRateLimiter, Principal, RateLimiter, authenticate
 from groundwork.serve.jobs import Job, JobQueue, PgJobQueue
 from groundwork.serve.keys import KeyStore, PgKeyStore
@@ -69,7 +70,9 @@ class Service:
             self.keys = KeyStore(Path(settings.kb) / "keys.sqlite")
             self.jobs = JobQueue(Path(settings.kb))
         self.no_auth = no_auth
-        self.metrics = Metrics(lambda: getattr(self.kb.embedder, "cache_hits", 0) if "embedder" in self.kb.__dict__ else 0)
+        self.metrics = Metrics(
+            lambda: getattr(self.kb.embedder, "cache_hits", 0) if "embedder" in self.kb.__dict__ else 0
+        )
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
         rate, burst = settings.serve.rate_per_minute / 60.0, settings.serve.rate_burst
         self.limiter = PgRateLimiter(self.kb.store.pool, rate, burst) if self.shared else RateLimiter(rate, burst)
@@ -79,7 +82,9 @@ class Service:
 
     def start(self) -> None:
         self.kb.embedder  # noqa: B018 - load the model before the first request, for /readyz
-        self._worker = threading.Thread(target=self.jobs.run_forever, args=(self.process, self._stop), daemon=True, name="ingest-worker")
+        self._worker = threading.Thread(
+            target=self.jobs.run_forever, args=(self.process, self._stop), daemon=True, name="ingest-worker"
+        )
         self._worker.start()
 
     def stop(self) -> None:
@@ -92,8 +97,16 @@ class Service:
         if job.kind == "sync":
             with self.write_lock:
                 report = self.kb.ingest(self.settings.serve.sync_paths, sync=True)
-            job.results = [{"file": str(p), "status": "synced", "documents": report.added + report.updated,
-                            "chunks": report.chunks_written, "reason": ""} for p in self.settings.serve.sync_paths]  # fmt: skip
+            job.results = [
+                {
+                    "file": str(p),
+                    "status": "synced",
+                    "documents": report.added + report.updated,
+                    "chunks": report.chunks_written,
+                    "reason": "",
+                }
+                for p in self.settings.serve.sync_paths
+            ]
             job.results += [{"file": f.path, "status": "failed", "reason": f.reason} for f in report.failed]
             job.done = len(job.files)
             return
@@ -102,8 +115,14 @@ class Service:
         opts = job.options
         for name in job.files[job.done :]:
             src, dest = self.jobs.uploads / job.job_id / name, dest_root / name
-            kwargs: dict[str, Any] = {"sync": False, "tenant": job.tenant, "allowed_groups": job.groups, "text_field": opts.get("text_field"),
-                                      "id_field": opts.get("id_field"), "metadata_fields": opts.get("metadata_fields")}  # fmt: skip
+            kwargs: dict[str, Any] = {
+                "sync": False,
+                "tenant": job.tenant,
+                "allowed_groups": job.groups,
+                "text_field": opts.get("text_field"),
+                "id_field": opts.get("id_field"),
+                "metadata_fields": opts.get("metadata_fields"),
+            }
             if self.shared:
                 # Replicas share the index, not a disk: the document is named upload://<tenant>/<file>,
                 # the same whichever replica ingests it, and its bytes come from the job in PostgreSQL.
@@ -123,8 +142,13 @@ class Service:
                 dest.unlink(missing_ok=True)
             else:
                 status = "added" if report.added else "updated" if report.updated else "unchanged"
-                result = {"file": name, "status": status, "documents": report.added + report.updated + report.unchanged,
-                          "chunks": report.chunks_written, "reason": ""}  # fmt: skip
+                result = {
+                    "file": name,
+                    "status": status,
+                    "documents": report.added + report.updated + report.unchanged,
+                    "chunks": report.chunks_written,
+                    "reason": "",
+                }
             self.metrics.ingest_files.labels(result["status"]).inc()
             self.metrics.ingest_chunks.inc(report.chunks_written)
             job.results.append(result)
@@ -141,13 +165,17 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
     svc = Service(settings, no_auth, span_exporter)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI):
         svc.start()
         yield
         svc.stop()
 
-    app = FastAPI(title="Groundwork", version="1", lifespan=lifespan,
-                  description="Answers grounded in your own documents: search, cited answers, an OpenAI-compatible chat endpoint.")  # fmt: skip
+    app = FastAPI(
+        title="Groundwork",
+        version="1",
+        lifespan=lifespan,
+        description="Answers grounded in your own documents: search, cited answers, an OpenAI-compatible chat endpoint.",
+    )
     app.state.service = svc
 
     # -- errors -----------------------------------------------------------------------------------
@@ -172,13 +200,15 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
         return _err(500, "internal", f"internal error (request id {request_id.get()}); see the server log")
 
     @app.middleware("http")
-    async def _observe(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def _observe(request: Request, call_next):
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
         token = request_id.set(rid)
         t0 = time.perf_counter()
         limit = settings.serve.max_upload_mb * 1024 * 1024
         if int(request.headers.get("content-length") or 0) > limit:
-            response = _err(413, "too_large", f"request body over {settings.serve.max_upload_mb} MB (serve.max_upload_mb)")
+            response = _err(
+                413, "too_large", f"request body over {settings.serve.max_upload_mb} MB (serve.max_upload_mb)"
+            )
         else:
             try:
                 response = await call_next(request)
@@ -190,12 +220,19 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
         svc.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
         svc.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
         response.headers["X-Request-ID"] = rid
-        log.info("request", extra={"method": request.method, "path": endpoint, "status": response.status_code,
-                                   "ms": round((time.perf_counter() - t0) * 1000, 1)})  # fmt: skip
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": endpoint,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - t0) * 1000, 1),
+            },
+        )
         request_id.reset(token)
         return response
 
-    def scope(name: str):  # noqa: ANN202
+    def scope(name: str):
         def dep(request: Request) -> Principal:
             p = authenticate(request.headers.get("authorization"), svc.keys, no_auth)
             if p is None:
@@ -204,12 +241,14 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
                 raise ApiError(403, "forbidden", f"this key lacks the '{name}' scope")
             wait = svc.limiter.take(p.key_id)
             if wait > 0:
-                raise ApiError(429, "rate_limited", "too many requests for this key", {"Retry-After": str(max(1, round(wait)))})
+                raise ApiError(
+                    429, "rate_limited", "too many requests for this key", {"Retry-After": str(max(1, round(wait)))}
+                )
             return p
 
         return dep
 
-    def top_k(value: Optional[int]) -> Optional[int]:
+    def top_k(value: int | None) -> int | None:
         if value is not None and value > settings.serve.max_top_k:
             raise ApiError(422, "invalid_request", f"top_k: at most {settings.serve.max_top_k} (serve.max_top_k)")
         return value
@@ -248,19 +287,35 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
             hits = svc.kb.search(req.query, req.mode, top_k(req.top_k), req.filter, access=p.access)
         except (GroundworkError, ValueError) as exc:
             raise user_error(exc) from None
-        record_pipeline(svc.tracer, "groundwork.search", t0, {"total": (time.time_ns() - t0) / 1e6}, {"groundwork.hits": len(hits)})
+        record_pipeline(
+            svc.tracer, "groundwork.search", t0, {"total": (time.time_ns() - t0) / 1e6}, {"groundwork.hits": len(hits)}
+        )
         return [h.to_dict() for h in hits]
 
-    def answer_for(p: Principal, question: str, mode: Optional[str], k: Optional[int], flt: Optional[str],
-                   history: list[dict] | None = None, on_token: Any = None) -> Any:  # fmt: skip
+    def answer_for(
+        p: Principal,
+        question: str,
+        mode: str | None,
+        k: int | None,
+        flt: str | None,
+        history: list[dict] | None = None,
+        on_token: Any = None,
+    ) -> Any:
         t0 = time.time_ns()
         try:
-            ans = svc.kb.ask(question, mode, top_k(k), flt, history=history, on_token=on_token, caller=p.name, access=p.access)
+            ans = svc.kb.ask(
+                question, mode, top_k(k), flt, history=history, on_token=on_token, caller=p.name, access=p.access
+            )
         except (GroundworkError, ValueError) as exc:
             raise user_error(exc) from None
         svc.metrics.observe_answer(ans)
-        record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms,
-                        {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained})  # fmt: skip
+        record_pipeline(
+            svc.tracer,
+            "groundwork.answer",
+            t0,
+            ans.timings_ms,
+            {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained},
+        )
         return ans
 
     @app.post("/v1/answer", response_model=S.AnswerOut, responses=AUTH_ERRORS | {409: _E}, tags=["query"])
@@ -287,16 +342,34 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
-                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                    "allowed_groups": {"type": "string", "description": "comma-separated groups that may see the documents"}}}},
-                "application/json": {"schema": S.RecordsUpload.model_json_schema(ref_template="#/components/schemas/{model}")},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                            "allowed_groups": {
+                                "type": "string",
+                                "description": "comma-separated groups that may see the documents",
+                            },
+                        },
+                    }
+                },
+                "application/json": {
+                    "schema": S.RecordsUpload.model_json_schema(ref_template="#/components/schemas/{model}")
+                },
             },
         }
-    }  # fmt: skip
+    }
 
-    @app.post("/v1/documents", status_code=202, response_model=S.JobAccepted, responses=AUTH_ERRORS | {413: _E},
-              openapi_extra=upload_body, tags=["documents"])  # fmt: skip
+    @app.post(
+        "/v1/documents",
+        status_code=202,
+        response_model=S.JobAccepted,
+        responses=AUTH_ERRORS | {413: _E},
+        openapi_extra=upload_body,
+        tags=["documents"],
+    )
     async def upload(request: Request, p: Principal = Depends(scope("ingest"))) -> Any:
         """Accept files (multipart) or JSON records; returns a job id at once (the worker ingests).
 
@@ -312,7 +385,11 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
                 raise ApiError(422, "invalid_request", f"records upload: {exc}") from None
             groups = body.allowed_groups
             files[f"{body.name}.jsonl"] = "".join(json.dumps(r) + "\n" for r in body.records).encode()
-            options = {"text_field": body.text_field, "id_field": body.id_field, "metadata_fields": body.metadata_fields}
+            options = {
+                "text_field": body.text_field,
+                "id_field": body.id_field,
+                "metadata_fields": body.metadata_fields,
+            }
         elif ctype.startswith("multipart/form-data"):
             try:
                 form = await request.form()
@@ -329,7 +406,11 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
             if not files:
                 raise ApiError(422, "invalid_request", "files: upload at least one file")
         else:
-            raise ApiError(415 if ctype else 422, "unsupported_media_type", "send multipart/form-data files or application/json records")
+            raise ApiError(
+                415 if ctype else 422,
+                "unsupported_media_type",
+                "send multipart/form-data files or application/json records",
+            )
         from groundwork.types import ACL_NAME
 
         bad = [g for g in groups if not ACL_NAME.match(g)]
@@ -347,22 +428,39 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
         return job.to_dict()
 
     def doc_out(d: Any) -> dict:
-        return {"doc_id": d.doc_id, "source": d.source, "title": d.title, "chunks": d.chunks, "chars": d.chars,
-                "type": Path(d.source).suffix.lstrip(".").lower() or "text", "tenant": d.tenant,
-                "allowed_groups": d.allowed_groups, "ingested_at": d.ingested_at, "content_hash": d.content_hash}  # fmt: skip
+        return {
+            "doc_id": d.doc_id,
+            "source": d.source,
+            "title": d.title,
+            "chunks": d.chunks,
+            "chars": d.chars,
+            "type": Path(d.source).suffix.lstrip(".").lower() or "text",
+            "tenant": d.tenant,
+            "allowed_groups": d.allowed_groups,
+            "ingested_at": d.ingested_at,
+            "content_hash": d.content_hash,
+        }
 
     @app.get("/v1/documents", response_model=S.DocumentPage, responses=AUTH_ERRORS, tags=["documents"])
-    def list_documents(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500),
-                       q: Optional[str] = Query(None, max_length=200, description="substring of the source or title"),
-                       type: Optional[str] = Query(None, max_length=20, description="file type, e.g. pdf"),  # noqa: A002
-                       p: Principal = Depends(scope("query"))) -> Any:  # fmt: skip
+    def list_documents(
+        offset: int = Query(0, ge=0),
+        limit: int = Query(50, ge=1, le=500),
+        q: str | None = Query(None, max_length=200, description="substring of the source or title"),
+        type: str | None = Query(None, max_length=20, description="file type, e.g. pdf"),  # noqa: A002
+        p: Principal = Depends(scope("query")),
+    ) -> Any:
         """The documents the key may see, paged, optionally filtered by name and type."""
         docs = svc.kb.documents(p.access)
         if q:
             docs = [d for d in docs if q.lower() in d.source.lower() or q.lower() in d.title.lower()]
         if type:
             docs = [d for d in docs if Path(d.source).suffix.lstrip(".").lower() == type.lower()]
-        return {"items": [doc_out(d) for d in docs[offset : offset + limit]], "total": len(docs), "offset": offset, "limit": limit}
+        return {
+            "items": [doc_out(d) for d in docs[offset : offset + limit]],
+            "total": len(docs),
+            "offset": offset,
+            "limit": limit,
+        }
 
     def visible_doc(doc_id: str, p: Principal) -> Any:
         for d in svc.kb.documents(p.access):
@@ -370,15 +468,26 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
                 return d
         raise ApiError(404, "not_found", f"no document {doc_id}")
 
-    @app.get("/v1/documents/{doc_id:path}", response_model=S.DocumentDetail, responses=AUTH_ERRORS | {404: _E}, tags=["documents"])
+    @app.get(
+        "/v1/documents/{doc_id:path}",
+        response_model=S.DocumentDetail,
+        responses=AUTH_ERRORS | {404: _E},
+        tags=["documents"],
+    )
     def get_document(doc_id: str, p: Principal = Depends(scope("query"))) -> Any:
         """One document and its chunks in order."""
         d = visible_doc(doc_id, p)
         chunks = svc.kb.document_chunks(doc_id, p.access)
-        return doc_out(d) | {"chunk_list": [{"chunk_id": c.chunk_id, "position": c.position, "heading": c.heading,
-                                             "page": c.page, "text": c.text} for c in chunks]}  # fmt: skip
+        return doc_out(d) | {
+            "chunk_list": [
+                {"chunk_id": c.chunk_id, "position": c.position, "heading": c.heading, "page": c.page, "text": c.text}
+                for c in chunks
+            ]
+        }
 
-    @app.delete("/v1/documents/{doc_id:path}", response_model=S.Deleted, responses=AUTH_ERRORS | {404: _E}, tags=["documents"])
+    @app.delete(
+        "/v1/documents/{doc_id:path}", response_model=S.Deleted, responses=AUTH_ERRORS | {404: _E}, tags=["documents"]
+    )
     def delete_document(doc_id: str, p: Principal = Depends(scope("ingest"))) -> Any:
         """Remove a document from the index (a new index version) and its uploaded file."""
         d = visible_doc(doc_id, p)
@@ -409,7 +518,9 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
 
     # -- audit ----------------------------------------------------------------------------------------
     @app.get("/v1/audit", response_model=list[S.AuditRecord], responses=AUTH_ERRORS, tags=["admin"])
-    def audit_list(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0), p: Principal = Depends(scope("admin"))) -> Any:
+    def audit_list(
+        limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0), p: Principal = Depends(scope("admin"))
+    ) -> Any:
         """Recent answers, newest first (an admin key of a tenant sees only that tenant's)."""
         return svc.kb.audit.list(limit, offset, p.access)
 
@@ -424,8 +535,13 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
     @app.get("/v1/me", response_model=S.Me, responses=AUTH_ERRORS, tags=["query"])
     def me(p: Principal = Depends(scope("query"))) -> Any:
         """The calling key: name, scopes, tenant and groups (what the web page shows and hides)."""
-        return {"name": p.name, "scopes": list(p.scopes), "tenant": p.access.tenant, "groups": list(p.access.groups),
-                "no_auth": p.access.everything}  # fmt: skip
+        return {
+            "name": p.name,
+            "scopes": list(p.scopes),
+            "tenant": p.access.tenant,
+            "groups": list(p.access.groups),
+            "no_auth": p.access.everything,
+        }
 
     @app.get("/v1/eval", response_model=list[S.EvalResult], responses=AUTH_ERRORS, tags=["query"])
     def eval_results(p: Principal = Depends(scope("query"))) -> Any:
@@ -441,15 +557,24 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
                 continue
             if not isinstance(data, dict):
                 continue
-            compare = bool(data) and all(isinstance(v, dict) and any(k in v for k in ("ndcg@10", "hits@10", "containment")) for v in data.values())
+            compare = bool(data) and all(
+                isinstance(v, dict) and any(k in v for k in ("ndcg@10", "hits@10", "containment"))
+                for v in data.values()
+            )
             single = any(k in data for k in ("ndcg@10", "hits@10", "containment"))
             if not (compare or single):
                 continue
-            from datetime import datetime, timezone
+            from datetime import datetime
 
-            modified = datetime.fromtimestamp(f.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
-            out.append({"name": f.name, "modified": modified, "kind": "compare" if compare else "single",
-                        "results": data if compare else {f.stem: data}})  # fmt: skip
+            modified = datetime.fromtimestamp(f.stat().st_mtime, UTC).isoformat(timespec="seconds")
+            out.append(
+                {
+                    "name": f.name,
+                    "modified": modified,
+                    "kind": "compare" if compare else "single",
+                    "results": data if compare else {f.stem: data},
+                }
+            )
         return out
 
     from fastapi.staticfiles import StaticFiles

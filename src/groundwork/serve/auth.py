@@ -61,17 +61,23 @@ class PgRateLimiter:
     replicas. One row lock per request; elapsed time is measured by the database clock, so replicas'
     clocks need not agree."""
 
-    def __init__(self, pool, rate: float, burst: int) -> None:  # noqa: ANN001
+    def __init__(self, pool, rate: float, burst: int) -> None:
         self.pool, self.rate, self.burst = pool, rate, burst
 
     def take(self, key: str) -> float:
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO rate_buckets VALUES (%s, %s, clock_timestamp()) ON CONFLICT DO NOTHING", (key, float(self.burst)))
+            conn.execute(
+                "INSERT INTO rate_buckets VALUES (%s, %s, clock_timestamp()) ON CONFLICT DO NOTHING",
+                (key, float(self.burst)),
+            )
             tokens, elapsed = conn.execute(
-                "SELECT tokens, extract(epoch FROM clock_timestamp() - updated_at) FROM rate_buckets WHERE key = %s FOR UPDATE", (key,)
+                "SELECT tokens, extract(epoch FROM clock_timestamp() - updated_at) FROM rate_buckets WHERE key = %s FOR UPDATE",
+                (key,),
             ).fetchone()
             tokens = min(float(self.burst), tokens + float(elapsed) * self.rate)
             wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-            conn.execute("UPDATE rate_buckets SET tokens = %s, updated_at = clock_timestamp() WHERE key = %s",
-                         (tokens - 1 if wait == 0 else tokens, key))  # fmt: skip
+            conn.execute(
+                "UPDATE rate_buckets SET tokens = %s, updated_at = clock_timestamp() WHERE key = %s",
+                (tokens - 1 if wait == 0 else tokens, key),
+            )
         return wait

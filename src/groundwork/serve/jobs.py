@@ -17,10 +17,11 @@ import socket
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from groundwork.types import Access
 
@@ -28,7 +29,7 @@ log = logging.getLogger("groundwork.jobs")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -48,9 +49,18 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "status": self.status, "kind": self.kind, "created_at": self.created_at,
-                "finished_at": self.finished_at, "files": self.files, "total": len(self.files), "done": self.done,
-                "results": self.results, "error": self.error}  # fmt: skip
+        return {
+            "job_id": self.job_id,
+            "status": self.status,
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "files": self.files,
+            "total": len(self.files),
+            "done": self.done,
+            "results": self.results,
+            "error": self.error,
+        }
 
 
 def run_job(job: Job, process: Callable[[Job], None]) -> None:
@@ -88,7 +98,10 @@ class JobQueue:
     def _save(self, job: Job) -> None:
         body = json.dumps(job.__dict__)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)", (job.job_id, job.created_at, job.status, job.tenant, body))
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)",
+                (job.job_id, job.created_at, job.status, job.tenant, body),
+            )
 
     def _select(self, where: str, args: tuple = ()) -> list[Job]:
         with self._lock:
@@ -96,10 +109,27 @@ class JobQueue:
         return [Job(**json.loads(r[0])) for r in rows]
 
     # -- API ------------------------------------------------------------------------------------------
-    def submit(self, files: dict[str, bytes], caller: str, access: Access, groups: list[str],
-               options: dict[str, Any] | None = None, kind: str = "upload") -> Job:  # fmt: skip
+    def submit(
+        self,
+        files: dict[str, bytes],
+        caller: str,
+        access: Access,
+        groups: list[str],
+        options: dict[str, Any] | None = None,
+        kind: str = "upload",
+    ) -> Job:
         """Persist the files and the job (durably) and wake the worker. Returns the queued job."""
-        job = Job(uuid.uuid4().hex, "queued", _now(), caller, access.tenant, groups, sorted(files), kind=kind, options=options or {})
+        job = Job(
+            uuid.uuid4().hex,
+            "queued",
+            _now(),
+            caller,
+            access.tenant,
+            groups,
+            sorted(files),
+            kind=kind,
+            options=options or {},
+        )
         folder = self.uploads / job.job_id
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
@@ -149,7 +179,7 @@ class PgJobQueue:
     idempotent). Files are staged in the local ``uploads/<job id>/`` only while being processed.
     """
 
-    def __init__(self, pool, root: Path, lease_s: float = 30.0) -> None:  # noqa: ANN001
+    def __init__(self, pool, root: Path, lease_s: float = 30.0) -> None:
         self.pool, self.root, self.lease_s = pool, root, lease_s
         self.uploads = root / "uploads"
         self.files = root / "files"
@@ -157,11 +187,13 @@ class PgJobQueue:
         self._wake = threading.Event()
         root.mkdir(parents=True, exist_ok=True)
 
-    def _save(self, job: Job, conn=None) -> None:  # noqa: ANN001
+    def _save(self, job: Job, conn=None) -> None:
         from psycopg.types.json import Jsonb
 
-        sql = ("INSERT INTO jobs (job_id, created_at, status, tenant, body) VALUES (%s, %s, %s, %s, %s) "
-               "ON CONFLICT (job_id) DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body")  # fmt: skip
+        sql = (
+            "INSERT INTO jobs (job_id, created_at, status, tenant, body) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (job_id) DO UPDATE SET status = EXCLUDED.status, body = EXCLUDED.body"
+        )
         args = (job.job_id, job.created_at, job.status, job.tenant, Jsonb(job.__dict__))
         if conn is not None:
             conn.execute(sql, args)
@@ -169,9 +201,26 @@ class PgJobQueue:
         with self.pool.connection() as c:
             c.execute(sql, args)
 
-    def submit(self, files: dict[str, bytes], caller: str, access: Access, groups: list[str],
-               options: dict[str, Any] | None = None, kind: str = "upload") -> Job:  # fmt: skip
-        job = Job(uuid.uuid4().hex, "queued", _now(), caller, access.tenant, groups, sorted(files), kind=kind, options=options or {})
+    def submit(
+        self,
+        files: dict[str, bytes],
+        caller: str,
+        access: Access,
+        groups: list[str],
+        options: dict[str, Any] | None = None,
+        kind: str = "upload",
+    ) -> Job:
+        job = Job(
+            uuid.uuid4().hex,
+            "queued",
+            _now(),
+            caller,
+            access.tenant,
+            groups,
+            sorted(files),
+            kind=kind,
+            options=options or {},
+        )
         with self.pool.connection() as conn, conn.transaction():
             self._save(job, conn)
             for name, data in files.items():
@@ -191,7 +240,9 @@ class PgJobQueue:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 "SELECT body FROM jobs WHERE status = 'queued' OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => %s)) "
-                "ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1", (self.lease_s,)).fetchone()  # fmt: skip
+                "ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1",
+                (self.lease_s,),
+            ).fetchone()
             if row is None:
                 return None
             job = Job(**row[0])
@@ -201,7 +252,9 @@ class PgJobQueue:
             job.status = "running"
             job.options = {**job.options, "worker": self.worker_id}
             self._save(job, conn)
-            conn.execute("UPDATE jobs SET worker = %s, heartbeat_at = now() WHERE job_id = %s", (self.worker_id, job.job_id))
+            conn.execute(
+                "UPDATE jobs SET worker = %s, heartbeat_at = now() WHERE job_id = %s", (self.worker_id, job.job_id)
+            )
             files = conn.execute("SELECT name, data FROM job_files WHERE job_id = %s", (job.job_id,)).fetchall()
         folder = self.uploads / job.job_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -212,7 +265,9 @@ class PgJobQueue:
     def _heartbeat(self, job_id: str, done: threading.Event) -> None:
         while not done.wait(self.lease_s / 3):
             with self.pool.connection() as conn:
-                conn.execute("UPDATE jobs SET heartbeat_at = now() WHERE job_id = %s AND worker = %s", (job_id, self.worker_id))
+                conn.execute(
+                    "UPDATE jobs SET heartbeat_at = now() WHERE job_id = %s AND worker = %s", (job_id, self.worker_id)
+                )
 
     def run_forever(self, process: Callable[[Job], None], stop: threading.Event) -> None:
         while not stop.is_set():

@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from groundwork.errors import GroundworkError
@@ -58,8 +58,15 @@ class ApiKey:
         return Access(tenant=self.tenant, groups=self.groups)
 
     def to_dict(self) -> dict:
-        return {"key_id": self.key_id, "name": self.name, "scopes": list(self.scopes), "groups": list(self.groups),
-                "tenant": self.tenant, "created_at": self.created_at, "revoked_at": self.revoked_at}  # fmt: skip
+        return {
+            "key_id": self.key_id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "groups": list(self.groups),
+            "tenant": self.tenant,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 @dataclass
@@ -73,13 +80,25 @@ class KeyStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
-    def create(self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None) -> tuple[ApiKey, str]:
+    def create(
+        self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None
+    ) -> tuple[ApiKey, str]:
         """(record, the key). The key is returned once and cannot be recovered. Raises ApiKeyError."""
         record, secret, salt = _new_key(name, scopes, groups, tenant)
         with self._lock:
-            self._db.execute("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                             (record.key_id, name, salt, _digest(salt, secret), json.dumps(list(record.scopes)),
-                              json.dumps(list(record.groups)), tenant, record.created_at))  # fmt: skip
+            self._db.execute(
+                "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    record.key_id,
+                    name,
+                    salt,
+                    _digest(salt, secret),
+                    json.dumps(list(record.scopes)),
+                    json.dumps(list(record.groups)),
+                    tenant,
+                    record.created_at,
+                ),
+            )
         return record, secret
 
     def verify(self, secret: str) -> ApiKey | None:
@@ -96,9 +115,11 @@ class KeyStore:
             return [_record(r) for r in self._db.execute("SELECT * FROM keys ORDER BY created_at")]
 
     def revoke(self, key_id: str) -> ApiKey:
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._lock:
-            cur = self._db.execute("UPDATE keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (now, key_id))
+            cur = self._db.execute(
+                "UPDATE keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (now, key_id)
+            )
             row = self._db.execute("SELECT * FROM keys WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
             raise ApiKeyError(f"no key with id {key_id}; `groundwork keys list` shows the ids")
@@ -131,15 +152,27 @@ def _record(row: tuple) -> ApiKey:
 class PgKeyStore:
     """API keys in PostgreSQL (``api_keys``), shared by every replica; same rules as ``KeyStore``."""
 
-    def __init__(self, pool) -> None:  # noqa: ANN001 - psycopg_pool.ConnectionPool
+    def __init__(self, pool) -> None:
         self.pool = pool
 
-    def create(self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None) -> tuple[ApiKey, str]:
+    def create(
+        self, name: str, scopes: list[str], groups: list[str] | None = None, tenant: str | None = None
+    ) -> tuple[ApiKey, str]:
         record, secret, salt = _new_key(name, scopes, groups, tenant)
         with self.pool.connection() as conn:
-            conn.execute("INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL)",
-                         (record.key_id, name, salt, _digest(salt, secret), json.dumps(list(record.scopes)),
-                          json.dumps(list(record.groups)), tenant, record.created_at))  # fmt: skip
+            conn.execute(
+                "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL)",
+                (
+                    record.key_id,
+                    name,
+                    salt,
+                    _digest(salt, secret),
+                    json.dumps(list(record.scopes)),
+                    json.dumps(list(record.groups)),
+                    tenant,
+                    record.created_at,
+                ),
+            )
         return record, secret
 
     def verify(self, secret: str) -> ApiKey | None:
@@ -155,7 +188,7 @@ class PgKeyStore:
             return [_record(r) for r in conn.execute("SELECT * FROM api_keys ORDER BY created_at")]
 
     def revoke(self, key_id: str) -> ApiKey:
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         with self.pool.connection() as conn:
             conn.execute("UPDATE api_keys SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL", (now, key_id))
             row = conn.execute("SELECT * FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
@@ -177,11 +210,11 @@ def _new_key(name: str, scopes: list[str], groups: list[str] | None, tenant: str
         raise ApiKeyError("a key needs a --name")
     key_id = secrets.token_hex(6)
     secret = f"gw_{key_id}_{secrets.token_urlsafe(32)}"
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     return ApiKey(key_id, name, tuple(sorted(set(scopes))), tuple(groups), tenant, now), secret, secrets.token_bytes(16)
 
 
-def open_keys(settings):  # noqa: ANN001, ANN201
+def open_keys(settings):
     """The key store of these settings: ``keys.sqlite`` in the kb folder, or PostgreSQL's ``api_keys``."""
     if settings.store == "postgres":
         from groundwork.index.pg_schema import state_pool

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -26,13 +27,23 @@ class Metrics:
     def __init__(self, cache_hits: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("groundwork_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=r)
-        self.latency = Histogram("groundwork_http_request_seconds", "HTTP request latency (s)", ["endpoint"], buckets=_BUCKETS, registry=r)
-        self.stage = Histogram("groundwork_pipeline_stage_seconds", "pipeline stage latency (s)", ["stage"], buckets=_BUCKETS, registry=r)
+        self.requests = Counter(
+            "groundwork_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "groundwork_http_request_seconds", "HTTP request latency (s)", ["endpoint"], buckets=_BUCKETS, registry=r
+        )
+        self.stage = Histogram(
+            "groundwork_pipeline_stage_seconds", "pipeline stage latency (s)", ["stage"], buckets=_BUCKETS, registry=r
+        )
         self.ingest_files = Counter("groundwork_ingest_files", "files processed by ingest jobs", ["status"], registry=r)
         self.ingest_chunks = Counter("groundwork_ingest_chunks", "chunks written by ingest jobs", registry=r)
-        self.answers = Counter("groundwork_answers", "answers given", ["outcome"], registry=r)  # answered|abstained|blocked
-        self.guardrails = Counter("groundwork_guardrail_decisions", "guardrail decisions", ["guard", "action"], registry=r)
+        self.answers = Counter(
+            "groundwork_answers", "answers given", ["outcome"], registry=r
+        )  # answered|abstained|blocked
+        self.guardrails = Counter(
+            "groundwork_guardrail_decisions", "guardrail decisions", ["guard", "action"], registry=r
+        )
         r.register(_CacheCollector(cache_hits))
 
     def observe_answer(self, answer: Any) -> None:

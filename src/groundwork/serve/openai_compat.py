@@ -14,8 +14,9 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
@@ -28,18 +29,39 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts: keep the text ones
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
+        return " ".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type", "text") == "text"
+        )
     return ""
 
 
 def register_chat(app: FastAPI, svc: Any, scope: Callable, answer_for: Callable, errors: dict) -> None:
     from groundwork.serve.app import ApiError
 
-    @app.post("/v1/chat/completions", response_model=S.ChatCompletionOut, responses=errors | {
-        200: {"content": {"text/event-stream": {"schema": {
-            "type": "object", "required": ["data"], "description": "server-sent events; data is a chat.completion.chunk JSON object, then [DONE]",
-            "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}}}}}}},
-        tags=["query"])  # fmt: skip
+    @app.post(
+        "/v1/chat/completions",
+        response_model=S.ChatCompletionOut,
+        responses=errors
+        | {
+            200: {
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["data"],
+                            "description": "server-sent events; data is a chat.completion.chunk JSON object, then [DONE]",
+                            "properties": {
+                                "data": {"type": "string"},
+                                "event": {"type": "string"},
+                                "id": {"type": "string"},
+                            },
+                        }
+                    }
+                }
+            }
+        },
+        tags=["query"],
+    )
     def chat(req: S.ChatRequest, p: Principal = Depends(scope("query"))) -> Any:
         """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1."""
         turns = [{"role": m.role, "content": _text(m.content)} for m in req.messages if m.role in ("user", "assistant")]
@@ -52,17 +74,38 @@ def register_chat(app: FastAPI, svc: Any, scope: Callable, answer_for: Callable,
             completion = max(1, len(ans.answer) // 4)
             prompt_tokens = max(1, sum(len(t["content"]) for t in turns) // 4)
             return {
-                "id": f"chatcmpl-{ans.answer_id}", "object": "chat.completion", "created": created, "model": req.model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": ans.answer, "citations": [asdict(c) for c in ans.citations]}}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion},
+                "id": f"chatcmpl-{ans.answer_id}",
+                "object": "chat.completion",
+                "created": created,
+                "model": req.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {
+                            "role": "assistant",
+                            "content": ans.answer,
+                            "citations": [asdict(c) for c in ans.citations],
+                        },
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt_tokens + completion,
+                },
                 "answer_id": ans.answer_id,
-            }  # fmt: skip
-        return StreamingResponse(_stream(p, req, question, history, created, answer_for), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})  # fmt: skip
+            }
+        return StreamingResponse(
+            _stream(p, req, question, history, created, answer_for),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
 
 
-def _stream(p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int, answer_for: Callable) -> Iterator[str]:
+def _stream(
+    p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int, answer_for: Callable
+) -> Iterator[str]:
     """Runs the answer on a thread; yields each generated piece as a chunk, then a final chunk with
     the citations (and, when guardrails changed the text, the final text as ``content_final``)."""
     pieces: queue.Queue = queue.Queue()
@@ -78,8 +121,14 @@ def _stream(p: Principal, req: S.ChatRequest, question: str, history: list[dict]
             pieces.put(None)
 
     def event(delta: dict, finish: str | None = None, **extra: Any) -> str:
-        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        chunk = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": req.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return f"data: {json.dumps(chunk)}\n\n"
 
     threading.Thread(target=run, daemon=True).start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +10,9 @@ Mode = Literal["bm25", "dense", "hybrid"]
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="stable machine-readable code, e.g. unauthorized, forbidden, rate_limited, invalid_request, not_found")
+    code: str = Field(
+        description="stable machine-readable code, e.g. unauthorized, forbidden, rate_limited, invalid_request, not_found"
+    )
     message: str
 
 
@@ -21,9 +23,9 @@ class ErrorBody(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=4000)
-    mode: Optional[Mode] = None
-    top_k: Optional[int] = Field(None, ge=1, le=1000)
-    filter: Optional[str] = Field(None, max_length=2000, description="metadata filter expression, see docs/concepts.md")
+    mode: Mode | None = None
+    top_k: int | None = Field(None, ge=1, le=1000)
+    filter: str | None = Field(None, max_length=2000, description="metadata filter expression, see docs/concepts.md")
 
 
 class Hit(BaseModel):
@@ -35,7 +37,7 @@ class Hit(BaseModel):
     source: str
     title: str
     heading: str
-    page: Optional[int]
+    page: int | None
     position: int
     text: str
     metadata: dict[str, Any]
@@ -44,9 +46,9 @@ class Hit(BaseModel):
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=4000)
-    mode: Optional[Mode] = None
-    top_k: Optional[int] = Field(None, ge=1, le=1000)
-    filter: Optional[str] = Field(None, max_length=2000)
+    mode: Mode | None = None
+    top_k: int | None = Field(None, ge=1, le=1000)
+    filter: str | None = Field(None, max_length=2000)
 
 
 class CitationOut(BaseModel):
@@ -57,7 +59,7 @@ class CitationOut(BaseModel):
     score: float
     text: str
     heading: str = ""
-    page: Optional[int] = None
+    page: int | None = None
     flags: list[str] = []
 
 
@@ -66,7 +68,7 @@ class GuardDecisionOut(BaseModel):
     stage: str
     action: str
     detail: str
-    score: Optional[float] = None
+    score: float | None = None
     targets: list[str] = []
 
 
@@ -79,21 +81,25 @@ class AnswerOut(BaseModel):
     search_query: str
     sub_questions: list[str]
     model_id: str
-    prompt: Optional[str]
+    prompt: str | None
     guardrails: list[GuardDecisionOut]
     flags: list[str]
     invalid_citations: int
-    notice: Optional[str]
-    index_version: Optional[int]
+    notice: str | None
+    index_version: int | None
     timings_ms: dict[str, float]
 
 
 class RecordsUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     records: list[dict[str, Any]] = Field(min_length=1, max_length=100000)
-    name: str = Field("records", pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="name of the records file (its document ids derive from it)")
-    text_field: Optional[str] = None
-    id_field: Optional[str] = None
+    name: str = Field(
+        "records",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="name of the records file (its document ids derive from it)",
+    )
+    text_field: str | None = None
+    id_field: str | None = None
     metadata_fields: list[str] = []
     allowed_groups: list[str] = []
 
@@ -117,12 +123,12 @@ class JobOut(BaseModel):
     status: Literal["queued", "running", "done", "failed"]
     kind: str
     created_at: str
-    finished_at: Optional[str]
+    finished_at: str | None
     files: list[str]
     total: int
     done: int
     results: list[FileResultOut]
-    error: Optional[str]
+    error: str | None
 
 
 class DocumentOut(BaseModel):
@@ -132,7 +138,7 @@ class DocumentOut(BaseModel):
     chunks: int
     chars: int
     type: str
-    tenant: Optional[str]
+    tenant: str | None
     allowed_groups: list[str]
     ingested_at: str
     content_hash: str
@@ -149,7 +155,7 @@ class ChunkOut(BaseModel):
     chunk_id: str
     position: int
     heading: str
-    page: Optional[int]
+    page: int | None
     text: str
 
 
@@ -160,14 +166,14 @@ class DocumentDetail(DocumentOut):
 class Deleted(BaseModel):
     doc_id: str
     deleted: bool
-    version: Optional[int]
+    version: int | None
 
 
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     answer_id: str = Field(min_length=1, max_length=64)
     rating: Literal["up", "down"]
-    comment: Optional[str] = Field(None, max_length=4000)
+    comment: str | None = Field(None, max_length=4000)
 
 
 class FeedbackOut(BaseModel):
@@ -199,7 +205,7 @@ class Ready(BaseModel):
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: Optional[str | list[dict[str, Any]]] = None
+    content: str | list[dict[str, Any]] | None = None
 
 
 class ChatRequest(BaseModel):
@@ -207,10 +213,10 @@ class ChatRequest(BaseModel):
     model: str = Field("groundwork", max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
     stream: bool = False
-    temperature: Optional[float] = Field(None, ge=0, le=2)
-    max_tokens: Optional[int] = Field(None, ge=1)
-    filter: Optional[str] = Field(None, max_length=2000, description="Groundwork extension: metadata filter")
-    mode: Optional[Mode] = Field(None, description="Groundwork extension: retrieval mode")
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    filter: str | None = Field(None, max_length=2000, description="Groundwork extension: metadata filter")
+    mode: Mode | None = Field(None, description="Groundwork extension: retrieval mode")
 
 
 class ChatMessageOut(BaseModel):
@@ -244,7 +250,7 @@ class ChatCompletionOut(BaseModel):
 class Me(BaseModel):
     name: str
     scopes: list[str]
-    tenant: Optional[str]
+    tenant: str | None
     groups: list[str]
     no_auth: bool
 
@@ -253,4 +259,6 @@ class EvalResult(BaseModel):
     name: str = Field(description="file name of the result")
     modified: str
     kind: Literal["compare", "single"]
-    results: dict[str, dict[str, Any]] = Field(description="configuration label -> metrics (per_type included where reported)")
+    results: dict[str, dict[str, Any]] = Field(
+        description="configuration label -> metrics (per_type included where reported)"
+    )

@@ -40,10 +40,14 @@ def make_tracer(endpoint: str | None, exporter: SpanExporter | None = None) -> t
     return provider.get_tracer("groundwork")
 
 
-def record_pipeline(tracer: trace.Tracer, name: str, start_ns: int, timings_ms: dict[str, float], attrs: dict[str, Any]) -> None:
+def record_pipeline(
+    tracer: trace.Tracer, name: str, start_ns: int, timings_ms: dict[str, float], attrs: dict[str, Any]
+) -> None:
     """One span for the request and a child per stage, laid end to end from ``start_ns``."""
     end_ns = start_ns + int(timings_ms.get("total", 0.0) * 1e6)
-    parent = tracer.start_span(name, start_time=start_ns, attributes={**attrs, "groundwork.request_id": request_id.get()})
+    parent = tracer.start_span(
+        name, start_time=start_ns, attributes={**attrs, "groundwork.request_id": request_id.get()}
+    )
     ctx = trace.set_span_in_context(parent)
     t = start_ns
     for stage in STAGES:

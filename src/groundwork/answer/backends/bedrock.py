@@ -6,7 +6,8 @@ standard retry mode retries throttling and 5xx with backoff up to ``max_retries`
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -26,8 +27,11 @@ class BedrockChat:
         self.settings = settings
         self.model_id = f"bedrock:{settings.model}"
         self.context_window = settings.context_window
-        cfg = Config(connect_timeout=settings.timeout_s, read_timeout=settings.timeout_s,
-                     retries={"max_attempts": settings.max_retries + 1, "mode": "standard"})  # fmt: skip
+        cfg = Config(
+            connect_timeout=settings.timeout_s,
+            read_timeout=settings.timeout_s,
+            retries={"max_attempts": settings.max_retries + 1, "mode": "standard"},
+        )
         self.client = client or boto3.client("bedrock-runtime", region_name=settings.region, config=cfg)
 
     def count_tokens(self, text: str) -> int:
@@ -39,7 +43,10 @@ class BedrockChat:
         args: dict[str, Any] = {
             "modelId": self.settings.model,
             "messages": turns,
-            "inferenceConfig": {"maxTokens": max_tokens or self.settings.max_tokens, "temperature": self.settings.temperature},
+            "inferenceConfig": {
+                "maxTokens": max_tokens or self.settings.max_tokens,
+                "temperature": self.settings.temperature,
+            },
         }
         if system:
             args["system"] = system

@@ -3,8 +3,9 @@ optional PEFT LoRA adapter. Streaming uses ``TextIteratorStreamer`` with generat
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from threading import Thread
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from groundwork.answer.chat import Message
 from groundwork.config import GeneratorSettings
@@ -17,7 +18,9 @@ class TransformersChat:
 
     def __init__(self, settings: GeneratorSettings) -> None:
         if settings.model_path is None or not settings.model_path.is_dir():
-            raise ConfigError(f"generator.model_path must be a model folder for the transformers backend (got {settings.model_path})")
+            raise ConfigError(
+                f"generator.model_path must be a model folder for the transformers backend (got {settings.model_path})"
+            )
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -67,14 +70,15 @@ class TransformersChat:
                 out = self.model.generate(**inputs, **self._gen_args(max_tokens))
         except RuntimeError as exc:  # out of memory, device errors
             raise GeneratorError("transformers", str(exc)) from exc
-        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
     def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
         inputs = self._inputs(messages)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                        timeout=self.settings.timeout_s)  # fmt: skip
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.settings.timeout_s
+        )
         errors: list[BaseException] = []
 
         def run() -> None:

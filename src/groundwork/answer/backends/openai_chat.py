@@ -5,7 +5,7 @@ connection errors, timeouts, 408/409/429 and 5xx (``max_retries``)."""
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import openai
 
@@ -20,22 +20,31 @@ class OpenAIChat:
 
     def __init__(self, settings: GeneratorSettings) -> None:
         if not settings.model:
-            raise ConfigError("generator.model is required for the openai backend (e.g. 'gpt-4o-mini' or the served model name)")
+            raise ConfigError(
+                "generator.model is required for the openai backend (e.g. 'gpt-4o-mini' or the served model name)"
+            )
         self.settings = settings
         self.model_id = f"openai:{settings.model}"
         self.context_window = settings.context_window
         key = os.environ.get(settings.api_key_env) or ("unused" if settings.base_url else None)
         if key is None:
-            raise ConfigError(f"the openai backend needs an API key in ${settings.api_key_env}, or generator.base_url for a local server")
-        self.client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
-                                    max_retries=settings.max_retries)  # fmt: skip
+            raise ConfigError(
+                f"the openai backend needs an API key in ${settings.api_key_env}, or generator.base_url for a local server"
+            )
+        self.client = openai.OpenAI(
+            api_key=key, base_url=settings.base_url, timeout=settings.timeout_s, max_retries=settings.max_retries
+        )
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
     def _args(self, messages: Sequence[Message], max_tokens: int | None) -> dict:
-        return {"model": self.settings.model, "messages": list(messages),
-                "max_tokens": max_tokens or self.settings.max_tokens, "temperature": self.settings.temperature}  # fmt: skip
+        return {
+            "model": self.settings.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens or self.settings.max_tokens,
+            "temperature": self.settings.temperature,
+        }
 
     def complete(self, messages: Sequence[Message], max_tokens: int | None = None) -> str:
         try:
@@ -57,7 +66,8 @@ class OpenAIChat:
 
 def _error(exc: openai.APIError) -> GeneratorError:
     status = getattr(exc, "status_code", None)
-    retryable = not isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
-                                     openai.BadRequestError))  # fmt: skip
+    retryable = not isinstance(
+        exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError, openai.BadRequestError)
+    )
     what = f"HTTP {status}" if status else type(exc).__name__
     return GeneratorError("openai", f"{what}: {exc.message if hasattr(exc, 'message') else exc}", retryable)

@@ -22,7 +22,7 @@ class Chunker(Protocol):
 
 
 @lru_cache(maxsize=1)
-def _segmenter():  # noqa: ANN202
+def _segmenter():
     import pysbd
 
     return pysbd.Segmenter(language="en", clean=False)
@@ -101,7 +101,7 @@ def make_chunk(document: Document, position: int, text: str, section: Section, *
     )
 
 
-def token_windows(embedder, text: str, size: int, overlap: int) -> list[str]:  # noqa: ANN001
+def token_windows(embedder, text: str, size: int, overlap: int) -> list[str]:
     """Slices of ``text`` of at most ``size`` tokens, consecutive ones sharing ``overlap`` tokens."""
     offsets = embedder.token_offsets(text)
     if not offsets:

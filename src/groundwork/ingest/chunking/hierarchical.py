@@ -23,13 +23,17 @@ class HierarchicalChunker:
 
     @property
     def fingerprint(self) -> str:
-        return f"hierarchical:{self.parents.size}:{self.children.size}:{self.parents.min_tokens}:{self.embedder.model_id}"
+        return (
+            f"hierarchical:{self.parents.size}:{self.children.size}:{self.parents.min_tokens}:{self.embedder.model_id}"
+        )
 
     def chunk(self, document: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
         for p, (parent_text, section) in enumerate(self.parents.split_sections(document.sections)):
             parent_id = f"{document.doc_id}::p{p}"
-            for child_text, _ in self.children.split_sections([Section(parent_text, section.heading_path, section.page)]):
+            for child_text, _ in self.children.split_sections(
+                [Section(parent_text, section.heading_path, section.page)]
+            ):
                 chunks.append(
                     make_chunk(document, len(chunks), child_text, section, parent_id=parent_id, parent_text=parent_text)
                 )

@@ -31,7 +31,10 @@ class SemanticChunker:
             for sent in split_sentences(sec.text):
                 n = self.embedder.count_tokens(sent)
                 if n > self.size:  # one over-long "sentence" (a table, a list): cut it into windows
-                    out.extend((w, self.embedder.count_tokens(w), sec) for w in token_windows(self.embedder, sent, self.size, 0))
+                    out.extend(
+                        (w, self.embedder.count_tokens(w), sec)
+                        for w in token_windows(self.embedder, sent, self.size, 0)
+                    )
                 else:
                     out.append((sent, n, sec))
         return out

@@ -7,7 +7,13 @@ merged greedily back up to ``size`` so chunks are as large as the structure allo
 from __future__ import annotations
 
 from groundwork.index.embedder import Embedder
-from groundwork.ingest.chunking.base import make_chunk, split_block_lines, split_paragraphs, split_sentences, token_windows
+from groundwork.ingest.chunking.base import (
+    make_chunk,
+    split_block_lines,
+    split_paragraphs,
+    split_sentences,
+    token_windows,
+)
 from groundwork.types import Chunk, Document, Section
 
 
@@ -67,4 +73,6 @@ class StructureChunker:
         return [(text, sec) for sec in merged for text in self._merge(self._split(sec.text))]
 
     def chunk(self, document: Document) -> list[Chunk]:
-        return [make_chunk(document, i, text, sec) for i, (text, sec) in enumerate(self.split_sections(document.sections))]
+        return [
+            make_chunk(document, i, text, sec) for i, (text, sec) in enumerate(self.split_sections(document.sections))
+        ]
