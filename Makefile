@@ -9,7 +9,7 @@ DEMO_KB ?= .groundwork/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install browser demo test gate bench clean
+.PHONY: install browser demo lint test gate bench clean
 
 install: $(STAMP) browser
 
@@ -36,7 +36,13 @@ demo: install
 	    echo "Q: $$q"; $(GW) --kb $(DEMO_KB) ask "$$q" || exit $$?; echo; \
 	done
 
-test: install
+# Style (ruff format + ruff check) and layers (import-linter) fail the build like a failing test.
+lint: install
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(VENV)/bin/pytest -q
 
 # Regression gate: re-measure the docs eval set and fail when a metric drops below eval/baseline.json.

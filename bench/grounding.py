@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from groundwork.config import EmbedderSettings
 from groundwork.guard.grounding import grounding_scores
 from groundwork.index.embedder import SentenceTransformerEmbedder
-from groundwork.ingest.chunking.base import split_sentences
+from groundwork.text import split_sentences
 
 
 def windows(body: str, facts: list[str], width: int = 3) -> list[str]:

@@ -83,3 +83,36 @@ def test_config_show_reflects_env(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GROUNDWORK_ANSWER__TOP_K", "0")
     r = gw("config", "show")
     assert r.exit_code == 2 and "answer.top_k" in r.output
+
+
+def test_kb_after_the_command_name_is_the_same_as_before_it(tmp_path: Path) -> None:
+    docs = setup_docs(tmp_path / "docs")
+    kb = str(tmp_path / "kb")
+    assert gw("ingest", str(docs), "--kb", kb).exit_code == 0
+    before = json.loads(gw("--kb", kb, "search", "lunch", "--json").output)
+    after = json.loads(gw("search", "lunch", "--json", "--kb", kb).output)
+    assert before == after and after[0]["source"].endswith("b.md")
+    versions = json.loads(gw("versions", "--json", "--kb", kb).output)
+    assert [v["version"] for v in versions] == [1]
+    # the command's own --kb wins over the global one
+    other = json.loads(gw("--kb", str(tmp_path / "elsewhere"), "documents", "--json", "--kb", kb).output)
+    assert len(other) == 2
+
+
+def test_a_bad_config_file_fails_every_command(tmp_path: Path) -> None:
+    bad = write(tmp_path / "bad.toml", "[retrieval]\nmode = 'telepathy'\n")
+    corpus = write(tmp_path / "c.jsonl", '{"_id": "d1", "title": "", "text": "Lunch is at noon."}\n')
+    queries = write(tmp_path / "q.jsonl", '{"_id": "q1", "text": "when is lunch"}\n')
+    qrels = write(tmp_path / "qrels.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    beir = ["--corpus", str(corpus), "--queries", str(queries), "--qrels", str(qrels), "--cache", str(tmp_path / "c")]
+    for args in (
+        ["--config", str(bad), "eval", "retrieval", *beir],
+        ["eval", "retrieval", *beir, "--config", str(bad)],
+        ["--config", str(bad), "search", "lunch"],
+        ["--config", str(bad), "versions"],
+        ["--config", str(bad), "keys", "list"],
+        ["--config", str(tmp_path / "missing.toml"), "eval", "answers", *beir[:-2]],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "retrieval.mode" in r.output or "does not exist" in r.output, r.output

@@ -8,6 +8,7 @@ Precedence, lowest first: defaults < ``groundwork.toml`` < environment ``GROUNDW
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,7 +171,7 @@ class GeneratorSettings(_Section):
         ge=256,
         description="model context size in tokens; the context budget never exceeds it minus max_tokens and the prompt",
     )
-    prompt: str = Field("grounded-answer", description="prompt template id (a file under groundwork/answer/prompts)")
+    prompt: str = Field("grounded-answer", description="prompt template id (a file under groundwork/llm/templates)")
     fallback: Literal["extractive", "none"] = Field(
         "extractive", description="answer with this generator when the backend fails; 'none' raises"
     )
@@ -356,3 +357,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"could not read settings from {path}: {exc}") from None
     finally:
         _TOML_FILE["path"] = None
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for error messages and logs."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", re.sub(r"(password=)\S+", r"\1***", dsn))

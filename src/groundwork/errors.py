@@ -24,8 +24,14 @@ class UnsupportedFileError(LoaderError):
     """The file's extension has no loader; such files are skipped and reported, not failed."""
 
 
-class FilterError(GroundworkError):
-    """A metadata filter expression could not be parsed or names an unknown field."""
+class RequestError(GroundworkError):
+    """The caller's query, filter or request is invalid (unknown mode, empty query, bad rating, a
+    value out of range). Boundaries report it as the caller's mistake: the CLI exits 2, the HTTP API
+    answers 422 with the message."""
+
+
+class FilterError(RequestError):
+    """A metadata filter expression could not be parsed, is too complex, or names an unknown field."""
 
 
 class ModelMismatchError(GroundworkError):

@@ -1,128 +1,104 @@
-"""KnowledgeBase: the Python API. The CLI (and later the HTTP server) are thin layers over it.
+"""KnowledgeBase: the Python API. The CLI and the HTTP server are thin layers over it.
 
->>> kb = KnowledgeBase("./.groundwork")
->>> kb.ingest(["docs/"])                       # IngestReport
->>> kb.search("how do I filter?", top_k=5)     # list[SearchHit]
->>> kb.ask("how do I filter?")                 # Answer, with [n] citations
+    >>> kb = KnowledgeBase("./.groundwork")
+    >>> kb.ingest(["docs/"])                       # IngestReport
+    >>> kb.search("how do I filter?", top_k=5)     # list[SearchHit]
+    >>> kb.ask("how do I filter?")                 # Answer, with [n] citations
+
+Its parts (store, embedder, generator, guardrails, audit log, ...) come from
+``groundwork.wiring.Components``; pass any of them to use your own:
+
+    >>> KnowledgeBase("./kb", generator=MyGenerator())
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Sequence
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from groundwork.answer import ExtractiveGenerator, Generator, assemble_context
-from groundwork.answer.backends import make_chat_model
-from groundwork.answer.chat import ChatModel, Message
-from groundwork.answer.citations import CitationStreamFilter, renumber
-from groundwork.answer.generator import TokenCallback
-from groundwork.answer.llm import FallbackGenerator, LLMGenerator
-from groundwork.audit import AuditLog, PgAuditLog, answer_record
+from groundwork.answer.generator import Generator, TokenCallback
+from groundwork.answer.pipeline import AnswerPipeline, Question
 from groundwork.config import Settings, load_settings
 from groundwork.errors import ConfigError, StoreError
 from groundwork.filters import Filter
-from groundwork.guard import REFUSAL, Guardrails
 from groundwork.guard.guardrails import mask_pii_for_ingest
-from groundwork.index.embedder import SentenceTransformerEmbedder, load_embedder
-from groundwork.index.store import Store, open_store
+from groundwork.index.embedder import Embedder
+from groundwork.index.store import Store
 from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.records import RecordOptions
-from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn, SourceItem
-from groundwork.retrieve import Retriever, SearchPipeline
-from groundwork.retrieve.conversation import rewrite_question
-from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
-from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
-from groundwork.types import Access, Answer, Chunk, Citation, DocumentInfo, IndexVersion, IngestReport, SearchHit
+from groundwork.ingest.sources import SourceItem
+from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
+from groundwork.llm.chat import Message
+from groundwork.retrieve import SearchPipeline
+from groundwork.state.audit import answer_record
+from groundwork.state.protocols import AuditLog
+from groundwork.types import Access, Answer, Chunk, DocumentInfo, IndexVersion, IngestReport, SearchHit
+from groundwork.wiring import Components
+
+ENGINES = ("local", "ray")
 
 
 class KnowledgeBase:
-    """A knowledge base in a folder.
+    """A knowledge base: an index (a folder, or PostgreSQL) and the pipeline over it.
 
     Args:
-        path: the folder (default: ``settings.kb``, i.e. ``./.groundwork`` or ``$GROUNDWORK_KB``).
+        path: the knowledge-base folder (default: ``settings.kb``, i.e. ``./.groundwork`` or ``$GROUNDWORK_KB``).
         settings: full settings; by default loaded from groundwork.toml and the environment.
-        **overrides: dotted setting overrides, e.g. ``{"retrieval.top_k": 5}``.
+        components: built parts to use (``groundwork.wiring.Components``); by default built from settings.
+        **overrides: dotted setting overrides (``**{"retrieval.top_k": 5}``), or parts by name
+            (``store=``, ``embedder=``, ``generator=``, ``guardrails=``, ``audit=``, ...).
     Raises:
-        ConfigError: invalid settings. StoreError / ModelMismatchError: on first use of the index.
+        ConfigError: invalid settings, or a supplied part that does not implement its protocol.
+        StoreError / ModelMismatchError: on first use of the index.
     """
 
-    def __init__(self, path: str | Path | None = None, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        settings: Settings | None = None,
+        components: Components | None = None,
+        **overrides: Any,
+    ) -> None:
+        dotted = {k: v for k, v in overrides.items() if "." in k}
+        parts = {k: v for k, v in overrides.items() if "." not in k}
         if settings is None:
-            settings = load_settings(**overrides)
-        elif overrides:
-            settings = load_settings(**{**_flatten(settings.model_dump()), **overrides})
+            settings = components.settings if components is not None and not dotted else load_settings(**dotted)
+        elif dotted:
+            settings = load_settings(**{**_flatten(settings.model_dump()), **dotted})
         if path is not None:
             settings = settings.model_copy(update={"kb": Path(path)})
         self.settings = settings
         self.path = Path(settings.kb)
+        self.components = components if components is not None and not parts else Components(settings, **parts)
 
-    @cached_property
-    def embedder(self) -> SentenceTransformerEmbedder:
-        return load_embedder(self.settings.embedder, self.settings.embedder.cache_dir or self.path)
-
-    @cached_property
+    # The parts, for callers that use them directly (evaluation, the server, tests).
+    @property
     def store(self) -> Store:
-        """The configured store: LanceDB in the kb folder, or PostgreSQL (``store = "postgres"``)."""
-        return open_store(self.settings, self.path, lambda: self.embedder.dimension)
+        """The chunk store (groundwork.index.store.Store)."""
+        return self.components.store
 
-    @cached_property
-    def retriever(self) -> Retriever:
-        return Retriever(self.store, self.embedder, self.settings.retrieval)
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model (groundwork.index.embedder.Embedder)."""
+        return self.components.embedder
 
-    @cached_property
-    def chat_model(self) -> ChatModel | None:
-        """The configured LLM (generator.backend other than extractive), shared by the generator,
-        the LLM reranker, LLM decomposition and follow-up rewriting; None for the extractive default."""
-        g = self.settings.generator
-        return None if g.backend == "extractive" else make_chat_model(g)
-
-    @cached_property
+    @property
     def generator(self) -> Generator:
-        extractive = ExtractiveGenerator(self.embedder, self.settings.answer)
-        if self.chat_model is None:
-            return extractive
-        g = self.settings.generator
-        llm = LLMGenerator(self.chat_model, g.prompt, g.max_tokens)
-        return FallbackGenerator(llm, extractive) if g.fallback == "extractive" else llm
+        """The answer generator (groundwork.answer.Generator)."""
+        return self.components.generator
 
-    @cached_property
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log of answers (groundwork.state.AuditLog)."""
+        return self.components.audit
+
+    @property
     def pipeline(self) -> SearchPipeline:
-        r = self.settings.rerank
-        reranker: Reranker | None = None
-        if r.method == "mmr":
-            reranker = MMRReranker(self.embedder, r.mmr_lambda)
-        elif r.method == "cross-encoder":
-            if r.model_path is None:
-                raise ConfigError("rerank.model_path is required for rerank.method = 'cross-encoder'")
-            reranker = CrossEncoderReranker(r.model_path, r.batch_size, self.settings.embedder.device)
-        elif r.method == "llm":
-            if self.chat_model is None:
-                raise ConfigError(
-                    "rerank.method = 'llm' needs an LLM: set generator.backend (openai, bedrock, transformers)"
-                )
-            reranker = LLMReranker(self.chat_model)
-        decomposer: Decomposer | None = None
-        d = self.settings.retrieval.decompose
-        if d == "heuristic" or (d == "llm" and self.chat_model is None):
-            decomposer = HeuristicDecomposer()
-        elif d == "llm":
-            decomposer = LLMDecomposer(self.chat_model)
-        return SearchPipeline(self.retriever, reranker, decomposer, r.depth)
-
-    @cached_property
-    def guardrails(self) -> Guardrails:
-        return Guardrails(self.settings.guard, self.embedder)
-
-    @cached_property
-    def audit(self) -> AuditLog | PgAuditLog:
-        """``audit.sqlite`` in the kb folder; the ``audit`` table when the store is PostgreSQL."""
-        if self.settings.store == "postgres":
-            return PgAuditLog(self.store.pool)
-        return AuditLog(self.path / "audit.sqlite")
+        """The search pipeline: decomposition, retrieval, fusion, reranking."""
+        return self.components.search_pipeline
 
     def _require_index(self) -> None:
         if not self.store.exists:
@@ -151,18 +127,19 @@ class KnowledgeBase:
         ``engine="ray"`` runs parsing, chunking and embedding as Ray Data stages (``ray_address``: None
         starts a local Ray with ``ray_cpus`` CPUs, "auto" joins a cluster); results equal the local engine's.
         ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
-        ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata)."""
+        ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata).
+        Raises ConfigError for an unknown engine; a bad file is reported in the report, never raised."""
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown ingest engine {engine!r}: use {' or '.join(ENGINES)}")
         s = self.settings.ingest
         records = RecordOptions(
             text_field or s.text_field, id_field or s.id_field, tuple(metadata_fields or s.metadata_fields)
         )
-        chunker = make_chunker(self.settings.chunking, self.embedder)
+        args = (self.store, self.embedder, make_chunker(self.settings.chunking, self.embedder), s, records)
         g = self.settings.guard
-        mask = partial(mask_pii_for_ingest, region=g.pii_region) if g.pii_at_ingest else None
-        args = (self.store, self.embedder, chunker, s, records)
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "exclude": self.path,
-            "text_transform": mask,
+            "text_transform": partial(mask_pii_for_ingest, region=g.pii_region) if g.pii_at_ingest else None,
             "transform_id": f"pii-mask:{g.pii_region}",
             "acl": DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field),
         }
@@ -172,13 +149,10 @@ class KnowledgeBase:
             ingestor: Ingestor = RayIngestor(
                 *args, settings_all=self.settings, address=ray_address, num_cpus=ray_cpus, **kwargs
             )
-        elif engine == "local":
-            ingestor = Ingestor(*args, **kwargs)
         else:
-            raise ConfigError(f"unknown ingest engine {engine!r}: use local or ray")
-        return ingestor.run(
-            [p if str(p).startswith("s3://") else Path(p) for p in paths], sync=sync, progress=progress, items=items
-        )
+            ingestor = Ingestor(*args, **kwargs)
+        sources = [p if str(p).startswith("s3://") else Path(p) for p in paths]
+        return ingestor.run(sources, sync=sync, progress=progress, items=items)
 
     # -- query --------------------------------------------------------------------------------------
     def search(
@@ -186,12 +160,14 @@ class KnowledgeBase:
         query: str,
         mode: str | None = None,
         top_k: int | None = None,
-        filter: str | Filter | None = None,
+        filter: str | Filter | None = None,  # noqa: A002 - the API's name for it
         access: Access | None = None,
     ) -> list[SearchHit]:
-        """Ranked chunks for ``query`` (decomposition and reranking as configured).
+        """Ranked chunks for ``query`` (decomposition and reranking as configured), best first;
+        ``access`` limits them to what the caller may see (None: all).
 
-        Raises FilterError for a bad filter, ValueError for a bad mode, StoreError with no index."""
+        Raises FilterError for a bad filter, RequestError for a bad mode or an empty query,
+        StoreError with no index."""
         self._require_index()
         return self.pipeline.search(query, mode, top_k, filter, access).hits
 
@@ -200,7 +176,7 @@ class KnowledgeBase:
         question: str,
         mode: str | None = None,
         top_k: int | None = None,
-        filter: str | Filter | None = None,
+        filter: str | Filter | None = None,  # noqa: A002 - the API's name for it
         history: Sequence[Message] | None = None,
         on_token: TokenCallback | None = None,
         caller: str = "cli",
@@ -208,112 +184,22 @@ class KnowledgeBase:
     ) -> Answer:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
-        Steps: input guardrails -> follow-up rewriting (when ``history`` has earlier turns) -> search ->
-        context assembly within the token budget (the generator's tokenizer) -> context guardrails ->
-        generation (``on_token`` receives streamed text) -> citation check -> output guardrails ->
-        audit record. A blocked question is refused without retrieval; the refusal is audited too.
-        ``access`` limits every retrieval to the documents the caller may see (None: all); the audit
-        record carries the caller's tenant. Raises FilterError, ValueError, StoreError as ``search``
-        does; GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
+        The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
+        (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
+        the documents the caller may see (None: all). Raises FilterError, RequestError and StoreError
+        as ``search`` does; GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
         """
         t0 = time.perf_counter()
         self._require_index()
-        a, g = self.settings.answer, self.settings.generator
-        mode = mode or self.settings.retrieval.mode
-        answer = Answer(
-            question,
-            "",
-            False,
-            [],
-            {},
-            answer_id=uuid.uuid4().hex,
-            model_id=self.generator.model_id,
-            prompt=_prompt_ref(self.generator),
-            index_version=self.store.current_version(),
-        )
-        timings: dict[str, float] = {}
-        answer.guardrails += self.guardrails.check_question(question)
-        if any(d.action == "blocked" for d in answer.guardrails):
-            answer.answer, answer.abstained, answer.blocked = REFUSAL, True, True
-            if on_token:
-                on_token(REFUSAL)
-            return self._finish(answer, timings, t0, caller, access, mode, filter)
-        t = time.perf_counter()
-        answer.search_query = rewrite_question(question, history or [], self.chat_model) if history else question
-        timings["rewrite"] = (time.perf_counter() - t) * 1000
-        result = self.pipeline.search(answer.search_query, mode, top_k or a.top_k, filter, access)
-        answer.hits, answer.sub_questions = result.hits, result.sub_questions
-        timings.update(result.timings_ms)
-        t = time.perf_counter()
-        budget = min(
-            a.context_tokens, getattr(self.generator, "context_budget", lambda q: a.context_tokens)(answer.search_query)
-        )
-        context = assemble_context(result.hits, self.generator.count_tokens, budget, a.dedup_similarity)
-        context, decisions, flagged = self.guardrails.check_context(context)
-        answer.guardrails += decisions
-        timings["assemble"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        stream = None
-        if on_token is not None:  # the reader sees the final numbering: [1], [2], ... in order of use
-            stream = CitationStreamFilter({c.n for c in context}, renumber=True)
-            shown = on_token
-
-            def on_token(piece: str) -> None:
-                if text := stream.feed(piece):
-                    shown(text)
-
-        gen = self.generator.generate(answer.search_query, context, on_token)
-        if stream is not None and (rest := stream.flush()):
-            shown(rest)
-        timings["generate"] = (time.perf_counter() - t) * 1000
-        answer.model_id = gen.model_id or answer.model_id
-        answer.prompt = gen.prompt if gen.prompt is not None else answer.prompt
-        answer.abstained, answer.evidence_score, answer.notice = gen.abstained, gen.evidence_score, gen.notice
-        answer.flags, answer.invalid_citations = list(gen.flags), gen.invalid_citations
-        by_n = {c.n: c for c in context}
-        text, mapping = renumber(gen.text, set(by_n))
-        for old, new in mapping.items():
-            ch = by_n[old].hit.chunk
-            answer.citations.append(
-                Citation(
-                    n=new,
-                    doc_id=ch.doc_id,
-                    chunk_id=ch.chunk_id,
-                    source=ch.source,
-                    score=by_n[old].hit.score,
-                    text=by_n[old].text,
-                    heading=ch.heading,
-                    page=ch.page,
-                    flags=["prompt_injection"] if ch.chunk_id in flagged else [],
-                )
-            )
-        t = time.perf_counter()
-        text, decisions = self.guardrails.check_answer(answer.search_query, text, context, gen.abstained)
-        answer.guardrails += decisions
-        timings["guard"] = (time.perf_counter() - t) * 1000
-        if any(d.action == "blocked" and d.stage == "output" for d in decisions):
-            text, answer.abstained, answer.blocked, answer.citations = REFUSAL, True, True, []
-        answer.answer = text
-        return self._finish(answer, timings, t0, caller, access, mode, filter)
-
-    def _finish(
-        self,
-        answer: Answer,
-        timings: dict[str, float],
-        t0: float,
-        caller: str,
-        access: Access | None,
-        mode: str,
-        filter: str | Filter | None,
-    ) -> Answer:
-        timings["total"] = (time.perf_counter() - t0) * 1000
-        answer.timings_ms = {k: round(v, 2) for k, v in timings.items()}
+        c = self.components
+        steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, self.settings.answer)
+        q = Question(question, mode, top_k, filter, history, on_token, access)
+        answer = steps.run(q, self.store.current_version())
+        answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+        answer.timings_ms = {k: round(v, 2) for k, v in answer.timings_ms.items()}
         if self.settings.audit.enabled:
-            self.audit.write(
-                answer_record(
-                    answer, caller, access, mode, filter if isinstance(filter, str) or filter is None else str(filter)
-                )
-            )
+            flt = filter if isinstance(filter, str) or filter is None else str(filter)
+            self.audit.write(answer_record(answer, caller, access, mode or self.settings.retrieval.mode, flt))
         return answer
 
     # -- model changes ------------------------------------------------------------------------------
@@ -322,14 +208,11 @@ class KnowledgeBase:
         old one stays restorable with ``rollback``). Afterwards set ``embedder.model`` to the new
         model: the model check refuses queries with the old one. Returns (chunks, version)."""
         self._require_index()
-        settings = self.settings.embedder.model_copy(update={"model": embedder_model})
-        new = load_embedder(settings, settings.cache_dir or self.path)
-        n = self.store.reembed(new.model_id, new.dimension, new.embed)
+        new = self.components.with_embedder_model(embedder_model)
+        n = self.store.reembed(new.embedder.model_id, new.embedder.dimension, new.embedder.embed)
         docs = [d.doc_id for d in self.store.list_documents()]
         version = self.store.record_version(0, len(docs), 0, docs)
-        self.__dict__.pop("embedder", None)
-        self.__dict__.pop("retriever", None)
-        self.__dict__.pop("pipeline", None)
+        self.components, self.settings = new, new.settings
         return n, version
 
     def rollback(self) -> dict[str, Any]:
@@ -341,9 +224,11 @@ class KnowledgeBase:
 
     # -- inspection ---------------------------------------------------------------------------------
     def documents(self, access: Access | None = None) -> list[DocumentInfo]:
+        """The documents ``access`` may see (None: all), sorted by document id."""
         return self.store.list_documents(access)
 
     def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:
+        """One document's chunks in order; [] when it does not exist or ``access`` may not see it."""
         return self.store.document_chunks(doc_id, access)
 
     def delete(self, doc_ids: Sequence[str], access: Access | None = None) -> int:
@@ -357,6 +242,7 @@ class KnowledgeBase:
         return len(ids)
 
     def versions(self) -> list[IndexVersion]:
+        """Every index version, oldest first."""
         return self.store.list_versions()
 
     def count_chunks(self) -> int:
@@ -372,8 +258,3 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
-
-
-def _prompt_ref(generator: Generator) -> str | None:
-    prompt = getattr(generator, "prompt", None)
-    return prompt.ref if prompt is not None else None

@@ -1,13 +1,16 @@
 """Dataclasses that flow between pipeline stages (ingest -> index -> retrieve -> answer).
 
-They are plain data: no stage imports another stage's classes, only these.
+They are plain data: no stage imports another stage's classes, only these. ``Citation``,
+``GuardDecision`` and ``Answer`` are also the wire format: ``to_wire`` gives the JSON of
+``ask --json`` and of the HTTP API, and the OpenAPI schema is generated from the same fields
+(a field with ``metadata={"wire": False}`` stays inside the process).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 
@@ -22,6 +25,29 @@ class Section:
     text: str
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+
+
+INTERNAL = {"wire": False}  # field metadata: not part of the wire format
+
+
+def wire_fields(cls: type) -> list[str]:
+    """The names of a dataclass's fields that are on the wire, in declaration order."""
+    return [f.name for f in fields(cls) if f.metadata.get("wire", True)]
+
+
+def to_wire(obj: Any) -> dict[str, Any]:
+    """A dataclass as JSON-able data: its wire fields, nested dataclasses included."""
+    return {name: _plain(getattr(obj, name)) for name in wire_fields(type(obj))}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_wire(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 ACL_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # tenant and group names: no quotes, no '|'
@@ -137,6 +163,16 @@ class SearchHit:
 
 
 @dataclass
+class ContextChunk:
+    """A numbered piece of context; ``n`` is the citation number, ``text`` what the generator reads."""
+
+    n: int
+    hit: SearchHit
+    text: str
+    tokens: int
+
+
+@dataclass
 class Citation:
     """A chunk an answer cites; ``n`` is the number used in the answer's ``[n]`` markers."""
 
@@ -176,13 +212,13 @@ class Answer:
     guardrail decision; ``flags`` generator findings (``no_valid_citation``, ``fallback``, ...).
     """
 
-    question: str
+    question: str = field(metadata=INTERNAL)
     answer: str
     abstained: bool
     citations: list[Citation]
     timings_ms: dict[str, float]
-    hits: list[SearchHit] = field(default_factory=list)
-    evidence_score: float | None = None  # what abstention was decided on (generator-specific)
+    hits: list[SearchHit] = field(default_factory=list, metadata=INTERNAL)
+    evidence_score: float | None = field(default=None, metadata=INTERNAL)  # what abstention was decided on
     answer_id: str = ""
     search_query: str = ""
     sub_questions: list[str] = field(default_factory=list)
@@ -196,23 +232,8 @@ class Answer:
     index_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "answer_id": self.answer_id,
-            "answer": self.answer,
-            "abstained": self.abstained,
-            "blocked": self.blocked,
-            "citations": [asdict(c) for c in self.citations],
-            "search_query": self.search_query,
-            "sub_questions": self.sub_questions,
-            "model_id": self.model_id,
-            "prompt": self.prompt,
-            "guardrails": [asdict(g) for g in self.guardrails],
-            "flags": self.flags,
-            "invalid_citations": self.invalid_citations,
-            "notice": self.notice,
-            "index_version": self.index_version,
-            "timings_ms": self.timings_ms,
-        }
+        """The wire format (``to_wire``): what ``ask --json`` prints and ``/v1/answer`` returns."""
+        return to_wire(self)
 
 
 @dataclass

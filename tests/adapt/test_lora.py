@@ -55,7 +55,7 @@ def test_lora_trains_saves_reloads_and_generates(tmp_path: Path) -> None:
     summary = json.loads((out / "groundwork_lora.json").read_text())
     assert summary["dev_records"] >= 1 and summary["steps"] >= 4 and len(summary["dev_loss"]) == 4
     assert summary["dev_loss"][-1] < summary["dev_loss"][0]  # it learned the held-out answer format
-    from groundwork.answer.backends.local import TransformersChat
+    from groundwork.llm.backends.local import TransformersChat
 
     chat = TransformersChat(GeneratorSettings(backend="transformers", model_path=base, adapter_path=out, max_tokens=6))
     assert chat.model_id == "transformers:tiny+adapter"

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from groundwork.answer.citations import CitationStreamFilter, check_citations, cited_numbers, renumber
-from groundwork.answer.prompts import load_prompt
 from groundwork.errors import ConfigError
+from groundwork.llm.prompts import load_prompt
 
 
 def test_check_citations_removes_and_counts_invalid_markers() -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from groundwork.answer.backends.bedrock import BedrockChat
 from groundwork.answer.extractive import ABSTAIN_MESSAGE
-from groundwork.answer.prompts import load_prompt
 from groundwork.cli import app
 from groundwork.config import GeneratorSettings
 from groundwork.errors import GeneratorError
+from groundwork.llm.backends.bedrock import BedrockChat
+from groundwork.llm.prompts import load_prompt
 from tests.chat_server import ChatServer
 from tests.conftest import write
 from tests.tiny_models import build_tiny_causal_lm
@@ -157,7 +157,7 @@ def test_transformers_backend_streams_from_a_local_model(make_kb, kb_docs: Path,
 
 
 def test_transformers_chat_stream_equals_complete(tmp_path: Path) -> None:
-    from groundwork.answer.backends.local import TransformersChat
+    from groundwork.llm.backends.local import TransformersChat
 
     chat = TransformersChat(
         GeneratorSettings(backend="transformers", model_path=build_tiny_causal_lm(tmp_path / "m"), max_tokens=10)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.answer.prompts import load_prompt
 from groundwork.guard import REFUSAL
 from groundwork.guard.grounding import grounding_scores
 from groundwork.guard.injection import find_injection
+from groundwork.llm.prompts import load_prompt
 from tests.chat_server import ChatServer
 from tests.conftest import write
 

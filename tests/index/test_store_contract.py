@@ -52,7 +52,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path):
     opened: list[PgStore] = []
 
     def make(settings=None):
-        opened.append(PgStore(dsn, DIM, settings or IndexSettings(), schema=schema, pool_size=2))
+        opened.append(PgStore.connect(dsn, DIM, settings or IndexSettings(), schema=schema, pool_size=2))
         return opened[-1]
 
     yield make

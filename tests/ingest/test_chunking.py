@@ -116,7 +116,7 @@ def test_long_table_is_split_by_rows_and_keeps_its_layout(embedder) -> None:
 
 
 def test_wrapped_lines_are_joined_before_sentence_splitting() -> None:
-    from groundwork.ingest.chunking.base import split_sentences
+    from groundwork.text import split_sentences
 
     text = "The first sentence is wrapped\nacross two lines. The second one is not.\n- item one\n- item two"
     assert split_sentences(text) == [

@@ -5,7 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from groundwork.cli import app
-from groundwork.serve.keys import KeyStore
+from groundwork.state.keys import SqliteKeyStore as KeyStore
 
 
 def test_keys_create_list_revoke(tmp_path) -> None:

@@ -44,7 +44,7 @@ def _prompt_only(dataset: EvalDataset, kb: Any, limit: int) -> dict[str, Any]:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    chat = kb.chat_model
+    chat = kb.components.chat_model
     rows, null, lat, tok_in, tok_out = [], [], [], [], []
     for q in dataset.queries[:limit] if limit else dataset.queries:
         t0 = time.perf_counter()
@@ -89,7 +89,7 @@ def _rag(dataset: EvalDataset, kb: Any, mode: str, limit: int) -> dict[str, Any]
     out = {k: r.get(k) for k in RETRIEVAL_KEYS} | {k: a.get(k) for k in ANSWER_KEYS}
     out["answer_latency_ms_p50"] = a.get("answer_latency_ms_p50")
     out["retrieval_latency_ms_p50"] = r.get("latency_ms_p50")
-    chat = kb.chat_model
+    chat = kb.components.chat_model
     if chat is not None:  # tokens per query: the assembled prompt in, the answer out (estimated on a sample)
         sample = [q for q in dataset.queries if q.answerable][:20]
         ins, outs = [], []

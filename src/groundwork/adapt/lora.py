@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from groundwork.answer.prompts import load_prompt
 from groundwork.errors import GroundworkError
+from groundwork.llm.prompts import load_prompt
 
 
 class LoraDataError(GroundworkError):

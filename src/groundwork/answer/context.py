@@ -8,21 +8,10 @@ added best first while the budget (tokens, counted with the embedder's tokenizer
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from groundwork.types import SearchHit
-
-
-@dataclass
-class ContextChunk:
-    """A numbered piece of context; ``n`` is the citation number, ``text`` what the generator reads."""
-
-    n: int
-    hit: SearchHit
-    text: str
-    tokens: int
+from groundwork.types import ContextChunk, SearchHit
 
 
 def assemble_context(

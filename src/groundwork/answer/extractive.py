@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from groundwork.answer.context import ContextChunk
-from groundwork.answer.generator import Generation, TokenCallback
+from groundwork.answer.generator import UNLIMITED_TOKENS, Generation, TokenCallback
 from groundwork.config import AnswerSettings
 from groundwork.index.embedder import Embedder
-from groundwork.ingest.chunking.base import split_sentences
+from groundwork.text import split_sentences
+from groundwork.types import ContextChunk
 
 ABSTAIN_MESSAGE = "I could not find this in the indexed documents."
 _FENCED = re.compile(r"(```|~~~).*?(?:\1|\Z)", re.S)
@@ -57,8 +57,17 @@ class ExtractiveGenerator:
         self.settings = settings or AnswerSettings()
         self.model_id = f"extractive:{embedder.model_id}"
 
+    @property
+    def prompt(self) -> None:
+        """The extractive generator renders no prompt."""
+        return None
+
     def count_tokens(self, text: str) -> int:
         return self.embedder.count_tokens(text)
+
+    def context_budget(self, question: str) -> int:
+        """No window of its own: the budget is ``answer.context_tokens``."""
+        return UNLIMITED_TOKENS
 
     def generate(
         self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None

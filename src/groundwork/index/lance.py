@@ -26,10 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from groundwork.config import IndexSettings
-from groundwork.errors import FilterError, ModelMismatchError, StoreError
+from groundwork.errors import FilterError, StoreError
 from groundwork.filters import Filter, fields, to_sql
+from groundwork.index.rows import check_access_names, check_same_model, chunk_from_row, embed_all, heading_value
 from groundwork.index.store import BUILTIN_FIELDS
-from groundwork.types import ACL_NAME, Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 SCHEMA_VERSION = 1
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,9 +69,7 @@ def _groups_tuple(value: str | None) -> tuple[str, ...]:
 
 def access_sql(access: Access) -> str:
     """SQL for Access's visibility rule (see groundwork.types.Access); names are validated first."""
-    for name in (access.tenant, *access.groups):
-        if name is not None and not ACL_NAME.match(name):
-            raise FilterError(f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+    check_access_names(access)
     tenant = "acl_tenant IS NULL" if access.tenant is None else f"acl_tenant = {_sql_str(access.tenant)}"
     groups = " OR ".join(f"strpos(acl_groups, {_sql_str('|' + g + '|')}) > 0" for g in access.groups)
     return f"({tenant} AND (acl_groups IS NULL" + (f" OR {groups}" if groups else "") + "))"
@@ -145,8 +144,11 @@ class LanceStore:
     def exists(self) -> bool:
         return self._chunks is not None
 
+    def close(self) -> None:
+        """Nothing to release: LanceDB holds no connection."""
+
     def _s3(self):
-        from groundwork.ingest.s3 import parse_s3_uri, s3_client
+        from groundwork.objectstore import parse_s3_uri, s3_client
 
         if not self.path.startswith("s3://"):
             raise StoreError(f"{self.path}: only s3:// object stores are supported for the knowledge base")
@@ -186,12 +188,11 @@ class LanceStore:
             }
             self._write_meta()
             return
-        if self.meta.get("model_id") != model_id or self.meta.get("dimension") != dimension:
-            raise ModelMismatchError(
-                f"the knowledge base at {self.path} was built with embedding model '{self.meta.get('model_id')}' "
-                f"({self.meta.get('dimension')}-d) but the configured model is '{model_id}' ({dimension}-d); "
-                "set embedder.model back, or ingest into a new --kb folder"
-            )
+        check_same_model(f"at {self.path}", self.meta, model_id, dimension, "ingest into a new --kb folder")
+
+    def model_info(self) -> dict[str, Any] | None:
+        """The recorded embedding model: {"model_id", "dimension"}, or None before the first write."""
+        return {"model_id": self.meta["model_id"], "dimension": self.meta["dimension"]} if self.meta else None
 
     def _schema(self, dim: int, meta_types: dict[str, pa.DataType]) -> pa.Schema:
         cols = [
@@ -260,7 +261,7 @@ class LanceStore:
                 "text": c.text,
                 "search_text": c.search_text,
                 "title": c.title,
-                "heading": c.heading,
+                "heading": heading_value(c.heading_path),
                 "page": c.page,
                 "content_hash": c.content_hash,
                 "doc_hash": doc_hashes[c.doc_id],
@@ -349,11 +350,7 @@ class LanceStore:
         n = self._chunks.count_rows()
         table = self._chunks.search().limit(max(n, 1)).to_arrow()
         texts = table.column("search_text").to_pylist()
-        vecs = (
-            np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)])
-            if texts
-            else np.zeros((0, dimension), np.float32)
-        )
+        vecs = embed_all(texts, embed, dimension, batch)
         previous = {
             "model_id": self.meta.get("model_id"),
             "dimension": self.meta.get("dimension"),
@@ -427,23 +424,8 @@ class LanceStore:
             )
             table = table.drop_columns(["vector"])
         for rank, row in enumerate(table.to_pylist(), 1):
-            chunk = Chunk(
-                chunk_id=row["chunk_id"],
-                doc_id=row["doc_id"],
-                source=row["source"],
-                position=row["position"],
-                text=row["text"],
-                content_hash=row["content_hash"],
-                heading_path=tuple(h for h in (row["heading"] or "").split(" > ") if h),
-                page=row["page"],
-                title=row["title"] or "",
-                parent_id=row["parent_id"],
-                parent_text=row["parent_text"],
-                metadata=json.loads(row["metadata"] or "{}"),
-                vector=vectors[rank - 1] if vectors is not None else None,
-                tenant=row.get("acl_tenant"),
-                allowed_groups=_groups_tuple(row.get("acl_groups")),
-            )
+            row["acl_groups"] = _groups_tuple(row.get("acl_groups"))
+            chunk = chunk_from_row(row, vectors[rank - 1] if vectors is not None else None)
             score = float(transform(row[score_col]))
             hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
         return hits
@@ -557,25 +539,7 @@ class LanceStore:
         for r in rows:
             hashes, chunks = groups.setdefault(r["pipeline_hash"] or "", ({}, []))
             hashes[r["doc_id"]] = r["doc_hash"]
-            chunks.append(
-                Chunk(
-                    chunk_id=r["chunk_id"],
-                    doc_id=r["doc_id"],
-                    source=r["source"],
-                    position=r["position"],
-                    text=r["text"],
-                    content_hash=r["content_hash"],
-                    title=r["title"] or "",
-                    heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h),
-                    page=r["page"],
-                    parent_id=r["parent_id"],
-                    parent_text=r["parent_text"],
-                    metadata=r["metadata"] or {},
-                    vector=r["vector"],
-                    tenant=r["acl_tenant"],
-                    allowed_groups=tuple(r["acl_groups"] or ()),
-                )
-            )
+            chunks.append(chunk_from_row(r, r["vector"]))
         for pipeline_hash, (hashes, chunks) in groups.items():
             self.replace_documents(hashes, chunks, pipeline_hash)
 

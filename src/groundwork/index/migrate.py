@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from groundwork.errors import StoreError
+from groundwork.index.store import MigratableStore
 
 
 @dataclass
@@ -47,7 +48,7 @@ def checksum(rows: Iterable[dict[str, Any]]) -> tuple[str, int, int]:
     return h.hexdigest(), n, len(docs)
 
 
-def migrate_kb(source, target, batch: int = 2000) -> MigrationReport:
+def migrate_kb(source: MigratableStore, target: MigratableStore, batch: int = 2000) -> MigrationReport:
     """Copy ``source`` into the empty ``target`` and verify it. Raises StoreError when the source is
     empty, the target already holds chunks, or the verification fails."""
     t0 = time.perf_counter()
@@ -57,8 +58,9 @@ def migrate_kb(source, target, batch: int = 2000) -> MigrationReport:
         raise StoreError(
             f"the target {target.path} already holds {target.count_chunks()} chunks; migrate into an empty store"
         )
-    meta = source.meta
-    model = meta.get("model", meta)  # PostgreSQL keeps it under "model", LanceDB at the top
+    model = source.model_info()
+    if model is None:
+        raise StoreError(f"nothing to migrate: no embedding model recorded in {source.path}")
     target.check_model(model["model_id"], int(model["dimension"]))
     rows = sorted(source.export_rows(), key=lambda r: (r["doc_id"], r["position"]))
     start = 0

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from groundwork.errors import StoreError
+from groundwork.config import Settings, redact_dsn
+from groundwork.errors import ConfigError, StoreError
+from groundwork.state.pg_tables import STATE_MIGRATIONS
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LOCK_KEY = 0x67726F756E64  # pg_advisory_xact_lock key: 'ground' in hex
@@ -29,7 +31,7 @@ class Migration:
     sql: Callable[[int, str], str]  # (dimension, fts language) -> SQL
 
 
-MIGRATIONS: list[Migration] = [
+MIGRATIONS: list[Migration] = [  # in version order
     Migration(
         1,
         "chunks, versions, metadata",
@@ -78,30 +80,8 @@ CREATE TABLE chunks_previous (chunk_id TEXT PRIMARY KEY, embedding vector({dim})
 """
         ),
     ),
-    Migration(
-        2,
-        "service state: keys, jobs, audit, rate limits",
-        lambda dim, lang: (
-            """
-CREATE TABLE api_keys (
-    key_id TEXT PRIMARY KEY, name TEXT NOT NULL, salt BYTEA NOT NULL, hash BYTEA NOT NULL,
-    scopes TEXT NOT NULL, groups TEXT NOT NULL, tenant TEXT, created_at TEXT NOT NULL, revoked_at TEXT
-);
-CREATE TABLE jobs (
-    job_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, tenant TEXT,
-    body JSONB NOT NULL, worker TEXT, heartbeat_at TIMESTAMPTZ
-);
-CREATE INDEX jobs_queued ON jobs (status, created_at);
-CREATE TABLE job_files (job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE, name TEXT NOT NULL,
-                        data BYTEA NOT NULL, PRIMARY KEY (job_id, name));
-CREATE TABLE audit (answer_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, caller TEXT NOT NULL, tenant TEXT, record JSONB NOT NULL);
-CREATE INDEX audit_created ON audit (created_at);
-CREATE TABLE feedback (answer_id TEXT NOT NULL REFERENCES audit(answer_id), created_at TEXT NOT NULL, caller TEXT NOT NULL,
-                       rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT);
-CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
-"""
-        ),
-    ),
+    # The service state's tables (keys, jobs, audit, rate limits) are defined beside their classes.
+    *(Migration(v, name, lambda dim, lang, sql=sql: sql) for v, name, sql in STATE_MIGRATIONS),
     Migration(
         3,
         "BM25 statistics: chunk lengths, document frequencies, corpus size",
@@ -161,9 +141,9 @@ def migrate(dsn: str, schema: str, dimension: int, fts_language: str = "english"
                 conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name))
                 applied.append(m.version)
     except psycopg.OperationalError as exc:
-        raise StoreError(f"cannot connect to PostgreSQL ({_redact(dsn)}): {str(exc).strip()}") from None
+        raise StoreError(f"cannot connect to PostgreSQL ({redact_dsn(dsn)}): {str(exc).strip()}") from None
     except psycopg.errors.FeatureNotSupported as exc:
-        raise StoreError(f"PostgreSQL at {_redact(dsn)} lacks the pgvector extension: {exc}") from None
+        raise StoreError(f"PostgreSQL at {redact_dsn(dsn)} lacks the pgvector extension: {exc}") from None
     return applied
 
 
@@ -197,23 +177,48 @@ def make_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 8):
     try:
         pool.open(wait=True, timeout=30)
     except Exception as exc:  # psycopg_pool.PoolTimeout: the server went away after migrate
-        raise StoreError(f"cannot open a connection pool to PostgreSQL ({_redact(dsn)}): {exc}") from None
+        raise StoreError(f"cannot open a connection pool to PostgreSQL ({redact_dsn(dsn)}): {exc}") from None
     return pool
 
 
-def _redact(dsn: str) -> str:
-    """The DSN without its password, for error messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", re.sub(r"(password=)\S+", r"\1***", dsn))
-
-
-def state_pool(settings, max_size: int = 4):
+def state_pool(dsn: str, schema: str, max_size: int = 4):
     """A pool for the service state (keys, jobs, audit, rate limits) without opening the chunk store.
     Raises StoreError when the schema has not been migrated yet."""
-    dsn, schema = settings.pg_dsn or "", settings.postgres.schema_name
     try:
         versions = {m["version"] for m in applied_migrations(dsn, schema)}
     except Exception as exc:  # psycopg.OperationalError and friends
-        raise StoreError(f"cannot connect to PostgreSQL ({_redact(dsn)}): {str(exc).strip()}") from None
+        raise StoreError(f"cannot connect to PostgreSQL ({redact_dsn(dsn)}): {str(exc).strip()}") from None
     if not {m.version for m in MIGRATIONS} <= versions:
         raise StoreError(f"PostgreSQL schema '{schema}' is not up to date; run `groundwork db migrate`")
     return make_pool(dsn, schema, 1, max_size)
+
+
+def schema_dimension(dsn: str, schema: str) -> int:
+    """The vector dimension a migrated schema was created for. Raises StoreError when unreadable."""
+    import psycopg
+
+    check_identifier(schema, "postgres.schema_name")
+    try:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(f"SELECT value FROM {schema}.gw_meta WHERE key = 'schema'").fetchone()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read the source schema '{schema}': {str(exc).strip()}") from None
+    return int(row[0]["dimension"])
+
+
+def migrate_configured(settings: Settings, dimension: int) -> tuple[list[int], int]:
+    """``migrate`` for ``settings`` (pg_dsn, postgres.*): (versions applied now, version reached).
+    Raises ConfigError without a DSN, StoreError as ``migrate`` does."""
+    if not settings.pg_dsn:
+        raise ConfigError("no database: pass --dsn or set GROUNDWORK_PG_DSN")
+    pg = settings.postgres
+    applied = migrate(settings.pg_dsn, pg.schema_name, dimension, pg.fts_language)
+    return applied, applied_migrations(settings.pg_dsn, pg.schema_name)[-1]["version"]
+
+
+def configured_status(settings: Settings) -> list[dict[str, Any]]:
+    """The migrations applied to the configured schema. Raises StoreError when unreachable."""
+    try:
+        return applied_migrations(settings.pg_dsn or "", settings.postgres.schema_name)
+    except Exception as exc:  # psycopg's connection errors
+        raise StoreError(f"cannot read the migrations: {str(exc).strip()}") from None

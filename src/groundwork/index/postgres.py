@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from groundwork.config import IndexSettings
-from groundwork.errors import FilterError, ModelMismatchError, StoreError
+from groundwork.config import IndexSettings, redact_dsn
+from groundwork.errors import FilterError, StoreError
 from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or, fields
-from groundwork.index.pg_schema import _redact, check_identifier, make_pool, migrate
+from groundwork.index.pg_schema import check_identifier, make_pool, migrate
+from groundwork.index.rows import check_access_names, check_same_model, chunk_from_row, embed_all, heading_value
 from groundwork.index.store import BUILTIN_FIELDS
-from groundwork.types import ACL_NAME, Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 _COLS = (
     "chunk_id, doc_id, source, position, text, title, heading, page, content_hash, parent_id, parent_text, "
@@ -82,6 +83,7 @@ _COPY_TYPES = [
     "text",
     "text[]",
 ]
+_ROW_KEYS = [c.strip() for c in _COLS.split(",")][:14]  # the columns of _COLS before the embedding
 _JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
 K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
 _WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
@@ -112,18 +114,37 @@ def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
 
 
 class PgStore:
-    """Chunks in PostgreSQL. Opening applies missing migrations (unless ``auto_migrate`` is off).
+    """Chunks in PostgreSQL, on a connection pool whose schema is migrated (see ``connect``).
 
     Args:
-        dsn: libpq connection string or URI (never logged with its password).
-        dimension: the embedding model's vector size; fixes the ``vector(dim)`` column on first use.
+        pool: a psycopg_pool.ConnectionPool from ``pg_schema.make_pool`` (search_path set, vector type known).
+        dimension: the embedding model's vector size (the ``vector(dim)`` column's).
         schema: the PostgreSQL schema holding the tables. fts_language: a text-search configuration.
+        dsn: the connection string, only to name the store in messages (never shown with its password).
     Raises:
-        StoreError: unreachable server, missing pgvector, or a schema made for another dimension.
+        StoreError: an invalid schema or language name.
     """
 
     def __init__(
         self,
+        pool: Any,
+        dimension: int,
+        settings: IndexSettings | None = None,
+        schema: str = "groundwork",
+        fts_language: str = "english",
+        dsn: str = "",
+    ) -> None:
+        self.pool, self.dsn, self.dimension = pool, dsn, dimension
+        self.settings = settings or IndexSettings()
+        self.schema = check_identifier(schema, "postgres.schema_name")
+        self.fts_language = check_identifier(fts_language.lower(), "postgres.fts_language")
+        self._owns_pool = False
+        self._ann: bool | None = None
+        self._ann_checked = 0.0
+
+    @classmethod
+    def connect(
+        cls,
         dsn: str,
         dimension: int,
         settings: IndexSettings | None = None,
@@ -131,23 +152,24 @@ class PgStore:
         fts_language: str = "english",
         pool_size: int = 8,
         auto_migrate: bool = True,
-    ) -> None:
-        self.dsn, self.dimension = dsn, dimension
-        self.settings = settings or IndexSettings()
-        self.schema = check_identifier(schema, "postgres.schema_name")
-        self.fts_language = check_identifier(fts_language.lower(), "postgres.fts_language")
+    ) -> PgStore:
+        """A store with a pool of its own (closed by ``close``); missing migrations applied first
+        unless ``auto_migrate`` is off. Raises StoreError: unreachable server, missing pgvector, or a
+        schema made for another dimension."""
+        check_identifier(schema, "postgres.schema_name")
         if auto_migrate:
-            migrate(dsn, self.schema, dimension, self.fts_language)
-        self.pool = make_pool(dsn, self.schema, 1, pool_size)
-        self._ann: bool | None = None
-        self._ann_checked = 0.0
+            migrate(dsn, schema, dimension, fts_language)
+        store = cls(make_pool(dsn, schema, 1, pool_size), dimension, settings, schema, fts_language, dsn)
+        store._owns_pool = True
+        return store
 
     @property
     def path(self) -> str:
-        return f"{_redact(self.dsn)} (schema {self.schema})"
+        return f"{redact_dsn(self.dsn)} (schema {self.schema})"
 
     def close(self) -> None:
-        self.pool.close()
+        if self._owns_pool:
+            self.pool.close()
 
     def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple]:
         with self.pool.connection() as conn:
@@ -175,17 +197,12 @@ class PgStore:
                 ),
             )
             meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'model'").fetchone()[0]
-        if meta.get("model_id") != model_id or meta.get("dimension") != dimension:
-            raise ModelMismatchError(
-                f"the knowledge base in {self.path} was built with embedding model '{meta.get('model_id')}' "
-                f"({meta.get('dimension')}-d) but the configured model is '{model_id}' ({dimension}-d); "
-                "set embedder.model back, or use another postgres.schema_name"
-            )
+        check_same_model(f"in {self.path}", meta, model_id, dimension, "use another postgres.schema_name")
 
-    @property
-    def meta(self) -> dict[str, Any]:
-        rows = self._query("SELECT key, value FROM gw_meta")
-        return dict(rows)
+    def model_info(self) -> dict[str, Any] | None:
+        """The recorded embedding model: {"model_id", "dimension"}, or None before the first write."""
+        rows = self._query("SELECT value FROM gw_meta WHERE key = 'model'")
+        return {"model_id": rows[0][0]["model_id"], "dimension": rows[0][0]["dimension"]} if rows else None
 
     # -- writes -------------------------------------------------------------------------------------
     def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
@@ -210,7 +227,7 @@ class PgStore:
                             c.text,
                             c.search_text,
                             c.title,
-                            c.heading,
+                            heading_value(c.heading_path),
                             c.page,
                             c.content_hash,
                             doc_hashes[c.doc_id],
@@ -278,11 +295,7 @@ class PgStore:
             )
         rows = self._query("SELECT chunk_id, search_text FROM chunks ORDER BY chunk_id")
         texts = [r[1] for r in rows]
-        vecs = (
-            np.concatenate([embed(texts[i : i + batch]) for i in range(0, len(texts), batch)])
-            if texts
-            else np.zeros((0, dimension), np.float32)
-        )
+        vecs = embed_all(texts, embed, dimension, batch)
         from psycopg.types.json import Jsonb
 
         with self.pool.connection() as conn, conn.transaction():
@@ -330,9 +343,7 @@ class PgStore:
         clauses: list[str] = []
         params: list[Any] = []
         if access is not None and not access.everything:
-            for name in (access.tenant, *access.groups):
-                if name is not None and not ACL_NAME.match(name):
-                    raise FilterError(f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+            check_access_names(access)
             if access.tenant is None:
                 clauses.append("acl_tenant IS NULL")
             else:
@@ -464,16 +475,7 @@ class PgStore:
             with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for r in rows:
-                    search_text = Chunk(
-                        r["chunk_id"],
-                        r["doc_id"],
-                        r["source"],
-                        r["position"],
-                        r["text"],
-                        r["content_hash"],
-                        tuple(h for h in (r["heading"] or "").split(" > ") if h),
-                        title=r["title"] or "",
-                    ).search_text
+                    search_text = chunk_from_row(r).search_text
                     copy.write_row(
                         tuple(
                             search_text
@@ -558,23 +560,7 @@ class PgStore:
 def _hits(rows: list[tuple], key: str, transform: Callable[[float], float] = lambda s: s) -> list[SearchHit]:
     hits = []
     for rank, r in enumerate(rows, 1):
-        chunk = Chunk(
-            chunk_id=r[0],
-            doc_id=r[1],
-            source=r[2],
-            position=r[3],
-            text=r[4],
-            title=r[5] or "",
-            heading_path=tuple(h for h in (r[6] or "").split(" > ") if h),
-            page=r[7],
-            content_hash=r[8],
-            parent_id=r[9],
-            parent_text=r[10],
-            metadata=r[11] or {},
-            tenant=r[12],
-            allowed_groups=tuple(r[13] or ()),
-            vector=_array(r[14]),
-        )
+        chunk = chunk_from_row(dict(zip(_ROW_KEYS, r[:14], strict=True)), _array(r[14]))
         score = float(transform(float(r[15])))
         hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
     return hits

@@ -10,17 +10,13 @@ Contract every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from groundwork.filters import Filter
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
-
-if TYPE_CHECKING:
-    from groundwork.config import Settings
 
 # Fields every chunk has, filterable like metadata fields.
 BUILTIN_FIELDS = ("doc_id", "source", "title", "page", "position")
@@ -94,22 +90,30 @@ class Store(Protocol):
         ...
 
 
-def open_store(settings: Settings, path: Path, dimension: Callable[[], int]) -> Store:
-    """The store ``settings.store`` names. ``dimension`` is called only for PostgreSQL, whose vector
-    column is typed on first use. Raises StoreError when the store cannot be opened."""
-    if settings.store == "postgres":
-        from groundwork.index.postgres import PgStore
+@runtime_checkable
+class MigratableStore(Store, Protocol):
+    """A store ``groundwork migrate`` can copy from and into (both stores are)."""
 
-        pg = settings.postgres
-        return PgStore(
-            settings.pg_dsn or "",
-            dimension(),
-            settings.index,
-            pg.schema_name,
-            pg.fts_language,
-            pg.pool_size,
-            pg.auto_migrate,
-        )
-    from groundwork.index.lance import LanceStore
+    @property
+    def path(self) -> Any:
+        """Where the store is (a folder, a bucket URI, or a redacted DSN with its schema), for messages."""
+        ...
 
-    return LanceStore(settings.index.lance_uri or path, settings.index)
+    def model_info(self) -> dict[str, Any] | None:
+        """The embedding model recorded on the first write: {"model_id": str, "dimension": int}; None before."""
+        ...
+
+    def export_rows(self) -> Iterator[dict[str, Any]]:
+        """Every chunk as a dict of its stored columns (``vector`` (dim,) float32, ``metadata`` a dict,
+        ``acl_groups`` a list or None)."""
+        ...
+
+    def import_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write exported rows of whole documents, in one commit per call."""
+        ...
+
+    def import_versions(self, versions: Sequence[IndexVersion]) -> None:
+        """Append the index versions of another store (the version history moves with the chunks)."""
+        ...
+
+    def close(self) -> None: ...

@@ -18,7 +18,8 @@ import numpy as np
 
 from groundwork.config import Settings
 from groundwork.errors import LoaderError
-from groundwork.ingest.sync import Ingestor, ProgressFn, SourceItem, _Batch
+from groundwork.ingest.sources import SourceItem
+from groundwork.ingest.sync import Ingestor, ProgressFn, _Batch
 from groundwork.types import DocumentInfo, FileResult, IngestReport
 
 

@@ -12,22 +12,10 @@ from __future__ import annotations
 from functools import partial
 
 from groundwork.config import IngestSettings
-from groundwork.errors import ConfigError, LoaderError
+from groundwork.errors import LoaderError
 from groundwork.ingest.loaders import SourceName, check_size
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` -> (bucket, prefix). Raises ConfigError for anything else."""
-    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise ConfigError(f"{uri!r} is not an S3 URI; write s3://bucket/prefix")
-    bucket, _, prefix = uri[5:].partition("/")
-    return bucket, prefix
-
-
-def s3_client(endpoint_url: str | None = None):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint_url or None)
+from groundwork.ingest.sources import SourceItem
+from groundwork.objectstore import parse_s3_uri, s3_client
 
 
 def _read(client, bucket: str, key: str, size: int, etag: str, max_bytes: int) -> bytes:
@@ -49,8 +37,6 @@ def list_s3(uri: str, settings: IngestSettings):
     Raises:
         ConfigError: not an s3:// URI. LoaderError: the bucket cannot be listed (names it and why).
     """
-    from groundwork.ingest.sync import SourceItem
-
     bucket, prefix = parse_s3_uri(uri)
     client = s3_client(settings.s3_endpoint_url)
     items = []

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from groundwork.answer.chat import ChatModel, Message
-from groundwork.answer.prompts import load_prompt
 from groundwork.errors import GeneratorError
+from groundwork.llm.chat import ChatModel, Message
+from groundwork.llm.prompts import load_prompt
 
 _FOLLOW_UP = re.compile(
     r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|the same)\b|^\s*(and|also|what about|how about)\b",

@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from groundwork.answer.chat import ChatModel
-from groundwork.answer.prompts import load_prompt
 from groundwork.errors import GeneratorError
+from groundwork.llm.chat import ChatModel
+from groundwork.llm.prompts import load_prompt
 
 _SPLIT = re.compile(
     r",?\s+(?:while|whereas)\s+|;\s+|,\s+and\s+(?=(?:does|did|do|is|was|are|were|has|have|had|can|will|would)\b)"

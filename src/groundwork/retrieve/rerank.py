@@ -21,10 +21,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from groundwork.answer.chat import ChatModel
-from groundwork.answer.prompts import load_prompt
 from groundwork.errors import ConfigError, GeneratorError
 from groundwork.index.embedder import Embedder
+from groundwork.llm.chat import ChatModel
+from groundwork.llm.prompts import load_prompt
 from groundwork.types import SearchHit
 
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from groundwork.config import RetrievalSettings
+from groundwork.errors import RequestError
 from groundwork.filters import Filter, parse_filter
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
@@ -52,9 +53,9 @@ class Retriever:
     ) -> Retrieval:
         mode = mode or self.settings.mode
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
+            raise RequestError(f"mode must be one of {', '.join(MODES)}, not '{mode}'")
         if not query.strip():
-            raise ValueError("the query is empty; give the words to search for")
+            raise RequestError("the query is empty; give the words to search for")
         top_k = top_k or self.settings.top_k
         flt = parse_filter(where) if isinstance(where, str) else where
         timings = {"embed": 0.0}

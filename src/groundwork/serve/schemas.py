@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from groundwork.types import Answer, Citation, wire_fields
 
 Mode = Literal["bm25", "dense", "hybrid"]
 
@@ -51,43 +54,22 @@ class AnswerRequest(BaseModel):
     filter: str | None = Field(None, max_length=2000)
 
 
-class CitationOut(BaseModel):
-    n: int
-    doc_id: str
-    chunk_id: str
-    source: str
-    score: float
-    text: str
-    heading: str = ""
-    page: int | None = None
-    flags: list[str] = []
+def wire_model(cls: type, name: str) -> type[BaseModel]:
+    """A response model with exactly the wire fields of dataclass ``cls`` (``groundwork.types.to_wire``),
+    so the OpenAPI schema and the JSON of ``ask --json`` come from one definition."""
+    hints = get_type_hints(cls)
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    spec: dict[str, Any] = {}
+    for field_name in wire_fields(cls):
+        f = by_name[field_name]
+        if f.default_factory is not dataclasses.MISSING:
+            spec[field_name] = (hints[field_name], Field(default_factory=f.default_factory))
+        else:
+            spec[field_name] = (hints[field_name], ... if f.default is dataclasses.MISSING else f.default)
+    return create_model(name, **spec)
 
 
-class GuardDecisionOut(BaseModel):
-    guard: str
-    stage: str
-    action: str
-    detail: str
-    score: float | None = None
-    targets: list[str] = []
-
-
-class AnswerOut(BaseModel):
-    answer_id: str
-    answer: str
-    abstained: bool
-    blocked: bool
-    citations: list[CitationOut]
-    search_query: str
-    sub_questions: list[str]
-    model_id: str
-    prompt: str | None
-    guardrails: list[GuardDecisionOut]
-    flags: list[str]
-    invalid_citations: int
-    notice: str | None
-    index_version: int | None
-    timings_ms: dict[str, float]
+AnswerOut = wire_model(Answer, "AnswerOut")
 
 
 class RecordsUpload(BaseModel):
@@ -222,7 +204,7 @@ class ChatRequest(BaseModel):
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"]
     content: str
-    citations: list[CitationOut]
+    citations: list[Citation]
 
 
 class ChatChoice(BaseModel):

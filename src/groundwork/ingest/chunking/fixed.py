@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 
+from groundwork.errors import ConfigError
 from groundwork.index.embedder import Embedder
 from groundwork.ingest.chunking.base import make_chunk
 from groundwork.types import Chunk, Document
@@ -18,7 +19,7 @@ class FixedTokenChunker:
 
     def __init__(self, embedder: Embedder, size: int, overlap: int) -> None:
         if not 0 <= overlap < size:
-            raise ValueError(f"overlap ({overlap}) must be in [0, size={size})")
+            raise ConfigError(f"overlap ({overlap}) must be in [0, size={size})")
         self.embedder, self.size, self.overlap = embedder, size, overlap
 
     @property

@@ -7,6 +7,7 @@ context assembly returns the parent.
 
 from __future__ import annotations
 
+from groundwork.errors import ConfigError
 from groundwork.index.embedder import Embedder
 from groundwork.ingest.chunking.base import make_chunk
 from groundwork.ingest.chunking.structure import StructureChunker
@@ -16,7 +17,7 @@ from groundwork.types import Chunk, Document, Section
 class HierarchicalChunker:
     def __init__(self, embedder: Embedder, parent_tokens: int, child_tokens: int, min_tokens: int = 0) -> None:
         if child_tokens > parent_tokens:
-            raise ValueError("child_tokens must not exceed parent_tokens")
+            raise ConfigError("child_tokens must not exceed parent_tokens")
         self.embedder = embedder
         self.parents = StructureChunker(embedder, parent_tokens, min_tokens)
         self.children = StructureChunker(embedder, child_tokens, 0)

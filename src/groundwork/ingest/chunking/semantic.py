@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from groundwork.errors import ConfigError
 from groundwork.index.embedder import Embedder
-from groundwork.ingest.chunking.base import make_chunk, split_sentences, token_windows
+from groundwork.ingest.chunking.base import make_chunk, token_windows
+from groundwork.text import split_sentences
 from groundwork.types import Chunk, Document, Section
 
 
 class SemanticChunker:
     def __init__(self, embedder: Embedder, size: int, percentile: float = 20.0) -> None:
         if not 0 < percentile < 100:
-            raise ValueError("percentile must be in (0, 100)")
+            raise ConfigError("percentile must be in (0, 100)")
         self.embedder, self.size, self.percentile = embedder, size, percentile
 
     @property

@@ -11,9 +11,9 @@ from groundwork.ingest.chunking.base import (
     make_chunk,
     split_block_lines,
     split_paragraphs,
-    split_sentences,
     token_windows,
 )
+from groundwork.text import split_sentences
 from groundwork.types import Chunk, Document, Section
 
 

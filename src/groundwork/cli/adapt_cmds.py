@@ -6,28 +6,27 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from groundwork.errors import GroundworkError
+from groundwork.cli.common import ConfigOpt, KbOpt, err, open_kb, out, user_errors
+from groundwork.errors import RequestError
 
 adapt_app = typer.Typer(no_args_is_help=True, help="Fine-tune where evaluation shows retrieval is not enough.")
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
-
-
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    raise typer.Exit(2)
 
 
 @adapt_app.command("embeddings")
 def embeddings_cmd(
-    pairs: Path | None = typer.Option(None, "--pairs", help="JSONL of {query, positive[, negative]}"),
-    beir_dir: Path | None = typer.Option(None, "--beir-dir", help="BEIR folder (corpus.jsonl, queries.jsonl)"),
-    qrels: Path | None = typer.Option(None, "--qrels", help="BEIR qrels TSV (with --beir-dir)"),
+    pairs: Path | None = typer.Option(
+        None, "--pairs", exists=True, dir_okay=False, help="JSONL of {query, positive[, negative]}"
+    ),
+    beir_dir: Path | None = typer.Option(
+        None, "--beir-dir", exists=True, file_okay=False, help="BEIR folder (corpus.jsonl, queries.jsonl)"
+    ),
+    qrels: Path | None = typer.Option(
+        None, "--qrels", exists=True, dir_okay=False, help="BEIR qrels TSV (with --beir-dir)"
+    ),
     synthesize: Path | None = typer.Option(
-        None, "--synthesize", help="Build (heading/title, section) pairs from the documents in this folder"
+        None, "--synthesize", exists=True, help="Build (heading/title, section) pairs from the documents in this folder"
     ),
     base: str | None = typer.Option(None, "--base", help="Base model folder [default: the bundled MiniLM]"),
     hard_negatives: str = typer.Option("bm25", "--hard-negatives", help="bm25 | none"),
@@ -44,11 +43,11 @@ def embeddings_cmd(
     from groundwork.adapt.embeddings import fine_tune
     from groundwork.adapt.pairs import PairsError, read_beir, read_pairs, synthesize_pairs
     from groundwork.config import BUNDLED_MODEL
-    from groundwork.index.embedder import _model_path
+    from groundwork.index.embedder import model_path
 
-    if hard_negatives not in ("bm25", "none"):
-        _fail(ValueError("--hard-negatives must be bm25 or none"))
-    try:
+    with user_errors():
+        if hard_negatives not in ("bm25", "none"):
+            raise RequestError("--hard-negatives must be bm25 or none")
         if sum(x is not None for x in (pairs, beir_dir, synthesize)) != 1:
             raise PairsError("give exactly one of --pairs F, --beir-dir DIR --qrels F, --synthesize DIR")
         if pairs:
@@ -64,7 +63,7 @@ def embeddings_cmd(
         with err.status(f"fine-tuning on {len(ps.pairs)} pairs"):
             result = fine_tune(
                 ps,
-                str(_model_path(base or BUNDLED_MODEL)[0]),
+                str(model_path(base or BUNDLED_MODEL)[0]),
                 out_dir,
                 epochs,
                 batch_size,
@@ -72,8 +71,6 @@ def embeddings_cmd(
                 dev_fraction=dev_fraction,
                 hard_negatives=hard_negatives,
             )
-    except (GroundworkError, OSError, ValueError) as exc:
-        _fail(exc)
     b, a = result.before, result.after
     out.print(
         f"trained {result.train_pairs} pairs ({result.hard_negatives} hard negatives), {result.steps} steps, {result.train_seconds} s"
@@ -90,10 +87,18 @@ def embeddings_cmd(
 
 @adapt_app.command("lora")
 def lora_cmd(
-    base: Path = typer.Option(..., "--base", help="Causal LM folder (AutoModelForCausalLM)"),
-    data: Path | None = typer.Option(None, "--data", help="JSONL of {instruction, context, answer}"),
+    base: Path = typer.Option(
+        ..., "--base", exists=True, file_okay=False, help="Causal LM folder (AutoModelForCausalLM)"
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", exists=True, dir_okay=False, help="JSONL of {instruction, context, answer}"
+    ),
     data_from_eval: Path | None = typer.Option(
-        None, "--data-from-eval", help="Build records from this eval set and the knowledge base (--kb)"
+        None,
+        "--data-from-eval",
+        exists=True,
+        dir_okay=False,
+        help="Build records from this eval set and the knowledge base (--kb)",
     ),
     rank: int = typer.Option(8, "--rank", min=1),
     alpha: int = typer.Option(16, "--alpha", min=1),
@@ -103,25 +108,23 @@ def lora_cmd(
     grad_accum: int = typer.Option(2, "--grad-accum", min=1, help="Gradient accumulation steps"),
     device: str = typer.Option("cpu", "--device"),
     out_dir: Path = typer.Option(Path("models/groundwork-lora"), "--out", help="Adapter folder"),
+    kb: KbOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Train a LoRA adapter for the `transformers` generator; saves the adapter and loss.png."""
     from groundwork.adapt.lora import read_records, records_from_eval, train_lora
 
-    try:
+    with user_errors():
         if (data is None) == (data_from_eval is None):
-            raise ValueError("give exactly one of --data F or --data-from-eval EVAL_SET")
+            raise RequestError("give exactly one of --data F or --data-from-eval EVAL_SET")
         if data is not None:
             records = read_records(data)
         else:
-            from groundwork.cli import _kb
-
-            records = records_from_eval(data_from_eval, _kb())
+            records = records_from_eval(data_from_eval, open_kb(kb, config))
             if len(records) < 2:
-                raise ValueError(f"{data_from_eval}: fewer than 2 answerable questions with reference answers")
+                raise RequestError(f"{data_from_eval}: fewer than 2 answerable questions with reference answers")
         with err.status(f"training a LoRA adapter on {len(records)} records"):
             r = train_lora(records, base, out_dir, rank, alpha, epochs, lr, batch_size, grad_accum, device=device)
-    except (GroundworkError, OSError, ValueError) as exc:
-        _fail(exc)
     out.print(
         f"trained {r.train_records} records ({r.dev_records} held out), {r.epochs} epochs, {r.steps} steps, {r.seconds} s"
     )
@@ -138,7 +141,7 @@ def decide_cmd(
     corpus: Path | None = typer.Option(None, "--corpus"),
     queries: Path | None = typer.Option(None, "--queries"),
     qrels: Path | None = typer.Option(None, "--qrels"),
-    config: Path | None = typer.Option(None, "--config", help="Settings file (generator, retrieval)"),
+    config: ConfigOpt = None,
     generator: str | None = typer.Option(None, "--generator", help="extractive | openai | bedrock | transformers"),
     model: str | None = typer.Option(None, "--model"),
     model_path: Path | None = typer.Option(None, "--model-path"),
@@ -155,12 +158,12 @@ def decide_cmd(
 ) -> None:
     """Prompt-only vs RAG vs fine-tuned vs both on your eval set; prints a table and a recommendation."""
     from groundwork.adapt.decide import run_decision
-    from groundwork.evaluate.commands import load_dataset, settings_for
+    from groundwork.cli.eval_cmds import load_dataset, settings_for
     from groundwork.evaluate.report import bar_chart, metrics_table, write_json
 
-    try:
+    with user_errors():
         if adapter is not None and model_path is None:
-            raise ValueError("--adapter needs --model-path (the base model the adapter was trained on)")
+            raise RequestError("--adapter needs --model-path (the base model the adapter was trained on)")
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         settings = settings_for(
             config,
@@ -173,8 +176,6 @@ def decide_cmd(
         )
         with err.status("measuring every arm"):
             result = run_decision(dataset, settings, cache, embedder, adapter, limit, price_in, price_out, min_gain)
-    except (GroundworkError, OSError, ValueError) as exc:
-        _fail(exc)
     cols = [
         "ndcg@10",
         "recall@10",

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from groundwork.errors import GroundworkError
-from groundwork.types import Access, Answer
+from groundwork.errors import GroundworkError, RequestError
+from groundwork.types import Access, Answer, to_wire
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -73,7 +72,7 @@ def answer_record(
         "prompt": answer.prompt,
         "model_id": answer.model_id,
         "index_version": answer.index_version,
-        "guardrails": [asdict(g) for g in answer.guardrails],
+        "guardrails": [to_wire(g) for g in answer.guardrails],
         "abstained": answer.abstained,
         "blocked": answer.blocked,
         "flags": answer.flags,
@@ -83,7 +82,22 @@ def answer_record(
     }
 
 
-class AuditLog:
+def visible(record: dict[str, Any], access: Access | None) -> bool:
+    """Shown to ``access`` when it is of the record's tenant and has every group the asking caller
+    had (so it could see every chunk the answer was built from). None/everything sees all."""
+    if access is None or access.everything:
+        return True
+    if record.get("tenant") != access.tenant:
+        return False
+    asked_with = record.get("access_groups")
+    if asked_with is None:  # asked with unrestricted access: only unrestricted callers see it
+        return False
+    return set(asked_with) <= set(access.groups)
+
+
+class SqliteAuditLog:
+    """The audit log in ``audit.sqlite`` (WAL mode) in the knowledge-base folder."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +122,7 @@ class AuditLog:
     def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
         """Raises AuditNotFound for an unknown answer id, ValueError for a rating other than up/down."""
         if rating not in ("up", "down"):
-            raise ValueError("rating must be 'up' or 'down'")
+            raise RequestError("rating must be 'up' or 'down'")
         with self._lock:
             if not self._db.execute("SELECT 1 FROM audit WHERE answer_id = ?", (answer_id,)).fetchone():
                 raise AuditNotFound(f"no answer with id {answer_id}")
@@ -125,25 +139,12 @@ class AuditLog:
         record["feedback"] = [{"created_at": r[0], "caller": r[1], "rating": r[2], "comment": r[3]} for r in rows]
         return record
 
-    @staticmethod
-    def visible(record: dict[str, Any], access: Access | None) -> bool:
-        """Shown to ``access`` when it is of the record's tenant and has every group the asking caller
-        had (so it could see every chunk the answer was built from). None/everything sees all."""
-        if access is None or access.everything:
-            return True
-        if record.get("tenant") != access.tenant:
-            return False
-        asked_with = record.get("access_groups")
-        if asked_with is None:  # asked with unrestricted access: only unrestricted callers see it
-            return False
-        return set(asked_with) <= set(access.groups)
-
     def get(self, answer_id: str, access: Access | None = None) -> dict[str, Any]:
         """The record, if ``access`` may see it (see ``visible``). Raises AuditNotFound."""
         with self._lock:
             row = self._db.execute("SELECT record FROM audit WHERE answer_id = ?", (answer_id,)).fetchone()
             record = json.loads(row[0]) if row else None
-            if record is None or not self.visible(record, access):
+            if record is None or not visible(record, access):
                 raise AuditNotFound(f"no answer with id {answer_id}")
             return self._with_feedback(record)
 
@@ -158,7 +159,7 @@ class AuditLog:
             rows = self._db.execute(
                 "SELECT record FROM audit WHERE tenant IS ? ORDER BY created_at DESC", (access.tenant,)
             ).fetchall()
-            records = [rec for rec in (json.loads(r[0]) for r in rows) if self.visible(rec, access)]
+            records = [rec for rec in (json.loads(r[0]) for r in rows) if visible(rec, access)]
             return [self._with_feedback(r) for r in records[offset : offset + limit]]
 
     def close(self) -> None:
@@ -167,7 +168,7 @@ class AuditLog:
 
 class PgAuditLog:
     """The audit log in PostgreSQL (``audit`` and ``feedback`` tables), shared by every replica.
-    Same interface and visibility rule as ``AuditLog``; ``pool`` is a psycopg_pool.ConnectionPool."""
+    Same interface and visibility rule as ``SqliteAuditLog``; ``pool`` is a psycopg_pool.ConnectionPool."""
 
     def __init__(self, pool) -> None:
         self.pool = pool
@@ -183,7 +184,7 @@ class PgAuditLog:
 
     def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
         if rating not in ("up", "down"):
-            raise ValueError("rating must be 'up' or 'down'")
+            raise RequestError("rating must be 'up' or 'down'")
         with self.pool.connection() as conn:
             if not conn.execute("SELECT 1 FROM audit WHERE answer_id = %s", (answer_id,)).fetchone():
                 raise AuditNotFound(f"no answer with id {answer_id}")
@@ -203,7 +204,7 @@ class PgAuditLog:
     def get(self, answer_id: str, access: Access | None = None) -> dict[str, Any]:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT record FROM audit WHERE answer_id = %s", (answer_id,)).fetchone()
-            if row is None or not AuditLog.visible(row[0], access):
+            if row is None or not visible(row[0], access):
                 raise AuditNotFound(f"no answer with id {answer_id}")
             return self._with_feedback(conn, row[0])
 
@@ -218,7 +219,7 @@ class PgAuditLog:
                 "SELECT record FROM audit WHERE tenant IS NOT DISTINCT FROM %s ORDER BY created_at DESC",
                 (access.tenant,),
             ).fetchall()
-            records = [r[0] for r in rows if AuditLog.visible(r[0], access)]
+            records = [r[0] for r in rows if visible(r[0], access)]
             return [self._with_feedback(conn, r) for r in records[offset : offset + limit]]
 
     def close(self) -> None:

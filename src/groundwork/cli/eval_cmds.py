@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from groundwork.config import Settings, load_settings
-from groundwork.errors import GroundworkError
+from groundwork.cli.common import ConfigOpt, err, out, settings, user_errors
+from groundwork.config import Settings
+from groundwork.errors import RequestError
 from groundwork.evaluate.datasets import EvalDataset, load_beir, load_eval_set, load_multihop
 from groundwork.evaluate.index_cache import open_index
 from groundwork.evaluate.report import bar_chart, per_type_table, print_results, write_json
@@ -18,15 +17,8 @@ from groundwork.evaluate.retrieval import evaluate_retrieval
 from groundwork.kb import KnowledgeBase
 
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on benchmark sets.")
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
 
 FORMATS = ("beir", "multihop-rag", "groundwork")
-
-
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")
-    raise typer.Exit(2)
 
 
 def load_dataset(
@@ -35,24 +27,23 @@ def load_dataset(
     """Pick the layout from the options given: --eval-set (groundwork), --qrels (beir), else --format."""
     fmt = fmt or ("groundwork" if eval_set else "beir" if qrels else None)
     if fmt not in FORMATS:
-        raise typer.BadParameter(
-            f"give --eval-set, or --corpus/--queries/--qrels, or --format one of {', '.join(FORMATS)}"
-        )
+        raise RequestError(f"give --eval-set, or --corpus/--queries/--qrels, or --format one of {', '.join(FORMATS)}")
     if fmt == "groundwork":
         if eval_set is None:
-            raise typer.BadParameter("--format groundwork needs --eval-set FILE")
+            raise RequestError("--format groundwork needs --eval-set FILE")
         return load_eval_set(eval_set, corpus)
     if corpus is None or queries is None:
-        raise typer.BadParameter(f"--format {fmt} needs --corpus and --queries")
+        raise RequestError(f"--format {fmt} needs --corpus and --queries")
     if fmt == "beir":
         if qrels is None:
-            raise typer.BadParameter("--format beir needs --qrels")
+            raise RequestError("--format beir needs --qrels")
         return load_beir(corpus, queries, qrels)
     return load_multihop(corpus, queries)
 
 
 def settings_for(config: Path | None, **overrides: Any) -> Settings:
-    return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    """The settings of one evaluated configuration: ``config`` (else the global --config) and flags."""
+    return settings(None, config, **overrides)
 
 
 def index(dataset: EvalDataset, settings: Settings, cache: Path | None) -> KnowledgeBase:
@@ -76,7 +67,6 @@ _CACHE = typer.Option(
     None, "--cache", help="Index cache folder [default: $GROUNDWORK_EVAL_CACHE or ~/.cache/groundwork/eval]"
 )
 _MODE = typer.Option(None, "--mode", help="bm25 | dense | hybrid [default: from settings]")
-_CONFIG = typer.Option(None, "--config", help="Settings file")
 _JSON = typer.Option(None, "--json", help="Write every figure to this JSON file")
 _EMBEDDER = typer.Option(
     None,
@@ -93,19 +83,17 @@ def retrieval_cmd(
     eval_set: Path | None = _EVAL_SET,
     fmt: str | None = _FORMAT,
     mode: str | None = _MODE,
-    config: Path | None = _CONFIG,
+    config: ConfigOpt = None,
     top_k: int = typer.Option(10, "--top-k", help="Chunks per search"),
     embedder: Path | None = _EMBEDDER,
     json_out: Path | None = _JSON,
     cache: Path | None = _CACHE,
 ) -> None:
     """nDCG@10, recall@10/100, MRR@10, MAP@10, hits@4/10 and latency, per question type where known."""
-    try:
+    with user_errors():
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         settings = settings_for(config, **{"embedder.model": str(embedder) if embedder else None})
         result = run_retrieval(dataset, index(dataset, settings, cache), mode, top_k)
-    except (GroundworkError, ValueError) as exc:
-        _fail(exc)
     label = result["config"]["mode"]
     print_results(
         {label: result},
@@ -122,7 +110,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise typer.BadParameter(f"--set takes key=value, not '{item}'")
+            raise RequestError(f"--set takes key=value, not '{item}'")
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -146,7 +134,7 @@ def compare_cmd(
     cache: Path | None = _CACHE,
 ) -> None:
     """Run several configurations on the same data in one run; print them side by side."""
-    try:
+    with user_errors():
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         overrides = _parse_set(set_)
         runs: list[tuple[str, Settings, str | None]] = []
@@ -164,8 +152,6 @@ def compare_cmd(
 
                 with err.status(f"answering ({label})"):
                     results[label].update(evaluate_answers(dataset, kb, mode=mode, limit=limit))
-    except (GroundworkError, ValueError) as exc:
-        _fail(exc)
     print_results(results, out, title=f"{dataset.name}: {len(runs)} configurations")
     if json_out:
         write_json(json_out, results)
@@ -183,7 +169,7 @@ def answers_cmd(
     eval_set: Path | None = _EVAL_SET,
     fmt: str | None = _FORMAT,
     mode: str | None = _MODE,
-    config: Path | None = _CONFIG,
+    config: ConfigOpt = None,
     limit: int = typer.Option(0, "--limit", help="Only the first N queries (0 = all)"),
     no_bertscore: bool = typer.Option(False, "--no-bertscore", help="Skip BERTScore"),
     embedder: Path | None = _EMBEDDER,
@@ -193,14 +179,12 @@ def answers_cmd(
     """ROUGE, BLEU, BERTScore, containment, abstention, citation precision and faithfulness of `ask`."""
     from groundwork.evaluate.answers import evaluate_answers
 
-    try:
+    with user_errors():
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         settings = settings_for(config, **{"embedder.model": str(embedder) if embedder else None})
         kb = index(dataset, settings, cache)
         with err.status(f"answering {limit or len(dataset.queries)} questions"):
             result = evaluate_answers(dataset, kb, mode=mode, limit=limit, bertscore=not no_bertscore)
-    except (GroundworkError, ValueError) as exc:
-        _fail(exc)
     result["config"] = {
         "dataset": dataset.name,
         "mode": mode or settings.retrieval.mode,
@@ -221,7 +205,7 @@ def answers_cmd(
 @eval_app.command("gate")
 def gate_cmd(
     baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (see groundwork.evaluate.gate)"),
-    config: Path | None = typer.Option(None, "--config", help="Settings file of the configuration under test"),
+    config: ConfigOpt = None,
     update: bool = typer.Option(False, "--update", help="Write the measured figures as the new baseline"),
     eval_set: Path | None = typer.Option(None, "--eval-set", help="With --update: the eval set to record"),
     cache: Path | None = _CACHE,
@@ -232,7 +216,7 @@ def gate_cmd(
     from groundwork.evaluate.answers import evaluate_answers
     from groundwork.evaluate.gate import compare, new_baseline, read_baseline
 
-    try:
+    with user_errors():
         base = None if (update and eval_set) else read_baseline(baseline)
         set_path = eval_set or (baseline.parent / base["eval_set"])
         mode = base.get("mode") if base else None
@@ -240,8 +224,6 @@ def gate_cmd(
         kb = index(dataset, settings_for(config), cache)
         with err.status("measuring"):
             current = evaluate_retrieval(dataset, kb, mode) | evaluate_answers(dataset, kb, mode=mode)
-    except (GroundworkError, ValueError) as exc:
-        _fail(exc)
     if update:
         rel = (
             Path(set_path).resolve().relative_to(baseline.resolve().parent)

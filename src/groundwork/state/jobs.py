@@ -63,6 +63,15 @@ class Job:
         }
 
 
+def new_job(
+    files: list[str], caller: str, access: Access, groups: list[str], options: dict[str, Any] | None, kind: str
+) -> Job:
+    """A queued job of ``caller`` (a key name) for ``access``'s tenant."""
+    return Job(
+        uuid.uuid4().hex, "queued", _now(), caller, access.tenant, groups, files, kind=kind, options=options or {}
+    )
+
+
 def run_job(job: Job, process: Callable[[Job], None]) -> None:
     """Process ``job`` and set its outcome: failed when every file failed or ``process`` raised (one
     bad job never stops a worker), else done."""
@@ -78,7 +87,9 @@ def run_job(job: Job, process: Callable[[Job], None]) -> None:
 _SCHEMA = "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, tenant TEXT, body TEXT NOT NULL)"
 
 
-class JobQueue:
+class SqliteJobQueue:
+    """Jobs in ``jobs.sqlite`` (WAL mode), processed by one worker thread of this process."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.uploads = root / "uploads"
@@ -119,17 +130,7 @@ class JobQueue:
         kind: str = "upload",
     ) -> Job:
         """Persist the files and the job (durably) and wake the worker. Returns the queued job."""
-        job = Job(
-            uuid.uuid4().hex,
-            "queued",
-            _now(),
-            caller,
-            access.tenant,
-            groups,
-            sorted(files),
-            kind=kind,
-            options=options or {},
-        )
+        job = new_job(sorted(files), caller, access, groups, options, kind)
         folder = self.uploads / job.job_id
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
@@ -210,17 +211,7 @@ class PgJobQueue:
         options: dict[str, Any] | None = None,
         kind: str = "upload",
     ) -> Job:
-        job = Job(
-            uuid.uuid4().hex,
-            "queued",
-            _now(),
-            caller,
-            access.tenant,
-            groups,
-            sorted(files),
-            kind=kind,
-            options=options or {},
-        )
+        job = new_job(sorted(files), caller, access, groups, options, kind)
         with self.pool.connection() as conn, conn.transaction():
             self._save(job, conn)
             for name, data in files.items():

@@ -13,9 +13,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from groundwork.answer.chat import Message, estimate_tokens
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
+from groundwork.llm.chat import Message, estimate_tokens
 
 _FATAL = {"AccessDeniedException", "ValidationException", "ResourceNotFoundException", "UnrecognizedClientException"}
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator, Sequence
 from threading import Thread
 from typing import Any
 
-from groundwork.answer.chat import Message
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
+from groundwork.llm.chat import Message
 
 
 class TransformersChat:

@@ -1,4 +1,4 @@
-"""Prompt templates: versioned files under ``groundwork/answer/prompts/``, one TOML file per template.
+"""Prompt templates: versioned files under ``groundwork/llm/templates/``, one TOML file per template.
 
 A template has ``id``, ``version``, ``system`` and ``user`` texts with ``$name`` placeholders
 (:class:`string.Template`, so literal braces and JSON need no escaping). ``sha256`` is the hash of the
@@ -16,7 +16,7 @@ from string import Template
 
 from groundwork.errors import ConfigError
 
-PROMPT_DIR = Path(__file__).parent / "prompts"
+PROMPT_DIR = Path(__file__).parent / "templates"
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from collections.abc import Iterator, Sequence
 
 import openai
 
-from groundwork.answer.chat import Message, estimate_tokens
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
+from groundwork.llm.chat import Message, estimate_tokens
 
 
 class OpenAIChat:

@@ -70,7 +70,9 @@ class ApiKey:
 
 
 @dataclass
-class KeyStore:
+class SqliteKeyStore:
+    """API keys in ``keys.sqlite`` (WAL mode) in the knowledge-base folder."""
+
     path: Path
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -150,7 +152,7 @@ def _record(row: tuple) -> ApiKey:
 
 
 class PgKeyStore:
-    """API keys in PostgreSQL (``api_keys``), shared by every replica; same rules as ``KeyStore``."""
+    """API keys in PostgreSQL (``api_keys``), shared by every replica; same rules as ``SqliteKeyStore``."""
 
     def __init__(self, pool) -> None:
         self.pool = pool
@@ -212,12 +214,3 @@ def _new_key(name: str, scopes: list[str], groups: list[str] | None, tenant: str
     secret = f"gw_{key_id}_{secrets.token_urlsafe(32)}"
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return ApiKey(key_id, name, tuple(sorted(set(scopes))), tuple(groups), tenant, now), secret, secrets.token_bytes(16)
-
-
-def open_keys(settings):
-    """The key store of these settings: ``keys.sqlite`` in the kb folder, or PostgreSQL's ``api_keys``."""
-    if settings.store == "postgres":
-        from groundwork.index.pg_schema import state_pool
-
-        return PgKeyStore(state_pool(settings, 2))
-    return KeyStore(Path(settings.kb) / "keys.sqlite")

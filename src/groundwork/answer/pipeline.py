@@ -1,0 +1,163 @@
+"""The answer pipeline: a question in, a cited answer (or an abstention, or a refusal) out.
+
+Steps, each a method below: screen the question (input guardrails) -> rewrite a follow-up into a
+stand-alone question -> retrieve -> assemble the context within the token budget -> screen the
+context -> generate (streamed text passes the citation filter) -> number the citations -> screen the
+answer (output guardrails). A blocked question is refused before anything is retrieved.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from groundwork.answer.citations import CitationStreamFilter, renumber
+from groundwork.answer.context import assemble_context
+from groundwork.answer.generator import Generation, Generator, TokenCallback
+from groundwork.config import AnswerSettings
+from groundwork.filters import Filter
+from groundwork.guard import REFUSAL, Guardrails
+from groundwork.llm.chat import ChatModel, Message
+from groundwork.retrieve import SearchPipeline
+from groundwork.retrieve.conversation import rewrite_question
+from groundwork.types import Access, Answer, Citation, ContextChunk
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    t = time.perf_counter()
+    yield
+    timings[stage] = (time.perf_counter() - t) * 1000
+
+
+@dataclass
+class Question:
+    """What ``AnswerPipeline.run`` is asked: the question, retrieval options, the conversation so far,
+    the caller's access (None: every document) and where streamed text goes."""
+
+    text: str
+    mode: str | None = None
+    top_k: int | None = None
+    filter: str | Filter | None = None
+    history: Sequence[Message] | None = None
+    on_token: TokenCallback | None = None
+    access: Access | None = None
+
+
+class AnswerPipeline:
+    """Runs the steps of the module docstring. Raises FilterError / RequestError for a bad filter,
+    mode or query, StoreError without an index, GeneratorError when the LLM fails and
+    ``generator.fallback`` is 'none'."""
+
+    def __init__(
+        self,
+        search: SearchPipeline,
+        generator: Generator,
+        guardrails: Guardrails,
+        chat: ChatModel | None,
+        settings: AnswerSettings,
+    ) -> None:
+        self.search, self.generator, self.guardrails, self.chat = search, generator, guardrails, chat
+        self.settings = settings
+
+    def run(self, q: Question, index_version: int | None) -> Answer:
+        """The answer with ``timings_ms`` per stage (rewrite, embed, retrieve, rerank, assemble,
+        generate, guard; ``total`` is added by the caller)."""
+        prompt = self.generator.prompt
+        answer = Answer(
+            q.text,
+            "",
+            False,
+            [],
+            {},
+            answer_id=uuid.uuid4().hex,
+            model_id=self.generator.model_id,
+            prompt=prompt.ref if prompt is not None else None,
+            index_version=index_version,
+        )
+        if self._screen_question(answer, q.on_token):
+            return answer
+        with _timed(answer.timings_ms, "rewrite"):
+            answer.search_query = rewrite_question(q.text, q.history, self.chat) if q.history else q.text
+        context, flagged = self._retrieve_context(answer, q)
+        with _timed(answer.timings_ms, "generate"):
+            gen = self._generate(answer.search_query, context, q.on_token)
+        self._cite(answer, gen, context, flagged)
+        with _timed(answer.timings_ms, "guard"):
+            self._screen_answer(answer, gen.text, context)
+        return answer
+
+    def _screen_question(self, answer: Answer, on_token: TokenCallback | None) -> bool:
+        """Input guardrails; True when the question is refused (the refusal is the answer)."""
+        answer.guardrails += self.guardrails.check_question(answer.question)
+        if not any(d.action == "blocked" for d in answer.guardrails):
+            return False
+        answer.answer, answer.abstained, answer.blocked = REFUSAL, True, True
+        if on_token:
+            on_token(REFUSAL)
+        return True
+
+    def _retrieve_context(self, answer: Answer, q: Question) -> tuple[list[ContextChunk], set[str]]:
+        """Search, then the numbered context within the budget, screened; (context, flagged chunk ids)."""
+        result = self.search.search(answer.search_query, q.mode, q.top_k or self.settings.top_k, q.filter, q.access)
+        answer.hits, answer.sub_questions = result.hits, result.sub_questions
+        answer.timings_ms.update(result.timings_ms)
+        with _timed(answer.timings_ms, "assemble"):
+            budget = min(self.settings.context_tokens, self.generator.context_budget(answer.search_query))
+            context = assemble_context(result.hits, self.generator.count_tokens, budget, self.settings.dedup_similarity)
+            context, decisions, flagged = self.guardrails.check_context(context)
+        answer.guardrails += decisions
+        return context, flagged
+
+    def _generate(self, question: str, context: list[ContextChunk], on_token: TokenCallback | None) -> Generation:
+        """Generate; streamed text goes through the citation filter, so the reader sees the final
+        numbering ([1], [2], ... in order of use) as it streams."""
+        if on_token is None:
+            return self.generator.generate(question, context, None)
+        stream = CitationStreamFilter({c.n for c in context}, renumber=True)
+
+        def shown(piece: str) -> None:
+            if text := stream.feed(piece):
+                on_token(text)
+
+        gen = self.generator.generate(question, context, shown)
+        if rest := stream.flush():
+            on_token(rest)
+        return gen
+
+    @staticmethod
+    def _cite(answer: Answer, gen: Generation, context: list[ContextChunk], flagged: set[str]) -> None:
+        """Copy the generation's findings to the answer; number its citations 1, 2, ... in order of use."""
+        answer.model_id = gen.model_id or answer.model_id
+        answer.prompt = gen.prompt if gen.prompt is not None else answer.prompt
+        answer.abstained, answer.evidence_score, answer.notice = gen.abstained, gen.evidence_score, gen.notice
+        answer.flags, answer.invalid_citations = list(gen.flags), gen.invalid_citations
+        by_n = {c.n: c for c in context}
+        gen.text, mapping = renumber(gen.text, set(by_n))
+        for old, new in mapping.items():
+            c = by_n[old]
+            ch = c.hit.chunk
+            answer.citations.append(
+                Citation(
+                    n=new,
+                    doc_id=ch.doc_id,
+                    chunk_id=ch.chunk_id,
+                    source=ch.source,
+                    score=c.hit.score,
+                    text=c.text,
+                    heading=ch.heading,
+                    page=ch.page,
+                    flags=["prompt_injection"] if ch.chunk_id in flagged else [],
+                )
+            )
+
+    def _screen_answer(self, answer: Answer, text: str, context: list[ContextChunk]) -> None:
+        """Output guardrails; a blocked answer becomes the refusal, without citations."""
+        text, decisions = self.guardrails.check_answer(answer.search_query, text, context, answer.abstained)
+        answer.guardrails += decisions
+        if any(d.action == "blocked" and d.stage == "output" for d in decisions):
+            text, answer.abstained, answer.blocked, answer.citations = REFUSAL, True, True, []
+        answer.answer = text

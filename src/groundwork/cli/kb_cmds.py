@@ -1,0 +1,253 @@
+"""Commands on the knowledge base: ingest, search, ask, reindex, rollback, versions, documents.
+
+Exit codes: 0 success; 1 ``ingest`` finished but some files failed; 2 bad input or settings.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
+from groundwork.types import SearchHit
+
+
+def ingest(
+    paths: list[str] = typer.Argument(..., help="Files, folders and s3://bucket/prefix sources to ingest"),
+    sync: bool = typer.Option(
+        True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"
+    ),
+    text_field: str | None = typer.Option(None, help="JSON/JSONL: field holding the text"),
+    id_field: str | None = typer.Option(None, help="JSON/JSONL: field holding a unique, stable id"),
+    metadata_fields: str | None = typer.Option(
+        None, help="JSON/JSONL: comma-separated fields kept as filterable metadata"
+    ),
+    chunker: str | None = typer.Option(None, help="fixed | structure | hierarchical | semantic"),
+    chunk_tokens: int | None = typer.Option(None, help="Max tokens per chunk"),
+    tenant: str | None = typer.Option(None, "--tenant", help="Access control: the documents' tenant"),
+    allowed_groups: str | None = typer.Option(
+        None, "--allowed-groups", help="Access control: comma-separated groups that may see the documents"
+    ),
+    engine: str = typer.Option("local", "--engine", help="local | ray (parse, chunk and embed as Ray Data stages)"),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join ('auto', ray://host:10001); default: start a local Ray"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    kb: KbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
+    with user_errors():
+        kbase = open_kb(kb, config, **{"chunking.strategy": chunker, "chunking.chunk_tokens": chunk_tokens})
+        fields = [f.strip() for f in metadata_fields.split(",") if f.strip()] if metadata_fields else None
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("loading model", total=None)
+
+            def progress(path: str, done: int, total: int) -> None:
+                bar.update(task, total=total, completed=done, description=escape(display(path)[-50:]) or "finishing")
+
+            groups = [g.strip() for g in (allowed_groups or "").split(",") if g.strip()]
+            report = kbase.ingest(
+                paths,
+                sync=sync,
+                progress=progress,
+                text_field=text_field,
+                id_field=id_field,
+                metadata_fields=fields,
+                tenant=tenant,
+                allowed_groups=groups,
+                engine=engine,
+                ray_address=ray_address,
+            )
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        out.print(
+            f"[bold]ingest[/]: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.deleted} deleted, {len(report.failed)} failed  "
+            f"({report.chunks_written} chunks written, {report.chunks_embedded} embedded, {report.seconds:.1f} s)"
+        )
+        if report.version:
+            out.print(f"index version {report.version}")
+        for f in report.skipped:
+            out.print(f"[yellow]skipped[/] {escape(display(f.path))}: {escape(f.reason)}")
+        for f in report.failed:
+            out.print(f"[red]failed[/]  {escape(display(f.path))}: {escape(f.reason)}")
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _hits_table(hits: list[SearchHit]) -> Table:
+    table = Table(show_lines=False)
+    for col in ("#", "score", "source", "where", "text"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        c = h.chunk
+        where = " > ".join(x for x in (c.heading, f"p. {c.page}" if c.page else "") if x)
+        snippet = " ".join(c.text.split())
+        table.add_row(str(h.rank), f"{h.score:.4f}", escape(display(c.source)), escape(where), escape(snippet[:160]))
+    return table
+
+
+_RERANK_HELP = "none | mmr | cross-encoder | llm [default: rerank.method]"
+_DECOMPOSE_HELP = "off | heuristic | llm: split multi-hop questions into sub-questions [default: retrieval.decompose]"
+
+
+def search(
+    query: str = typer.Argument(..., help="What to look for"),
+    mode: str | None = typer.Option(None, help="bm25 | dense | hybrid [default: hybrid]"),
+    top_k: int | None = typer.Option(None, "--top-k", help="How many chunks [default: 10]"),
+    filter: str | None = typer.Option(None, "--filter", help="Metadata filter, e.g. \"category = 'sports'\""),  # noqa: A002
+    rerank: str | None = typer.Option(None, "--rerank", help=_RERANK_HELP),
+    decompose: str | None = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print hits as JSON"),
+    kb: KbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Rank chunks for a query and print them with scores and sources."""
+    with user_errors():
+        hits = open_kb(kb, config, **{"rerank.method": rerank, "retrieval.decompose": decompose}).search(
+            query, mode=mode, top_k=top_k, filter=filter
+        )
+    if as_json:
+        print_json([h.to_dict() for h in hits])
+    elif not hits:
+        out.print("no results")
+    else:
+        out.print(_hits_table(hits))
+
+
+def ask(
+    question: str = typer.Argument(..., help="The question"),
+    mode: str | None = typer.Option(None, help="bm25 | dense | hybrid"),
+    top_k: int | None = typer.Option(None, "--top-k", help="Chunks retrieved for the answer [default: 6]"),
+    filter: str | None = typer.Option(None, "--filter", help="Metadata filter"),  # noqa: A002
+    generator: str | None = typer.Option(
+        None, "--generator", help="extractive | openai | bedrock | transformers [default: generator.backend]"
+    ),
+    model: str | None = typer.Option(None, "--model", help="openai/bedrock: model name or id"),
+    model_path: Path | None = typer.Option(None, "--model-path", help="transformers: local model folder"),
+    adapter_path: Path | None = typer.Option(None, "--adapter-path", help="transformers: LoRA adapter folder"),
+    base_url: str | None = typer.Option(None, "--base-url", help="openai: base URL of an OpenAI-compatible server"),
+    rerank: str | None = typer.Option(None, "--rerank", help=_RERANK_HELP),
+    decompose: str | None = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
+    stream: bool = typer.Option(True, "--stream/--no-stream", help="Print the answer as it is generated"),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON"),
+    kb: KbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Answer a question from the indexed documents, citing the chunks used as [n]."""
+    overrides = {
+        "generator.backend": generator,
+        "generator.model": model,
+        "generator.model_path": model_path,
+        "generator.adapter_path": adapter_path,
+        "generator.base_url": base_url,
+        "rerank.method": rerank,
+        "retrieval.decompose": decompose,
+    }
+    streamed: list[str] = []
+
+    def on_token(piece: str) -> None:
+        streamed.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    with user_errors():
+        answer = open_kb(kb, config, **overrides).ask(
+            question, mode=mode, top_k=top_k, filter=filter, on_token=on_token if stream and not as_json else None
+        )
+    if as_json:
+        print_json(answer.to_dict())
+        return
+    if streamed:
+        sys.stdout.write("\n")
+        if "".join(streamed).strip() != answer.answer.strip():  # guardrails changed the text (masking, block)
+            out.print("[dim]after guardrails:[/] " + escape(answer.answer), soft_wrap=True)
+    else:
+        out.print(escape(answer.answer), soft_wrap=True)
+    for c in answer.citations:
+        where = f"  {escape(c.heading)}" if c.heading else ""
+        out.print(
+            f"  [dim]\\[{c.n}][/] {escape(display(c.source))}{where}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]",
+            soft_wrap=True,
+        )
+    for d in answer.guardrails:
+        err.print(f"[yellow]guardrail[/] {d.guard} ({d.stage}): {d.action}, {escape(d.detail)}")
+
+
+def reindex(
+    embedder: Path = typer.Option(
+        ..., "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`)"
+    ),
+    kb: KbOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Re-embed the knowledge base with another embedding model, as a new index version."""
+    with user_errors():
+        kbase = open_kb(kb, config)
+        with err.status("re-embedding every chunk"):
+            n, v = kbase.reindex(str(embedder))
+    out.print(f"re-embedded {n} chunks with {escape(str(embedder))}: index version {v.version}")
+    out.print(
+        f'now set embedder.model = "{escape(str(embedder))}" (groundwork.toml or GROUNDWORK_EMBEDDER__MODEL); '
+        "`groundwork rollback` restores the previous model"
+    )
+
+
+def rollback(kb: KbOpt = None, config: ConfigOpt = None) -> None:
+    """Undo the last `reindex`: restore the previous embedding model's vectors."""
+    with user_errors():
+        prev = open_kb(kb, config).rollback()
+    out.print(f"restored embedding model {escape(str(prev['model_id']))}; set embedder.model back to it")
+
+
+def versions(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, config: ConfigOpt = None) -> None:
+    """List index versions: when, what changed, and the size after each."""
+    with user_errors():
+        vs = open_kb(kb, config).versions()
+    if as_json:
+        print_json([v.__dict__ for v in vs])
+        return
+    table = Table()
+    for col in ("version", "time (UTC)", "added", "updated", "deleted", "documents", "chunks", "storage version"):
+        table.add_column(col)
+    for v in vs:
+        table.add_row(
+            str(v.version),
+            v.created_at,
+            str(v.added),
+            str(v.updated),
+            str(v.deleted),
+            str(v.documents),
+            str(v.chunks),
+            str(v.storage_version),
+        )
+    out.print(table if vs else "no versions yet: run `groundwork ingest PATH`")
+
+
+def documents(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, config: ConfigOpt = None) -> None:
+    """List indexed documents with their chunk counts."""
+    with user_errors():
+        docs = open_kb(kb, config).documents()
+    if as_json:
+        print_json([d.__dict__ for d in docs])
+        return
+    table = Table()
+    for col in ("doc_id", "title", "chunks"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        table.add_row(escape(display(d.doc_id)), escape(d.title), str(d.chunks))
+    out.print(table)

@@ -1,0 +1,16 @@
+"""The HTTP API, one ``APIRouter`` per area; ``groundwork.serve.app`` includes them all."""
+
+from groundwork.serve.routes import audit, chat, documents, evals, me, ops, query, versions
+
+ROUTERS = [
+    ops.router,
+    query.router,
+    chat.router,
+    documents.router,
+    versions.router,
+    audit.router,
+    me.router,
+    evals.router,
+]
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,81 @@
+"""Search, answers and feedback on answers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+
+from groundwork.errors import GroundworkError
+from groundwork.serve import schemas as S
+from groundwork.serve.auth import Principal
+from groundwork.serve.deps import QUERY, SERVICE, check_top_k
+from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError, user_error
+from groundwork.serve.service import Service
+from groundwork.serve.telemetry import record_pipeline
+from groundwork.state.audit import AuditNotFound
+from groundwork.types import Answer
+
+router = APIRouter(tags=["query"])
+
+
+@router.post("/v1/search", response_model=list[S.Hit], responses=AUTH_ERRORS | {409: ERROR})
+def search(req: S.SearchRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
+    """Ranked chunks, the same as `groundwork search --json`, among the documents the key may see."""
+    t0 = time.time_ns()
+    try:
+        hits = svc.kb.search(req.query, req.mode, check_top_k(svc, req.top_k), req.filter, access=p.access)
+    except GroundworkError as exc:
+        raise user_error(exc) from None
+    timings = {"total": (time.time_ns() - t0) / 1e6}
+    record_pipeline(svc.tracer, "groundwork.search", t0, timings, {"groundwork.hits": len(hits)})
+    return [h.to_dict() for h in hits]
+
+
+def answer_question(
+    svc: Service,
+    p: Principal,
+    question: str,
+    mode: str | None,
+    top_k: int | None,
+    flt: str | None,
+    history: list[dict] | None = None,
+    on_token: Any = None,
+) -> Answer:
+    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace."""
+    t0 = time.time_ns()
+    try:
+        ans = svc.kb.ask(
+            question,
+            mode,
+            check_top_k(svc, top_k),
+            flt,
+            history=history,
+            on_token=on_token,
+            caller=p.name,
+            access=p.access,
+        )
+    except GroundworkError as exc:
+        raise user_error(exc) from None
+    svc.metrics.observe_answer(ans)
+    attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
+    record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
+    return ans
+
+
+@router.post("/v1/answer", response_model=S.AnswerOut, responses=AUTH_ERRORS | {409: ERROR})
+def answer(req: S.AnswerRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
+    """A cited answer (or an abstention), the same as `groundwork ask --json`, with its answer_id."""
+    return answer_question(svc, p, req.question, req.mode, req.top_k, req.filter).to_dict()
+
+
+@router.post("/v1/feedback", response_model=S.FeedbackOut, responses=AUTH_ERRORS | {404: ERROR})
+def feedback(req: S.FeedbackIn, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
+    """Thumbs up/down and an optional comment on an answer (stored with its audit record)."""
+    try:
+        svc.kb.audit.get(req.answer_id, p.access)
+        svc.kb.audit.add_feedback(req.answer_id, req.rating, req.comment, p.name)
+    except AuditNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return {"answer_id": req.answer_id, "recorded": True}

@@ -1,0 +1,194 @@
+"""The service-state contract, run against both implementations of each protocol: SQLite files (or
+process memory) and a real PostgreSQL. Keys, jobs, the audit log and rate limits must behave the same."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from groundwork.errors import RequestError
+from groundwork.state import ApiKeyError, AuditLog, AuditNotFound, JobQueue, KeyStore, RateLimiter
+from groundwork.types import Access
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state(request: pytest.FixtureRequest, tmp_path: Path):
+    """keys, jobs, audit and a rate-limiter factory of the parametrised kind."""
+    if request.param == "sqlite":
+        from groundwork.state.audit import SqliteAuditLog
+        from groundwork.state.jobs import SqliteJobQueue
+        from groundwork.state.keys import SqliteKeyStore
+        from groundwork.state.ratelimit import MemoryRateLimiter
+
+        yield SimpleNamespace(
+            keys=SqliteKeyStore(tmp_path / "keys.sqlite"),
+            jobs=SqliteJobQueue(tmp_path),
+            audit=SqliteAuditLog(tmp_path / "audit.sqlite"),
+            limiter=lambda rate, burst: MemoryRateLimiter(rate, burst),
+        )
+        return
+    from groundwork.index.pg_schema import make_pool, migrate
+    from groundwork.state.audit import PgAuditLog
+    from groundwork.state.jobs import PgJobQueue
+    from groundwork.state.keys import PgKeyStore
+    from groundwork.state.ratelimit import PgRateLimiter
+
+    dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+    migrate(dsn, schema, 8)
+    pool = make_pool(dsn, schema, 1, 4)
+    yield SimpleNamespace(
+        keys=PgKeyStore(pool),
+        jobs=PgJobQueue(pool, tmp_path, lease_s=3),
+        audit=PgAuditLog(pool),
+        limiter=lambda rate, burst: PgRateLimiter(pool, rate, burst),
+    )
+    pool.close()
+
+
+def test_each_implements_its_protocol(state) -> None:
+    assert isinstance(state.keys, KeyStore)
+    assert isinstance(state.jobs, JobQueue)
+    assert isinstance(state.audit, AuditLog)
+    assert isinstance(state.limiter(1.0, 1), RateLimiter)
+
+
+# -- keys --------------------------------------------------------------------------------------------
+def test_key_is_verified_by_its_secret_only_and_revocation_is_immediate(state) -> None:
+    record, secret = state.keys.create("bot", ["query"], ["hr"], "acme")
+    assert secret.startswith(f"gw_{record.key_id}_")
+    found = state.keys.verify(secret)
+    assert found is not None and found.access == Access("acme", ("hr",)) and found.scopes == ("query",)
+    for wrong in (secret + "x", f"gw_{record.key_id}_guess", "gw_nope", "", "Bearer " + secret):
+        assert state.keys.verify(wrong) is None
+    assert [k.name for k in state.keys.list()] == ["bot"]
+    revoked = state.keys.revoke(record.key_id)
+    assert revoked.revoked_at and state.keys.verify(secret) is None
+
+
+@pytest.mark.parametrize(
+    ("scopes", "groups", "tenant"),
+    [([], [], None), (["root"], [], None), (["query"], ["a'b"], None), (["query"], [], "x|y")],
+)
+def test_invalid_key_definitions_are_refused(state, scopes, groups, tenant) -> None:
+    with pytest.raises(ApiKeyError):
+        state.keys.create("bad", scopes, groups, tenant)
+    assert state.keys.list() == []
+
+
+def test_revoking_an_unknown_key_is_an_error(state) -> None:
+    with pytest.raises(ApiKeyError, match="no key with id"):
+        state.keys.revoke("000000000000")
+
+
+# -- jobs --------------------------------------------------------------------------------------------
+def _run_one(jobs, process) -> None:
+    """Run the worker loop until the first job is finished."""
+    stop = threading.Event()
+    worker = threading.Thread(target=jobs.run_forever, args=(process, stop), daemon=True)
+    worker.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not stop.is_set():
+        time.sleep(0.1)
+        if getattr(process, "finished", False):
+            stop.set()
+    worker.join(timeout=10)
+
+
+def test_job_runs_with_its_files_and_is_visible_to_its_tenant_only(state) -> None:
+    job = state.jobs.submit({"a.md": b"# A", "b.md": b"# B"}, "bot", Access("acme", ("hr",)), ["hr"], {"k": 1})
+    assert job.status == "queued" and job.files == ["a.md", "b.md"]
+    assert state.jobs.get(job.job_id, Access("acme", ("hr",))).job_id == job.job_id
+    assert state.jobs.get(job.job_id, Access("globex", ("hr",))) is None
+    assert state.jobs.get(job.job_id, Access.all()) is not None
+    assert state.jobs.get("no-such-job", Access.all()) is None
+    seen: dict[str, bytes] = {}
+
+    def process(j) -> None:
+        for name in j.files:
+            seen[name] = (state.jobs.uploads / j.job_id / name).read_bytes()
+            j.results.append({"file": name, "status": "added"})
+            j.done += 1
+            state.jobs.save_progress(j)
+        process.finished = True
+
+    _run_one(state.jobs, process)
+    assert seen == {"a.md": b"# A", "b.md": b"# B"}
+    done = _wait_status(state.jobs, job.job_id)
+    assert done.status == "done" and done.done == 2 and done.options["k"] == 1
+    assert not (state.jobs.uploads / job.job_id).exists()  # staged files removed once finished
+
+
+def test_a_job_that_raises_fails_with_its_error_and_the_worker_goes_on(state) -> None:
+    job = state.jobs.submit({"x.md": b"x"}, "bot", Access(), [], {})
+
+    def process(j) -> None:
+        process.finished = True
+        raise RuntimeError("parser exploded")
+
+    _run_one(state.jobs, process)
+    failed = _wait_status(state.jobs, job.job_id)
+    assert failed.status == "failed" and "parser exploded" in (failed.error or "")
+
+
+def _wait_status(jobs, job_id: str):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        j = jobs.get(job_id, Access.all())
+        if j.status in ("done", "failed"):
+            return j
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+# -- audit -------------------------------------------------------------------------------------------
+def _record(answer_id: str, tenant: str | None, groups: list[str] | None, created: str) -> dict:
+    return {
+        "answer_id": answer_id,
+        "created_at": created,
+        "caller": "bot",
+        "tenant": tenant,
+        "access_groups": groups,
+        "question": f"q {answer_id}",
+        "abstained": False,
+        "answer": "a",
+    }
+
+
+def test_audit_records_are_shown_only_to_callers_who_could_see_their_sources(state) -> None:
+    state.audit.write(_record("a1", "acme", ["hr"], "2026-01-01T00:00:01"))
+    state.audit.write(_record("a2", "acme", ["hr", "eng"], "2026-01-01T00:00:02"))
+    state.audit.write(_record("a3", None, None, "2026-01-01T00:00:03"))
+    assert [r["answer_id"] for r in state.audit.list()] == ["a3", "a2", "a1"]  # newest first
+    hr = Access("acme", ("hr",))
+    assert [r["answer_id"] for r in state.audit.list(access=hr)] == ["a1"]
+    assert [r["answer_id"] for r in state.audit.list(access=Access("acme", ("hr", "eng")))] == ["a2", "a1"]
+    assert state.audit.list(access=Access("globex", ("hr",))) == []
+    with pytest.raises(AuditNotFound):
+        state.audit.get("a2", hr)
+    with pytest.raises(AuditNotFound):
+        state.audit.get("a3", Access(None, ()))  # asked with unrestricted access
+    assert state.audit.get("a1", hr)["question"] == "q a1"
+
+
+def test_feedback_is_kept_with_its_record(state) -> None:
+    state.audit.write(_record("a1", None, [], "2026-01-01T00:00:01"))
+    state.audit.add_feedback("a1", "down", "wrong year", "alice")
+    [fb] = state.audit.get("a1")["feedback"]
+    assert (fb["rating"], fb["comment"], fb["caller"]) == ("down", "wrong year", "alice")
+    with pytest.raises(AuditNotFound):
+        state.audit.add_feedback("nope", "up", None, "alice")
+    with pytest.raises(RequestError):
+        state.audit.add_feedback("a1", "meh", None, "alice")
+
+
+# -- rate limits ---------------------------------------------------------------------------------------
+def test_token_bucket_allows_a_burst_then_asks_to_wait(state) -> None:
+    limiter = state.limiter(0.5, 3)  # 3 at once, then one every 2 s
+    assert [limiter.take("k1") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.take("k1")
+    assert 0 < wait <= 2.0
+    assert limiter.take("k2") == 0.0  # buckets are per key
