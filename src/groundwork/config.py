@@ -89,6 +89,12 @@ class IndexSettings(_Section):
         168.0, ge=0, description="storage versions older than this are removed after each run"
     )
     fts_language: str = "English"
+    query_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="time budget of one store read (search, listing); past it the read is cancelled and the request fails",
+    )
     lance_uri: str | None = Field(
         None,
         description="keep the LanceDB tables in an object store (s3://bucket/path) instead of the kb folder; `--kb s3://...` sets it",
@@ -218,6 +224,15 @@ class ServeSettings(_Section):
     port: int = Field(8080, ge=1, le=65535)
     max_upload_mb: float = Field(50.0, gt=0, description="largest accepted upload request (MB); larger gets 413")
     max_top_k: int = Field(100, ge=1, description="largest top_k a request may ask for")
+    threads: int = Field(
+        32,
+        ge=2,
+        le=512,
+        description="worker threads of one server process for searches, answers and other blocking requests",
+    )
+    tenant_concurrency: int = Field(
+        4, ge=1, description="searches and answers of one tenant running at once per process; more get 429"
+    )
     rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")

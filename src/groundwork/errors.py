@@ -34,6 +34,11 @@ class FilterError(RequestError):
     """A metadata filter expression could not be parsed, is too complex, or names an unknown field."""
 
 
+class QueryTimeoutError(GroundworkError):
+    """A read ran past its time budget (``index.query_timeout_s``) and was cancelled. The HTTP API
+    answers 503 with Retry-After; try a narrower filter or later."""
+
+
 class ModelMismatchError(GroundworkError):
     """The knowledge base was built with a different embedding model than the one configured."""
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from groundwork.answer.generator import Generator, TokenCallback
 from groundwork.answer.pipeline import AnswerPipeline, Question
-from groundwork.config import Settings, load_settings
+from groundwork.config import IngestSettings, Settings, load_settings
 from groundwork.errors import ConfigError, StoreError
 from groundwork.filters import Filter
 from groundwork.guard.guardrails import mask_pii_for_ingest
@@ -35,7 +35,17 @@ from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
 from groundwork.state.protocols import AuditLog
-from groundwork.types import Access, Answer, Chunk, DocumentInfo, IndexVersion, IngestReport, SearchHit
+from groundwork.types import (
+    ACL_NAME,
+    ACL_NAME_RULE,
+    Access,
+    Answer,
+    Chunk,
+    DocumentInfo,
+    IndexVersion,
+    IngestReport,
+    SearchHit,
+)
 from groundwork.wiring import Components
 
 ENGINES = ("local", "ray")
@@ -120,6 +130,8 @@ class KnowledgeBase:
         engine: str = "local",
         ray_address: str | None = None,
         ray_cpus: int | None = None,
+        trusted_metadata: bool = True,
+        namespace_ids: bool = False,
     ) -> IngestReport:
         """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
         index. See groundwork.ingest.sync for the guarantees.
@@ -127,10 +139,16 @@ class KnowledgeBase:
         ``engine="ray"`` runs parsing, chunking and embedding as Ray Data stages (``ray_address``: None
         starts a local Ray with ``ray_cpus`` CPUs, "auto" joins a cluster); results equal the local engine's.
         ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
-        ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata).
-        Raises ConfigError for an unknown engine; a bad file is reported in the report, never raised."""
+        ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata, which
+        happens only with ``trusted_metadata``: an upload's records never choose their own tenant).
+        ``namespace_ids`` prefixes record ids with their source (see Ingestor).
+        Raises ConfigError for an unknown engine or an invalid tenant or group name; a bad file is
+        reported in the report, never raised."""
         if engine not in ENGINES:
             raise ConfigError(f"unknown ingest engine {engine!r}: use {' or '.join(ENGINES)}")
+        for name in (tenant, *allowed_groups):
+            if name is not None and not ACL_NAME.match(name):
+                raise ConfigError(f"invalid tenant or group name {name!r}: {ACL_NAME_RULE}")
         s = self.settings.ingest
         records = RecordOptions(
             text_field or s.text_field, id_field or s.id_field, tuple(metadata_fields or s.metadata_fields)
@@ -141,7 +159,8 @@ class KnowledgeBase:
             "exclude": self.path,
             "text_transform": partial(mask_pii_for_ingest, region=g.pii_region) if g.pii_at_ingest else None,
             "transform_id": f"pii-mask:{g.pii_region}",
-            "acl": DocumentAcl(tenant, tuple(allowed_groups), s.acl_tenant_field, s.acl_groups_field),
+            "acl": DocumentAcl(tenant, tuple(allowed_groups), *_acl_fields(s, trusted_metadata)),
+            "namespace_ids": namespace_ids,
         }
         if engine == "ray":
             from groundwork.ingest.ray_engine import RayIngestor
@@ -247,6 +266,10 @@ class KnowledgeBase:
 
     def count_chunks(self) -> int:
         return self.store.count_chunks()
+
+
+def _acl_fields(s: IngestSettings, trusted: bool) -> tuple[str | None, str | None]:
+    return (s.acl_tenant_field, s.acl_groups_field) if trusted else (None, None)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -50,7 +50,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-ACL_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")  # tenant and group names: no quotes, no '|'
+# Tenant and group names: a letter or digit first (so never "." or ".."), then letters, digits and
+# _ . : @ - ; no quotes, separators or '|' (they are written into SQL literals and document ids).
+ACL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+ACL_NAME_RULE = "1-128 characters: a letter or digit first, then letters, digits and _ . : @ -"
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,7 @@ class IngestReport:
     chunks_embedded: int = 0
     version: int | None = None
     seconds: float = 0.0
+    files: list[FileResult] = field(default_factory=list)  # every input file's result, in order
 
     @property
     def changed(self) -> bool:
@@ -286,6 +290,7 @@ class IngestReport:
         d = asdict(self)
         d["failed"] = [asdict(f) for f in self.failed]
         d["skipped"] = [asdict(f) for f in self.skipped]
+        d["files"] = [asdict(f) for f in self.files]
         return d
 
 

@@ -11,6 +11,7 @@ one PostgreSQL connection pool serves the store, the audit log and the service s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,10 +176,15 @@ class Components:
                 raise ConfigError(f"{name}: {type(part).__name__} does not implement the {proto.__name__} protocol")
         self._parts: dict[str, Any] = {k: v for k, v in parts.items() if v is not None}
         self._pg_pool: Any = None
+        # The server builds parts from several threads at once; each part must be built exactly once
+        # (two stores would each see only their own writes). Re-entrant: a part builds its inputs.
+        self._lock = threading.RLock()
 
     def _get(self, name: str, build: Callable[[], T]) -> T:
         if name not in self._parts:
-            self._parts[name] = build()
+            with self._lock:
+                if name not in self._parts:
+                    self._parts[name] = build()
         return self._parts[name]
 
     def built(self, name: str) -> bool:
@@ -187,8 +193,9 @@ class Components:
 
     def pg_pool(self) -> Any:
         """This process's PostgreSQL pool (store = "postgres"), opened once and shared."""
-        if self._pg_pool is None:
-            self._pg_pool = open_pg_pool(self.settings, self.embedder.dimension)
+        with self._lock:
+            if self._pg_pool is None:
+                self._pg_pool = open_pg_pool(self.settings, self.embedder.dimension)
         return self._pg_pool
 
     @property

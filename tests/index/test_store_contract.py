@@ -251,3 +251,16 @@ def test_keyword_ranking_is_bm25(store: Store) -> None:
     store.delete_documents([f"p{i}" for i in range(30)])
     after = store.keyword_search("pump", 5)
     assert {h.chunk.doc_id for h in after} == {"imp", "imp-long"}
+
+
+def test_a_read_past_its_time_budget_is_cancelled_and_reported(open_store, request) -> None:
+    from groundwork.errors import QueryTimeoutError
+
+    s = open_store(IndexSettings(query_timeout_s=0.001))
+    s.check_model("m", DIM)
+    s.replace_documents({"d": "h"}, [chunk("d", i, f"text number {i}", unit(i)) for i in range(50)], "p")
+    with pytest.raises(QueryTimeoutError, match="time budget"):
+        if "lance" in request.node.name:
+            s.vector_search(unit(1), 5)  # LanceDB checks the budget inside the query
+        else:
+            s._run_search("SELECT pg_sleep(1)", [])  # a statement the server cancels after 1 ms

@@ -12,6 +12,7 @@ import pytest
 
 from groundwork.errors import RequestError
 from groundwork.state import ApiKeyError, AuditLog, AuditNotFound, JobQueue, KeyStore, RateLimiter
+from groundwork.state.jobs import staged_path
 from groundwork.types import Access
 
 
@@ -109,7 +110,7 @@ def test_job_runs_with_its_files_and_is_visible_to_its_tenant_only(state) -> Non
 
     def process(j) -> None:
         for name in j.files:
-            seen[name] = (state.jobs.uploads / j.job_id / name).read_bytes()
+            seen[name] = staged_path(state.jobs.uploads, j, name).read_bytes()
             j.results.append({"file": name, "status": "added"})
             j.done += 1
             state.jobs.save_progress(j)
@@ -192,3 +193,18 @@ def test_token_bucket_allows_a_burst_then_asks_to_wait(state) -> None:
     wait = limiter.take("k1")
     assert 0 < wait <= 2.0
     assert limiter.take("k2") == 0.0  # buckets are per key
+
+
+def test_a_job_is_shown_to_its_creator_and_to_keys_that_see_all_its_documents(state) -> None:
+    job = state.jobs.submit({"plan.md": b"x"}, "eng-bot", Access("acme", ("eng",)), ["eng"], {}, creator="k-eng")
+    assert state.jobs.get(job.job_id, Access("acme", ("eng",)), "someone-else") is not None
+    assert state.jobs.get(job.job_id, Access("acme", ("hr",)), "k-hr") is None  # the jobs of another group
+    assert state.jobs.get(job.job_id, Access("acme", ()), "k-none") is None
+    assert state.jobs.get(job.job_id, Access("acme", ("hr",)), "k-eng") is not None  # its creator
+    assert state.jobs.get(job.job_id, Access("globex", ("eng",)), "k-g") is None
+
+
+def test_staged_files_are_named_by_position_never_by_the_callers_name(state) -> None:
+    job = state.jobs.submit({"../../evil.md": b"a", "b.md": b"b"}, "bot", Access(), [], {})
+    paths = [staged_path(state.jobs.uploads, job, n) for n in job.files]
+    assert [p.name for p in paths] == ["0", "1"] and all(p.parent.parent == state.jobs.uploads for p in paths)

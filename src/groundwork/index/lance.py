@@ -18,6 +18,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from groundwork.config import IndexSettings
-from groundwork.errors import FilterError, StoreError
-from groundwork.filters import Filter, fields, to_sql
-from groundwork.index.rows import check_access_names, check_same_model, chunk_from_row, embed_all, heading_value
+from groundwork.errors import FilterError, QueryTimeoutError, StoreError
+from groundwork.filters import Filter, to_sql
+from groundwork.index.rows import (
+    check_access_names,
+    check_same_model,
+    chunk_from_row,
+    embed_all,
+    heading_value,
+    unknown_fields,
+)
 from groundwork.index.store import BUILTIN_FIELDS
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
@@ -76,13 +84,29 @@ def access_sql(access: Access) -> str:
 
 
 def _arrow_type(value: Any) -> pa.DataType:
+    """A new metadata column's type, from its first value: every number is float64, so that a later
+    1e20 or 2.5 in the same field fits (see groundwork.ingest.metadata for what is refused)."""
     if isinstance(value, bool):
         return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64()
-    if isinstance(value, float):
+    if isinstance(value, int | float):
         return pa.float64()
     return pa.string()
+
+
+def _column(field: str, unknown: set[str]) -> str:
+    """The SQL for a filter field: a built-in column, a ``meta_`` column, or NULL for a field no
+    document has (see ``unknown_fields``)."""
+    if field in unknown:
+        return "NULL"
+    return f"`{field}`" if field in BUILTIN_FIELDS else f"`meta_{field}`"
+
+
+def _kind(typ: pa.DataType) -> str:
+    if pa.types.is_boolean(typ):
+        return "bool"
+    if pa.types.is_integer(typ):
+        return "integer"  # indexes written before all numbers were float64
+    return "number" if pa.types.is_floating(typ) else "string"
 
 
 def _coerce(value: Any, typ: pa.DataType) -> Any:
@@ -393,6 +417,10 @@ class LanceStore:
         return bool(self._ann)
 
     # -- reads --------------------------------------------------------------------------------------
+    def metadata_kinds(self) -> dict[str, str]:
+        """The kind of value each metadata column holds (number, integer, bool, string)."""
+        return {name: _kind(t) for name, t in self._meta_columns().items()}
+
     def filter_fields(self) -> set[str]:
         return set(BUILTIN_FIELDS) | set(self._meta_columns())
 
@@ -402,13 +430,8 @@ class LanceStore:
         if access is not None and not access.everything:
             clauses.append(access_sql(access))
         if where is not None:
-            known = self.filter_fields()
-            unknown = sorted(fields(where) - known)
-            if unknown:
-                raise FilterError(
-                    f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}"
-                )
-            clauses.append("(" + to_sql(where, lambda f: f"`{f}`" if f in BUILTIN_FIELDS else f"`meta_{f}`") + ")")
+            unknown = unknown_fields(where, self.filter_fields(), access)
+            clauses.append("(" + to_sql(where, partial(_column, unknown=unknown)) + ")")
         return " AND ".join(clauses) or None
 
     def _hits(self, table: pa.Table, score_col: str, key: str, transform=lambda s: s) -> list[SearchHit]:
@@ -430,6 +453,23 @@ class LanceStore:
             hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
         return hits
 
+    def _read(self, query: Any, where: Filter | None = None) -> pa.Table:
+        """Run a query within ``index.query_timeout_s`` (LanceDB cancels it past that).
+
+        Raises QueryTimeoutError past the budget; FilterError when the store cannot evaluate the
+        user's filter (its own message is not passed on: it would show the internal SQL)."""
+        try:
+            return query.to_arrow(timeout=timedelta(seconds=self.settings.query_timeout_s))
+        except (RuntimeError, ValueError) as exc:
+            if "timeout" in str(exc).lower():
+                raise QueryTimeoutError(
+                    f"the search ran past its time budget ({self.settings.query_timeout_s:g} s) and was cancelled; "
+                    "narrow the filter or try again later"
+                ) from None
+            if where is not None:
+                raise FilterError("filter: the index could not evaluate it; check the fields' value types") from None
+            raise
+
     def vector_search(
         self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
     ) -> list[SearchHit]:
@@ -445,7 +485,7 @@ class LanceStore:
         sql = self._where(where, access)
         if sql:
             q = q.where(sql, prefilter=True)
-        table = q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k).to_arrow()
+        table = self._read(q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k), where)
         return self._hits(table, "_distance", "dense", lambda d: 1.0 - d)
 
     def keyword_search(
@@ -457,19 +497,19 @@ class LanceStore:
         sql = self._where(where, access)
         if sql:
             q = q.where(sql, prefilter=True)
-        table = q.select([*_CHUNK_COLUMNS, "vector", "_score"]).limit(top_k).to_arrow()
+        table = self._read(q.select([*_CHUNK_COLUMNS, "vector", "_score"]).limit(top_k), where)
         return self._hits(table, "_score", "bm25")
 
     def _scan(self, columns: list[str]) -> pa.Table:
         n = self._chunks.count_rows()
-        return self._chunks.search().select(columns).limit(max(n, 1)).to_arrow()
+        return self._read(self._chunks.search().select(columns).limit(max(n, 1)))
 
     def _scan_where(self, columns: list[str], sql: str | None) -> pa.Table:
         n = self._chunks.count_rows()
         q = self._chunks.search().select(columns)
         if sql:
             q = q.where(sql)
-        return q.limit(max(n, 1)).to_arrow()
+        return self._read(q.limit(max(n, 1)))
 
     def list_documents(self, access: Access | None = None) -> list[DocumentInfo]:
         """Every document the caller may see (all with ``access`` None), sorted by doc id."""

@@ -30,10 +30,17 @@ from typing import Any
 import numpy as np
 
 from groundwork.config import IndexSettings, redact_dsn
-from groundwork.errors import FilterError, StoreError
-from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or, fields
+from groundwork.errors import FilterError, QueryTimeoutError, StoreError
+from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or
 from groundwork.index.pg_schema import check_identifier, make_pool, migrate
-from groundwork.index.rows import check_access_names, check_same_model, chunk_from_row, embed_all, heading_value
+from groundwork.index.rows import (
+    check_access_names,
+    check_same_model,
+    chunk_from_row,
+    embed_all,
+    heading_value,
+    unknown_fields,
+)
 from groundwork.index.store import BUILTIN_FIELDS
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
@@ -335,6 +342,10 @@ class PgStore:
         return history[0]
 
     # -- reads --------------------------------------------------------------------------------------
+    def metadata_kinds(self) -> None:
+        """None: metadata is jsonb, which holds any kind of value per document."""
+        return None
+
     def filter_fields(self) -> set[str]:
         return set(BUILTIN_FIELDS) | {r[0] for r in self._query("SELECT field FROM filter_fields")}
 
@@ -352,25 +363,27 @@ class PgStore:
             clauses.append("(acl_groups IS NULL OR acl_groups && %s::text[])")
             params.append(list(access.groups))
         if where is not None:
-            known = self.filter_fields()
-            unknown = sorted(fields(where) - known)
-            if unknown:
-                raise FilterError(
-                    f"filter: unknown field '{unknown[0]}'; filterable fields: {', '.join(sorted(known))}"
-                )
+            unknown_fields(where, self.filter_fields(), access)  # jsonb: a field nobody has is NULL anyway
             clauses.append(_compile(where, params))
         return (" AND ".join(clauses) or "TRUE"), params
 
     def _run_search(self, sql: str, params: list[Any], settings: Sequence[str] = ()) -> list[tuple]:
         import psycopg
 
+        budget_ms = int(self.settings.query_timeout_s * 1000)
         with self.pool.connection() as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {budget_ms}")  # the server cancels the query past it
             for s in settings:
                 conn.execute(s)
             try:
                 return conn.execute(sql, params).fetchall()
-            except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction) as exc:
-                raise FilterError(f"filter: a value does not fit its field ({str(exc).splitlines()[0]})") from None
+            except psycopg.errors.QueryCanceled:
+                raise QueryTimeoutError(
+                    f"the search ran past its time budget ({self.settings.query_timeout_s:g} s) and was cancelled; "
+                    "narrow the filter or try again later"
+                ) from None
+            except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction):
+                raise FilterError("filter: a value does not fit its field's type; check the value types") from None
 
     def vector_search(
         self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None

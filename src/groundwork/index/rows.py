@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from groundwork.errors import FilterError, ModelMismatchError
-from groundwork.types import ACL_NAME, Access, Chunk
+from groundwork.filters import Filter, fields
+from groundwork.types import ACL_NAME, ACL_NAME_RULE, Access, Chunk
 
 
 def heading_value(path: Sequence[str]) -> str | None:
@@ -59,7 +60,22 @@ def check_access_names(access: Access) -> None:
     """Raise FilterError for a tenant or group name outside ``ACL_NAME`` (never reaches SQL)."""
     for name in (access.tenant, *access.groups):
         if name is not None and not ACL_NAME.match(name):
-            raise FilterError(f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -")
+            raise FilterError(f"invalid tenant or group name {name!r}: {ACL_NAME_RULE}")
+
+
+def unknown_fields(where: Filter, known: set[str], access: Access | None) -> set[str]:
+    """The fields of ``where`` that no document has.
+
+    A caller who may see everything gets a FilterError naming the field and listing the filterable
+    ones (a typo is found at once). A restricted caller gets the set back, and the store treats those
+    fields as having no value (``a = 1`` matches nothing, ``a IS NULL`` everything): metadata field
+    names come from every tenant's documents, and neither an error nor its list may tell one tenant
+    which fields another tenant's documents have."""
+    unknown = fields(where) - known
+    if unknown and (access is None or access.everything):
+        listed = ", ".join(sorted(known))
+        raise FilterError(f"filter: unknown field '{sorted(unknown)[0]}'; filterable fields: {listed}")
+    return unknown
 
 
 def embed_all(texts: Sequence[str], embed: Callable[[list[str]], np.ndarray], dimension: int, batch: int) -> np.ndarray:

@@ -63,6 +63,11 @@ class Store(Protocol):
 
     def count_chunks(self) -> int: ...
 
+    def metadata_kinds(self) -> dict[str, str] | None:
+        """The kind of value each metadata field holds (number, integer, bool, string), which a new
+        value must match; None when the store keeps any kind per value."""
+        ...
+
     def filter_fields(self) -> set[str]:
         """Field names a filter may use: BUILTIN_FIELDS plus every metadata field seen at ingest."""
         ...

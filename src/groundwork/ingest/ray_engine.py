@@ -132,9 +132,10 @@ class RayIngestor(Ingestor):
                 if failed is not None:
                     self._record(failed, item, by_source, seen, report)
                     continue
-            if self._unchanged_file(item, existing, raw):
+            if prev := self._unchanged_file(item, existing, raw):
                 seen.add(item.source)
                 report.unchanged += 1
+                report.files.append(FileResult(item.source, "unchanged", documents=1, chunks=prev.chunks))
                 continue
             if raw is None:
                 raw, failed = self.read(item)
@@ -188,10 +189,12 @@ class RayIngestor(Ingestor):
             for problem in result["problems"]:
                 report.failed.append(FileResult(f"{item.source}#{problem.label}", "failed", reason=problem.reason))
                 seen.update([problem.doc_id] if problem.doc_id else by_source.get(item.source, []))
+            status = "unchanged"
             for doc_id, content_hash, unchanged, _n in result["docs"]:
                 if unchanged:
                     report.unchanged += 1
                     continue
+                status = "updated" if doc_id in existing else "added"
                 is_update = doc_id in existing
                 report.updated += is_update
                 report.added += not is_update
@@ -200,4 +203,6 @@ class RayIngestor(Ingestor):
                 changed.append(doc_id)
                 if len(batch.chunks) >= self.settings.batch_chunks:
                     self._flush(batch, report)
+            written = sum(len(by_doc.get(d[0], [])) for d in result["docs"] if not d[2])
+            report.files.append(FileResult(item.source, status, documents=len(result["docs"]), chunks=written))
         self._flush(batch, report)

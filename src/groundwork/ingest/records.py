@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.errors import LoaderError
+from groundwork.ingest.metadata import check_value
 from groundwork.types import Document, Section
 
 _DEFAULT_TEXT_FIELDS = ("text", "body", "content")
@@ -41,9 +42,13 @@ class LoadedDocuments(list):
 
 @dataclass(frozen=True)
 class RecordOptions:
+    """How records are read. ``id_prefix`` is put in front of every record id (uploads namespace
+    their records' ids by the upload's own id, so one tenant's ids never meet another's)."""
+
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: tuple[str, ...] = field(default_factory=tuple)
+    id_prefix: str = ""
 
 
 def _iter_records(path: Path, raw: str) -> Iterator[tuple[str, int, Any]]:
@@ -86,11 +91,15 @@ def _record_document(source: str, index: int, record: Any, options: RecordOption
     if options.id_field:
         if record.get(options.id_field) in (None, ""):
             raise ValueError(f"id field '{options.id_field}' is missing; check --id-field")
-        doc_id = str(record[options.id_field])
+        doc_id = options.id_prefix + str(record[options.id_field])
     else:
         doc_id = f"{source}#{index}"
     if not text.strip():
         return None  # an empty record has nothing to retrieve; it is not an error
+    metadata = {f: record.get(f) for f in options.metadata_fields if f in record}
+    for name, value in metadata.items():
+        if problem := check_value(name, value):
+            raise ValueError(problem)
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
     return Document(
         doc_id=doc_id,
@@ -98,7 +107,7 @@ def _record_document(source: str, index: int, record: Any, options: RecordOption
         sections=[Section(text=text.strip())],
         content_hash=hashlib.sha256(canonical).hexdigest(),
         title=str(record.get("title") or ""),
-        metadata={f: record.get(f) for f in options.metadata_fields if f in record},
+        metadata=metadata,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from groundwork.config import IngestSettings
@@ -25,9 +25,10 @@ from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
 from groundwork.ingest.loaders import load_file
+from groundwork.ingest.metadata import MetadataKinds
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sources import SourceItem, local_item
-from groundwork.types import ACL_NAME, Chunk, Document, DocumentInfo, FileResult, IngestReport
+from groundwork.types import ACL_NAME, ACL_NAME_RULE, Chunk, Document, DocumentInfo, FileResult, IngestReport
 
 ProgressFn = Callable[[str, int, int], None]  # (current path, files done, files total)
 
@@ -96,9 +97,7 @@ class DocumentAcl:
             )
         for name in (tenant, *groups):
             if name is not None and not ACL_NAME.match(name):
-                raise LoaderError(
-                    doc.source, f"invalid tenant or group name {name!r}: use letters, digits and _ . : @ -"
-                )
+                raise LoaderError(doc.source, f"invalid tenant or group name {name!r}: {ACL_NAME_RULE}")
         doc.tenant, doc.allowed_groups = tenant, tuple(sorted(set(groups)))
 
 
@@ -124,8 +123,11 @@ class Ingestor:
         text_transform: Callable[[str], str] | None = None,
         transform_id: str = "",
         acl: DocumentAcl | None = None,
+        namespace_ids: bool = False,
     ) -> None:
         self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
+        self.namespace_ids = namespace_ids  # record ids become "<source>#<id>" (uploads: per-tenant names)
+        self.kinds = MetadataKinds(None)
         self.records = records or RecordOptions(settings.text_field, settings.id_field, tuple(settings.metadata_fields))
         self.exclude = exclude
         self.text_transform = text_transform
@@ -162,6 +164,7 @@ class Ingestor:
             all_items += found
             roots += [root] if root else []
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
+        self.kinds = MetadataKinds(self.store.metadata_kinds())
         existing = {d.doc_id: d for d in self.store.list_documents()}
         by_source: dict[str, list[str]] = {}
         for d in existing.values():
@@ -206,6 +209,7 @@ class Ingestor:
     def _record(
         result: FileResult, item: SourceItem, by_source: dict[str, list[str]], seen: set[str], report: IngestReport
     ) -> None:
+        report.files.append(result)
         if result.status == "failed":
             report.failed.append(result)
             seen.update(by_source.get(item.source, []))  # keep what a now-broken file had indexed
@@ -240,8 +244,9 @@ class Ingestor:
 
     def parse(self, item: SourceItem, raw: bytes) -> tuple[list[Document], FileResult | None]:
         """The item's documents, or a failed result (a parser error on one file never stops a run)."""
+        records = replace(self.records, id_prefix=f"{item.source}#") if self.namespace_ids else self.records
         try:
-            docs = load_file(item.name, raw, self.records)
+            docs = load_file(item.name, raw, records)
         except LoaderError as exc:
             return [], FileResult(item.source, "failed", reason=exc.reason)
         except Exception as exc:
@@ -279,19 +284,25 @@ class Ingestor:
         docs, failed = self.parse(item, raw)
         if failed is not None:
             return failed
+        changed_docs = [d for d in docs if not self._unchanged(d, existing)]
+        refused = {d.doc_id: reason for d in changed_docs if (reason := self._refusal(d, existing))}
+        if refused and not item.is_records:
+            return FileResult(source, "failed", reason=next(iter(refused.values())))
         try:
-            pending = [(d, self._chunk(d)) for d in docs if not self._unchanged(d, existing)]
+            pending = [(d, self._chunk(d)) for d in changed_docs if d.doc_id not in refused]
         except LoaderError as exc:
             return FileResult(source, "failed", reason=exc.reason)
         except Exception as exc:
             return FileResult(source, "failed", reason=f"{type(exc).__name__}: {exc}")
-        seen.update(d.doc_id for d in docs)
+        seen.update(d.doc_id for d in docs)  # a refused record keeps what it had indexed
+        for doc_id, reason in refused.items():
+            report.failed.append(FileResult(f"{source}#{doc_id}", "failed", reason=reason))
         for problem in getattr(docs, "problems", []):  # bad records of a records file, one by one
             report.failed.append(FileResult(f"{source}#{problem.label}", "failed", reason=problem.reason))
             # Keep what the record had indexed. Without a readable id it cannot be told apart from a
             # deleted record, so nothing of this file is deleted in this run.
             seen.update([problem.doc_id] if problem.doc_id else by_source.get(source, []))
-        report.unchanged += len(docs) - len(pending)
+        report.unchanged += len(docs) - len(changed_docs)
         status = "unchanged"
         for doc, chunks in pending:
             is_update = doc.doc_id in existing
@@ -304,6 +315,18 @@ class Ingestor:
             if len(batch.chunks) >= self.settings.batch_chunks:  # a records file can hold thousands of documents
                 self._flush(batch, report)
         return FileResult(source, status, documents=len(docs), chunks=sum(len(c) for _, c in pending))
+
+    def _refusal(self, doc: Document, existing: dict[str, DocumentInfo]) -> str | None:
+        """Why ``doc`` may not be written, or None. A write may replace only a document of the same
+        owner (tenant and allowed groups), and a metadata value must be of the kind its field holds."""
+        self.acl.apply(doc)
+        prev = existing.get(doc.doc_id)
+        if prev is not None and (prev.tenant, sorted(prev.allowed_groups)) != (doc.tenant, sorted(doc.allowed_groups)):
+            return (
+                f"document id {doc.doc_id!r} is already used by a document of another tenant or other groups; "
+                "give this document another id (or delete the other one first)"
+            )
+        return self.kinds.admit(doc.metadata)
 
     def _unchanged(self, doc: Document, existing: dict[str, DocumentInfo]) -> bool:
         prev = existing.get(doc.doc_id)

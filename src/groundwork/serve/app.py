@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from groundwork.config import Settings
 from groundwork.serve.errors import ApiError, error_response
+from groundwork.serve.limits import BodyLimit, BodyTooLarge
 from groundwork.serve.routes import ROUTERS
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
@@ -39,6 +41,8 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The process's worker pool for blocking routes (searches, answers): bounded and documented.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serve.threads
         svc.start()
         yield
         svc.stop()
@@ -52,6 +56,7 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
     app.state.service = svc
     _add_error_handlers(app)
     app.middleware("http")(_observe)
+    app.add_middleware(BodyLimit, limit_bytes=int(settings.serve.max_upload_mb * 1024 * 1024))  # outermost
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="web")
@@ -62,6 +67,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        limit_mb = exc.limit_bytes / 1024 / 1024
+        return error_response(413, "too_large", f"request body over {limit_mb:g} MB (serve.max_upload_mb)")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,20 +93,16 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 async def _observe(request: Request, call_next: Any) -> Response:
-    """Request id, body-size limit, metrics and one JSON log line per request."""
+    """Request id, metrics and one JSON log line per request."""
     svc: Service = request.app.state.service
     rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
     token = request_id.set(rid)
     t0 = time.perf_counter()
-    limit_mb = svc.settings.serve.max_upload_mb
-    if int(request.headers.get("content-length") or 0) > limit_mb * 1024 * 1024:
-        response: Response = error_response(413, "too_large", f"request body over {limit_mb} MB (serve.max_upload_mb)")
-    else:
-        try:
-            response = await call_next(request)
-        except Exception:  # reached only when a handler itself fails
-            log.exception("unhandled error")
-            response = error_response(500, "internal", f"internal error (request id {rid})")
+    try:
+        response: Response = await call_next(request)
+    except Exception:  # reached only when a handler itself fails
+        log.exception("unhandled error")
+        response = error_response(500, "internal", f"internal error (request id {rid})")
     endpoint = getattr(request.scope.get("route"), "path", "unmatched")
     svc.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
     svc.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)

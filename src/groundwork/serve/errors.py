@@ -1,7 +1,7 @@
 """HTTP errors: one JSON shape, ``{"error": {"code", "message"}}``, with stable codes.
 
 The caller's mistakes (``RequestError``, ``FilterError``) are 422 with the message; a missing index is
-409; an unexpected exception is a 500 that names the request id and is logged with its traceback,
+409; a read past its time budget is 503 with Retry-After; an unexpected exception is a 500 that names the request id and is logged with its traceback,
 its message never sent to the client.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from groundwork.errors import FilterError, GroundworkError, RequestError, StoreError
+from groundwork.errors import FilterError, GroundworkError, QueryTimeoutError, StoreError
 from groundwork.serve import schemas as S
 
 
@@ -27,12 +27,12 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 def user_error(exc: GroundworkError) -> ApiError:
     """The HTTP form of an error Groundwork raised on purpose."""
+    if isinstance(exc, QueryTimeoutError):
+        return ApiError(503, "timeout", str(exc), {"Retry-After": "5"})
     if isinstance(exc, FilterError):
         return ApiError(422, "invalid_filter", str(exc))
     if isinstance(exc, StoreError):
         return ApiError(409, "no_index", str(exc))
-    if isinstance(exc, RequestError):
-        return ApiError(422, "invalid_request", str(exc))
     return ApiError(422, "invalid_request", str(exc))
 
 

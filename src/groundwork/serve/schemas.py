@@ -173,6 +173,20 @@ class AuditRecord(BaseModel):
     feedback: list[dict[str, Any]] = []
 
 
+class VersionOut(BaseModel):
+    """An index version; the totals are null for a key that may not see every tenant's documents."""
+
+    version: int
+    created_at: str
+    storage_version: int | None
+    added: int | None
+    updated: int | None
+    deleted: int | None
+    documents: int | None
+    chunks: int | None
+    changed_doc_ids: list[str]
+
+
 class Health(BaseModel):
     status: str
 

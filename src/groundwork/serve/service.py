@@ -9,17 +9,23 @@ from typing import Any
 from groundwork.config import Settings
 from groundwork.ingest.sources import bytes_item
 from groundwork.kb import KnowledgeBase
+from groundwork.serve.limits import TenantGate
 from groundwork.serve.metrics import Metrics
 from groundwork.serve.telemetry import make_tracer
-from groundwork.state.jobs import Job
-from groundwork.types import IngestReport
+from groundwork.state.jobs import MAX_STARTS, Job, staged_path
+from groundwork.types import FileResult, IngestReport
 from groundwork.wiring import build_service_state
 
 
-def upload_uri(tenant: str | None, name: str) -> str:
-    """An uploaded file's document id, ``upload://<tenant>/<file name>``: the same whichever replica
-    ingests it (replicas share the index, not a disk)."""
-    return f"upload://{tenant or '_shared'}/{name}"
+def upload_uri(tenant: str | None, groups: list[str], name: str) -> str:
+    """An uploaded file's document id: ``upload://<tenant>/<name>``, or ``upload://<tenant>/<g1+g2>/<name>``
+    for a document restricted to groups; ``~`` stands for no tenant (not a valid tenant name).
+
+    The owner is part of the identity: an upload can only ever replace a document of the same tenant
+    and groups, which the uploading key can read (its groups must include the document's). It is the
+    same whichever replica ingests it (replicas share the index, not a disk)."""
+    owner, scope = tenant or "~", "+".join(sorted(groups))
+    return f"upload://{owner}/{scope}/{name}" if scope else f"upload://{owner}/{name}"
 
 
 class Service:
@@ -34,6 +40,7 @@ class Service:
         self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
         self.write_lock = threading.Lock()  # one writer to the index at a time
+        self.gate = TenantGate(settings.serve.tenant_concurrency)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -56,30 +63,55 @@ class Service:
             self._worker.join(timeout=30)
 
     def process(self, job: Job) -> None:
-        """Run one job: re-sync the configured folders, or ingest uploaded files one at a time
-        (progress saved after each file)."""
+        """Run one job: re-sync the configured folders, or ingest the uploaded files in one run (one
+        batch of writes, one index version). A file that the process died reading ``MAX_STARTS`` times
+        fails instead of being read again, so one hostile file cannot crash the server in a loop."""
         if job.kind == "sync":
             self._sync(job)
             return
+        names: dict[str, str] = {}  # document id -> file name
+        items = []
         for name in job.files[job.done :]:
-            data = (self.jobs.uploads / job.job_id / name).read_bytes()
-            with self.write_lock:
-                report = self.kb.ingest(
-                    [],
-                    items=[bytes_item(upload_uri(job.tenant, name), data)],
-                    sync=False,
-                    tenant=job.tenant,
-                    allowed_groups=job.groups,
-                    text_field=job.options.get("text_field"),
-                    id_field=job.options.get("id_field"),
-                    metadata_fields=job.options.get("metadata_fields"),
-                )
-            result = file_result(name, report)
+            if job.starts.get(name, 0) >= MAX_STARTS:
+                job.results.append({"file": name, "status": "failed", "reason": _CRASHED})
+                continue
+            uri = upload_uri(job.tenant, job.groups, name)
+            names[uri] = name
+            items.append(bytes_item(uri, staged_path(self.jobs.uploads, job, name).read_bytes()))
+        report = self._ingest(job, items, names)
+        for f in report.files:
+            result = file_result(names[f.path], f, report.failed)
             self.metrics.ingest_files.labels(result["status"]).inc()
-            self.metrics.ingest_chunks.inc(report.chunks_written)
             job.results.append(result)
-            job.done += 1
-            self.jobs.save_progress(job)
+        self.metrics.ingest_chunks.inc(report.chunks_written)
+        job.done, job.starts = len(job.files), {}
+
+    def _ingest(self, job: Job, items: list, names: dict[str, str]) -> IngestReport:
+        """Ingest ``items`` with the job's access control, recording which file is being read."""
+        previous: list[str] = []
+
+        def progress(uri: str, done: int, total: int) -> None:
+            if previous:  # the file before this one is finished
+                job.starts.pop(previous.pop(), None)
+            if uri in names:
+                job.starts[names[uri]] = job.starts.get(names[uri], 0) + 1
+                previous.append(names[uri])
+            self.jobs.save_progress(job)  # before reading: a crash while reading it is counted
+
+        with self.write_lock:
+            return self.kb.ingest(
+                [],
+                items=items,
+                sync=False,
+                progress=progress,
+                tenant=job.tenant,
+                allowed_groups=job.groups,
+                text_field=job.options.get("text_field"),
+                id_field=job.options.get("id_field"),
+                metadata_fields=job.options.get("metadata_fields"),
+                trusted_metadata=False,  # an upload's records never choose their own tenant or groups
+                namespace_ids=True,
+            )
 
     def _sync(self, job: Job) -> None:
         paths = self.settings.serve.sync_paths
@@ -91,14 +123,20 @@ class Service:
         job.done = len(job.files)
 
 
-def file_result(name: str, report: IngestReport) -> dict[str, Any]:
-    """One uploaded file's result, in words a person understands."""
-    problem = report.failed or report.skipped
-    if problem:
-        return {"file": name, "status": "failed", "reason": _plain_reason(problem[0].reason)}
-    status = "added" if report.added else "updated" if report.updated else "unchanged"
-    documents = report.added + report.updated + report.unchanged
-    return {"file": name, "status": status, "documents": documents, "chunks": report.chunks_written, "reason": ""}
+_CRASHED = (
+    "The server stopped twice while reading this file (out of memory, or killed), so it is not read again. "
+    "Check the file (size, compression) and upload it again."
+)
+
+
+def file_result(name: str, f: FileResult, failed: list[FileResult]) -> dict[str, Any]:
+    """One uploaded file's result, in words a person understands. Records of a records file that
+    failed alone (``<source>#<record>`` in ``failed``) are counted in the reason."""
+    if f.status in ("failed", "skipped"):
+        return {"file": name, "status": "failed", "reason": _plain_reason(f.reason)}
+    bad = [x for x in failed if x.path.startswith(f.path + "#")]
+    reason = f"{len(bad)} record(s) failed; the first: {bad[0].reason}" if bad else ""
+    return {"file": name, "status": f.status, "documents": f.documents, "chunks": f.chunks, "reason": reason}
 
 
 def _plain_reason(reason: str) -> str:

@@ -6,6 +6,7 @@ Returns the files (name -> bytes), the allowed groups, and the records options; 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,10 @@ from fastapi import Request
 
 from groundwork.serve import schemas as S
 from groundwork.serve.errors import ApiError
-from groundwork.types import ACL_NAME
+from groundwork.serve.limits import BodyTooLarge
+from groundwork.types import ACL_NAME, ACL_NAME_RULE, Access
+
+MAX_NAME_BYTES = 255  # what file systems and the web page can show
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -49,7 +53,8 @@ class Upload:
 
 
 async def read_upload(request: Request) -> Upload:
-    """The upload in ``request`` (multipart/form-data or application/json). Raises ApiError."""
+    """The upload in ``request`` (multipart/form-data or application/json). Raises ApiError: 413 when
+    the body passes ``serve.max_upload_mb`` while it is read (see ``BodyLimit``), 422 for a bad name."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("application/json"):
         upload = await _records(request)
@@ -60,8 +65,35 @@ async def read_upload(request: Request) -> Upload:
         raise ApiError(415 if ctype else 422, "unsupported_media_type", message)
     bad = [g for g in upload.groups if not ACL_NAME.match(g)]
     if bad:
-        raise ApiError(422, "invalid_request", f"allowed_groups: invalid group name {bad[0]!r}")
+        raise ApiError(422, "invalid_request", f"allowed_groups: invalid group name {bad[0]!r}: {ACL_NAME_RULE}")
     return upload
+
+
+def check_groups(groups: list[str], access: Access) -> None:
+    """A key may restrict a document only to groups it belongs to (a write touches only what the
+    writer can read); a key without groups writes documents without groups. Raises ApiError 403."""
+    if access.everything:
+        return
+    foreign = sorted(set(groups) - set(access.groups))
+    if foreign:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"allowed_groups: this key is not in group {foreign[0]!r}; it can only restrict "
+            "documents to its own groups",
+        )
+
+
+def file_name(raw: str | None) -> str:
+    """An uploaded file's name: its last path component, checked. Raises ApiError 422 naming it."""
+    name = Path((raw or "").replace("\\", "/")).name
+    if not name or name.startswith("."):
+        raise ApiError(422, "invalid_request", "files: every file needs a name that does not start with '.'")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise ApiError(422, "invalid_request", f"files: the name {name!r} holds control characters; rename the file")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ApiError(422, "invalid_request", f"files: a name is longer than {MAX_NAME_BYTES} bytes; rename the file")
+    return name
 
 
 async def _records(request: Request) -> Upload:
@@ -77,15 +109,20 @@ async def _records(request: Request) -> Upload:
 async def _multipart(request: Request) -> Upload:
     try:
         form = await request.form()
-    except Exception as exc:  # malformed multipart
-        raise ApiError(422, "invalid_request", f"could not read the multipart body: {exc}") from None
+    except BodyTooLarge:
+        raise
+    except Exception as exc:  # malformed multipart; starlette's parser groups errors in a TaskGroup
+        too_large = exc.subgroup(BodyTooLarge) if isinstance(exc, BaseExceptionGroup) else None
+        if too_large is not None:
+            raise too_large.exceptions[0] from None
+        raise ApiError(422, "invalid_request", "could not read the multipart body; send multipart/form-data") from None
     upload = Upload(groups=[g.strip() for g in str(form.get("allowed_groups") or "").split(",") if g.strip()])
     for item in form.getlist("files"):
         if not hasattr(item, "read"):
             raise ApiError(422, "invalid_request", "files: each part must be a file")
-        name = Path(item.filename or "").name
-        if not name or name.startswith("."):
-            raise ApiError(422, "invalid_request", "files: every file needs a name")
+        name = file_name(item.filename)
+        if name in upload.files:
+            raise ApiError(422, "invalid_request", f"files: {name!r} appears twice in this upload; send it once")
         upload.files[name] = await item.read()
     if not upload.files:
         raise ApiError(422, "invalid_request", "files: upload at least one file")

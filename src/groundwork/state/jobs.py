@@ -1,10 +1,12 @@
-"""Background ingestion: a job queue persisted in ``jobs.sqlite`` and a worker thread.
+"""Background ingestion: a job queue (``jobs.sqlite``, or PostgreSQL) and a worker thread.
 
-An upload is written to ``uploads/<job id>/`` and its job row committed *before* the API answers 202,
-so a crash or kill -9 loses nothing that was accepted: on start, jobs left ``running`` are put back to
-``queued`` and the worker resumes them (ingest is idempotent, so a half-done job simply re-runs).
-Processing moves each file to ``files/<tenant>/<name>`` (its stable document id) and ingests it with
-the job's access control; per-file results are stored on the job.
+An upload's bytes are stored and its job row committed *before* the API answers 202, so a crash or
+kill -9 loses nothing that was accepted: on start, jobs left ``running`` are put back to ``queued``
+and the worker resumes them (ingest is idempotent, so a half-done job simply re-runs).
+
+Files are staged as ``uploads/<job id>/<n>`` — ``n`` the file's position in ``Job.files`` — so nothing
+on disk is ever named by a user-supplied name. A file that was being read when the process died
+twice (an out-of-memory kill, say) is failed on the next start instead of read again: no crash loop.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ class Job:
     error: str | None = None
     finished_at: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    creator: str | None = None  # key id of the key that submitted it (always sees it)
+    starts: dict[str, int] = field(default_factory=dict)  # file name -> times a worker began reading it
+
+    def visible_to(self, access: Access, key_id: str | None = None) -> bool:
+        """Shown to its creator, and to callers who may see every document it writes (its tenant,
+        and one of its groups when it has any)."""
+        if access.everything or (key_id is not None and key_id == self.creator):
+            return True
+        return access.can_see(self.tenant, self.groups)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,13 +74,36 @@ class Job:
         }
 
 
+MAX_STARTS = 2  # a file whose reading was begun this often without finishing is failed, not retried
+
+
 def new_job(
-    files: list[str], caller: str, access: Access, groups: list[str], options: dict[str, Any] | None, kind: str
+    files: list[str],
+    caller: str,
+    access: Access,
+    groups: list[str],
+    options: dict[str, Any] | None,
+    kind: str,
+    creator: str | None = None,
 ) -> Job:
-    """A queued job of ``caller`` (a key name) for ``access``'s tenant."""
+    """A queued job of ``caller`` (a key name; ``creator`` its key id) for ``access``'s tenant."""
     return Job(
-        uuid.uuid4().hex, "queued", _now(), caller, access.tenant, groups, files, kind=kind, options=options or {}
+        uuid.uuid4().hex,
+        "queued",
+        _now(),
+        caller,
+        access.tenant,
+        groups,
+        files,
+        kind=kind,
+        options=options or {},
+        creator=creator,
     )
+
+
+def staged_path(uploads: Path, job: Job, name: str) -> Path:
+    """Where a job's file is staged: ``uploads/<job id>/<position>`` (never the user's file name)."""
+    return uploads / job.job_id / str(job.files.index(name))
 
 
 def run_job(job: Job, process: Callable[[Job], None]) -> None:
@@ -128,22 +162,21 @@ class SqliteJobQueue:
         groups: list[str],
         options: dict[str, Any] | None = None,
         kind: str = "upload",
+        creator: str | None = None,
     ) -> Job:
         """Persist the files and the job (durably) and wake the worker. Returns the queued job."""
-        job = new_job(sorted(files), caller, access, groups, options, kind)
-        folder = self.uploads / job.job_id
-        folder.mkdir(parents=True, exist_ok=True)
+        job = new_job(sorted(files), caller, access, groups, options, kind, creator)
+        if files:
+            (self.uploads / job.job_id).mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
-            (folder / name).write_bytes(data)
+            staged_path(self.uploads, job, name).write_bytes(data)
         self._save(job)  # committed after the bytes are on disk: a row always has its files
         self._wake.set()
         return job
 
-    def get(self, job_id: str, access: Access) -> Job | None:
+    def get(self, job_id: str, access: Access, key_id: str | None = None) -> Job | None:
         jobs = self._select("job_id = ?", (job_id,))
-        if not jobs or not (access.everything or jobs[0].tenant == access.tenant):
-            return None
-        return jobs[0]
+        return jobs[0] if jobs and jobs[0].visible_to(access, key_id) else None
 
     def next_queued(self) -> Job | None:
         jobs = self._select("status = 'queued'")
@@ -210,8 +243,9 @@ class PgJobQueue:
         groups: list[str],
         options: dict[str, Any] | None = None,
         kind: str = "upload",
+        creator: str | None = None,
     ) -> Job:
-        job = new_job(sorted(files), caller, access, groups, options, kind)
+        job = new_job(sorted(files), caller, access, groups, options, kind, creator)
         with self.pool.connection() as conn, conn.transaction():
             self._save(job, conn)
             for name, data in files.items():
@@ -219,12 +253,11 @@ class PgJobQueue:
         self._wake.set()
         return job
 
-    def get(self, job_id: str, access: Access) -> Job | None:
+    def get(self, job_id: str, access: Access, key_id: str | None = None) -> Job | None:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT body FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
-        if row is None or not (access.everything or row[0]["tenant"] == access.tenant):
-            return None
-        return Job(**row[0])
+        job = Job(**row[0]) if row is not None else None
+        return job if job is not None and job.visible_to(access, key_id) else None
 
     def claim(self) -> Job | None:
         """Take the oldest queued job, or a running one whose worker stopped heart-beating."""
@@ -250,7 +283,7 @@ class PgJobQueue:
         folder = self.uploads / job.job_id
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in files:
-            (folder / name).write_bytes(bytes(data))
+            staged_path(self.uploads, job, name).write_bytes(bytes(data))
         return job
 
     def _heartbeat(self, job_id: str, done: threading.Event) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from groundwork.errors import GroundworkError
-from groundwork.types import ACL_NAME, Access
+from groundwork.types import ACL_NAME, ACL_NAME_RULE, Access
 
 SCOPES = ("query", "ingest", "admin")
 _SCHEMA = """
@@ -207,7 +207,7 @@ def _new_key(name: str, scopes: list[str], groups: list[str] | None, tenant: str
     groups = sorted(set(groups or []))
     for n in (*groups, *([tenant] if tenant else [])):
         if not ACL_NAME.match(n):
-            raise ApiKeyError(f"invalid group or tenant name {n!r}: use letters, digits and _ . : @ -")
+            raise ApiKeyError(f"invalid group or tenant name {n!r}: {ACL_NAME_RULE}")
     if not name.strip():
         raise ApiKeyError("a key needs a --name")
     key_id = secrets.token_hex(6)

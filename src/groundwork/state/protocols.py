@@ -61,12 +61,14 @@ class JobQueue(Protocol):
         groups: list[str],
         options: dict[str, Any] | None = None,
         kind: str = "upload",
+        creator: str | None = None,
     ) -> Job:
-        """Store the files (name -> bytes) and a queued job, durably, and wake a worker."""
+        """Store the files (name -> bytes) and a queued job, durably, and wake a worker. Files are
+        staged under ``staged_path`` (by position, never by name); ``creator`` is the key id."""
         ...
 
-    def get(self, job_id: str, access: Access) -> Job | None:
-        """The job, or None when it does not exist or ``access`` may not see it."""
+    def get(self, job_id: str, access: Access, key_id: str | None = None) -> Job | None:
+        """The job, or None when it does not exist or may not be seen (``Job.visible_to``)."""
         ...
 
     def run_forever(self, process: Callable[[Job], None], stop: threading.Event) -> None:

@@ -12,7 +12,7 @@ from groundwork.serve.auth import Principal
 from groundwork.serve.deps import ADMIN, INGEST, QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
 from groundwork.serve.service import Service
-from groundwork.serve.uploads import UPLOAD_BODY, read_upload
+from groundwork.serve.uploads import UPLOAD_BODY, check_groups, read_upload
 from groundwork.types import Access, DocumentInfo
 
 router = APIRouter(tags=["documents"])
@@ -22,7 +22,7 @@ router = APIRouter(tags=["documents"])
     "/v1/documents",
     status_code=202,
     response_model=S.JobAccepted,
-    responses=AUTH_ERRORS | {413: ERROR},
+    responses=AUTH_ERRORS | {413: ERROR, 415: ERROR},
     openapi_extra=UPLOAD_BODY,
 )
 async def upload(request: Request, p: Principal = INGEST, svc: Service = SERVICE) -> Any:
@@ -31,15 +31,16 @@ async def upload(request: Request, p: Principal = INGEST, svc: Service = SERVICE
     The upload is stored durably before this returns, so a server restart does not lose it.
     Documents get the key's tenant, and the given allowed_groups."""
     up = await read_upload(request)
+    check_groups(up.groups, p.access)
     access = p.access if not p.access.everything else Access()
-    job = svc.jobs.submit(up.files, p.name, access, up.groups, up.options)
+    job = svc.jobs.submit(up.files, p.name, access, up.groups, up.options, creator=p.key_id)
     return {"job_id": job.job_id, "status": job.status, "files": job.files}
 
 
 @router.get("/v1/jobs/{job_id}", response_model=S.JobOut, responses=AUTH_ERRORS | {404: ERROR})
 def get_job(job_id: str, p: Principal = INGEST, svc: Service = SERVICE) -> Any:
     """Progress (done of total files) and per-file results."""
-    job = svc.jobs.get(job_id, p.access)
+    job = svc.jobs.get(job_id, p.access, p.key_id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id}")
     return job.to_dict()

@@ -24,10 +24,13 @@ router = APIRouter(tags=["query"])
 def search(req: S.SearchRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
     """Ranked chunks, the same as `groundwork search --json`, among the documents the key may see."""
     t0 = time.time_ns()
-    try:
-        hits = svc.kb.search(req.query, req.mode, check_top_k(svc, req.top_k), req.filter, access=p.access)
-    except GroundworkError as exc:
-        raise user_error(exc) from None
+    with svc.gate.slot(p.access.tenant) as ok:
+        if not ok:
+            raise busy(p)
+        try:
+            hits = svc.kb.search(req.query, req.mode, check_top_k(svc, req.top_k), req.filter, access=p.access)
+        except GroundworkError as exc:
+            raise user_error(exc) from None
     timings = {"total": (time.time_ns() - t0) / 1e6}
     record_pipeline(svc.tracer, "groundwork.search", t0, timings, {"groundwork.hits": len(hits)})
     return [h.to_dict() for h in hits]
@@ -45,8 +48,35 @@ def answer_question(
 ) -> Answer:
     """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace."""
     t0 = time.time_ns()
+    with svc.gate.slot(p.access.tenant) as ok:
+        if not ok:
+            raise busy(p)
+        ans = _ask(svc, p, question, mode, top_k, flt, history, on_token)
+    svc.metrics.observe_answer(ans)
+    attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
+    record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
+    return ans
+
+
+def busy(p: Principal) -> ApiError:
+    """429 for a tenant that already runs ``serve.tenant_concurrency`` requests in this process."""
+    return ApiError(
+        429, "busy", "too many searches or answers of this tenant are running; retry shortly", {"Retry-After": "1"}
+    )
+
+
+def _ask(
+    svc: Service,
+    p: Principal,
+    question: str,
+    mode: str | None,
+    top_k: int | None,
+    flt: str | None,
+    history: list[dict] | None,
+    on_token: Any,
+) -> Answer:
     try:
-        ans = svc.kb.ask(
+        return svc.kb.ask(
             question,
             mode,
             check_top_k(svc, top_k),
@@ -58,10 +88,6 @@ def answer_question(
         )
     except GroundworkError as exc:
         raise user_error(exc) from None
-    svc.metrics.observe_answer(ans)
-    attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
-    record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
-    return ans
 
 
 @router.post("/v1/answer", response_model=S.AnswerOut, responses=AUTH_ERRORS | {409: ERROR})
