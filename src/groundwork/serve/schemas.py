@@ -248,7 +248,24 @@ class Me(BaseModel):
     scopes: list[str]
     tenant: str | None
     groups: list[str]
-    no_auth: bool
+    no_auth: bool = Field(description="the server runs with --no-auth: every request is this caller, no key needed")
+    sync_configured: bool = Field(
+        description="admin keys: whether serve.sync_paths names a folder, so POST /v1/sync has work to do; "
+        "false for other keys"
+    )
+
+
+# -- OpenAI Models (GET /v1/models) --
+class ModelOut(BaseModel):
+    id: str = Field(description="the value to send as `model` in POST /v1/chat/completions")
+    object: Literal["model"]
+    created: int = Field(description="Unix time (seconds) of the knowledge base's first index version; 0 before any")
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelOut]
 
 
 class EvalResult(BaseModel):

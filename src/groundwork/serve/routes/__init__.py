@@ -1,11 +1,12 @@
 """The HTTP API, one ``APIRouter`` per area; ``groundwork.serve.app`` includes them all."""
 
-from groundwork.serve.routes import audit, chat, documents, evals, me, ops, query, versions
+from groundwork.serve.routes import audit, chat, documents, evals, me, models, ops, query, versions
 
 ROUTERS = [
     ops.router,
     query.router,
     chat.router,
+    models.router,
     documents.router,
     versions.router,
     audit.router,

@@ -1,6 +1,9 @@
 // Groundwork web page: plain ES module, no build step, no external resources.
 // Every call goes to the HTTP API with the signed-in key as a Bearer token, so the page shows exactly
-// what the key may see (the server applies the key's scopes and document ACLs).
+// what the key may see (the server applies the key's scopes and document ACLs). Document text is shown
+// through markdown.js only (sanitised); everything else goes in as text nodes, never as HTML.
+
+import { highlight, renderMarkdown } from "/markdown.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = { key: sessionStorage.getItem("gw-key") || "", me: null, messages: [], docOffset: 0, docLimit: 20 };
@@ -36,18 +39,34 @@ async function api(path, opts = {}) {
 const can = (scope) => state.me && (state.me.scopes.includes(scope) || state.me.scopes.includes("admin"));
 const fileName = (p) => (p || "").split("/").pop();
 const fmtTime = (t) => (t || "").replace("T", " ").replace(/\+00:00$|Z$/, "").slice(0, 19);
+const nChunks = (n) => `${n} chunk${n === 1 ? "" : "s"}`;
 const fmtSize = (chars) => (chars > 1024 ? `${(chars / 1024).toFixed(1)} k chars` : `${chars} chars`);
 
 // -- sign-in and routing -------------------------------------------------------------------------
 async function signIn(key) {
   state.key = key;
   const me = await (await api("/v1/me")).json();
-  state.me = me;
   sessionStorage.setItem("gw-key", key);
+  enter(me);
+}
+
+async function noAuthServer() {
+  // `groundwork serve --no-auth` answers /v1/me without a key; any other server answers 401
+  try {
+    const r = await fetch("/v1/me");
+    const me = r.ok ? await r.json() : null;
+    return me && me.no_auth ? me : null;
+  } catch (_) { return null; }
+}
+
+function enter(me) {
+  state.me = me;
   $("#who-name").textContent = `${me.name}${me.tenant ? ` (${me.tenant})` : ""}`;
+  $("#signout").hidden = me.no_auth; // nothing to sign out of
   $("#who").hidden = false;
   $("#nav").hidden = false;
   document.querySelectorAll("[data-scope]").forEach((el) => { el.hidden = !can(el.dataset.scope); });
+  $("#resync").hidden = !(can("admin") && me.sync_configured); // nothing to re-sync without serve.sync_paths
 }
 
 function signOut(message = "") {
@@ -56,8 +75,13 @@ function signOut(message = "") {
   $("#who").hidden = true;
   $("#nav").hidden = true;
   $("#signin-error").textContent = message;
-  location.hash = "#/signin";
-  route();
+  go("#/signin");
+}
+
+function go(hash) {
+  // a new hash routes through the hashchange event; routing here as well would render the page twice
+  if (location.hash === hash) route();
+  else location.hash = hash;
 }
 
 function route() {
@@ -118,18 +142,14 @@ function supportingSentence(answerBefore) {
   return (parts[parts.length - 1] || "").trim();
 }
 
+const where = (c) => [c.heading, c.page ? `page ${c.page}` : ""].filter(Boolean).join(" · ");
+
 function openCitation(c, answerBefore) {
   $("#citation-title").textContent = fileName(c.source);
-  $("#citation-where").textContent = [c.heading, c.page ? `page ${c.page}` : ""].filter(Boolean).join(" · ");
+  $("#citation-where").textContent = where(c);
   const quote = $("#citation-text");
-  quote.replaceChildren();
-  const sentence = supportingSentence(answerBefore);
-  const norm = (s) => s.replace(/\s+/g, " ");
-  const text = norm(c.text);
-  const at = sentence ? text.indexOf(norm(sentence)) : -1;
-  if (at >= 0) {
-    quote.append(text.slice(0, at), h("mark", {}, text.slice(at, at + norm(sentence).length)), text.slice(at + norm(sentence).length));
-  } else quote.append(text);
+  quote.replaceChildren(renderMarkdown(c.text));
+  highlight(quote, supportingSentence(answerBefore));
   $("#citation-doc").href = `#/documents/${encodeURIComponent(c.doc_id)}`;
   $("#citation-panel").hidden = false;
   $("#close-citation").focus();
@@ -181,11 +201,27 @@ async function ask(question) {
   const citations = (final && final.citations) || [];
   renderAnswer(body, text, citations);
   state.messages.push({ role: "assistant", content: text });
-  if (final && final.abstained) {
-    status.textContent = "Groundwork could not find an answer to this in your documents.";
-    item.classList.add("abstained");
-  }
+  // an abstention's text already says so; the status line speaks only when the text is empty
+  status.textContent = final && final.abstained && !text.trim() ? "Groundwork could not find an answer to this in your documents." : "";
+  status.hidden = !status.textContent;
+  if (final && final.abstained) item.classList.add("abstained");
+  if (citations.length) item.append(sourceList(text, citations));
   if (final && final.answer_id) item.append(feedbackForm(final.answer_id));
+}
+
+let sourceLists = 0; // ids that tie each list to its title
+
+function sourceList(text, citations) {
+  // one entry per cited chunk, in [n] order; each opens the chunk like the [n] button in the text
+  const items = [...citations].sort((a, b) => a.n - b.n).map((c) => {
+    const marker = text.indexOf(`[${c.n}]`);
+    const before = marker >= 0 ? text.slice(0, marker) : "";
+    const label = [fileName(c.source), where(c)].filter(Boolean).join(" · ");
+    return h("li", {}, h("button", { type: "button", class: "source", "aria-label": `Show source ${c.n}: ${label}`,
+      onclick: () => openCitation(c, before) }, h("span", { class: "n" }, `[${c.n}]`), " ", label));
+  });
+  return h("div", { class: "sources" }, h("p", { class: "sources-title", id: `s-${++sourceLists}` }, "Sources"),
+    h("ol", { "aria-labelledby": `s-${sourceLists}` }, items));
 }
 
 function feedbackForm(answerId) {
@@ -222,9 +258,9 @@ async function showDocuments(docId) {
   const detail = $("#doc-detail");
   if (docId) {
     const d = await (await api(`/v1/documents/${docId}`)).json();
-    $("#doc-detail-title").textContent = `${fileName(d.source)} — ${d.chunks} chunks`;
+    $("#doc-detail-title").textContent = `${fileName(d.source)} — ${nChunks(d.chunks)}`;
     $("#doc-chunks").replaceChildren(...d.chunk_list.map((c) => h("li", {},
-      h("p", { class: "where" }, [c.heading, c.page ? `page ${c.page}` : ""].filter(Boolean).join(" · ")), h("p", {}, c.text))));
+      h("p", { class: "where" }, where(c)), h("div", { class: "md" }, renderMarkdown(c.text)))));
     detail.hidden = false;
   } else detail.hidden = true;
 }
@@ -256,12 +292,14 @@ async function upload(files) {
 async function watchJob(jobId, box) {
   for (;;) {
     const job = await (await api(`/v1/jobs/${jobId}`)).json();
-    const bar = h("progress", { max: job.total || 1, value: job.done, "aria-label": "Ingest progress" });
+    const finished = job.status === "done" || job.status === "failed";
+    // a re-sync job has no file count (total 0): a finished job shows a full bar either way
+    const bar = h("progress", { max: job.total || 1, value: finished ? job.total || 1 : job.done, "aria-label": "Ingest progress" });
     const rows = job.results.map((r) => h("li", { class: r.status === "failed" ? "error" : "" },
-      `${r.file}: ${r.status === "failed" ? `could not be added — ${r.reason}` : `${r.status} (${r.chunks} chunks)`}`));
+      `${r.file}: ${r.status === "failed" ? `could not be added — ${r.reason}` : `${r.status} (${nChunks(r.chunks)})`}`));
     const label = job.status === "done" ? "Finished" : job.status === "failed" ? "Finished with errors" : `Processing ${job.done} of ${job.total}`;
     box.replaceChildren(h("p", { class: "job-status" }, label), bar, h("ul", {}, rows));
-    if (job.status === "done" || job.status === "failed") break;
+    if (finished) break;
     await new Promise((res) => setTimeout(res, 500));
   }
   $("#filter-source").replaceChildren(h("option", { value: "" }, "All documents"));
@@ -346,7 +384,7 @@ window.addEventListener("hashchange", route);
 $("#signin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   $("#signin-error").textContent = "";
-  try { await signIn($("#key").value.trim()); $("#key").value = ""; location.hash = "#/chat"; route(); }
+  try { await signIn($("#key").value.trim()); $("#key").value = ""; go("#/chat"); }
   catch (err) { if (err.message !== "unauthorized") $("#signin-error").textContent = err.message; }
 });
 $("#signout").addEventListener("click", () => signOut());
@@ -369,20 +407,27 @@ $("#doc-search").addEventListener("submit", (e) => { e.preventDefault(); state.d
 $("#prev-page").addEventListener("click", () => { state.docOffset = Math.max(0, state.docOffset - state.docLimit); showDocuments(""); });
 $("#next-page").addEventListener("click", () => { state.docOffset += state.docLimit; showDocuments(""); });
 $("#resync").addEventListener("click", async () => {
-  const job = await (await api("/v1/sync", { method: "POST" })).json();
-  const box = h("div", { class: "job" });
-  $("#jobs").prepend(box);
-  await watchJob(job.job_id, box);
+  try {
+    const job = await (await api("/v1/sync", { method: "POST" })).json();
+    const box = h("div", { class: "job" });
+    $("#jobs").prepend(box);
+    await watchJob(job.job_id, box);
+  } catch (e) { toast(e.message); }
 });
-$("#file-input").addEventListener("change", (e) => upload([...e.target.files]));
+$("#choose-files").addEventListener("click", () => $("#file-input").click());
+$("#file-input").addEventListener("change", (e) => { upload([...e.target.files]); e.target.value = ""; });
 const drop = $("#dropzone");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); upload([...e.dataTransfer.files]); });
-drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("#file-input").click(); } });
 
 (async () => {
   if (state.key) { try { await signIn(state.key); } catch (_) { state.key = ""; } }
-  if (!state.me) location.hash = "#/signin";
-  route();
+  if (!state.me) {
+    const dev = await noAuthServer();
+    if (dev) enter(dev);
+  }
+  if (!state.me) go("#/signin");
+  else if (location.hash === "#/signin") go("#/chat");
+  else route();
 })();
