@@ -107,6 +107,9 @@ async def _observe(request: Request, call_next: Any) -> Response:
     svc.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
     svc.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
     response.headers["X-Request-ID"] = rid
+    # The web page may not be framed by another site (clickjacking); no content-type sniffing.
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     ms = round((time.perf_counter() - t0) * 1000, 1)
     log.info("request", extra={"method": request.method, "path": endpoint, "status": response.status_code, "ms": ms})
     request_id.reset(token)

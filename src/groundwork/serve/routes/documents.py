@@ -111,8 +111,11 @@ def delete_document(doc_id: str, p: Principal = INGEST, svc: Service = SERVICE) 
     return {"doc_id": doc_id, "deleted": True, "version": svc.kb.store.current_version()}
 
 
-@router.post("/v1/sync", status_code=202, response_model=S.JobAccepted, responses=AUTH_ERRORS)
+@router.post("/v1/sync", status_code=202, response_model=S.JobAccepted, responses=AUTH_ERRORS | {409: ERROR})
 def sync(p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
-    """Re-sync the configured folder sources (serve.sync_paths) as a background job."""
-    job = svc.jobs.submit({}, p.name, Access(), [], kind="sync")
+    """Re-sync the configured folder sources (serve.sync_paths) as a background job; 409 when none
+    is configured."""
+    if not svc.settings.serve.sync_paths:
+        raise ApiError(409, "nothing_to_sync", "no folders to sync: set serve.sync_paths (groundwork.toml)")
+    job = svc.jobs.submit({}, p.name, Access(), [], kind="sync", creator=p.key_id)
     return {"job_id": job.job_id, "status": job.status, "files": [str(x) for x in svc.settings.serve.sync_paths]}
