@@ -310,8 +310,9 @@ async function watchJob(jobId, box) {
 async function showVersions() {
   const versions = await (await api("/v1/versions")).json();
   $("#version-table tbody").replaceChildren(...versions.slice().reverse().map((v) => h("tr", {},
-    h("td", {}, v.version), h("td", {}, fmtTime(v.created_at)), h("td", {}, v.added), h("td", {}, v.updated), h("td", {}, v.deleted),
-    h("td", {}, v.documents), h("td", {}, v.chunks), h("td", {}, v.changed_doc_ids.map(fileName).join(", ")))));
+    h("td", {}, v.version), h("td", {}, fmtTime(v.created_at)), ...["added", "updated", "deleted", "documents", "chunks"].map(
+      (k) => h("td", { title: v[k] === null ? "totals count every tenant's documents; shown to unrestricted keys only" : "" }, v[k] ?? "—")),
+    h("td", {}, v.changed_doc_ids.map(fileName).join(", ")))));
 }
 
 async function showAudit(answerId) {
