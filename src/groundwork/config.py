@@ -89,6 +89,11 @@ class IndexSettings(_Section):
         168.0, ge=0, description="storage versions older than this are removed after each run"
     )
     fts_language: str = "English"
+    read_consistency_s: float = Field(
+        0.0,
+        ge=0,
+        description="LanceDB: how stale a read may be (seconds); 0 = every read sees the newest committed version, whoever wrote it",
+    )
     query_timeout_s: float = Field(
         10.0,
         gt=0,
@@ -201,6 +206,10 @@ class GuardSettings(_Section):
     deny_words_action: Literal["block", "mask", "flag", "off"] = "block"
     pii: Literal["block", "mask", "flag", "off"] = Field(
         "mask", description="PII in answers: emails, phones, payment cards (Luhn), IBANs, US SSNs, IP addresses"
+    )
+    pii_strict: bool = Field(
+        False,
+        description="mask PII in answers even where it is quoted from the caller's own sources (by default those are shown as written)",
     )
     pii_at_ingest: bool = Field(False, description="also mask PII in chunk text before it is indexed")
     pii_region: str = Field("US", description="default region for phone numbers without a country code")

@@ -217,9 +217,17 @@ class KnowledgeBase:
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {k: round(v, 2) for k, v in answer.timings_ms.items()}
         if self.settings.audit.enabled:
-            flt = filter if isinstance(filter, str) or filter is None else str(filter)
-            self.audit.write(answer_record(answer, caller, access, mode or self.settings.retrieval.mode, flt))
+            self._audit(answer, caller, access, mode, filter)
         return answer
+
+    def _audit(self, answer: Answer, caller: str, access: Access | None, mode: str | None, flt: Any) -> None:
+        """Write the audit record; its question and answer texts with every PII span masked."""
+        text = flt if isinstance(flt, str) or flt is None else str(flt)
+        record = answer_record(answer, caller, access, mode or self.settings.retrieval.mode, text)
+        redact = self.components.guardrails.redact
+        record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])
+        record["search_query"] = redact(record["search_query"])
+        self.audit.write(record)
 
     # -- model changes ------------------------------------------------------------------------------
     def reindex(self, embedder_model: str) -> tuple[int, IndexVersion]:

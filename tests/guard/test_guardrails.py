@@ -92,7 +92,7 @@ def test_denied_topics_and_words(make_kb, tmp_path: Path) -> None:
     assert kb.audit.list(limit=3)[1]["blocked"] is True  # refusals are audited too
 
 
-def test_pii_in_answers_is_masked(make_kb, tmp_path: Path) -> None:
+def test_pii_quoted_from_the_callers_sources_is_shown_and_other_pii_is_masked(make_kb, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     write(
         docs / "contacts.md",
@@ -102,12 +102,34 @@ def test_pii_in_answers_is_masked(make_kb, tmp_path: Path) -> None:
     kb = make_kb()
     kb.ingest([docs])
     ans = kb.ask("How can the facilities manager be reached?")
-    assert "[EMAIL]" in ans.answer and "[PHONE]" in ans.answer and "example.com" not in ans.answer
+    assert "facilities.lead@example.com" in ans.answer and "[EMAIL]" not in ans.answer  # their own data
     [d] = [d for d in ans.guardrails if d.guard == "pii"]
+    assert d.action == "flagged" and d.targets == ["EMAIL", "PHONE"]
+    record = kb.audit.get(ans.answer_id)
+    assert "example.com" not in record["answer"] and "[EMAIL]" in record["answer"]  # never in the audit
+    strict = make_kb("kb2", **{"guard.pii_strict": True})
+    strict.ingest([docs])
+    masked = strict.ask("How can the facilities manager be reached?")
+    assert "[EMAIL]" in masked.answer and "[PHONE]" in masked.answer and "example.com" not in masked.answer
+    [d] = [d for d in masked.guardrails if d.guard == "pii"]
     assert d.action == "masked" and d.targets == ["EMAIL", "PHONE"]
-    flagged = make_kb("kb2", **{"guard.pii": "flag"})
-    flagged.ingest([docs])
-    assert "example.com" in flagged.ask("How can the facilities manager be reached?").answer
+
+
+def test_pii_that_is_not_in_the_sources_never_streams(make_kb, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    write(docs / "contacts.md", "# Contacts\n\nPayroll questions go to payroll@acme-widgets.example.\n")
+
+    def reply(messages: list[dict]) -> str:  # an LLM that adds an address of its own
+        return "Write to payroll@acme-widgets.example [1]. Or try ceo.private@gmail.com for faster help."
+
+    with ChatServer(reply) as server:
+        kb = make_kb(**{"generator.backend": "openai", "generator.model": "m", "generator.base_url": server.base_url})
+        kb.ingest([docs])
+        pieces: list[str] = []
+        ans = kb.ask("Who answers payroll questions?", on_token=pieces.append)
+    assert "".join(pieces) == ans.answer  # what streamed is exactly the final answer
+    assert "payroll@acme-widgets.example" in ans.answer  # quoted from the sources
+    assert all("ceo.private" not in p and "gmail" not in p for p in pieces) and "[EMAIL]" in ans.answer
 
 
 def test_grounding_scores_separate_supported_from_unsupported(embedder) -> None:

@@ -256,7 +256,7 @@ def test_keyword_ranking_is_bm25(store: Store) -> None:
 def test_a_read_past_its_time_budget_is_cancelled_and_reported(open_store, request) -> None:
     from groundwork.errors import QueryTimeoutError
 
-    s = open_store(IndexSettings(query_timeout_s=0.001))
+    s = open_store(IndexSettings(query_timeout_s=1e-6))
     s.check_model("m", DIM)
     s.replace_documents({"d": "h"}, [chunk("d", i, f"text number {i}", unit(i)) for i in range(50)], "p")
     with pytest.raises(QueryTimeoutError, match="time budget"):

@@ -2,8 +2,13 @@
 
 Steps, each a method below: screen the question (input guardrails) -> rewrite a follow-up into a
 stand-alone question -> retrieve -> assemble the context within the token budget -> screen the
-context -> generate (streamed text passes the citation filter) -> number the citations -> screen the
-answer (output guardrails). A blocked question is refused before anything is retrieved.
+context -> generate -> number the citations -> screen the answer (output guardrails). A blocked
+question is refused before anything is retrieved.
+
+Nothing leaves before the output guardrails saw it: streamed text goes through the citation filter
+(final numbering) and then the output screen one sentence at a time (``groundwork.guard.output``), so
+the streamed pieces join to exactly the final answer. When an output check may refuse the whole
+answer, the answer is released whole at the end instead.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from groundwork.answer.generator import Generation, Generator, TokenCallback
 from groundwork.config import AnswerSettings
 from groundwork.filters import Filter
 from groundwork.guard import REFUSAL, Guardrails
+from groundwork.guard.output import OutputScreen, ReleaseBuffer
 from groundwork.llm.chat import ChatModel, Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.retrieve.conversation import rewrite_question
@@ -83,11 +89,15 @@ class AnswerPipeline:
         with _timed(answer.timings_ms, "rewrite"):
             answer.search_query = rewrite_question(q.text, q.history, self.chat) if q.history else q.text
         context, flagged = self._retrieve_context(answer, q)
+        screen = self.guardrails.output_screen([c.text for c in context])
+        whole = q.on_token is None or self.guardrails.blocks_output
         with _timed(answer.timings_ms, "generate"):
-            gen = self._generate(answer.search_query, context, q.on_token)
+            gen, streamed = self._generate(answer.search_query, context, None if whole else q.on_token, screen)
         self._cite(answer, gen, context, flagged)
         with _timed(answer.timings_ms, "guard"):
-            self._screen_answer(answer, gen.text, context)
+            self._screen_answer(answer, streamed if streamed is not None else screen.text(gen.text), context, screen)
+        if whole and q.on_token is not None:
+            q.on_token(answer.answer)  # released whole, after every check
         return answer
 
     def _screen_question(self, answer: Answer, on_token: TokenCallback | None) -> bool:
@@ -112,21 +122,25 @@ class AnswerPipeline:
         answer.guardrails += decisions
         return context, flagged
 
-    def _generate(self, question: str, context: list[ContextChunk], on_token: TokenCallback | None) -> Generation:
-        """Generate; streamed text goes through the citation filter, so the reader sees the final
-        numbering ([1], [2], ... in order of use) as it streams."""
+    def _generate(
+        self, question: str, context: list[ContextChunk], on_token: TokenCallback | None, screen: OutputScreen
+    ) -> tuple[Generation, str | None]:
+        """(generation, the text streamed to ``on_token`` or None). Streamed text passes the citation
+        filter (the reader sees the final numbering [1], [2], ... in order of use) and then the output
+        screen, one complete sentence at a time."""
         if on_token is None:
-            return self.generator.generate(question, context, None)
-        stream = CitationStreamFilter({c.n for c in context}, renumber=True)
+            return self.generator.generate(question, context, None), None
+        release = ReleaseBuffer(screen.sentence, on_token)
+        citations = CitationStreamFilter({c.n for c in context}, renumber=True)
 
         def shown(piece: str) -> None:
-            if text := stream.feed(piece):
-                on_token(text)
+            if text := citations.feed(piece):
+                release.feed(text)
 
         gen = self.generator.generate(question, context, shown)
-        if rest := stream.flush():
-            on_token(rest)
-        return gen
+        release.feed(citations.flush())
+        release.flush()
+        return gen, release.released
 
     @staticmethod
     def _cite(answer: Answer, gen: Generation, context: list[ContextChunk], flagged: set[str]) -> None:
@@ -136,7 +150,7 @@ class AnswerPipeline:
         answer.abstained, answer.evidence_score, answer.notice = gen.abstained, gen.evidence_score, gen.notice
         answer.flags, answer.invalid_citations = list(gen.flags), gen.invalid_citations
         by_n = {c.n: c for c in context}
-        gen.text, mapping = renumber(gen.text, set(by_n))
+        gen.text, mapping = renumber(gen.text, set(by_n))  # what the stream filter showed, numbered alike
         for old, new in mapping.items():
             c = by_n[old]
             ch = c.hit.chunk
@@ -154,9 +168,12 @@ class AnswerPipeline:
                 )
             )
 
-    def _screen_answer(self, answer: Answer, text: str, context: list[ContextChunk]) -> None:
-        """Output guardrails; a blocked answer becomes the refusal, without citations."""
-        text, decisions = self.guardrails.check_answer(answer.search_query, text, context, answer.abstained)
+    def _screen_answer(self, answer: Answer, text: str, context: list[ContextChunk], screen: OutputScreen) -> None:
+        """The screened text, and the output decisions; a blocked answer becomes the refusal, without
+        citations (it was not released: see ``blocks_output``)."""
+        decisions = screen.decisions() + self.guardrails.check_answer(
+            answer.search_query, text, context, answer.abstained
+        )
         answer.guardrails += decisions
         if any(d.action == "blocked" and d.stage == "output" for d in decisions):
             text, answer.abstained, answer.blocked, answer.citations = REFUSAL, True, True, []

@@ -173,9 +173,7 @@ def ask(
         print_json(answer.to_dict())
         return
     if streamed:
-        sys.stdout.write("\n")
-        if "".join(streamed).strip() != answer.answer.strip():  # guardrails changed the text (masking, block)
-            out.print("[dim]after guardrails:[/] " + escape(answer.answer), soft_wrap=True)
+        sys.stdout.write("\n")  # the streamed text is the final answer: the guardrails saw it first
     else:
         out.print(escape(answer.answer), soft_wrap=True)
     for c in answer.citations:

@@ -17,7 +17,8 @@ from typing import Protocol, runtime_checkable
 from groundwork.config import GuardSettings
 from groundwork.guard.grounding import grounding_scores
 from groundwork.guard.injection import find_injection, mask_injection
-from groundwork.guard.pii import find_pii, mask_pii
+from groundwork.guard.output import OutputScreen
+from groundwork.guard.pii import mask_pii
 from groundwork.guard.topics import DeniedTopics, DenyWords
 from groundwork.index.embedder import Embedder
 from groundwork.types import ContextChunk, GuardDecision
@@ -40,10 +41,24 @@ class Guardrails(Protocol):
         """(context to use, decisions, ids of flagged chunks) for the retrieved chunks."""
         ...
 
+    @property
+    def blocks_output(self) -> bool:
+        """Whether an output check may refuse the whole answer: then nothing is streamed before it ran."""
+        ...
+
+    def output_screen(self, sources: Sequence[str]) -> OutputScreen:
+        """A screen for one answer (``sentence``, ``text``, ``decisions``) that masks what the output
+        guards mask, knowing the context texts the answer may quote."""
+        ...
+
     def check_answer(
         self, question: str, answer: str, context: Sequence[ContextChunk], abstained: bool
-    ) -> tuple[str, list[GuardDecision]]:
-        """(answer text to return, decisions) for the generated answer (output stage)."""
+    ) -> list[GuardDecision]:
+        """Decisions on the whole, screened answer (output stage): grounding and relevance."""
+        ...
+
+    def redact(self, text: str) -> str:
+        """``text`` with all PII masked, for audit records and logs."""
         ...
 
 
@@ -131,62 +146,37 @@ class ConfiguredGuardrails:
         return kept, [GuardDecision("prompt_injection", "context", action, detail, targets=flagged)], set(flagged)
 
     # -- output --------------------------------------------------------------------------------------
+    @property
+    def blocks_output(self) -> bool:
+        """Whether an output check may refuse the whole answer (then it is released whole, at the end)."""
+        s = self.settings
+        return (s.deny_words_action == "block" and bool(self.words.words)) or "block" in (s.pii, s.grounding)
+
+    def output_screen(self, sources: Sequence[str]) -> OutputScreen:
+        """A screen for one answer whose context holds ``sources`` (see groundwork.guard.output)."""
+        return OutputScreen(self.settings, self.words, sources)
+
     def check_answer(
         self, question: str, answer: str, context: Sequence[ContextChunk], abstained: bool
-    ) -> tuple[str, list[GuardDecision]]:
-        """(answer text to return, decisions). A 'blocked' decision means the caller must refuse."""
+    ) -> list[GuardDecision]:
+        """Checks of the whole (screened) answer: the contextual grounding and relevance scores."""
         s, out = self.settings, []
-        if hits := self.words.find(answer):
-            action = {"block": "blocked", "mask": "masked"}.get(s.deny_words_action, "flagged")
-            out.append(
-                GuardDecision(
-                    "deny_words",
-                    "output",
-                    action,
-                    "answer contains a denied word or phrase",
-                    targets=sorted({h.group().lower() for h in hits}),
-                )
-            )
-            if action == "masked":
-                answer = self.words.mask(answer)
-        if s.pii != "off" and (pii := find_pii(answer, s.pii_region)):
-            action = {"block": "blocked", "mask": "masked"}.get(s.pii, "flagged")
-            out.append(
-                GuardDecision(
-                    "pii",
-                    "output",
-                    action,
-                    f"{len(pii)} PII span(s) in the answer",
-                    targets=sorted({m.kind for m in pii}),
-                )
-            )
-            if action == "masked":
-                answer = mask_pii(answer, pii)
         if s.grounding != "off" and not abstained and context:
             g = grounding_scores(self.embedder, question, answer, [c.text for c in context])
             action = "blocked" if s.grounding == "block" else "flagged"
             if g.grounding < s.grounding_threshold:
+                detail = f"grounding {g.grounding:.2f} < {s.grounding_threshold}"
                 out.append(
-                    GuardDecision(
-                        "grounding",
-                        "output",
-                        action,
-                        f"grounding {g.grounding:.2f} < {s.grounding_threshold}",
-                        round(g.grounding, 4),
-                        list(g.unsupported),
-                    )
+                    GuardDecision("grounding", "output", action, detail, round(g.grounding, 4), list(g.unsupported))
                 )
             if g.relevance < s.relevance_threshold:
-                out.append(
-                    GuardDecision(
-                        "relevance",
-                        "output",
-                        action,
-                        f"relevance {g.relevance:.2f} < {s.relevance_threshold}",
-                        round(g.relevance, 4),
-                    )
-                )
-        return answer, out
+                detail = f"relevance {g.relevance:.2f} < {s.relevance_threshold}"
+                out.append(GuardDecision("relevance", "output", action, detail, round(g.relevance, 4)))
+        return out
+
+    def redact(self, text: str) -> str:
+        """``text`` with every PII span masked, whatever the settings: for audit records and logs."""
+        return mask_pii(text, region=self.settings.pii_region)
 
 
 def mask_pii_for_ingest(text: str, region: str = "US") -> str:

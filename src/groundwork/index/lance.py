@@ -146,12 +146,16 @@ class LanceStore:
                 f"{self.path}: index schema {self.meta.get('schema')} is not supported (expected {SCHEMA_VERSION})"
             )
         options = dict(self.settings.storage_options) if self.remote else None
+        # Every read sees the newest committed version, whoever wrote it (another process, a CLI
+        # ingest while the server runs, another replica on the same bucket), at most this late.
+        consistency = timedelta(seconds=self.settings.read_consistency_s)
+        self._tables: dict[str, Any] = {}
         try:
-            self._db = lancedb.connect(f"{self.path}/lancedb", storage_options=options)
+            self._db = lancedb.connect(
+                f"{self.path}/lancedb", storage_options=options, read_consistency_interval=consistency
+            )
         except Exception as exc:  # an unknown scheme or bad storage option
             raise StoreError(f"cannot open the knowledge base at {self.path}: {exc}") from None
-        self._chunks = self._open("chunks")
-        self._versions = self._open("versions")
         self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
         if self._chunks is not None and "acl_tenant" not in self._chunks.schema.names:
             # Indexes written before access control: every document public (no tenant, no groups).
@@ -163,6 +167,29 @@ class LanceStore:
             return self._db.open_table(name)
         except (FileNotFoundError, ValueError):
             return None
+
+    # The tables, opened on first use and again while they do not exist yet: another process may
+    # create them after this one opened the knowledge base.
+    @property
+    def _chunks(self) -> Any:
+        return self._table("chunks")
+
+    @_chunks.setter
+    def _chunks(self, table: Any) -> None:
+        self._tables["chunks"] = table
+
+    @property
+    def _versions(self) -> Any:
+        return self._table("versions")
+
+    @_versions.setter
+    def _versions(self, table: Any) -> None:
+        self._tables["versions"] = table
+
+    def _table(self, name: str) -> Any:
+        if self._tables.get(name) is None:
+            self._tables[name] = self._open(name)
+        return self._tables[name]
 
     @property
     def exists(self) -> bool:
@@ -203,6 +230,8 @@ class LanceStore:
         os.replace(tmp, self._meta_path)  # atomic: a crash never leaves half a meta.json
 
     def check_model(self, model_id: str, dimension: int) -> None:
+        if not self.remote or not self.meta:  # another process may have recorded (or changed) the model
+            self.meta = self._read_meta()
         if not self.meta:
             self.meta = {
                 "schema": SCHEMA_VERSION,

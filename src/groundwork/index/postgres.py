@@ -370,7 +370,7 @@ class PgStore:
     def _run_search(self, sql: str, params: list[Any], settings: Sequence[str] = ()) -> list[tuple]:
         import psycopg
 
-        budget_ms = int(self.settings.query_timeout_s * 1000)
+        budget_ms = max(1, int(self.settings.query_timeout_s * 1000))  # 0 would mean no limit at all
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(f"SET LOCAL statement_timeout = {budget_ms}")  # the server cancels the query past it
             for s in settings:

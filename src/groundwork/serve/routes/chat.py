@@ -92,8 +92,9 @@ def _completion(ans: Answer, model: str, created: int, turns: list[dict]) -> dic
 def _stream(
     svc: Service, p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int
 ) -> Iterator[str]:
-    """Runs the answer on a thread; yields each generated piece as a chunk, then a final chunk with
-    the citations (and, when guardrails changed the text, the final text as ``content_final``)."""
+    """Runs the answer on a thread; yields each piece the output guardrails released as a chunk, then
+    a final chunk with the citations. The pieces join to exactly the final answer (see
+    groundwork.answer.pipeline): nothing a guard removes is ever sent."""
     pieces: queue.Queue = queue.Queue()
     result: dict[str, Any] = {}
     cid = f"chatcmpl-{time.time_ns():x}"
@@ -119,9 +120,7 @@ def _stream(
 
     threading.Thread(target=run, daemon=True).start()
     yield event({"role": "assistant", "content": ""})
-    streamed = []
     while (piece := pieces.get()) is not None:
-        streamed.append(piece)
         yield event({"content": piece})
     if "error" in result:
         yield event({}, "stop", error=result["error"])
@@ -129,7 +128,5 @@ def _stream(
         ans = result["answer"]
         cites = [to_wire(c) for c in ans.citations]
         extra: dict[str, Any] = {"citations": cites, "answer_id": ans.answer_id, "abstained": ans.abstained}
-        if "".join(streamed).strip() != ans.answer.strip():
-            extra["content_final"] = ans.answer  # guardrails masked or replaced text after it streamed
         yield event({"citations": cites}, "stop", **extra)
     yield "data: [DONE]\n\n"

@@ -197,7 +197,6 @@ async function ask(question) {
     return;
   }
   item.setAttribute("aria-busy", "false");
-  text = (final && final.content_final) || text;
   const citations = (final && final.citations) || [];
   renderAnswer(body, text, citations);
   state.messages.push({ role: "assistant", content: text });
