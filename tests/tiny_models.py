@@ -94,13 +94,17 @@ def _word_tokenizer(path: Path, bert: bool = False):
     return fast
 
 
-def build_tiny_causal_lm(path: Path, seed: int = 0) -> Path:
-    """A 2-layer Llama with a word-level tokenizer and a chat template, saved to ``path``."""
+def build_tiny_causal_lm(path: Path, seed: int = 0, token_type_ids: bool = False) -> Path:
+    """A 2-layer Llama with a word-level tokenizer and a chat template, saved to ``path``.
+    ``token_type_ids``: the tokenizer also returns token_type_ids (as BERT-style tokenizers do)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     tok = _word_tokenizer(path)
+    if token_type_ids:
+        tok.model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
+        tok.save_pretrained(str(path))
     cfg = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=32,

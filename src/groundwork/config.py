@@ -7,6 +7,7 @@ Precedence, lowest first: defaults < ``groundwork.toml`` < environment ``GROUNDW
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -374,7 +375,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(root)"
-            problems.append(f"{key}: {err['msg']}")
+            hint = _did_you_mean(err["loc"]) if err["type"] == "extra_forbidden" else ""
+            problems.append(f"{key}: {err['msg']}{hint}")
         source = f" (from {path}, GROUNDWORK_* environment or flags)" if path else ""
         raise ConfigError("invalid settings" + source + ":\n  " + "\n  ".join(problems)) from None
     except Exception as exc:  # a TOML syntax error surfaces here
@@ -386,3 +388,19 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 def redact_dsn(dsn: str) -> str:
     """The DSN without its password, for error messages and logs."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", re.sub(r"(password=)\S+", r"\1***", dsn))
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """'; did you mean retrieval.top_k?' for an unknown key close to a known one, else ''."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        model = getattr(field, "annotation", None) if field else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return ""
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    prefix = ".".join(str(p) for p in loc[:-1])
+    if close:
+        return f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+    return f"; known keys{' of ' + prefix if prefix else ''}: {', '.join(known)}"

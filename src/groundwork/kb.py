@@ -22,7 +22,7 @@ from typing import Any
 from groundwork.answer.generator import Generator, TokenCallback
 from groundwork.answer.pipeline import AnswerPipeline, Question
 from groundwork.config import IngestSettings, Settings, load_settings
-from groundwork.errors import ConfigError, StoreError
+from groundwork.errors import ConfigError, RequestError, StoreError
 from groundwork.filters import Filter
 from groundwork.guard.guardrails import mask_pii_for_ingest
 from groundwork.index.embedder import Embedder
@@ -111,9 +111,20 @@ class KnowledgeBase:
         return self.components.search_pipeline
 
     def _require_index(self) -> None:
-        if not self.store.exists:
-            raise StoreError(f"no knowledge base at {self.path}; run `groundwork ingest PATH` first")
+        self.require_existing()
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
+
+    def require_existing(self) -> None:
+        """Raise StoreError when nothing was ever ingested here (a mistyped --kb, say)."""
+        if not self.store.exists:
+            raise StoreError(
+                f"no knowledge base at {self.store_location}; check --kb, or run `groundwork ingest PATH` first"
+            )
+
+    @property
+    def store_location(self) -> str:
+        """Where the index is, for messages (the folder, the bucket URI, or the database and schema)."""
+        return str(getattr(self.store, "path", self.path))
 
     # -- ingest -------------------------------------------------------------------------------------
     def ingest(
@@ -206,9 +217,15 @@ class KnowledgeBase:
         The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
         (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
         the documents the caller may see (None: all). Raises FilterError, RequestError and StoreError
-        as ``search`` does; GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
+        as ``search`` does (RequestError also for a question over ``guard.max_question_chars``);
+        GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
         """
         t0 = time.perf_counter()
+        limit = self.settings.guard.max_question_chars
+        if len(question) > limit:  # a mistake to fix, not a policy refusal
+            raise RequestError(
+                f"the question has {len(question)} characters; the limit is {limit} (guard.max_question_chars): shorten it"
+            )
         self._require_index()
         c = self.components
         steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, self.settings.answer)

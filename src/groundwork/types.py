@@ -140,18 +140,23 @@ class Chunk:
 
 @dataclass
 class SearchHit:
-    """A chunk with its rank score. ``scores`` keeps each retriever's own score (bm25, dense)."""
+    """A chunk with its rank score. ``score`` orders one result list (a fused hybrid score is relative
+    to its query: the best hit of any query scores 1.0); ``relevance`` means the same across queries:
+    the cosine similarity of the query and chunk embeddings in [-1, 1] (None in bm25 mode, where the
+    query is not embedded). ``scores`` keeps each retriever's own score (bm25, dense)."""
 
     chunk: Chunk
     score: float
     rank: int
     scores: dict[str, float] = field(default_factory=dict)
+    relevance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         c = self.chunk
         return {
             "rank": self.rank,
             "score": self.score,
+            "relevance": self.relevance,
             "scores": self.scores,
             "chunk_id": c.chunk_id,
             "doc_id": c.doc_id,
@@ -175,6 +180,16 @@ class ContextChunk:
     tokens: int
 
 
+def document_label(doc_id: str, source: str, title: str = "") -> str:
+    """A document's name for a reader: its file name; for a record of a records file (its id is not its
+    source) also the record id and title, so the records of one file can be told apart."""
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if doc_id == source:
+        return name
+    label = f"{name} #{doc_id.rsplit('#', 1)[-1]}"
+    return f"{label}, {title}" if title else label
+
+
 @dataclass
 class Citation:
     """A chunk an answer cites; ``n`` is the number used in the answer's ``[n]`` markers."""
@@ -188,6 +203,13 @@ class Citation:
     heading: str = ""
     page: int | None = None
     flags: list[str] = field(default_factory=list)  # e.g. "prompt_injection" when a guardrail flagged the chunk
+    title: str = ""
+
+    @property
+    def label(self) -> str:
+        """How a reader finds it (see ``document_label``), with the page."""
+        label = document_label(self.doc_id, self.source, self.title)
+        return f"{label}, p. {self.page}" if self.page else label
 
 
 @dataclass

@@ -121,8 +121,11 @@ def test_failing_backend_falls_back_to_extractive_and_says_so(make_kb, kb_docs: 
         },
     )
     kb.ingest([kb_docs])
-    ans = kb.ask("Where can visitors park?")
+    pieces: list[str] = []
+    ans = kb.ask("Where can visitors park?", on_token=pieces.append)
     assert "fallback" in ans.flags and "north car park" in ans.answer
+    assert "".join(pieces) == ans.answer and ans.answer.count("generator was unavailable") == 1  # said once
+    assert not [d for d in ans.guardrails if d.guard == "grounding"]  # a verbatim quote is grounded
 
     kb = make_kb(
         "kb3",
@@ -154,6 +157,16 @@ def test_transformers_backend_streams_from_a_local_model(make_kb, kb_docs: Path,
     assert "no_valid_citation" in ans["flags"] or ans["abstained"]
     r = runner.invoke(app, args)  # streaming to the terminal
     assert r.exit_code == 0 and r.output.strip()
+
+
+def test_transformers_backend_passes_only_what_the_model_takes(make_kb, kb_docs: Path, tmp_path: Path) -> None:
+    model = build_tiny_causal_lm(tmp_path / "tiny-lm", token_type_ids=True)  # the tokenizer adds token_type_ids
+    kb = str(tmp_path / "kb")
+    assert CliRunner().invoke(app, ["--kb", kb, "ingest", str(kb_docs)]).exit_code == 0
+    args = ["--kb", kb, "ask", "Where can visitors park?", "--generator", "transformers", "--model-path", str(model)]
+    r = CliRunner().invoke(app, [*args, "--json", "--generator", "transformers"])
+    assert r.exit_code == 0, r.output
+    assert "fallback" not in json.loads(r.output)["flags"]  # the model answered; it did not fail over
 
 
 def test_transformers_chat_stream_equals_complete(tmp_path: Path) -> None:

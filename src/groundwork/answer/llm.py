@@ -149,9 +149,12 @@ class FallbackGenerator:
         try:
             return self.primary.generate(question, context, on_token)
         except GeneratorError as exc:
-            notice = f"The {exc.backend} generator was unavailable ({exc.reason}); this answer was written by the {self.fallback.name} fallback."
-            if on_token:
-                on_token(f"\n\n({notice})\n\n")
+            notice = (
+                f"The {exc.backend} generator was unavailable ({exc.reason}); "
+                f"this answer was written by the {self.fallback.name} fallback."
+            )
+            if on_token:  # streamed exactly as returned: the notice, then the fallback's answer
+                on_token(f"({notice}) ")
             gen = self.fallback.generate(question, context, on_token)
             gen.notice = notice
             gen.text = f"({notice}) {gen.text}"

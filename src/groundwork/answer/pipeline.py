@@ -164,6 +164,7 @@ class AnswerPipeline:
                     text=c.text,
                     heading=ch.heading,
                     page=ch.page,
+                    title=ch.title,
                     flags=["prompt_injection"] if ch.chunk_id in flagged else [],
                 )
             )

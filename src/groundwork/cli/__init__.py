@@ -15,7 +15,10 @@ from groundwork.cli import adapt_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, set_global
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Groundwork: answers grounded in your own documents."
+    rich_markup_mode=None,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Groundwork: answers grounded in your own documents.",
 )
 
 

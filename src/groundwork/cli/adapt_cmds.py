@@ -11,7 +11,9 @@ from rich.markup import escape
 from groundwork.cli.common import ConfigOpt, KbOpt, err, open_kb, out, user_errors
 from groundwork.errors import RequestError
 
-adapt_app = typer.Typer(no_args_is_help=True, help="Fine-tune where evaluation shows retrieval is not enough.")
+adapt_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="Fine-tune where evaluation shows retrieval is not enough."
+)
 
 
 @adapt_app.command("embeddings")

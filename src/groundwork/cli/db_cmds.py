@@ -8,7 +8,9 @@ import typer
 
 from groundwork.cli.common import ConfigOpt, KbOpt, out, settings, user_errors
 
-db_app = typer.Typer(no_args_is_help=True, help="The database schema (store = postgres): versioned migrations.")
+db_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The database schema (store = postgres): versioned migrations."
+)
 _DSN_HELP = "Connection string [default: GROUNDWORK_PG_DSN]"
 
 

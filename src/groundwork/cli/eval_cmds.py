@@ -16,7 +16,9 @@ from groundwork.evaluate.report import bar_chart, per_type_table, print_results,
 from groundwork.evaluate.retrieval import evaluate_retrieval
 from groundwork.kb import KnowledgeBase
 
-eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on benchmark sets.")
+eval_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="Measure retrieval and answers on benchmark sets."
+)
 
 FORMATS = ("beir", "multihop-rag", "groundwork")
 

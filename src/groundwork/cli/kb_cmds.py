@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
-from groundwork.types import SearchHit
+from groundwork.types import SearchHit, document_label
 
 
 def ingest(
@@ -91,13 +91,16 @@ def ingest(
 
 def _hits_table(hits: list[SearchHit]) -> Table:
     table = Table(show_lines=False)
-    for col in ("#", "score", "source", "where", "text"):
+    for col in ("#", "score", "relevance", "source", "where", "text"):
         table.add_column(col, overflow="fold")
     for h in hits:
         c = h.chunk
         where = " > ".join(x for x in (c.heading, f"p. {c.page}" if c.page else "") if x)
         snippet = " ".join(c.text.split())
-        table.add_row(str(h.rank), f"{h.score:.4f}", escape(display(c.source)), escape(where), escape(snippet[:160]))
+        relevance = "" if h.relevance is None else f"{h.relevance:.3f}"
+        table.add_row(
+            str(h.rank), f"{h.score:.4f}", relevance, escape(display(c.source)), escape(where), escape(snippet[:160])
+        )
     return table
 
 
@@ -178,10 +181,7 @@ def ask(
         out.print(escape(answer.answer), soft_wrap=True)
     for c in answer.citations:
         where = f"  {escape(c.heading)}" if c.heading else ""
-        out.print(
-            f"  [dim]\\[{c.n}][/] {escape(display(c.source))}{where}  [dim](chunk {escape(c.chunk_id.rsplit('::', 1)[-1])})[/]",
-            soft_wrap=True,
-        )
+        out.print(f"  [dim]\\[{c.n}][/] {escape(c.label)}{where}", soft_wrap=True)
     for d in answer.guardrails:
         err.print(f"[yellow]guardrail[/] {d.guard} ({d.stage}): {d.action}, {escape(d.detail)}")
 
@@ -215,7 +215,9 @@ def rollback(kb: KbOpt = None, config: ConfigOpt = None) -> None:
 def versions(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, config: ConfigOpt = None) -> None:
     """List index versions: when, what changed, and the size after each."""
     with user_errors():
-        vs = open_kb(kb, config).versions()
+        kbase = open_kb(kb, config)
+        kbase.require_existing()  # a mistyped --kb must not look like an empty knowledge base
+        vs = kbase.versions()
     if as_json:
         print_json([v.__dict__ for v in vs])
         return
@@ -239,13 +241,15 @@ def versions(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, co
 def documents(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, config: ConfigOpt = None) -> None:
     """List indexed documents with their chunk counts."""
     with user_errors():
-        docs = open_kb(kb, config).documents()
+        kbase = open_kb(kb, config)
+        kbase.require_existing()
+        docs = kbase.documents()
     if as_json:
         print_json([d.__dict__ for d in docs])
         return
     table = Table()
-    for col in ("doc_id", "title", "chunks"):
+    for col in ("doc_id", "document", "chunks"):
         table.add_column(col, overflow="fold")
     for d in docs:
-        table.add_row(escape(display(d.doc_id)), escape(d.title), str(d.chunks))
+        table.add_row(escape(display(d.doc_id)), escape(d.title or document_label(d.doc_id, d.source)), str(d.chunks))
     out.print(table)

@@ -9,9 +9,11 @@ from rich.table import Table
 from groundwork.cli.common import ConfigOpt, KbOpt, err, open_kb, out, print_json, settings, user_errors
 from groundwork.config import redact_dsn
 
-keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys for `groundwork serve`.")
-audit_app = typer.Typer(no_args_is_help=True, help="Read the audit record of answers.")
-config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
+keys_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="Create, list and revoke API keys for `groundwork serve`."
+)
+audit_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Read the audit record of answers.")
+config_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Inspect settings.")
 
 
 def _keystore(kb: str | None, config: object):
@@ -120,6 +122,8 @@ def serve(
             "Development only; bound to loopback.\n" + "!" * 78 + "[/]"
         )
     configure_logging()
+    url = f"http://{'[' + bind + ']' if ':' in bind else bind}:{s.serve.port}"
+    err.print(f"Groundwork is serving {url}  (web page {url}/, API {url}/v1, OpenAPI {url}/docs)")
     uvicorn.run(
         create_app(s, no_auth=no_auth),
         host=bind,

@@ -150,10 +150,11 @@ class LanceStore:
         # ingest while the server runs, another replica on the same bucket), at most this late.
         consistency = timedelta(seconds=self.settings.read_consistency_s)
         self._tables: dict[str, Any] = {}
-        try:
-            self._db = lancedb.connect(
-                f"{self.path}/lancedb", storage_options=options, read_consistency_interval=consistency
+        try:  # a local connection creates its folder: only once there is something to write
+            self._connect = partial(
+                lancedb.connect, f"{self.path}/lancedb", storage_options=options, read_consistency_interval=consistency
             )
+            self._conn = self._connect() if self.remote or (self.path / "lancedb").is_dir() else None
         except Exception as exc:  # an unknown scheme or bad storage option
             raise StoreError(f"cannot open the knowledge base at {self.path}: {exc}") from None
         self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
@@ -163,10 +164,18 @@ class LanceStore:
 
     # -- housekeeping -------------------------------------------------------------------------------
     def _open(self, name: str):
+        if not self.remote and not (self.path / "lancedb" / f"{name}.lance").is_dir():
+            return None  # reading a knowledge base that does not exist creates nothing
         try:
             return self._db.open_table(name)
         except (FileNotFoundError, ValueError):
             return None
+
+    @property
+    def _db(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
 
     # The tables, opened on first use and again while they do not exist yet: another process may
     # create them after this one opened the knowledge base.
@@ -242,6 +251,16 @@ class LanceStore:
             self._write_meta()
             return
         check_same_model(f"at {self.path}", self.meta, model_id, dimension, "ingest into a new --kb folder")
+
+    def record_options(self) -> dict[str, dict[str, Any]]:
+        """Records files -> the options (text_field, id_field, metadata_fields) they were ingested with."""
+        return dict(self._read_meta().get("record_options", {}))
+
+    def save_record_options(self, source: str, options: dict[str, Any]) -> None:
+        self.meta = self._read_meta()
+        if self.meta.get("record_options", {}).get(source) != options:
+            self.meta.setdefault("record_options", {})[source] = options
+            self._write_meta()
 
     def model_info(self) -> dict[str, Any] | None:
         """The recorded embedding model: {"model_id", "dimension"}, or None before the first write."""

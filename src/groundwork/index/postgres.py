@@ -206,6 +206,21 @@ class PgStore:
             meta = conn.execute("SELECT value FROM gw_meta WHERE key = 'model'").fetchone()[0]
         check_same_model(f"in {self.path}", meta, model_id, dimension, "use another postgres.schema_name")
 
+    def record_options(self) -> dict[str, dict[str, Any]]:
+        """Records files -> the options (text_field, id_field, metadata_fields) they were ingested with."""
+        rows = self._query("SELECT value FROM gw_meta WHERE key = 'record_options'")
+        return dict(rows[0][0]) if rows else {}
+
+    def save_record_options(self, source: str, options: dict[str, Any]) -> None:
+        from psycopg.types.json import Jsonb
+
+        with self.pool.connection() as conn:  # one statement: replicas never lose each other's entries
+            conn.execute(
+                "INSERT INTO gw_meta VALUES ('record_options', %s) ON CONFLICT (key) "
+                "DO UPDATE SET value = gw_meta.value || EXCLUDED.value",
+                (Jsonb({source: options}),),
+            )
+
     def model_info(self) -> dict[str, Any] | None:
         """The recorded embedding model: {"model_id", "dimension"}, or None before the first write."""
         rows = self._query("SELECT value FROM gw_meta WHERE key = 'model'")

@@ -63,6 +63,15 @@ class Store(Protocol):
 
     def count_chunks(self) -> int: ...
 
+    def record_options(self) -> dict[str, dict[str, Any]]:
+        """Records files (their source) -> the options they were last ingested with
+        (``text_field``, ``id_field``, ``metadata_fields``), so a re-ingest need not repeat them."""
+        ...
+
+    def save_record_options(self, source: str, options: dict[str, Any]) -> None:
+        """Remember the options a records file was ingested with."""
+        ...
+
     def metadata_kinds(self) -> dict[str, str] | None:
         """The kind of value each metadata field holds (number, integer, bool, string), which a new
         value must match; None when the store keeps any kind per value."""

@@ -19,7 +19,7 @@ import numpy as np
 from groundwork.config import Settings
 from groundwork.errors import LoaderError
 from groundwork.ingest.sources import SourceItem
-from groundwork.ingest.sync import Ingestor, ProgressFn, _Batch
+from groundwork.ingest.sync import Ingestor, ProgressFn, _Batch, options_dict
 from groundwork.types import DocumentInfo, FileResult, IngestReport
 
 
@@ -30,11 +30,12 @@ class _ParseChunk:
         from groundwork.index.embedder import load_embedder
         from groundwork.ingest.chunking import make_chunker
 
-        settings, self.config, self.unchanged_records = pickle.loads(blob)
+        settings, self.config, self.unchanged_records, stored_options = pickle.loads(blob)
         embedder = load_embedder(settings.embedder.model_copy(update={"cache": False}), None)
         self.ingestor = Ingestor(
             None, embedder, make_chunker(settings.chunking, embedder), settings.ingest, **self.config
         )  # type: ignore[arg-type]
+        self.ingestor.stored_options = stored_options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         out: dict[str, list] = {"kind": [], "payload": [], "text": []}
@@ -156,7 +157,11 @@ class RayIngestor(Ingestor):
         unchanged_records = {
             d.doc_id: d.content_hash for d in existing.values() if d.pipeline_hash == self.pipeline_hash
         }
-        blob = pickle.dumps((self.settings_all, self._config, unchanged_records))
+        blob = pickle.dumps((self.settings_all, self._config, unchanged_records, self.stored_options))
+        if self.records_given:  # the driver remembers the options (the workers have no store)
+            for item, _ in pending:
+                if item.is_records:
+                    self.store.save_record_options(item.source, options_dict(self.records))
         rows = [{"item": pickle.dumps((item.name, raw, item.fingerprint))} for item, raw in pending]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * self.actors))
         pool = ray.data.ActorPoolStrategy(size=self.actors)

@@ -128,6 +128,8 @@ class Ingestor:
         self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
         self.namespace_ids = namespace_ids  # record ids become "<source>#<id>" (uploads: per-tenant names)
         self.kinds = MetadataKinds(None)
+        self.records_given = records is not None and records != RecordOptions()
+        self.stored_options: dict[str, dict] = {}
         self.records = records or RecordOptions(settings.text_field, settings.id_field, tuple(settings.metadata_fields))
         self.exclude = exclude
         self.text_transform = text_transform
@@ -165,6 +167,7 @@ class Ingestor:
             roots += [root] if root else []
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
         self.kinds = MetadataKinds(self.store.metadata_kinds())
+        self.stored_options = self.store.record_options()
         existing = {d.doc_id: d for d in self.store.list_documents()}
         by_source: dict[str, list[str]] = {}
         for d in existing.values():
@@ -244,7 +247,7 @@ class Ingestor:
 
     def parse(self, item: SourceItem, raw: bytes) -> tuple[list[Document], FileResult | None]:
         """The item's documents, or a failed result (a parser error on one file never stops a run)."""
-        records = replace(self.records, id_prefix=f"{item.source}#") if self.namespace_ids else self.records
+        records = self._records_for(item)
         try:
             docs = load_file(item.name, raw, records)
         except LoaderError as exc:
@@ -254,7 +257,21 @@ class Ingestor:
         if item.fingerprint is not None and not item.is_records:
             for d in docs:
                 d.content_hash = item.fingerprint  # what the next run compares before downloading
+        if item.is_records and self.records_given and self.store is not None:  # None: a Ray worker
+            self.store.save_record_options(item.source, options_dict(records))
         return docs, None
+
+    def _records_for(self, item: SourceItem) -> RecordOptions:
+        """The records options of ``item``: the ones given to this run, else the ones it was last
+        ingested with, else the defaults; record ids namespaced by the source when asked."""
+        records = self.records
+        if item.is_records and not self.records_given:
+            stored = self.stored_options.get(item.source)
+            if stored:
+                records = RecordOptions(
+                    stored.get("text_field"), stored.get("id_field"), tuple(stored.get("metadata_fields") or ())
+                )
+        return replace(records, id_prefix=f"{item.source}#") if self.namespace_ids else records
 
     def _ingest_file(
         self,
@@ -372,3 +389,7 @@ class Ingestor:
             if d.source.startswith(prefixes) or d.source in record_files:
                 gone.append(d.doc_id)
         return gone
+
+
+def options_dict(r: RecordOptions) -> dict[str, object]:
+    return {"text_field": r.text_field, "id_field": r.id_field, "metadata_fields": list(r.metadata_fields)}

@@ -6,6 +6,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from groundwork.config import RetrievalSettings
 from groundwork.errors import RequestError
 from groundwork.filters import Filter, parse_filter
@@ -83,4 +85,8 @@ class Retriever:
                 fused = convex_fusion(lists, weights=weights)
             hits = fused[:top_k]
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
+        if vector is not None:  # a score that means the same for every query (the fused one does not)
+            for h in hits:
+                if h.chunk.vector is not None:
+                    h.relevance = round(float(np.dot(vector, h.chunk.vector)), 6)
         return Retrieval(hits=hits, timings_ms=timings)

@@ -33,7 +33,11 @@ class SearchRequest(BaseModel):
 
 class Hit(BaseModel):
     rank: int
-    score: float
+    score: float = Field(description="orders this result list; a fused hybrid score is relative to its query")
+    relevance: float | None = Field(
+        None,
+        description="cosine similarity of query and chunk embeddings, comparable across queries (null in bm25 mode)",
+    )
     scores: dict[str, float]
     chunk_id: str
     doc_id: str
@@ -116,6 +120,7 @@ class JobOut(BaseModel):
 class DocumentOut(BaseModel):
     doc_id: str
     source: str
+    label: str = Field(description="the document's name for a reader: the file name, and a record's id and title")
     title: str
     chunks: int
     chars: int

@@ -3,6 +3,7 @@ optional PEFT LoRA adapter. Streaming uses ``TextIteratorStreamer`` with generat
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from threading import Thread
 from typing import Any
@@ -50,7 +51,12 @@ class TransformersChat:
         else:
             prompt = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
         enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        return {k: v.to(self.settings.device) for k, v in enc.items()}
+        # Only what the model's forward pass takes: some tokenizers add token_type_ids, which a causal
+        # LM refuses ("model_kwargs are not used by the model").
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # PEFT
+        params = inspect.signature(base.forward).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        return {k: v.to(self.settings.device) for k, v in enc.items() if takes_any or k in params}
 
     def _gen_args(self, max_tokens: int | None) -> dict[str, Any]:
         args: dict[str, Any] = {"max_new_tokens": max_tokens or self.settings.max_tokens}

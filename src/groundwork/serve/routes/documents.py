@@ -13,7 +13,7 @@ from groundwork.serve.deps import ADMIN, INGEST, QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
 from groundwork.serve.service import Service
 from groundwork.serve.uploads import UPLOAD_BODY, check_groups, read_upload
-from groundwork.types import Access, DocumentInfo
+from groundwork.types import Access, DocumentInfo, document_label
 
 router = APIRouter(tags=["documents"])
 
@@ -54,6 +54,7 @@ def _doc_out(d: DocumentInfo) -> dict:
     return {
         "doc_id": d.doc_id,
         "source": d.source,
+        "label": document_label(d.doc_id, d.source, d.title),
         "title": d.title,
         "chunks": d.chunks,
         "chars": d.chars,

@@ -245,7 +245,7 @@ async function showDocuments(docId) {
   for (const v of versions) for (const id of v.changed_doc_ids) versionOf.set(id, v.version);
   const tbody = $("#doc-table tbody");
   tbody.replaceChildren(...page.items.map((d) => h("tr", {},
-    h("td", {}, h("a", { href: `#/documents/${encodeURIComponent(d.doc_id)}` }, fileName(d.source))),
+    h("td", {}, h("a", { href: `#/documents/${encodeURIComponent(d.doc_id)}` }, d.label || fileName(d.source))),
     h("td", {}, d.type), h("td", {}, d.chunks), h("td", {}, fmtSize(d.chars)), h("td", {}, fmtTime(d.ingested_at)),
     h("td", {}, versionOf.get(d.doc_id) ?? ""),
     h("td", {}, can("ingest") ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${fileName(d.source)}`,
@@ -257,7 +257,7 @@ async function showDocuments(docId) {
   const detail = $("#doc-detail");
   if (docId) {
     const d = await (await api(`/v1/documents/${docId}`)).json();
-    $("#doc-detail-title").textContent = `${fileName(d.source)} — ${nChunks(d.chunks)}`;
+    $("#doc-detail-title").textContent = `${d.label || fileName(d.source)} — ${nChunks(d.chunks)}`;
     $("#doc-chunks").replaceChildren(...d.chunk_list.map((c) => h("li", {},
       h("p", { class: "where" }, where(c)), h("div", { class: "md" }, renderMarkdown(c.text)))));
     detail.hidden = false;
