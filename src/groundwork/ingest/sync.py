@@ -24,7 +24,7 @@ from groundwork.errors import LoaderError, UnsupportedFileError
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
-from groundwork.ingest.loaders import load_file
+from groundwork.ingest.loaders import LoadLimits, load_file
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sources import SourceItem, local_item
 from groundwork.types import ACL_NAME, Chunk, Document, DocumentInfo, FileResult, IngestReport
@@ -127,6 +127,7 @@ class Ingestor:
     ) -> None:
         self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
         self.records = records or RecordOptions(settings.text_field, settings.id_field, tuple(settings.metadata_fields))
+        self.limits = LoadLimits.from_settings(settings)
         self.exclude = exclude
         self.text_transform = text_transform
         self.acl = acl or DocumentAcl()
@@ -241,7 +242,7 @@ class Ingestor:
     def parse(self, item: SourceItem, raw: bytes) -> tuple[list[Document], FileResult | None]:
         """The item's documents, or a failed result (a parser error on one file never stops a run)."""
         try:
-            docs = load_file(item.name, raw, self.records)
+            docs = load_file(item.name, raw, self.records, self.limits)
         except LoaderError as exc:
             return [], FileResult(item.source, "failed", reason=exc.reason)
         except Exception as exc:
