@@ -219,6 +219,7 @@ def test_cli_docx_bomb_fails_alone_with_bounded_memory(bomb: Path, tmp_path: Pat
     write(folder / "canteen.md", NEW_NOTE)
     rc, report, peak = ingest_json(kb, folder)
 
+    print(f"CLI peak RSS with the bomb: {peak / MB:.0f} MB")
     assert rc == 1
     assert "ingest.max_unzipped_mb" in failed_reasons(report)["handbook.docx"]
     assert report["added"] == 1 and report["deleted"] == 0  # the note is indexed, the old handbook kept
@@ -242,6 +243,7 @@ def test_server_docx_bomb_upload_fails_with_bounded_memory(bomb: Path, tmp_path:
             assert r.status_code == 202, r.text
             job = wait_job(client, r.json()["job_id"], timeout=300)
             peak = vm_hwm(srv.proc.pid)
+            print(f"server peak RSS with the bomb: {peak / MB:.0f} MB")
             results = {x["file"]: x for x in job["results"]}
             assert results["bomb.docx"]["status"] == "failed"
             assert "ingest.max_unzipped_mb" in results["bomb.docx"]["reason"]

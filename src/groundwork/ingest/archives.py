@@ -133,6 +133,8 @@ def _too_many(limits: ArchiveLimits) -> str:
 
 def _check_directory(name: str, members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
     """What the central directory declares: refused before any byte is inflated."""
+    if sum(i.file_size for i in members) > limits.max_unzipped_bytes:
+        raise LoaderError(name, _too_big(limits))
     for info in members:
         if info.flag_bits & 0x1:
             raise LoaderError(name, f"member '{info.filename}' is encrypted; remove the password and try again")
@@ -143,8 +145,6 @@ def _check_directory(name: str, members: list[zipfile.ZipInfo], limits: ArchiveL
                 "deflated members are read (re-save the file)",
             )
         _check_ratio(name, info.filename, info.file_size, info.compress_size, limits)
-    if sum(i.file_size for i in members) > limits.max_unzipped_bytes:
-        raise LoaderError(name, _too_big(limits))
 
 
 def _check_ratio(name: str, member: str, size: int, compressed: int, limits: ArchiveLimits) -> None:
