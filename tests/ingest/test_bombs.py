@@ -9,6 +9,7 @@ archive check, the same file took the CLI to 11.7 GB and the server past 8 GB.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -45,6 +46,7 @@ NEW_NOTE = "# Canteen\n\nThe canteen serves lunch from noon until two o'clock ev
 # -- building files -----------------------------------------------------------------------------------
 
 
+@functools.cache
 def _template_members() -> list[tuple[zipfile.ZipInfo, bytes]]:
     """Every member of an empty python-docx document except word/document.xml."""
     buf = io.BytesIO()

@@ -6,8 +6,8 @@ itself, streaming, and enforces every limit while it reads, before any parser se
 
 1. The central directory (APPNOTE.TXT 4.3.12): at most ``max_members`` entries (counted before
    ``zipfile`` builds one object per entry), declared total size, declared ratio per member, only the
-   stored and deflated methods (the only ones OPC, ECMA-376 Part 2 §8.2.4, and EPUB OCF allow;
-   ``zipfile`` inflates bzip2 and LZMA members without an output bound), no encrypted members.
+   stored and deflated methods (the only ones the OPC ZIP mapping of ECMA-376 Part 2 and EPUB OCF 3
+   allow; ``zipfile`` inflates bzip2 and LZMA members without an output bound), no encrypted members.
 2. Every member's data, inflated here 64 KiB at a time: the real size, not the declared one, counts
    against ``max_unzipped_bytes`` and the ratio. ``zipfile`` truncates a member to its declared size,
    but ``ZipFile.read()`` (what python-docx calls) first inflates the whole stream in one call, so a
@@ -15,9 +15,9 @@ itself, streaming, and enforces every limit while it reads, before any parser se
    as soon as it inflates past its declared size.
 3. No member is itself an archive (by its first bytes, not its name), except under ``embedded_dirs``,
    where a format keeps embedded packages as opaque bytes (DOCX charts: ``word/embeddings/*.xlsx``).
-4. The XML members together hold at most ``max_xml_nodes`` elements and attributes, counted by a
-   streaming parser that keeps no tree: a DOM parser's memory grows with nodes, not bytes (measured:
-   python-docx holds 100-200 bytes per node, so 100 MB of ``<a/>`` would cost over 3 GB).
+4. The XML members together hold at most ``max_xml_nodes`` elements, attributes and text nodes,
+   counted by a parser that builds no tree: a DOM parser's memory grows with nodes, not bytes
+   (measured: python-docx holds 130-230 bytes per node, so 100 MB of ``<a/>`` would cost over 3 GB).
 
 Every refusal is a LoaderError that names the member, the limit and the setting.
 """
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from groundwork.config import IngestSettings
 from groundwork.errors import LoaderError
 
 _CHUNK = 64 * 1024  # bytes inflated per step: the most one member costs in memory here
@@ -54,16 +55,19 @@ _ARCHIVE_MAGIC = {
 }
 
 
+_DEFAULT = IngestSettings.model_fields  # the defaults live with the settings
+
+
 @dataclass(frozen=True)
 class ArchiveLimits:
     """Limits on one zip-based file (``ingest.max_unzipped_mb``, ``max_zip_ratio``, ``max_zip_members``,
-    ``max_xml_nodes``). ``max_unzipped_bytes`` in bytes; ``max_ratio`` is uncompressed / compressed
-    bytes per member (members under RATIO_MIN_BYTES are not checked)."""
+    ``max_xml_nodes``; defaults: theirs). ``max_unzipped_bytes`` in bytes; ``max_ratio`` is uncompressed
+    / compressed bytes per member (members under RATIO_MIN_BYTES are not checked)."""
 
-    max_unzipped_bytes: int = 100 * 10**6
-    max_ratio: float = 100.0
-    max_members: int = 10_000
-    max_xml_nodes: int = 3_000_000
+    max_unzipped_bytes: int = int(_DEFAULT["max_unzipped_mb"].default * 1e6)
+    max_ratio: float = _DEFAULT["max_zip_ratio"].default
+    max_members: int = _DEFAULT["max_zip_members"].default
+    max_xml_nodes: int = _DEFAULT["max_xml_nodes"].default
 
 
 def check_package(

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class LoadLimits:
     """What one file may cost: ``max_text_chars`` characters of extracted text (per record for JSON and
-    JSONL files, whose records are documents of their own), and the ``archive`` limits of zip-based formats."""
+    JSONL files, whose records are documents of their own), and the ``archive`` limits of zip-based
+    formats. Defaults: the ingest settings' defaults."""
 
-    max_text_chars: int = 5_000_000
+    max_text_chars: int = IngestSettings.model_fields["max_text_chars"].default
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
 
     @classmethod
