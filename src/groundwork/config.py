@@ -62,6 +62,31 @@ class ChunkingSettings(_Section):
 
 class IngestSettings(_Section):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are failed, not read (MB)")
+    max_text_chars: int = Field(
+        5_000_000,
+        ge=1,
+        description="text extracted from one file (one record of a JSON/JSONL file) beyond this many characters "
+        "fails the file; counted while extracting",
+    )
+    max_unzipped_mb: float = Field(
+        100.0,
+        gt=0,
+        description="zip-based files (DOCX) whose members inflate to more than this in total are failed (MB, "
+        "real sizes, counted while inflating)",
+    )
+    max_zip_ratio: float = Field(
+        100.0,
+        gt=0,
+        description="zip-based files with a member (of 1 MiB or more) compressed more than this many times "
+        "(uncompressed / compressed bytes) are failed",
+    )
+    max_zip_members: int = Field(10_000, ge=1, description="zip-based files with more members than this are failed")
+    max_xml_nodes: int = Field(
+        3_000_000,
+        ge=1,
+        description="zip-based files whose XML members hold more elements, attributes and text nodes than this "
+        "are failed (a parser's memory grows with nodes, not bytes)",
+    )
     batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint for s3:// sources (MinIO, Ceph); default: AWS_ENDPOINT_URL or AWS"

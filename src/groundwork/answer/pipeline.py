@@ -172,8 +172,9 @@ class AnswerPipeline:
     def _screen_answer(self, answer: Answer, text: str, context: list[ContextChunk], screen: OutputScreen) -> None:
         """The screened text, and the output decisions; a blocked answer becomes the refusal, without
         citations (it was not released: see ``blocks_output``)."""
+        claims = text.removeprefix(f"({answer.notice}) ") if answer.notice else text  # the notice is no claim
         decisions = screen.decisions() + self.guardrails.check_answer(
-            answer.search_query, text, context, answer.abstained
+            answer.search_query, claims, context, answer.abstained
         )
         answer.guardrails += decisions
         if any(d.action == "blocked" and d.stage == "output" for d in decisions):

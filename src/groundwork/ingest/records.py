@@ -78,8 +78,11 @@ def _iter_records(path: Path, raw: str) -> Iterator[tuple[str, int, Any]]:
         yield f"record {index}", index, record
 
 
-def _record_document(source: str, index: int, record: Any, options: RecordOptions) -> Document | None:
-    """One record as a Document (None for a record with empty text). Raises ValueError with the reason."""
+def _record_document(
+    source: str, index: int, record: Any, options: RecordOptions, max_text_chars: int | None = None
+) -> Document | None:
+    """One record as a Document (None for a record with empty text). Raises ValueError with the reason,
+    also for a text longer than ``max_text_chars`` characters (ingest.max_text_chars)."""
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     text_field = options.text_field or next((f for f in _DEFAULT_TEXT_FIELDS if f in record), None)
@@ -88,6 +91,11 @@ def _record_document(source: str, index: int, record: Any, options: RecordOption
     text = record.get(text_field)
     if not isinstance(text, str):
         raise ValueError(f"field '{text_field}' is missing or not a string; check --text-field")
+    if max_text_chars is not None and len(text) > max_text_chars:
+        raise ValueError(
+            f"more than {max_text_chars:,} characters of text, over the limit (ingest.max_text_chars); "
+            "split the record, or raise the limit"
+        )
     if options.id_field:
         if record.get(options.id_field) in (None, ""):
             raise ValueError(f"id field '{options.id_field}' is missing; check --id-field")
@@ -111,11 +119,11 @@ def _record_document(source: str, index: int, record: Any, options: RecordOption
     )
 
 
-def load_records(path: Path, raw: str, options: RecordOptions) -> LoadedDocuments:
+def load_records(path: Path, raw: str, options: RecordOptions, max_text_chars: int | None = None) -> LoadedDocuments:
     """Parse every record of ``path`` into a Document.
 
-    A bad record is a RecordProblem in the result's ``problems``, not a failure of the file: the other
-    records are still indexed. Raises LoaderError (naming the file) when the file as a whole is
+    A bad record (also one whose text passes ``max_text_chars`` characters) is a RecordProblem in the
+    result's ``problems``, not a failure of the file: the other records are still indexed. Raises LoaderError (naming the file) when the file as a whole is
     unreadable, has no usable record, or repeats an id.
     """
     docs: list[Document] = []
@@ -126,7 +134,7 @@ def load_records(path: Path, raw: str, options: RecordOptions) -> LoadedDocument
             problems.append(record)
             continue
         try:
-            doc = _record_document(source, index, record, options)
+            doc = _record_document(source, index, record, options, max_text_chars)
         except ValueError as exc:
             rid = record.get(options.id_field) if isinstance(record, dict) and options.id_field else None
             problems.append(RecordProblem(label, str(exc), str(rid) if rid not in (None, "") else None))

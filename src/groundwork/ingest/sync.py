@@ -24,7 +24,7 @@ from groundwork.errors import LoaderError, UnsupportedFileError
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
-from groundwork.ingest.loaders import load_file
+from groundwork.ingest.loaders import LoadLimits, load_file
 from groundwork.ingest.metadata import MetadataKinds
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sources import SourceItem, local_item
@@ -131,6 +131,7 @@ class Ingestor:
         self.records_given = records is not None and records != RecordOptions()
         self.stored_options: dict[str, dict] = {}
         self.records = records or RecordOptions(settings.text_field, settings.id_field, tuple(settings.metadata_fields))
+        self.limits = LoadLimits.from_settings(settings)
         self.exclude = exclude
         self.text_transform = text_transform
         self.acl = acl or DocumentAcl()
@@ -249,7 +250,7 @@ class Ingestor:
         """The item's documents, or a failed result (a parser error on one file never stops a run)."""
         records = self._records_for(item)
         try:
-            docs = load_file(item.name, raw, records)
+            docs = load_file(item.name, raw, records, self.limits)
         except LoaderError as exc:
             return [], FileResult(item.source, "failed", reason=exc.reason)
         except Exception as exc:
