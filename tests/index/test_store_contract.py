@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,88 @@ def test_keyword_ranking_is_bm25(store: Store) -> None:
     store.delete_documents([f"p{i}" for i in range(30)])
     after = store.keyword_search("pump", 5)
     assert {h.chunk.doc_id for h in after} == {"imp", "imp-long"}
+
+
+# -- one writer at a time: the writer lock (Store.writing) -------------------------------------------
+def test_a_second_writer_waits_says_so_once_and_times_out(open_store) -> None:
+    first = open_store()
+    first.check_model("m", DIM)
+    second = open_store(IndexSettings(writer_timeout_s=0.5))  # another process's store, say
+    told: list[str] = []
+    with (
+        first.writing("ingest"),
+        pytest.raises(StoreError, match=r"another writer \(ingest\) still holds the writer lock"),
+        second.writing("delete", on_wait=told.append),
+    ):
+        pytest.fail("two writers inside the lock at once")
+    assert len(told) == 1 and told[0].startswith("waiting for another writer (ingest) to finish...")
+    with second.writing("delete", on_wait=told.append):  # released: no wait, no message
+        pass
+    assert len(told) == 1
+
+
+def test_a_waiting_writer_proceeds_when_the_first_finishes(open_store) -> None:
+    first, second = open_store(), open_store()
+    first.check_model("m", DIM)
+    announced, events = threading.Event(), []
+
+    def write_second() -> None:
+        with second.writing("ingest", on_wait=lambda _: announced.set()):
+            events.append("second in")
+            second.replace_documents({"b": "h"}, [chunk("b", 0, "second writer", unit(2))], "p")
+            second.record_version(1, 0, 0, ["b"])
+
+    with first.writing("ingest"):
+        first.replace_documents({"a": "h"}, [chunk("a", 0, "first writer", unit(1))], "p")
+        waiter = threading.Thread(target=write_second)
+        waiter.start()
+        assert announced.wait(60), "the second writer never said it waits"
+        events.append("first out")  # the second is still outside: it waits for this block to end
+        first.record_version(1, 0, 0, ["a"])
+    waiter.join(60)
+    assert events == ["first out", "second in"]
+    reader = open_store()
+    assert [d.doc_id for d in reader.list_documents()] == ["a", "b"]
+    assert [(v.version, v.documents) for v in reader.list_versions()] == [(1, 1), (2, 2)]
+
+
+def test_writing_is_reentrant_within_a_thread(open_store) -> None:
+    s = open_store(IndexSettings(writer_timeout_s=0.5))
+    s.check_model("m", DIM)
+    with s.writing("ingest"), s.writing("delete"):  # nested: no wait for itself
+        s.replace_documents({"a": "h"}, [chunk("a", 0, "text", unit(1))], "p")
+    with open_store(IndexSettings(writer_timeout_s=0.5)).writing("ingest"):
+        pass  # released once the outer block ended
+
+
+def test_writing_sees_what_another_store_wrote_since_it_was_opened(open_store) -> None:
+    stale = open_store()  # opened before the other writer created the tables
+    other = open_store()
+    other.check_model("m", DIM)
+    with other.writing("ingest"):
+        other.replace_documents({"a": "h"}, [chunk("a", 0, "text", unit(1))], "p")
+        other.record_version(1, 0, 0, ["a"])
+    with stale.writing("ingest"):
+        stale.check_model("m", DIM)
+        assert [d.doc_id for d in stale.list_documents()] == ["a"]
+        stale.replace_documents({"b": "h"}, [chunk("b", 0, "more", unit(2))], "p")
+        assert stale.record_version(1, 0, 0, ["b"]).version == 2
+
+
+# -- what `groundwork check` reads: stored rows, exact deletes, statistics -----------------------------
+def test_stored_rows_drop_rows_and_statistics(store: Store) -> None:
+    rows = [chunk("b", i, f"pump valve {i}", unit(i)) for i in range(3)] + [chunk("a", 0, "pump", unit(9))]
+    store.replace_documents({"a": "ha", "b": "hb"}, rows, "p")
+    stored = list(store.stored_rows())
+    assert [r.doc_id for r in stored] == ["a", "b", "b", "b"]  # grouped by document
+    assert {(r.chunk_id, r.doc_hash, r.pipeline_hash) for r in stored} == {
+        ("a::0", "ha", "p"),
+        *((f"b::{i}", "hb", "p") for i in range(3)),
+    }
+    assert all(r.ingested_at for r in stored)
+    assert store.recount_statistics() == []
+    victim = next(r for r in stored if r.chunk_id == "b::1")
+    assert store.drop_rows([victim.ref]) == 1
+    assert [c.chunk_id for c in store.document_chunks("b")] == ["b::0", "b::2"]
+    assert store.recount_statistics() == []  # statistics stay exact through a drop
+    assert {h.chunk.chunk_id for h in store.keyword_search("valve", 10)} == {"b::0", "b::2"}
