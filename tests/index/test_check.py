@@ -20,7 +20,9 @@ from typer.testing import CliRunner
 
 from groundwork.cli import app
 from groundwork.config import load_settings
+from groundwork.index.check import scan_rows
 from groundwork.index.lance import LanceStore
+from groundwork.index.store import ROW_COLUMNS
 from groundwork.kb import KnowledgeBase
 from tests.conftest import write
 
@@ -65,6 +67,28 @@ def plant_copy(kb: Path, source_chunk: str, **changes) -> None:
         i = row.schema.get_field_index(name)
         row = row.set_column(i, row.schema.field(i), pa.array([value], row.schema.field(i).type))
     table.add(row)
+
+
+def test_the_plan_keeps_the_newest_version_and_one_row_per_chunk_id() -> None:
+    rows = [  # ref, chunk_id, doc_id, doc_hash, pipeline_hash, ingested_at
+        (1, "a::0", "a", "h", "p", "2025-01-01T00:00:00+00:00"),  # a: consistent
+        (2, "b::0", "b", "old", "p", "2025-01-01T00:00:00+00:00"),  # b: an older version...
+        (3, "b::1", "b", "old", "p", "2025-01-01T00:00:00+00:00"),
+        (4, "b::0", "b", "new", "p", "2025-01-02T00:00:00+00:00"),  # ...and the newest, written twice
+        (5, "b::0", "b", "new", "p", "2025-01-02T00:00:00+00:00"),
+        (6, "c::0", "c", None, "p", "2025-01-01T00:00:00+00:00"),  # c: a null hash is a version too
+        (7, "c::1", "c", "h", "p", "2025-01-03T00:00:00+00:00"),
+    ]
+    scan = scan_rows(pa.table({c: [r[i] for r in rows] for i, c in enumerate(ROW_COLUMNS)}))
+    assert (scan.rows, scan.documents, scan.chunks) == (7, 3, 5)
+    assert (sorted(scan.redundant), scan.affected) == ([2, 3, 4, 6], ["b", "c"])  # of equals, the last row stays
+    assert {(p.kind, p.subject, p.rows) for p in scan.problems} == {
+        ("duplicate_chunk_id", "b::0", 3),
+        ("orphan_chunks", "b", 2),
+        ("orphan_chunks", "c", 1),
+    }
+    clean = scan_rows(pa.table({c: [r[i] for r in rows[:1]] for i, c in enumerate(ROW_COLUMNS)}))
+    assert (clean.problems, clean.redundant, clean.chunks) == ([], [], 1)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, ModelMismatchError, StoreError
 from groundwork.filters import parse_filter
-from groundwork.index.store import Store
+from groundwork.index.store import ROW_COLUMNS, Store
 from groundwork.types import Access, Chunk
 
 DIM = 8
@@ -324,16 +324,16 @@ def test_writing_sees_what_another_store_wrote_since_it_was_opened(open_store) -
 def test_stored_rows_drop_rows_and_statistics(store: Store) -> None:
     rows = [chunk("b", i, f"pump valve {i}", unit(i)) for i in range(3)] + [chunk("a", 0, "pump", unit(9))]
     store.replace_documents({"a": "ha", "b": "hb"}, rows, "p")
-    stored = list(store.stored_rows())
-    assert [r.doc_id for r in stored] == ["a", "b", "b", "b"]  # grouped by document
-    assert {(r.chunk_id, r.doc_hash, r.pipeline_hash) for r in stored} == {
-        ("a::0", "ha", "p"),
-        *((f"b::{i}", "hb", "p") for i in range(3)),
-    }
-    assert all(r.ingested_at for r in stored)
+    stored = store.stored_rows()
+    assert stored.column_names == list(ROW_COLUMNS)
+    assert sorted((r["chunk_id"], r["doc_id"], r["doc_hash"], r["pipeline_hash"]) for r in stored.to_pylist()) == [
+        ("a::0", "a", "ha", "p"),
+        *((f"b::{i}", "b", "hb", "p") for i in range(3)),
+    ]
+    assert all(stored.column("ingested_at").to_pylist())
     assert store.recount_statistics() == []
-    victim = next(r for r in stored if r.chunk_id == "b::1")
-    assert store.drop_rows([victim.ref]) == 1
+    victim = next(r for r in stored.to_pylist() if r["chunk_id"] == "b::1")
+    assert store.drop_rows([victim["ref"]]) == 1
     assert [c.chunk_id for c in store.document_chunks("b")] == ["b::0", "b::2"]
     assert store.recount_statistics() == []  # statistics stay exact through a drop
     assert {h.chunk.chunk_id for h in store.keyword_search("valve", 10)} == {"b::0", "b::2"}

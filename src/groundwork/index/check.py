@@ -11,11 +11,12 @@ hand, can leave an index that search trusts but should not. What is checked:
 - **statistics**: what the store keeps beside the chunks against a recount (PostgreSQL's BM25
   ``corpus_stats`` and ``lexeme_df``; LanceDB keeps its own).
 
-The logic here is store-independent; each store provides its rows (``Store.stored_rows``, grouped by
-document), deletes exact rows (``drop_rows``) and recounts its statistics (``recount_statistics``).
-Chunk ids are ``doc_id::position`` (``groundwork.ingest.chunking.base``), so a chunk id belongs to one
-document and duplicates are looked for within each document: memory is bounded by the largest
-document, not the index.
+The logic here is store-independent; each store provides its rows (``Store.stored_rows``, an Arrow
+table of ids, hashes and write times), deletes exact rows (``drop_rows``) and recounts its statistics
+(``recount_statistics``). Chunk ids are ``doc_id::position`` (``groundwork.ingest.chunking.base``), so
+a chunk id belongs to one document and duplicates are looked for within each document. The scan is
+vectorised (one Arrow group-by over all rows); only the rows of inconsistent documents become Python
+objects, so a consistent index costs about as much as ``list_documents`` (``bench/check.py``).
 
 Repair, under the writer lock: of each document the newest version is kept (the pair whose rows were
 written last: ``ingested_at``, then the store's row order), and within it one row per chunk id (the
@@ -25,12 +26,14 @@ last written); the store's statistics are recounted, and an index version record
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from typing import Any
 
-from groundwork.index.store import Store, StoredRow, WaitFn
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from groundwork.index.store import Store, WaitFn
 
 KINDS = ("duplicate_chunk_id", "orphan_chunks", "count_mismatch", "statistics")
 
@@ -50,7 +53,7 @@ class Problem:
 @dataclass
 class RowScan:
     """What one pass over the stored rows found: sizes, row problems, and the repair plan
-    (``redundant``: the ``StoredRow.ref`` of every row a repair deletes; ``affected``: their doc ids)."""
+    (``redundant``: the ``ref`` of every row a repair deletes; ``affected``: their doc ids)."""
 
     rows: int = 0
     chunks: int = 0  # distinct chunk ids
@@ -107,27 +110,30 @@ class RepairReport:
         }
 
 
-def _written(row: StoredRow) -> tuple[str, Any]:
+Row = dict[str, Any]  # one row of Store.stored_rows: the keys of ROW_COLUMNS
+
+
+def _written(row: Row) -> tuple[str, Any]:
     """Sort key: when a row was written (ISO time to the second), then the store's row order."""
-    return (row.ingested_at or "", row.ref)
+    return (row["ingested_at"] or "", row["ref"])
 
 
-def _plan_document(doc_id: str, rows: list[StoredRow]) -> tuple[list[Problem], list[Any]]:
+def _plan_document(doc_id: str, rows: list[Row]) -> tuple[list[Problem], list[Any]]:
     """One document's problems and the refs of the rows a repair deletes (all but the newest
     version, and all but the last-written row of each chunk id within it)."""
     problems = [
         Problem("duplicate_chunk_id", cid, f"stored {n} times (document {doc_id})", n)
-        for cid, n in Counter(r.chunk_id for r in rows).items()
+        for cid, n in Counter(r["chunk_id"] for r in rows).items()
         if n > 1
     ]
-    versions: dict[tuple[str | None, str | None], list[StoredRow]] = defaultdict(list)
+    versions: dict[tuple[str | None, str | None], list[Row]] = defaultdict(list)
     for r in rows:
-        versions[(r.doc_hash, r.pipeline_hash)].append(r)
+        versions[(r["doc_hash"], r["pipeline_hash"])].append(r)
     newest = max(versions, key=lambda k: max(map(_written, versions[k])))
     drop: list[Any] = []
     for key, vrows in versions.items():
         if key != newest:
-            drop += [r.ref for r in vrows]
+            drop += [r["ref"] for r in vrows]
             problems.append(
                 Problem(
                     "orphan_chunks",
@@ -137,28 +143,48 @@ def _plan_document(doc_id: str, rows: list[StoredRow]) -> tuple[list[Problem], l
                     len(vrows),
                 )
             )
-    by_id: dict[str, list[StoredRow]] = defaultdict(list)
+    by_id: dict[str, list[Row]] = defaultdict(list)
     for r in versions[newest]:
-        by_id[r.chunk_id].append(r)
+        by_id[r["chunk_id"]].append(r)
     for same in by_id.values():
-        drop += [r.ref for r in sorted(same, key=_written)[:-1]]
+        drop += [r["ref"] for r in sorted(same, key=_written)[:-1]]
     return problems, drop
 
 
-def scan_rows(rows: Iterable[StoredRow]) -> RowScan:
-    """Duplicate chunk ids and orphan chunks among ``rows`` (grouped by doc id, as ``stored_rows``
-    yields them), and the repair plan."""
-    scan = RowScan()
-    for doc_id, group in groupby(rows, key=lambda r: r.doc_id):
-        doc_rows = list(group)
-        scan.documents += 1
-        scan.rows += len(doc_rows)
-        scan.chunks += len({r.chunk_id for r in doc_rows})
-        problems, drop = _plan_document(doc_id, doc_rows)
+def scan_rows(rows: pa.Table) -> RowScan:
+    """Duplicate chunk ids and orphan chunks among ``rows`` (``Store.stored_rows``), and the repair plan.
+
+    Per document, one vectorised group-by counts rows, distinct chunk ids, and distinct doc and
+    pipeline hashes (a document has two versions exactly when one of these has two values); only
+    the documents where those disagree are planned row by row."""
+    all_values = pc.CountOptions(mode="all")  # a null hash is a value too
+    per_doc = rows.group_by("doc_id").aggregate(
+        [
+            ("chunk_id", "count", all_values),
+            ("chunk_id", "count_distinct", all_values),
+            ("doc_hash", "count_distinct", all_values),
+            ("pipeline_hash", "count_distinct", all_values),
+        ]
+    )
+    scan = RowScan(rows=rows.num_rows, documents=per_doc.num_rows)
+    scan.chunks = int(pc.sum(per_doc.column("chunk_id_count_distinct")).as_py() or 0)
+    bad = pc.or_(
+        pc.not_equal(per_doc.column("chunk_id_count"), per_doc.column("chunk_id_count_distinct")),
+        pc.or_(
+            pc.greater(per_doc.column("doc_hash_count_distinct"), 1),
+            pc.greater(per_doc.column("pipeline_hash_count_distinct"), 1),
+        ),
+    )
+    suspect = per_doc.filter(bad).column("doc_id")
+    if not len(suspect):
+        return scan
+    detail = rows.filter(pc.is_in(rows.column("doc_id"), value_set=suspect.combine_chunks()))
+    detail = detail.sort_by([("doc_id", "ascending"), ("ref", "ascending")])
+    for doc_id, group in groupby(detail.to_pylist(), key=lambda r: r["doc_id"]):
+        problems, drop = _plan_document(doc_id, list(group))
         scan.problems += problems
-        if drop:
-            scan.redundant += drop
-            scan.affected.append(doc_id)
+        scan.redundant += drop
+        scan.affected.append(doc_id)
     return scan
 
 

@@ -34,7 +34,7 @@ from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, StoreError
 from groundwork.filters import Filter, fields, to_sql
 from groundwork.index.rows import check_access_names, check_same_model, chunk_from_row, embed_all, heading_value
-from groundwork.index.store import BUILTIN_FIELDS, StatisticMismatch, StoredRow, WaitFn, announce_wait
+from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 SCHEMA_VERSION = 1
@@ -674,17 +674,13 @@ class LanceStore:
         self._versions = self._open("versions")
         self._ann = None
 
-    def stored_rows(self) -> Iterator[StoredRow]:
-        """Every row (``ref`` = LanceDB's ``_rowid``), grouped by doc id; one scan of five columns."""
+    def stored_rows(self) -> pa.Table:
+        """Every row, ``ref`` = LanceDB's ``_rowid``: one scan of five narrow columns."""
         if self._chunks is None:
-            return
-        cols = ["chunk_id", "doc_id", "doc_hash", "pipeline_hash", "ingested_at"]
-        table = self._scan([*cols, "_rowid"])
-        table = table.take(pc.sort_indices(table, sort_keys=[("doc_id", "ascending"), ("_rowid", "ascending")]))
-        for batch in table.to_batches(max_chunksize=65_536):
-            columns = [batch.column(c).to_pylist() for c in ["_rowid", *cols]]
-            for values in zip(*columns):
-                yield StoredRow(*values)
+            return pa.table({c: pa.array([], pa.int64() if c == "ref" else pa.string()) for c in ROW_COLUMNS})
+        table = self._scan([*ROW_COLUMNS[1:], "_rowid"])
+        ref = table.column("_rowid").cast(pa.int64())
+        return table.drop_columns(["_rowid"]).add_column(0, "ref", ref).select(list(ROW_COLUMNS))
 
     def drop_rows(self, refs: Sequence[Any]) -> int:
         """Delete rows by LanceDB row id, in one commit. The ids are those of ``stored_rows`` read

@@ -35,13 +35,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from groundwork.config import IndexSettings, redact_dsn
 from groundwork.errors import ConfigError, FilterError, StoreError
 from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or, fields
 from groundwork.index.pg_schema import check_identifier, make_pool, migrate
 from groundwork.index.rows import check_access_names, check_same_model, chunk_from_row, embed_all, heading_value
-from groundwork.index.store import BUILTIN_FIELDS, StatisticMismatch, StoredRow, WaitFn, announce_wait
+from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 _COLS = (
@@ -660,18 +661,11 @@ class PgStore:
         except Exception:  # any failure: closing the session is the one sure release
             conn.close()
 
-    def stored_rows(self) -> Iterator[StoredRow]:
-        """Every row (``ref`` = the chunk id, the primary key), ordered by doc id, streamed from a
-        server-side cursor."""
-        with self.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(name="stored_rows")
-            cur.itersize = 10_000
-            cur.execute(
-                "SELECT chunk_id, chunk_id, doc_id, doc_hash, pipeline_hash, ingested_at FROM chunks "
-                "ORDER BY doc_id, chunk_id"
-            )
-            for r in cur:
-                yield StoredRow(*r)
+    def stored_rows(self) -> pa.Table:
+        """Every row, ``ref`` = the chunk id (the primary key)."""
+        rows = self._query("SELECT chunk_id, chunk_id, doc_id, doc_hash, pipeline_hash, ingested_at FROM chunks")
+        columns = list(zip(*rows)) or [()] * len(ROW_COLUMNS)
+        return pa.table({name: pa.array(values, pa.string()) for name, values in zip(ROW_COLUMNS, columns)})
 
     def drop_rows(self, refs: Sequence[Any]) -> int:
         """Delete rows by chunk id in one transaction; the BM25 statistics of their documents are
