@@ -122,7 +122,7 @@ def _plan_document(doc_id: str, rows: list[Row]) -> tuple[list[Problem], list[An
     """One document's problems and the refs of the rows a repair deletes (all but the newest
     version, and all but the last-written row of each chunk id within it)."""
     problems = [
-        Problem("duplicate_chunk_id", cid, f"stored {n} times (document {doc_id})", n)
+        Problem("duplicate_chunk_id", cid, f"stored {n} times", n)
         for cid, n in Counter(r["chunk_id"] for r in rows).items()
         if n > 1
     ]
