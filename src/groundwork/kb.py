@@ -107,8 +107,7 @@ class KnowledgeBase:
             raise StoreError(f"no knowledge base at {self.path}; run `groundwork ingest PATH` first")
 
     def _require_index(self) -> None:
-        if not self.store.exists:
-            raise StoreError(f"no knowledge base at {self.path}; run `groundwork ingest PATH` first")
+        self._require_store()
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
 
     # -- ingest -------------------------------------------------------------------------------------
