@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from groundwork.cli import app
 from groundwork.config import load_settings
+from groundwork.errors import StoreError
 from groundwork.index.check import scan_rows
 from groundwork.index.lance import LanceStore
 from groundwork.index.store import ROW_COLUMNS
@@ -197,6 +198,14 @@ def test_ingest_again_rewrites_documents_whose_chunks_are_inconsistent(tmp_path:
     after = kb_at(kb)
     assert after.check().ok
     assert set(after.versions()[-1].changed_doc_ids) == {dup_doc, orphan_doc}
+
+
+def test_a_lock_that_cannot_be_taken_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "kb" / "writer.lock").mkdir(parents=True)  # a folder where the lock file should be
+    store = LanceStore(tmp_path / "kb")
+    # An error, never a retry loop:
+    with pytest.raises(StoreError, match=r"cannot take the writer lock .*kb/writer.lock"), store.writing("ingest"):
+        pytest.fail("wrote without the lock")
 
 
 def test_check_without_an_index_is_a_clear_error(tmp_path: Path) -> None:
