@@ -102,6 +102,12 @@ class IngestSettings(_Section):
 
 
 class IndexSettings(_Section):
+    writer_timeout_s: float | None = Field(
+        None,
+        ge=0,
+        description="how long a write (ingest, delete, reindex, rollback, check --repair) waits for another "
+        "writer of the same knowledge base before failing; unset = as long as the other writer runs, 0 = not at all",
+    )
     ann_min_rows: int = Field(
         100_000, ge=1, description="build an HNSW index once the table has this many chunks; flat search below"
     )

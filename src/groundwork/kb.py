@@ -25,6 +25,7 @@ from groundwork.config import IngestSettings, Settings, load_settings
 from groundwork.errors import ConfigError, RequestError, StoreError
 from groundwork.filters import Filter
 from groundwork.guard.guardrails import mask_pii_for_ingest
+from groundwork.index.check import CheckReport, RepairReport, check_store, repair_store
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import make_chunker
@@ -110,6 +111,10 @@ class KnowledgeBase:
         """The search pipeline: decomposition, retrieval, fusion, reranking."""
         return self.components.search_pipeline
 
+    def _require_store(self) -> None:
+        """Like ``_require_index`` without loading the embedding model (a check needs no vectors)."""
+        self.require_existing()
+
     def _require_index(self) -> None:
         self.require_existing()
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
@@ -152,9 +157,12 @@ class KnowledgeBase:
         ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
         ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata, which
         happens only with ``trusted_metadata``: an upload's records never choose their own tenant).
-        ``namespace_ids`` prefixes record ids with their source (see Ingestor).
-        Raises ConfigError for an unknown engine or an invalid tenant or group name; a bad file is
-        reported in the report, never raised."""
+        ``namespace_ids`` prefixes record ids with their source (see Ingestor). The run holds the
+        writer lock throughout (``Store.writing``): a second run on the same knowledge base waits for
+        it, saying so once on the ``groundwork.index`` logger.
+        Raises ConfigError for an unknown engine or an invalid tenant or group name, StoreError when
+        the lock is not had within ``index.writer_timeout_s``; a bad file is reported in the report,
+        never raised."""
         if engine not in ENGINES:
             raise ConfigError(f"unknown ingest engine {engine!r}: use {' or '.join(ENGINES)}")
         for name in (tenant, *allowed_groups):
@@ -182,7 +190,8 @@ class KnowledgeBase:
         else:
             ingestor = Ingestor(*args, **kwargs)
         sources = [p if str(p).startswith("s3://") else Path(p) for p in paths]
-        return ingestor.run(sources, sync=sync, progress=progress, items=items)
+        with self.store.writing("ingest"):
+            return ingestor.run(sources, sync=sync, progress=progress, items=items)
 
     # -- query --------------------------------------------------------------------------------------
     def search(
@@ -253,17 +262,19 @@ class KnowledgeBase:
         model: the model check refuses queries with the old one. Returns (chunks, version)."""
         self._require_index()
         new = self.components.with_embedder_model(embedder_model)
-        n = self.store.reembed(new.embedder.model_id, new.embedder.dimension, new.embedder.embed)
-        docs = [d.doc_id for d in self.store.list_documents()]
-        version = self.store.record_version(0, len(docs), 0, docs)
+        with self.store.writing("reindex"):
+            n = self.store.reembed(new.embedder.model_id, new.embedder.dimension, new.embedder.embed)
+            docs = [d.doc_id for d in self.store.list_documents()]
+            version = self.store.record_version(0, len(docs), 0, docs)
         self.components, self.settings = new, new.settings
         return n, version
 
     def rollback(self) -> dict[str, Any]:
         """Undo the last ``reindex``: the previous model's vectors and model id come back."""
-        prev = self.store.rollback()
-        docs = [d.doc_id for d in self.store.list_documents()]
-        self.store.record_version(0, len(docs), 0, docs)
+        with self.store.writing("rollback"):
+            prev = self.store.rollback()
+            docs = [d.doc_id for d in self.store.list_documents()]
+            self.store.record_version(0, len(docs), 0, docs)
         return prev
 
     # -- inspection ---------------------------------------------------------------------------------
@@ -276,14 +287,30 @@ class KnowledgeBase:
         return self.store.document_chunks(doc_id, access)
 
     def delete(self, doc_ids: Sequence[str], access: Access | None = None) -> int:
-        """Delete documents the caller may see; returns how many were deleted. Records an index version."""
-        visible = {d.doc_id for d in self.store.list_documents(access)}
-        ids = [d for d in doc_ids if d in visible]
-        if not ids:
-            return 0
-        self.store.delete_documents(ids)
-        self.store.record_version(0, 0, len(ids), ids)
+        """Delete documents the caller may see; returns how many were deleted. Records an index version.
+        Holds the writer lock (see ``ingest``)."""
+        with self.store.writing("delete"):
+            visible = {d.doc_id for d in self.store.list_documents(access)}
+            ids = [d for d in doc_ids if d in visible]
+            if not ids:
+                return 0
+            self.store.delete_documents(ids)
+            self.store.record_version(0, 0, len(ids), ids)
         return len(ids)
+
+    # -- consistency --------------------------------------------------------------------------------
+    def check(self) -> CheckReport:
+        """Duplicate chunk ids, orphan chunks (rows of an older version of a document), count and
+        statistics mismatches (see groundwork.index.check); reads only. Raises StoreError with no index."""
+        self._require_store()
+        return check_store(self.store)
+
+    def repair(self) -> RepairReport:
+        """``check``, then fix what it found under the writer lock: one row per chunk id, the newest
+        version of each document, statistics recounted, an index version recorded for the repair.
+        Raises StoreError with no index, or when the lock is not had within ``index.writer_timeout_s``."""
+        self._require_store()
+        return repair_store(self.store)
 
     def versions(self) -> list[IndexVersion]:
         """Every index version, oldest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, ModelMismatchError, StoreError
 from groundwork.filters import parse_filter
-from groundwork.index.store import Store
+from groundwork.index.store import ROW_COLUMNS, Store
 from groundwork.types import Access, Chunk
 
 DIM = 8
@@ -264,3 +265,88 @@ def test_a_read_past_its_time_budget_is_cancelled_and_reported(open_store, reque
             s.vector_search(unit(1), 5)  # LanceDB checks the budget inside the query
         else:
             s._run_search("SELECT pg_sleep(1)", [])  # a statement the server cancels after 1 ms
+
+
+# -- one writer at a time: the writer lock (Store.writing) -------------------------------------------
+def test_a_second_writer_waits_says_so_once_and_times_out(open_store) -> None:
+    first = open_store()
+    first.check_model("m", DIM)
+    second = open_store(IndexSettings(writer_timeout_s=0.5))  # another process's store, say
+    told: list[str] = []
+    with (
+        first.writing("ingest"),
+        pytest.raises(StoreError, match=r"another writer \(ingest\) still holds the writer lock"),
+        second.writing("delete", on_wait=told.append),
+    ):
+        pytest.fail("two writers inside the lock at once")
+    assert len(told) == 1 and told[0].startswith("waiting for another writer (ingest) to finish...")
+    with second.writing("delete", on_wait=told.append):  # released: no wait, no message
+        pass
+    assert len(told) == 1
+
+
+def test_a_waiting_writer_proceeds_when_the_first_finishes(open_store) -> None:
+    first, second = open_store(), open_store()
+    first.check_model("m", DIM)
+    announced, events = threading.Event(), []
+
+    def write_second() -> None:
+        with second.writing("ingest", on_wait=lambda _: announced.set()):
+            events.append("second in")
+            second.replace_documents({"b": "h"}, [chunk("b", 0, "second writer", unit(2))], "p")
+            second.record_version(1, 0, 0, ["b"])
+
+    with first.writing("ingest"):
+        first.replace_documents({"a": "h"}, [chunk("a", 0, "first writer", unit(1))], "p")
+        waiter = threading.Thread(target=write_second)
+        waiter.start()
+        assert announced.wait(60), "the second writer never said it waits"
+        events.append("first out")  # the second is still outside: it waits for this block to end
+        first.record_version(1, 0, 0, ["a"])
+    waiter.join(60)
+    assert events == ["first out", "second in"]
+    reader = open_store()
+    assert [d.doc_id for d in reader.list_documents()] == ["a", "b"]
+    assert [(v.version, v.documents) for v in reader.list_versions()] == [(1, 1), (2, 2)]
+
+
+def test_writing_is_reentrant_within_a_thread(open_store) -> None:
+    s = open_store(IndexSettings(writer_timeout_s=0.5))
+    s.check_model("m", DIM)
+    with s.writing("ingest"), s.writing("delete"):  # nested: no wait for itself
+        s.replace_documents({"a": "h"}, [chunk("a", 0, "text", unit(1))], "p")
+    with open_store(IndexSettings(writer_timeout_s=0.5)).writing("ingest"):
+        pass  # released once the outer block ended
+
+
+def test_writing_sees_what_another_store_wrote_since_it_was_opened(open_store) -> None:
+    stale = open_store()  # opened before the other writer created the tables
+    other = open_store()
+    other.check_model("m", DIM)
+    with other.writing("ingest"):
+        other.replace_documents({"a": "h"}, [chunk("a", 0, "text", unit(1))], "p")
+        other.record_version(1, 0, 0, ["a"])
+    with stale.writing("ingest"):
+        stale.check_model("m", DIM)
+        assert [d.doc_id for d in stale.list_documents()] == ["a"]
+        stale.replace_documents({"b": "h"}, [chunk("b", 0, "more", unit(2))], "p")
+        assert stale.record_version(1, 0, 0, ["b"]).version == 2
+
+
+# -- what `groundwork check` reads: stored rows, exact deletes, statistics -----------------------------
+def test_stored_rows_drop_rows_and_statistics(store: Store) -> None:
+    rows = [chunk("b", i, f"pump valve {i}", unit(i)) for i in range(3)] + [chunk("a", 0, "pump", unit(9))]
+    store.replace_documents({"a": "ha", "b": "hb"}, rows, "p")
+    stored = store.stored_rows()
+    assert stored.column_names == list(ROW_COLUMNS)
+    assert sorted((r["chunk_id"], r["doc_id"], r["doc_hash"], r["pipeline_hash"]) for r in stored.to_pylist()) == [
+        ("a::0", "a", "ha", "p"),
+        *((f"b::{i}", "b", "hb", "p") for i in range(3)),
+    ]
+    assert all(stored.column("ingested_at").to_pylist())
+    assert store.recount_statistics() == []
+    victim = next(r for r in stored.to_pylist() if r["chunk_id"] == "b::1")
+    assert store.drop_rows([victim["ref"]]) == 1
+    assert [c.chunk_id for c in store.document_chunks("b")] == ["b::0", "b::2"]
+    assert store.recount_statistics() == []  # statistics stay exact through a drop
+    assert {h.chunk.chunk_id for h in store.keyword_search("valve", 10)} == {"b::0", "b::2"}

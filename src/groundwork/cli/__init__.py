@@ -1,18 +1,40 @@
 """The ``groundwork`` command line: each command is a thin layer over ``KnowledgeBase`` (or the
 service state), and all of them build settings one way (``groundwork.cli.common.settings``).
 
-Exit codes: 0 success; 1 ``ingest`` finished but some files failed, or the eval gate failed;
-2 bad input or settings.
+Exit codes: 0 success; 1 ``ingest`` finished but some files failed, the eval gate failed, or
+``check`` found problems; 2 bad input or settings.
+
+Warnings of the ``groundwork`` loggers (e.g. "waiting for another writer (ingest) to finish...")
+are printed on stderr; ``serve`` replaces this with its JSON log lines.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from groundwork.cli import adapt_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
-from groundwork.cli.common import CONFIG_HELP, KB_HELP, set_global
+from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
+from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
+
+
+class _StderrWarnings(logging.Handler):
+    """Warnings of the library (a writer waiting for the writer lock) as plain lines on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"[yellow]{escape(record.getMessage())}[/]")
+
+
+def _print_warnings() -> None:
+    logger = logging.getLogger("groundwork")
+    if not any(isinstance(h, _StderrWarnings) for h in logger.handlers):  # once per process (tests invoke often)
+        logger.addHandler(_StderrWarnings())
+
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -28,11 +50,12 @@ def main(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, show_default=False),
 ) -> None:
     set_global(kb, config)
+    _print_warnings()
 
 
 for command in (kb_cmds.ingest, kb_cmds.search, kb_cmds.ask, kb_cmds.reindex, kb_cmds.rollback):
     app.command()(command)
-for command in (kb_cmds.versions, kb_cmds.documents, service_cmds.serve):
+for command in (kb_cmds.versions, kb_cmds.documents, check_cmds.check, service_cmds.serve):
     app.command()(command)
 app.command("migrate")(db_cmds.migrate_cmd)
 app.command("decide")(adapt_cmds.decide_cmd)

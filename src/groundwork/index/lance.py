@@ -2,7 +2,9 @@
 
 Layout: ``meta.json`` (model id, dimension, schema version), ``lancedb/chunks.lance`` (one row per
 chunk: text, vector, metadata columns ``meta_<field>``), ``lancedb/versions.lance`` (the change log
-shown by ``groundwork versions``), ``embeddings.sqlite`` (the embedding cache).
+shown by ``groundwork versions``), ``embeddings.sqlite`` (the embedding cache), ``writer.lock`` (the
+writer lock, an OS file lock: released by the kernel when its process dies, so never stale) and,
+while a writer holds it, ``writer.json`` (what it does, its pid and host, for waiting writers).
 
 Writes use LanceDB's ``merge_insert`` with ``when_not_matched_by_source_delete``: a batch of documents
 gets its new chunks and loses its old ones in one commit, so a crash leaves each batch all-or-nothing.
@@ -15,8 +17,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -37,7 +42,7 @@ from groundwork.index.rows import (
     heading_value,
     unknown_fields,
 )
-from groundwork.index.store import BUILTIN_FIELDS
+from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 SCHEMA_VERSION = 1
@@ -157,6 +162,7 @@ class LanceStore:
             self._conn = self._connect() if self.remote or (self.path / "lancedb").is_dir() else None
         except Exception as exc:  # an unknown scheme or bad storage option
             raise StoreError(f"cannot open the knowledge base at {self.path}: {exc}") from None
+        self._writer = threading.local()  # this thread's writer-lock depth (see writing())
         self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
         if self._chunks is not None and "acl_tenant" not in self._chunks.schema.names:
             # Indexes written before access control: every document public (no tenant, no groups).
@@ -672,6 +678,111 @@ class LanceStore:
         rows = self._versions.to_arrow().to_pylist()
         return sorted((IndexVersion(**r) for r in rows), key=lambda v: v.version)
 
+    # -- one writer at a time, and consistency checks -----------------------------------------------
+    @contextmanager
+    def writing(self, operation: str = "write", on_wait: WaitFn | None = None) -> Iterator[None]:
+        """The Store's writer lock: ``filelock.FileLock`` (flock(2)) on ``writer.lock`` in the kb folder.
+        In an object store (``index.lance_uri``) no lock is possible: a single writer is assumed and
+        this does nothing. Raises StoreError on timeout (``index.writer_timeout_s``) or when the lock
+        file cannot be created."""
+        if self.remote or getattr(self._writer, "depth", 0):
+            self._writer.depth = getattr(self._writer, "depth", 0) + 1
+            try:
+                yield
+            finally:
+                self._writer.depth -= 1
+            return
+        lock = self._acquire_writer_lock(operation, on_wait)
+        try:
+            self._write_holder(operation)
+            self._refresh()
+            self._writer.depth = 1
+            yield
+        finally:
+            self._writer.depth = 0
+            (self.path / "writer.json").unlink(missing_ok=True)  # before the release: never the next holder's
+            lock.release()
+
+    def _acquire_writer_lock(self, operation: str, on_wait: WaitFn | None):
+        from filelock import FileLock, Timeout
+
+        path = self.path / "writer.lock"
+        timeout = self.settings.writer_timeout_s
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(path)
+            try:
+                lock.acquire(blocking=False)
+            except Timeout:
+                if timeout == 0:
+                    raise
+                announce_wait(on_wait, *self._holder())
+                lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            holder = self._holder()[0]
+            raise StoreError(
+                f"{self.path}: another writer ({holder}) still holds the writer lock after {timeout:g} s "
+                "(index.writer_timeout_s); let it finish, or raise the timeout"
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot take the writer lock {path} ({exc.strerror or exc}); check the folder's permissions"
+            ) from None
+        return lock
+
+    def _write_holder(self, operation: str) -> None:
+        info = {
+            "operation": operation,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        tmp = self.path / "writer.json.tmp"
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.path / "writer.json")  # a waiting writer never reads half of it
+
+    def _holder(self) -> tuple[str, str]:
+        """(operation, details) of the writer holding the lock, from its ``writer.json`` (read as
+        untrusted: at most 4 KiB, plain values only); ("unknown", "") when unreadable."""
+        try:
+            with open(self.path / "writer.json", "rb") as f:
+                info = json.loads(f.read(4096))
+        except (OSError, ValueError):
+            return "unknown", ""
+        if not isinstance(info, dict):
+            return "unknown", ""
+        op, pid, host, since = (_plain(info.get(k)) for k in ("operation", "pid", "host", "since"))
+        return op, f"pid {pid} on {host} since {since}"
+
+    def _refresh(self) -> None:
+        """Re-read what other processes wrote: a LanceDB table handle keeps the version it opened,
+        and meta.json or a table may have been created since this store was opened."""
+        self.meta = self._read_meta()
+        self._chunks = self._open("chunks")
+        self._versions = self._open("versions")
+        self._ann = None
+
+    def stored_rows(self) -> pa.Table:
+        """Every row, ``ref`` = LanceDB's ``_rowid``: one scan of five narrow columns."""
+        if self._chunks is None:
+            return pa.table({c: pa.array([], pa.int64() if c == "ref" else pa.string()) for c in ROW_COLUMNS})
+        table = self._scan([*ROW_COLUMNS[1:], "_rowid"])
+        ref = table.column("_rowid").cast(pa.int64())
+        return table.drop_columns(["_rowid"]).add_column(0, "ref", ref).select(list(ROW_COLUMNS))
+
+    def drop_rows(self, refs: Sequence[Any]) -> int:
+        """Delete rows by LanceDB row id, in one commit. The ids are those of ``stored_rows`` read
+        under the same writer lock (compaction renumbers rows, and only writers compact)."""
+        if not refs or self._chunks is None:
+            return 0
+        before = self._chunks.count_rows()
+        self._chunks.delete(f"_rowid IN ({', '.join(str(int(r)) for r in refs)})")
+        return before - self._chunks.count_rows()
+
+    def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
+        """None to recount: LanceDB keeps its full-text index's statistics itself."""
+        return []
+
 
 _VERSIONS_SCHEMA = pa.schema(
     [
@@ -686,6 +797,11 @@ _VERSIONS_SCHEMA = pa.schema(
         ("changed_doc_ids", pa.list_(pa.string())),
     ]
 )
+
+
+def _plain(value: Any) -> str:
+    """A string or number another process wrote, as text; '?' for anything else."""
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else "?"
 
 
 def _with_zero(table: pa.Table) -> pa.Table:

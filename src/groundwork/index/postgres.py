@@ -17,20 +17,28 @@ GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_v
   from ``lexeme_df`` and N / average length from ``corpus_stats``, both kept exact by every write.
 - Writes: ``replace_documents`` deletes and inserts (``COPY ... BINARY``) a batch's documents in one
   transaction; readers see the batch all or nothing.
+- One writer at a time (``writing``): a session-level advisory lock, keyed by the schema, held on one
+  pooled connection for a whole ingest run (or delete, reindex, rollback, repair), so the runs of
+  several replicas serialise. The server drops it when that session ends, so a crashed writer never
+  leaves it held.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from groundwork.config import IndexSettings, redact_dsn
-from groundwork.errors import FilterError, QueryTimeoutError, StoreError
+from groundwork.errors import ConfigError, FilterError, QueryTimeoutError, StoreError
 from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or
 from groundwork.index.pg_schema import check_identifier, make_pool, migrate
 from groundwork.index.rows import (
@@ -41,7 +49,7 @@ from groundwork.index.rows import (
     heading_value,
     unknown_fields,
 )
-from groundwork.index.store import BUILTIN_FIELDS
+from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 _COLS = (
@@ -94,10 +102,18 @@ _ROW_KEYS = [c.strip() for c in _COLS.split(",")][:14]  # the columns of _COLS b
 _JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
 K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
 _WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
+# The writer lock of a whole run: a two-int4 advisory key (its own key space: no clash with _WRITE_LOCK,
+# taken inside the run), (this class, the schema's CRC-32), so knowledge bases in other schemas don't wait.
+_RUN_LOCK_CLASS = 0x67776C6B
+_APP_PREFIX = "groundwork writer: "
 _SET_LEN = (
     "UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv)) "
     "WHERE doc_id = ANY(%s)"
 )
+# A chunk's BM25 length (the tokens of its tsvector, as _SET_LEN counts them) and every lexeme's
+# document frequency, recounted from the stored tsvectors (what `groundwork check` compares).
+_LEN_OF_TSV = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest(c.tsv)"
+_COUNTED_DF = "counted AS (SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme)"
 
 
 def _lock_writes(conn) -> None:
@@ -148,6 +164,7 @@ class PgStore:
         self._owns_pool = False
         self._ann: bool | None = None
         self._ann_checked = 0.0
+        self._writer = threading.local()  # this thread's writer-lock depth (see writing())
 
     @classmethod
     def connect(
@@ -583,6 +600,166 @@ class PgStore:
             "FROM index_versions ORDER BY version"
         )
         return [IndexVersion(*r[:8], changed_doc_ids=list(r[8])) for r in rows]
+
+    # -- one writer at a time, and consistency checks -----------------------------------------------
+    @contextmanager
+    def writing(self, operation: str = "write", on_wait: WaitFn | None = None) -> Iterator[None]:
+        """The Store's writer lock: ``pg_advisory_lock`` at session level on one pooled connection,
+        held (idle, in autocommit) until the block ends; the connection's ``application_name`` names
+        the operation for waiting writers. Raises StoreError on timeout (``index.writer_timeout_s``,
+        as ``lock_timeout``) or a lost connection; ConfigError when ``postgres.pool_size`` < 2 (the
+        lock's connection would leave none for the writes)."""
+        local = self._writer
+        if getattr(local, "depth", 0):
+            local.depth += 1
+            try:
+                yield
+            finally:
+                local.depth -= 1
+            return
+        if self.pool.max_size < 2:
+            raise ConfigError("postgres.pool_size must be at least 2: a writer holds one connection for its lock")
+        with self.pool.connection() as conn:
+            conn.autocommit = True  # an idle lock holder, never a transaction left open for the whole run
+            try:
+                self._lock_run(conn, operation, on_wait)
+            except BaseException:
+                self._unlock_run(conn)  # a wait cancelled by Ctrl-C may have been granted just before
+                raise
+            local.depth = 1
+            try:
+                yield
+            finally:
+                local.depth = 0
+                self._unlock_run(conn)
+
+    def _run_key(self) -> tuple[int, int]:
+        crc = zlib.crc32(self.schema.encode())
+        return _RUN_LOCK_CLASS, crc - (1 << 32) if crc >= 1 << 31 else crc  # int4 is signed
+
+    def _lock_run(self, conn, operation: str, on_wait: WaitFn | None) -> None:
+        import psycopg
+
+        key = self._run_key()
+        timeout = self.settings.writer_timeout_s
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
+            if not got and timeout != 0:
+                announce_wait(on_wait, *self._run_holder(conn, key))
+                # lock_timeout bounds the wait; 0 means none (at least 1 ms when a timeout is set).
+                ms = 0 if timeout is None else max(1, int(timeout * 1000))
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{ms}ms",))
+                try:
+                    conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+                    got = True
+                except psycopg.errors.LockNotAvailable:
+                    pass
+                finally:
+                    conn.execute("RESET lock_timeout")
+            if not got:
+                raise StoreError(
+                    f"{self.path}: another writer ({self._run_holder(conn, key)[0]}) still holds the writer lock "
+                    f"after {timeout or 0:g} s (index.writer_timeout_s); let it finish, or raise the timeout"
+                )
+            conn.execute("SELECT set_config('application_name', %s, false)", (_APP_PREFIX + operation[:40],))
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"lost the connection to PostgreSQL while taking the writer lock: {exc}") from None
+
+    @staticmethod
+    def _run_holder(conn, key: tuple[int, int]) -> tuple[str, str]:
+        """(operation, details) of the session holding the writer lock; ("unknown", "") when not
+        visible (another database role without pg_read_all_stats sees no application_name)."""
+        row = conn.execute(
+            "SELECT a.application_name, a.pid, coalesce(host(a.client_addr), 'local') FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = %s::int4::oid AND l.objid = %s::int4::oid AND l.objsubid = 2 LIMIT 1",
+            key,
+        ).fetchone()
+        if row is None or not (row[0] or "").startswith(_APP_PREFIX):
+            return "unknown", ""
+        return row[0][len(_APP_PREFIX) :], f"PostgreSQL backend pid {row[1]} from {row[2]}"
+
+    def _unlock_run(self, conn) -> None:
+        """Release the lock; when that fails the connection is closed, which releases it too (a
+        session lock must never go back into the pool held)."""
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", self._run_key())
+            conn.execute("RESET application_name")
+            conn.autocommit = False  # as the pool hands connections out
+        except Exception:  # any failure: closing the session is the one sure release
+            conn.close()
+
+    def stored_rows(self) -> pa.Table:
+        """Every row, ``ref`` = the chunk id (the primary key)."""
+        rows = self._query("SELECT chunk_id, chunk_id, doc_id, doc_hash, pipeline_hash, ingested_at FROM chunks")
+        columns = list(zip(*rows)) or [()] * len(ROW_COLUMNS)
+        return pa.table({name: pa.array(values, pa.string()) for name, values in zip(ROW_COLUMNS, columns)})
+
+    def drop_rows(self, refs: Sequence[Any]) -> int:
+        """Delete rows by chunk id in one transaction; the BM25 statistics of their documents are
+        taken out before and put back after, as every write does."""
+        ids = [str(r) for r in refs]
+        if not ids:
+            return 0
+        with self.pool.connection() as conn, conn.transaction():
+            _lock_writes(conn)
+            docs = [r[0] for r in conn.execute("SELECT DISTINCT doc_id FROM chunks WHERE chunk_id = ANY(%s)", (ids,))]
+            _update_stats(conn, docs, -1)
+            n = conn.execute("DELETE FROM chunks WHERE chunk_id = ANY(%s)", (ids,)).rowcount
+            _update_stats(conn, docs, +1)
+        return n
+
+    def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
+        """Compare ``corpus_stats`` (n, total_len), each chunk's ``tsv_len`` and ``lexeme_df`` with a
+        recount from the stored ``tsvector``s; with ``apply``, write the recount (one transaction,
+        under the write lock of ``replace_documents``)."""
+        with self.pool.connection() as conn, conn.transaction():
+            if apply:
+                _lock_writes(conn)
+            found = _stat_mismatches(conn)
+            if apply and found:
+                _write_recount(conn)
+        return found
+
+
+def _stat_mismatches(conn) -> list[StatisticMismatch]:
+    found = []
+    stats = conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() or (0, 0)
+    n, stored_len, total, bad_len = conn.execute(
+        "SELECT count(*), coalesce(sum(c.tsv_len), 0), coalesce(sum(l.len), 0), "
+        f"count(*) FILTER (WHERE c.tsv_len <> l.len) FROM chunks c CROSS JOIN LATERAL ({_LEN_OF_TSV}) l"
+    ).fetchone()
+    if bad_len:
+        note = f"{bad_len} chunks' lengths differ"
+        found.append(StatisticMismatch("chunks.tsv_len", int(stored_len), int(total), note))
+    for name, stored, counted in (("corpus_stats.n", stats[0], n), ("corpus_stats.total_len", stats[1], total)):
+        if int(stored) != int(counted):
+            found.append(StatisticMismatch(name, int(stored), int(counted)))
+    lexemes, stored_sum, counted_sum, example = conn.execute(
+        f"WITH {_COUNTED_DF}, s AS (SELECT lexeme, df FROM lexeme_df WHERE df <> 0), "
+        "d AS (SELECT lexeme, coalesce(s.df, 0) AS stored, coalesce(c.df, 0) AS counted "
+        "      FROM s FULL JOIN counted c USING (lexeme) WHERE s.df IS DISTINCT FROM c.df) "
+        "SELECT count(*), coalesce(sum(stored), 0), coalesce(sum(counted), 0), "
+        "min(format('%s: %s stored, %s counted', lexeme, stored, counted)) FROM d"
+    ).fetchone()
+    if lexemes:
+        note = f"{lexemes} lexemes' document frequencies differ (e.g. {example})"
+        found.append(StatisticMismatch("lexeme_df", int(stored_sum), int(counted_sum), note))
+    return found
+
+
+def _write_recount(conn) -> None:
+    conn.execute(f"UPDATE chunks c SET tsv_len = ({_LEN_OF_TSV}) WHERE c.tsv_len <> ({_LEN_OF_TSV})")
+    conn.execute(f"CREATE TEMP TABLE counted ON COMMIT DROP AS WITH {_COUNTED_DF} SELECT * FROM counted")
+    conn.execute("DELETE FROM lexeme_df d WHERE NOT EXISTS (SELECT 1 FROM counted c WHERE c.lexeme = d.lexeme)")
+    conn.execute(
+        "INSERT INTO lexeme_df SELECT lexeme, df FROM counted ORDER BY lexeme "
+        "ON CONFLICT (lexeme) DO UPDATE SET df = EXCLUDED.df WHERE lexeme_df.df <> EXCLUDED.df"
+    )
+    conn.execute(
+        "INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM chunks "
+        "ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n, total_len = EXCLUDED.total_len"
+    )
 
 
 def _hits(rows: list[tuple], key: str, transform: Callable[[float], float] = lambda s: s) -> list[SearchHit]:

@@ -6,20 +6,67 @@ Contract every implementation keeps:
 - Filters are pre-filters: a filtered search returns ``top_k`` rows whenever that many match.
 - Access control (``Access``) is part of every read's WHERE clause, never applied after ranking.
 - Vector scores are cosine similarities in [-1, 1]; keyword scores are BM25 (higher is better).
+- One writer at a time: every write to a knowledge base (an ingest run, a delete, reindex, rollback,
+  repair) happens inside ``writing()``, an inter-process lock held for the whole operation, so two
+  runs never interleave their batches (which left duplicate chunk ids and rows of two versions of a
+  document). Readers never wait for it.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pyarrow as pa
 
 from groundwork.filters import Filter
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
 
 # Fields every chunk has, filterable like metadata fields.
 BUILTIN_FIELDS = ("doc_id", "source", "title", "page", "position")
+
+WaitFn = Callable[[str], None]  # told once, in words, that a write waits for another writer
+log = logging.getLogger("groundwork.index")
+
+
+# The columns of ``Store.stored_rows``: ``ref`` is the store's handle for exactly one row, even among
+# rows with the same chunk id (LanceDB: the row id, int64; PostgreSQL: the chunk id, its primary key),
+# which ``Store.drop_rows`` takes back; ``ingested_at`` is the write's UTC time, ISO 8601 to the second.
+ROW_COLUMNS = ("ref", "chunk_id", "doc_id", "doc_hash", "pipeline_hash", "ingested_at")
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticMismatch:
+    """A statistic the store keeps beside the chunks (BM25's corpus size, document frequencies)
+    that differs from a recount: ``stored`` and ``counted`` values, ``note`` details (e.g. how many
+    lexemes differ)."""
+
+    name: str
+    stored: int
+    counted: int
+    note: str = ""
+
+
+_UNSAFE = re.compile(r"[^\w .:@/()+-]")
+
+
+def announce_wait(on_wait: WaitFn | None, holder: str, details: str = "") -> None:
+    """Say once that a write waits for another writer: ``on_wait(message)``, or a warning on the
+    ``groundwork.index`` logger (the CLI prints those on stderr). ``holder`` (what the other writer
+    does, e.g. 'ingest') and ``details`` come from a file or a database another process wrote, so
+    only plain characters of them are shown, at most 200."""
+    holder = _UNSAFE.sub("", holder)[:40] or "unknown"
+    details = _UNSAFE.sub("", details)[:200]
+    message = f"waiting for another writer ({holder}) to finish..." + (f" ({details})" if details else "")
+    if on_wait is None:
+        log.warning(message)
+    else:
+        on_wait(message)
 
 
 @runtime_checkable
@@ -101,6 +148,31 @@ class Store(Protocol):
 
     def rollback(self) -> dict[str, Any]:
         """Undo the last ``reembed``; returns the restored model's record. Raises StoreError when none."""
+        ...
+
+    # -- one writer at a time, and consistency checks (see groundwork.index.check) ------------------
+    def writing(self, operation: str = "write", on_wait: WaitFn | None = None) -> AbstractContextManager[None]:
+        """Hold the knowledge base's writer lock for the ``with`` block; ``operation`` ('ingest',
+        'delete', ...) is shown to writers that wait. When another process holds it, ``on_wait`` is
+        told once (see ``announce_wait``), then the call waits up to ``index.writer_timeout_s``
+        (unset: as long as the other writer runs). Re-entrant within a thread; other threads wait.
+        On entry the store re-reads what other processes wrote. Raises StoreError on timeout or
+        when the lock cannot be taken (e.g. the folder is read-only)."""
+        ...
+
+    def stored_rows(self) -> pa.Table:
+        """Every stored chunk row, duplicates included, as a table of ``ROW_COLUMNS`` (no text, no
+        vectors: one narrow scan, ~70 bytes a row)."""
+        ...
+
+    def drop_rows(self, refs: Sequence[Any]) -> int:
+        """Delete exactly the rows ``refs`` (``stored_rows``' ``ref``) name, in one commit, keeping any
+        derived statistics exact; returns the number of rows deleted."""
+        ...
+
+    def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
+        """Recount the statistics the store keeps beside the chunks; returns those that differ from
+        the recount ([] for a store that keeps none). With ``apply``, the recount replaces them."""
         ...
 
 

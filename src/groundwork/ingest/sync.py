@@ -9,10 +9,14 @@ Guarantees:
 - Crash-safe: documents are written in batches, each one commit (see ``Store.replace_documents``);
   deletions are one commit at the end. After a kill -9 the index holds whole documents only, and a
   rerun finishes the work with no duplicate chunks.
+- Self-repairing: a document whose stored chunks are inconsistent (a chunk id stored twice, rows of
+  two versions: see ``groundwork.index.check``) is never taken as unchanged. Its redundant rows are
+  deleted first (its newest version stays whole), then it is re-chunked and rewritten.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from groundwork.config import IngestSettings
 from groundwork.errors import LoaderError, UnsupportedFileError
+from groundwork.index.check import scan_rows
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
@@ -169,7 +174,11 @@ class Ingestor:
         self.store.check_model(self.embedder.model_id, self.embedder.dimension)
         self.kinds = MetadataKinds(self.store.metadata_kinds())
         self.stored_options = self.store.record_options()
+        suspect = self._reverify()
         existing = {d.doc_id: d for d in self.store.list_documents()}
+        for doc_id in suspect & existing.keys():
+            # A blank pipeline hash matches no run's: both engines re-chunk and rewrite the document.
+            existing[doc_id] = dataclasses.replace(existing[doc_id], pipeline_hash="")
         by_source: dict[str, list[str]] = {}
         for d in existing.values():
             by_source.setdefault(d.source, []).append(d.doc_id)
@@ -182,11 +191,20 @@ class Ingestor:
                 self.store.delete_documents(gone)
                 report.deleted = len(gone)
                 changed.extend(gone)
-        if report.changed:
+        if report.changed or suspect:  # rows deleted by the re-verify are a change too, even when not rewritten
+            changed.extend(sorted(suspect - set(changed)))
             self.store.optimize()
             report.version = self.store.record_version(report.added, report.updated, report.deleted, changed).version
         report.seconds = time.perf_counter() - started
         return report
+
+    def _reverify(self) -> set[str]:
+        """The documents whose stored chunks are inconsistent, after deleting their redundant rows
+        (one commit; each keeps its newest version whole, so a failed rewrite leaves a clean document)."""
+        scan = scan_rows(self.store.stored_rows())
+        if scan.redundant:
+            self.store.drop_rows(scan.redundant)
+        return set(scan.affected)
 
     def _process(
         self,
