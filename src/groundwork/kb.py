@@ -148,6 +148,7 @@ class KnowledgeBase:
         ray_cpus: int | None = None,
         trusted_metadata: bool = True,
         namespace_ids: bool = False,
+        replace_foreign: bool = True,
     ) -> IngestReport:
         """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
         index. See groundwork.ingest.sync for the guarantees.
@@ -157,7 +158,8 @@ class KnowledgeBase:
         ``tenant`` and ``allowed_groups`` set the access control of every document of this run (unless
         ``ingest.acl_tenant_field`` / ``ingest.acl_groups_field`` map them from record metadata, which
         happens only with ``trusted_metadata``: an upload's records never choose their own tenant).
-        ``namespace_ids`` prefixes record ids with their source (see Ingestor). The run holds the
+        ``namespace_ids`` prefixes record ids with their source, ``replace_foreign`` lets a document
+        be replaced by one of another owner (see Ingestor; the server turns both to keys' side). The run holds the
         writer lock throughout (``Store.writing``): a second run on the same knowledge base waits for
         it, saying so once on the ``groundwork.index`` logger.
         Raises ConfigError for an unknown engine or an invalid tenant or group name, StoreError when
@@ -180,6 +182,7 @@ class KnowledgeBase:
             "transform_id": f"pii-mask:{g.pii_region}",
             "acl": DocumentAcl(tenant, tuple(allowed_groups), *_acl_fields(s, trusted_metadata)),
             "namespace_ids": namespace_ids,
+            "replace_foreign": replace_foreign,
         }
         if engine == "ray":
             from groundwork.ingest.ray_engine import RayIngestor

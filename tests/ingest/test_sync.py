@@ -118,3 +118,23 @@ def test_file_that_breaks_keeps_its_indexed_chunks(make_kb, tmp_path: Path) -> N
 def test_missing_path_is_reported(make_kb, tmp_path: Path) -> None:
     report = make_kb().ingest([tmp_path / "nope"])
     assert report.failed[0].reason == "no such file or folder"
+
+
+def test_a_write_for_a_key_never_replaces_a_document_of_another_owner(make_kb) -> None:
+    from groundwork.ingest.sources import bytes_item
+    from groundwork.types import Access
+
+    kb = make_kb()
+    kb.ingest([], items=[bytes_item("upload://acme/plan.md", b"# Plan\n\nAcme plan, marker ACME.\n")], tenant="acme")
+    report = kb.ingest(
+        [],
+        items=[bytes_item("upload://acme/plan.md", b"# Plan\n\nGlobex plan, marker GLOBEX.\n")],
+        tenant="globex",
+        replace_foreign=False,
+    )
+    assert report.failed and "another tenant or other groups" in report.failed[0].reason
+    [hit] = kb.search("plan marker", access=Access("acme"))
+    assert "ACME" in hit.chunk.text
+    # the operator (the default) may re-assign a document to another owner
+    kb.ingest([], items=[bytes_item("upload://acme/plan.md", b"# Plan\n\nMoved, marker MOVED.\n")], tenant="globex")
+    assert kb.search("plan marker", access=Access("acme")) == []

@@ -129,9 +129,11 @@ class Ingestor:
         transform_id: str = "",
         acl: DocumentAcl | None = None,
         namespace_ids: bool = False,
+        replace_foreign: bool = True,
     ) -> None:
         self.store, self.embedder, self.chunker, self.settings = store, embedder, chunker, settings
         self.namespace_ids = namespace_ids  # record ids become "<source>#<id>" (uploads: per-tenant names)
+        self.replace_foreign = replace_foreign  # the operator may re-assign a document's owner; a key may not
         self.kinds = MetadataKinds(None)
         self.records_given = records is not None and records != RecordOptions()
         self.stored_options: dict[str, dict] = {}
@@ -357,7 +359,11 @@ class Ingestor:
         owner (tenant and allowed groups), and a metadata value must be of the kind its field holds."""
         self.acl.apply(doc)
         prev = existing.get(doc.doc_id)
-        if prev is not None and (prev.tenant, sorted(prev.allowed_groups)) != (doc.tenant, sorted(doc.allowed_groups)):
+        owner_changes = prev is not None and (prev.tenant, sorted(prev.allowed_groups)) != (
+            doc.tenant,
+            sorted(doc.allowed_groups),
+        )
+        if owner_changes and not self.replace_foreign:
             return (
                 f"document id {doc.doc_id!r} is already used by a document of another tenant or other groups; "
                 "give this document another id (or delete the other one first)"

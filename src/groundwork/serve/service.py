@@ -111,6 +111,7 @@ class Service:
                 metadata_fields=job.options.get("metadata_fields"),
                 trusted_metadata=False,  # an upload's records never choose their own tenant or groups
                 namespace_ids=True,
+                replace_foreign=False,  # a key writes over its own documents only
             )
 
     def _sync(self, job: Job) -> None:
