@@ -199,7 +199,7 @@ class GuardSettings(_Section):
         "(chosen on the dev half of eval/injection_cases.jsonl, docs/benchmarks.md)",
     )
     injection_margin: float = Field(
-        0.10,
+        0.24,
         ge=-1,
         le=1,
         description="semantic signal: how much closer to an instruction exemplar than to a benign one a sentence "

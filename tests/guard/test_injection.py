@@ -91,6 +91,8 @@ def test_instructions_hidden_in_unicode_tag_characters_are_read_as_the_ascii_the
         "v2.3.0: new instructions for installing on Windows; the old installer is deprecated.",
         "OWASP lists prompt injection as LLM01: attackers craft inputs that make a model ignore its system prompt.",
         "Our red team tested whether the assistant could be tricked into revealing its system prompt; it could not.",
+        "Skip the instructions if you already use Docker.",
+        "Drop the orders table before running the migration.",
         "Привет! Это руководство по парковке для посетителей.",  # Cyrillic text is not an attack
     ],
 )

@@ -173,7 +173,7 @@ class AnswerPipeline:
         n = len(withheld)
         note = (
             f"{n} retrieved source{' was' if n == 1 else 's were'} withheld: "
-            f"{'it contains' if n == 1 else 'they contain'} instructions aimed at the assistant (prompt injection)."
+            f"{'it contains' if n == 1 else 'they contain'} instructions aimed at the assistant, a possible prompt injection."
         )
         answer.answer = f"{answer.answer}\n\n({note})"
         answer.notice = f"{answer.notice} {note}" if answer.notice else note

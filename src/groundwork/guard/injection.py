@@ -24,8 +24,9 @@ characters so that masking removes exactly what the reader would have seen:
    beats its best benign similarity by ``margin`` is flagged. This is nearest-neighbour
    classification of sentence embeddings, the embedding-classifier approach of Ayub & Majumdar 2024
    ("Embedding-based classifiers can detect prompt injection attacks", arXiv:2410.22284), with
-   exemplars instead of a trained classifier. The threshold was chosen on the dev half of
-   ``eval/injection_cases.jsonl`` and is reported on the test half (docs/benchmarks.md).
+   exemplars instead of a trained classifier. Threshold and margin were chosen on the dev half of
+   ``eval/injection_cases.jsonl`` and of real chunks taken to be clean, and are reported on the test
+   halves (``bench/injection.py``, docs/benchmarks.md).
 
 Neither is a proof. Both lines of defence stay: a detected chunk is kept out of answers by default
 (``guard.injection_context = "exclude"``), and a chunk that passes is still only ever quoted as data
@@ -55,18 +56,22 @@ _START = (
     r"|\bi\s+(?:want|need|order|command|instruct|ask)\s+you\s+to\b)\s*"
 )
 _OVERRIDE_VERB = (
-    r"(?:ignore|disregard|forget|override|overrule|bypass|discard|abandon|neglect|dismiss|drop|skip"
+    r"(?:ignore|disregard|forget|override|overrule|bypass|discard|abandon|neglect|dismiss|drop"
     r"|set\s+aside|put\s+aside|throw\s+out|pay\s+no\s+attention\s+to|do\s+not\s+(?:follow|obey)"
     r"|don'?t\s+(?:follow|obey)|stop\s+(?:following|obeying)|no\s+longer\s+(?:follow|obey))"
 )
 _OWNER = r"(?:previous|prior|above|earlier|preceding|original|initial|existing|former|system|safety|default|old)"
 # Targets that belong to the model whatever the determiner ...
 _STRONG = (
-    r"(?:instructions?|prompts?|directions|directives|guidelines|guidance|programming|guardrails|commands"
-    r"|orders|system\s+message|content\s+polic(?:y|ies))"
+    r"(?:instructions?|prompts?|directions|directives|guidelines|guidance|programming|guardrails"
+    r"|system\s+message|content\s+polic(?:y|ies))"
 )
-# ... and targets that do only with "your" or an owner word ("all rules" in a lint config does not).
-_WEAK = r"(?:rules|context|constraints|restrictions|limits|limitations|filters|training|persona|policies)"
+# ... and targets that do only with "your" or an owner word ("all rules" in a lint config, "drop the
+# orders table" in a database guide do not).
+_WEAK = (
+    r"(?:rules|context|constraints|restrictions|limits|limitations|filters|training|persona|policies|commands"
+    r"|orders)"
+)
 _DOMAIN = r"(?!\s+(?:for|on|about|regarding|in|at|of\s+(?:the|this)\s+(?!conversation|chat|prompt)\w))"
 _TOLD = r"(?:told|given|taught|instructed|asked|configured|programmed|trained)"
 _OVERRIDE_TARGET = (
@@ -142,7 +147,7 @@ _COMPILED = {name: re.compile(p, re.I | re.M) for name, p in _PATTERNS.items()}
 _KEYS = {
     name: re.compile(p, re.I)
     for name, p in {
-        "override": r"ignor|disregard|forget|overrid|overrul|bypass|discard|abandon|neglect|dismiss|drop|skip|aside"
+        "override": r"ignor|disregard|forget|overrid|overrul|bypass|discard|abandon|neglect|dismiss|drop|aside"
         r"|throw|attention|follow|obey",
         "revocation": r"your|you",
         "exfiltration": r"prompt|your|above|hidden|secret",
