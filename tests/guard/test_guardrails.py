@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from groundwork.config import GuardSettings, load_settings
@@ -168,6 +169,24 @@ def test_llm_prompt_never_receives_an_injected_chunk_by_default(make_kb, tmp_pat
     for payload in ("HACKED", "im_start", "free-prizes", "west lot"):  # ... the injected ones are not
         assert payload not in prompt
     _assert_withheld(kb, ans, injected)
+
+
+@pytest.mark.slow
+def test_chat_reply_over_http_never_quotes_an_injected_document_and_says_so(make_kb, tmp_path: Path) -> None:
+    """The user's report: a non-streamed OpenAI-compatible chat reply from the real server."""
+    from tests.serve.server import Server
+
+    kb, _ = _injected_kb(make_kb, tmp_path)
+    srv = Server(kb.path, no_auth=True).start()
+    try:
+        body = {"model": "groundwork", "messages": [{"role": "user", "content": "Where do visitors park?"}]}
+        reply = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=120).json()
+    finally:
+        srv.stop()
+    content = reply["choices"][0]["message"]["content"]
+    assert "north car park" in content and "2 retrieved sources were withheld" in content
+    for payload in ("HACKED", "im_start", "free-prizes", "west lot"):
+        assert payload not in json.dumps(reply)
 
 
 def test_injection_setting_mask_names_the_new_key() -> None:

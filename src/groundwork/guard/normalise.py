@@ -8,7 +8,8 @@ Each original character becomes zero or more canonical characters:
 - invisible format characters (category Cf: zero-width space/joiners U+200B-U+200D, word joiner
   U+2060, BOM U+FEFF, soft hyphen U+00AD, bidi controls U+202A-U+202E and U+2066-U+2069, ...) and the
   invisible fillers outside Cf (U+034F, U+115F, U+1160, U+3164, U+FFA0) are removed;
-- every separator (category Z: no-break space, ideographic space, line separator) becomes a space;
+- every separator (category Z: no-break space, ideographic space) becomes a space, a line or
+  paragraph separator a line break;
 - NFKC compatibility folding (fullwidth, mathematical and circled letters, ligatures) is taken through
   the decomposed form (NFKD), so that combining marks (category Mn: accents, variation selectors) can
   be dropped as well: ``ìgnóre`` reads ``ignore``;
@@ -80,8 +81,8 @@ def _fold(char: str) -> str:
     category = unicodedata.category(char)
     if category == "Cf" or char in _INVISIBLE_NOT_CF:
         return ""
-    if category[0] == "Z":
-        return " "
+    if category[0] == "Z":  # line and paragraph separators end a line; the rest are spaces
+        return "\n" if category in ("Zl", "Zp") else " "
     protos = _prototypes()
     out = []
     for part in unicodedata.normalize("NFKD", char):
