@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -221,8 +221,32 @@ class GeneratorSettings(_Section):
 
 
 class GuardSettings(_Section):
-    injection: Literal["block", "mask", "flag", "off"] = Field(
-        "flag", description="prompt-injection patterns in the question (block) and in retrieved chunks (flag/mask)"
+    injection: Literal["block", "flag", "off"] = Field(
+        "flag", description="prompt injection in the question: refuse it (block), record it (flag) or off"
+    )
+    injection_context: Literal["exclude", "mask", "flag", "off"] = Field(
+        "exclude",
+        description="prompt injection in a retrieved chunk: leave the chunk out of the answer and say so (exclude), "
+        "remove the instruction-like span (mask), keep it quoted as data and record it (flag), or off",
+    )
+    injection_semantic: bool = Field(
+        True,
+        description="retrieved chunks: besides the patterns, flag sentences close in meaning to instructions "
+        "aimed at the model (bundled embedder; catches paraphrases)",
+    )
+    injection_threshold: float = Field(
+        0.50,
+        ge=0,
+        le=1,
+        description="semantic signal: minimum cosine similarity of a sentence to the nearest instruction exemplar "
+        "(chosen on the dev half of eval/injection_cases.jsonl, docs/benchmarks.md)",
+    )
+    injection_margin: float = Field(
+        0.24,
+        ge=-1,
+        le=1,
+        description="semantic signal: how much closer to an instruction exemplar than to a benign one a sentence "
+        "must be (chosen likewise)",
     )
     denied_topics: list[str] = Field(
         default_factory=list, description="topics described in natural language; questions too similar are refused"
@@ -258,6 +282,17 @@ class GuardSettings(_Section):
         0.35, ge=0, le=0.99, description="minimum relevance score (answer addresses the question; calibrated likewise)"
     )
     max_question_chars: int = Field(4000, ge=1, description="longer questions are refused")
+
+    @field_validator("injection", mode="before")
+    @classmethod
+    def _injection_was_split(cls, value: Any) -> Any:
+        # "mask" applied only to chunks; a config written before the split gets the new key named.
+        if value == "mask":
+            raise ValueError(
+                "'mask' is now guard.injection_context = \"mask\" (retrieved chunks); "
+                "guard.injection is the action on questions: block, flag or off"
+            )
+        return value
 
 
 class ServeSettings(_Section):

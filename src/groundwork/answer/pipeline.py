@@ -96,6 +96,7 @@ class AnswerPipeline:
         self._cite(answer, gen, context, flagged)
         with _timed(answer.timings_ms, "guard"):
             self._screen_answer(answer, streamed if streamed is not None else screen.text(gen.text), context, screen)
+        self._note_withheld(answer, None if whole else q.on_token)
         if whole and q.on_token is not None:
             q.on_token(answer.answer)  # released whole, after every check
         return answer
@@ -180,3 +181,21 @@ class AnswerPipeline:
         if any(d.action == "blocked" and d.stage == "output" for d in decisions):
             text, answer.abstained, answer.blocked, answer.citations = REFUSAL, True, True, []
         answer.answer = text
+
+    @staticmethod
+    def _note_withheld(answer: Answer, on_token: TokenCallback | None) -> None:
+        """When guardrails left retrieved chunks out (prompt injection), the answer says so: a sentence
+        at the end of its text (streamed too), in ``notice``, and the flag ``source_withheld``."""
+        withheld = {t for d in answer.guardrails if d.stage == "context" and d.action == "excluded" for t in d.targets}
+        if not withheld or answer.blocked:
+            return
+        n = len(withheld)
+        note = (
+            f"{n} retrieved source{' was' if n == 1 else 's were'} withheld: "
+            f"{'it contains' if n == 1 else 'they contain'} instructions aimed at the assistant, a possible prompt injection."
+        )
+        answer.answer = f"{answer.answer}\n\n({note})"
+        answer.notice = f"{answer.notice} {note}" if answer.notice else note
+        answer.flags.append("source_withheld")
+        if on_token:
+            on_token(f"\n\n({note})")

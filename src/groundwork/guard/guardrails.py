@@ -2,9 +2,14 @@
 the answer (output). Each is block / mask / flag / off (``GuardSettings``) and each finding becomes
 a :class:`GuardDecision`, which the audit record keeps.
 
-- input: question length; deny words; denied topics; prompt injection (block or flag).
-- context: prompt injection inside retrieved chunks (flag: the chunk is kept, quoted as data and
-  flagged; mask: the instruction-like span is removed; block: the chunk is dropped).
+- input: question length (a longer question is refused before anything else reads it); deny words;
+  denied topics; prompt injection (``guard.injection``: block or flag; patterns only, since every
+  question is addressed to the assistant and the semantic signal would flag ordinary requests).
+- context: prompt injection inside retrieved chunks, patterns and (``guard.injection_semantic``) the
+  semantic signal (``groundwork.guard.injection``). ``guard.injection_context``: exclude (default:
+  the chunk never reaches the generator; the decision's targets name it and the answer says a source
+  was withheld), mask (the instruction-like spans are removed), flag (the chunk is kept, quoted as
+  data, and its citation flagged).
 - output: deny words; PII (emails, phones, cards, IBANs, SSNs, IPs); contextual grounding check.
 """
 
@@ -16,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from groundwork.config import GuardSettings
 from groundwork.guard.grounding import grounding_scores
-from groundwork.guard.injection import find_injection, mask_injection
+from groundwork.guard.injection import InjectionDetector, InjectionMatch, find_injection, mask_injection
 from groundwork.guard.output import OutputScreen
 from groundwork.guard.pii import mask_pii
 from groundwork.guard.topics import DeniedTopics, DenyWords
@@ -38,7 +43,9 @@ class Guardrails(Protocol):
     def check_context(
         self, context: Sequence[ContextChunk]
     ) -> tuple[list[ContextChunk], list[GuardDecision], set[str]]:
-        """(context to use, decisions, ids of flagged chunks) for the retrieved chunks."""
+        """(context to use, decisions, ids of flagged chunks) for the retrieved chunks. Chunks left
+        out of the context are named by a decision with action ``excluded`` (its ``targets``: their
+        chunk ids); the pipeline tells the reader that sources were withheld."""
         ...
 
     @property
@@ -73,19 +80,22 @@ class ConfiguredGuardrails:
             else None
         )
         self.words = DenyWords(settings.deny_words) if settings.deny_words_action != "off" else DenyWords([])
+        # a threshold above 1 no cosine similarity reaches: patterns only, and nothing is embedded
+        threshold = settings.injection_threshold if settings.injection_semantic else 2.0
+        self.injection = InjectionDetector(embedder, threshold, settings.injection_margin)
 
     # -- input ---------------------------------------------------------------------------------------
     def check_question(self, question: str) -> list[GuardDecision]:
         s, out = self.settings, []
-        if len(question) > s.max_question_chars:
-            out.append(
+        if len(question) > s.max_question_chars:  # refused before any other check reads it
+            return [
                 GuardDecision(
                     "size",
                     "input",
                     "blocked",
                     f"question has {len(question)} characters; the limit is {s.max_question_chars}",
                 )
-            )
+            ]
         if hits := self.words.find(question):
             action = "blocked" if s.deny_words_action == "block" else "flagged"
             out.append(
@@ -121,29 +131,27 @@ class ConfiguredGuardrails:
     def check_context(
         self, context: Sequence[ContextChunk]
     ) -> tuple[list[ContextChunk], list[GuardDecision], set[str]]:
-        """(context to use, decisions, ids of flagged chunks). Numbers are re-assigned when chunks are dropped."""
-        mode = self.settings.injection
-        if mode == "off":
+        """(context to use, decisions, ids of flagged chunks). With ``exclude`` the detected chunks are
+        left out and the rest renumbered 1..n; the decision's action is ``excluded`` and its targets
+        are their chunk ids (what the answer's notice counts)."""
+        mode = self.settings.injection_context
+        if mode == "off" or not context:
             return list(context), [], set()
-        kept, flagged, dropped = [], [], []
-        for c in context:
-            inj = find_injection(c.text)
-            if not inj:
-                kept.append(c)
-                continue
-            flagged.append(c.hit.chunk.chunk_id)
-            if mode == "block":
-                dropped.append(c.hit.chunk.chunk_id)
-                continue
-            kept.append(replace(c, text=mask_injection(c.text, inj)) if mode == "mask" else c)
-        if not flagged:
-            return kept, [], set()
-        action = {"block": "blocked", "mask": "masked", "flag": "flagged"}[mode]
-        detail = f"instruction-like text in {len(flagged)} retrieved chunk(s); quoted as data" + (
-            ", dropped" if dropped else ""
-        )
-        kept = [replace(c, n=i + 1) for i, c in enumerate(kept)] if dropped else kept
-        return kept, [GuardDecision("prompt_injection", "context", action, detail, targets=flagged)], set(flagged)
+        found = self.injection.find_many([c.text for c in context])
+        hits = {c.hit.chunk.chunk_id: m for c, m in zip(context, found) if m}
+        if not hits:
+            return list(context), [], set()
+        if mode == "exclude":
+            kept = [c for c in context if c.hit.chunk.chunk_id not in hits]
+            kept = [replace(c, n=i + 1) for i, c in enumerate(kept)]
+        elif mode == "mask":
+            kept = [
+                replace(c, text=mask_injection(c.text, m)) if (m := hits.get(c.hit.chunk.chunk_id)) else c
+                for c in context
+            ]
+        else:
+            kept = list(context)
+        return kept, [_context_decision(mode, hits)], set(hits)
 
     # -- output --------------------------------------------------------------------------------------
     @property
@@ -182,3 +190,17 @@ class ConfiguredGuardrails:
 def mask_pii_for_ingest(text: str, region: str = "US") -> str:
     """Ingest-time masking (``guard.pii_at_ingest``): the index never holds the PII."""
     return mask_pii(text, region=region)
+
+
+def _context_decision(mode: str, hits: dict[str, list[InjectionMatch]]) -> GuardDecision:
+    """The one context decision: action, which signals fired, the best semantic score, chunk ids."""
+    action = {"exclude": "excluded", "mask": "masked", "flag": "flagged"}[mode]
+    signals = sorted({m.pattern for ms in hits.values() for m in ms})
+    scores = [m.score for ms in hits.values() for m in ms if m.score is not None]
+    outcome = {
+        "exclude": "left out of the answer",
+        "mask": "instruction-like spans removed",
+        "flag": "quoted as data",
+    }[mode]
+    detail = f"instruction-like text in {len(hits)} retrieved chunk(s) ({', '.join(signals)}); {outcome}"
+    return GuardDecision("prompt_injection", "context", action, detail, max(scores) if scores else None, sorted(hits))
