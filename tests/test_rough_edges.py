@@ -96,3 +96,19 @@ def test_relevance_means_the_same_across_queries(tmp_path: Path) -> None:
     bad = json.loads(gw("--kb", kb, "search", "quantum chromodynamics of gluons", "--json").output)[0]
     assert good["score"] == 1.0  # the fused score is relative to its query ...
     assert good["relevance"] > 0.5 > bad["relevance"]  # ... the relevance is not
+
+
+def test_pdf_warnings_are_part_of_the_files_reason_not_printed_before_the_summary(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.serve.server import GW
+
+    docs = tmp_path / "docs"
+    write(docs / "broken.pdf", b"not a pdf at all")
+    write(docs / "ok.md", "# Ok\n\nA readable file.\n")
+    out = subprocess.run([GW, "--kb", str(tmp_path / "kb"), "ingest", str(docs)], capture_output=True, text=True)
+    assert out.returncode == 1
+    lines = (out.stderr + out.stdout).splitlines()
+    assert not [ln for ln in lines if ln.startswith(("invalid pdf header", "EOF marker"))]  # no raw warnings
+    [failed] = [ln for ln in lines if "broken.pdf" in ln]
+    assert "not a readable PDF" in failed and "pypdf: invalid pdf header" in failed

@@ -13,10 +13,12 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from groundwork.config import IngestSettings
 from groundwork.errors import LoaderError, UnsupportedFileError
@@ -153,19 +155,44 @@ def load_pdf(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits)
     from pypdf.errors import PdfReadError
 
     budget = TextBudget(path, limits.max_text_chars)
+    with _pypdf_warnings() as warned:
+        try:
+            return _read_pdf(path, raw, budget, PdfReader)
+        except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+            said = f"; pypdf: {'; '.join(dict.fromkeys(warned))}" if warned else ""
+            raise LoaderError(
+                str(path), f"not a readable PDF ({exc}{said}); the file may be corrupt or truncated"
+            ) from None
+
+
+@contextmanager
+def _pypdf_warnings() -> Iterator[list[str]]:
+    """pypdf's warnings while a PDF is read, collected (they belong in that file's reason) instead
+    of printed on the terminal ahead of the ingest summary."""
+    caught: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            caught.append(record.getMessage())
+
+    logger, handler = logging.getLogger("pypdf"), Collect(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
     try:
-        reader = PdfReader(io.BytesIO(raw))
-        if reader.is_encrypted:
-            raise LoaderError(str(path), "the PDF is encrypted; decrypt it first")
-        pages = [
-            Section(text=budget.take((page.extract_text() or "").strip()), page=i)
-            for i, page in enumerate(reader.pages, 1)
-        ]
-        title = str((reader.metadata or {}).get("/Title") or "")
-    except LoaderError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise LoaderError(str(path), f"not a readable PDF ({exc}); the file may be corrupt or truncated") from None
+        yield caught
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _read_pdf(path: Path, raw: bytes, budget: TextBudget, reader_cls: Any) -> list[Document]:
+    reader = reader_cls(io.BytesIO(raw))
+    if reader.is_encrypted:
+        raise LoaderError(str(path), "the PDF is encrypted; decrypt it first")
+    pages = [
+        Section(text=budget.take((page.extract_text() or "").strip()), page=i) for i, page in enumerate(reader.pages, 1)
+    ]
+    title = str((reader.metadata or {}).get("/Title") or "")
     if not any(p.text for p in pages):
         raise LoaderError(str(path), "the PDF has no extractable text (a scan? run OCR first)")
     return _doc(path, raw, pages, title)
