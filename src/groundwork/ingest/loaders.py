@@ -185,6 +185,9 @@ def _pypdf_warnings() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
+_PLACEHOLDER_TITLES = {"untitled", "untitled document", "document", "microsoft word - document1"}
+
+
 def _read_pdf(path: Path, raw: bytes, budget: TextBudget, reader_cls: Any) -> list[Document]:
     reader = reader_cls(io.BytesIO(raw))
     if reader.is_encrypted:
@@ -192,7 +195,9 @@ def _read_pdf(path: Path, raw: bytes, budget: TextBudget, reader_cls: Any) -> li
     pages = [
         Section(text=budget.take((page.extract_text() or "").strip()), page=i) for i, page in enumerate(reader.pages, 1)
     ]
-    title = str((reader.metadata or {}).get("/Title") or "")
+    title = str((reader.metadata or {}).get("/Title") or "").strip()
+    if title.lower() in _PLACEHOLDER_TITLES:  # what PDF writers put when nobody set a title
+        title = ""
     if not any(p.text for p in pages):
         raise LoaderError(str(path), "the PDF has no extractable text (a scan? run OCR first)")
     return _doc(path, raw, pages, title)
