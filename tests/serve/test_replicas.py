@@ -61,7 +61,7 @@ def test_two_replicas_behave_as_one_service(replicas, pg_dsn: str, pg_schema: st
     job = wait_job(admin_b, r.json()["job_id"])
     assert job["status"] == "done" and job["results"][0]["status"] == "added"
     hits = reader_b.post("/v1/search", json={"query": "how often are relief valves replaced", "top_k": 3}).json()
-    assert hits[0]["doc_id"] == "upload://_shared/valves.md"
+    assert hits[0]["doc_id"] == "upload://~/valves.md"
     ans = reader_b.post("/v1/answer", json={"question": "When are relief valves replaced?"}).json()
     assert not ans["abstained"] and "two years" in ans["answer"]
     assert admin_a.get(f"/v1/audit/{ans['answer_id']}").json()["question"] == "When are relief valves replaced?"

@@ -108,7 +108,7 @@ def web(tmp_path_factory: pytest.TempPathFactory):
     )
     kb = root / "kb"
     keys = {
-        "admin": create_key(kb, "ops", "query,ingest,admin"),
+        "admin": create_key(kb, "ops", "query,ingest,admin", groups="hr,eng"),  # may restrict to its groups
         "hr": create_key(kb, "hr-reader", "query", groups="hr"),
     }
     srv = Server(kb, env={"GROUNDWORK_SERVE__EVAL_DIR": str(evals)}).start()

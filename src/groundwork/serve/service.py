@@ -71,7 +71,8 @@ class Service:
             return
         names: dict[str, str] = {}  # document id -> file name
         items = []
-        for name in job.files[job.done :]:
+        job.done = 0  # a job always runs whole (ingest is idempotent): done counts files read in this run
+        for name in job.files:
             if job.starts.get(name, 0) >= MAX_STARTS:
                 job.results.append({"file": name, "status": "failed", "reason": _CRASHED})
                 continue
@@ -96,6 +97,7 @@ class Service:
             if uri in names:
                 job.starts[names[uri]] = job.starts.get(names[uri], 0) + 1
                 previous.append(names[uri])
+            job.done = min(done, len(job.files))  # files read so far, for progress bars
             self.jobs.save_progress(job)  # before reading: a crash while reading it is counted
 
         with self.write_lock:

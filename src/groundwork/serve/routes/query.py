@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from groundwork.errors import GroundworkError
+from groundwork.filters import parse_filter
 from groundwork.serve import schemas as S
 from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE, check_top_k
@@ -24,6 +25,7 @@ router = APIRouter(tags=["query"])
 def search(req: S.SearchRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
     """Ranked chunks, the same as `groundwork search --json`, among the documents the key may see."""
     t0 = time.time_ns()
+    check_filter(req.filter)
     with svc.gate.slot(p.access.tenant) as ok:
         if not ok:
             raise busy(p)
@@ -48,6 +50,7 @@ def answer_question(
 ) -> Answer:
     """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace."""
     t0 = time.time_ns()
+    check_filter(flt)
     with svc.gate.slot(p.access.tenant) as ok:
         if not ok:
             raise busy(p)
@@ -56,6 +59,18 @@ def answer_question(
     attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
     record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
     return ans
+
+
+def check_filter(flt: str | None) -> None:
+    """422 for a filter the grammar refuses, before the request takes one of its tenant's slots.
+
+    Parsing is bounded by the grammar's limits (characters, depth, terms), so a hostile filter is
+    always told what is wrong with it, never 429 because other hostile filters hold the slots.
+    """
+    try:
+        parse_filter(flt)
+    except GroundworkError as exc:
+        raise user_error(exc) from None
 
 
 def busy(p: Principal) -> ApiError:
