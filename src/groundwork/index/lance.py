@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -243,6 +242,14 @@ class LanceStore:
 
     # -- writes -------------------------------------------------------------------------------------
     def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
+        """One commit that gives the documents ``doc_hashes`` names exactly ``chunks``.
+
+        A batch of new documents is a plain append. A batch that replaces indexed documents is one
+        Lance ``Update`` commit: deletion vectors for the old chunks' rows (found through the
+        ``doc_id`` B-tree index) and a new data file for the new chunks. Either way the commit writes
+        only this batch's rows plus a few KB of metadata, whatever the size of the table; a crash
+        before the commit leaves unreferenced files only (removed by cleanup), never half a batch.
+        """
         doc_ids = list(doc_hashes)
         if not doc_ids:
             return
@@ -250,6 +257,26 @@ class LanceStore:
             self.delete_documents(doc_ids)
             return
         meta_types = self._ensure_columns(chunks)
+        table = self._chunk_table(doc_hashes, chunks, pipeline_hash, meta_types)
+        dataset = _latest(self._chunks)
+        old_rows = dataset.to_table(
+            columns=[], filter=f"doc_id IN ({self._in_list(doc_ids)})", with_row_address=True
+        ).column("_rowaddr")
+        if len(old_rows) == 0:
+            self._chunks.add(table)
+        else:
+            _swap_rows(dataset, old_rows.to_numpy(), table)
+            self._chunks.checkout_latest()
+        self._ensure_indexes()
+
+    def _chunk_table(
+        self,
+        doc_hashes: Mapping[str, str],
+        chunks: Sequence[Chunk],
+        pipeline_hash: str,
+        meta_types: dict[str, pa.DataType],
+    ) -> pa.Table:
+        """The rows of ``chunks`` in the chunks table's schema."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         rows = []
         for c in chunks:
@@ -277,15 +304,7 @@ class LanceStore:
             for k, t in meta_types.items():
                 row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)
             rows.append(row)
-        table = pa.Table.from_pylist(rows, schema=self._chunks.schema)
-        (
-            self._chunks.merge_insert("chunk_id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(f"doc_id IN ({self._in_list(doc_ids)})")
-            .execute(table)
-        )
-        self._ensure_fts()
+        return pa.Table.from_pylist(rows, schema=self._chunks.schema)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         if not doc_ids or self._chunks is None:
@@ -297,6 +316,14 @@ class LanceStore:
     @staticmethod
     def _in_list(values: Sequence[str]) -> str:
         return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+    def _ensure_indexes(self) -> None:
+        """The full-text index, and the B-tree on ``doc_id`` that finds a document's rows without a scan."""
+        from lancedb.index import BTree
+
+        self._ensure_fts()
+        if not any(ix.columns == ["doc_id"] for ix in self._chunks.list_indices()):
+            self._chunks.create_index("doc_id", config=BTree())
 
     def _ensure_fts(self) -> None:
         from lancedb.index import FTS
@@ -317,25 +344,49 @@ class LanceStore:
         )
 
     def optimize(self) -> None:
+        """Index new rows, compact small fragments, drop deleted rows, and clean up old versions, each
+        only when its policy says so, so a small ingest stays cheap (see ``_maintain``). Builds the
+        HNSW index once the table holds ``index.ann_min_rows`` chunks."""
         if self._chunks is None:
             return
-        n = self._chunks.count_rows()
-        if n >= self.settings.ann_min_rows and not self.has_ann_index():
-            from lancedb.index import HnswSq
-
-            self._chunks.create_index(
-                "vector",
-                config=HnswSq(
-                    distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction
-                ),
-            )
+        if self._chunks.count_rows() >= self.settings.ann_min_rows and not self.has_ann_index():
+            self._build_ann()
         self._ann = None
+        for table in (self._chunks, self._versions):
+            if table is not None:
+                _maintain(table, self.settings)
+        self._cleanup()
+
+    def _build_ann(self) -> None:
+        """Create the HNSW vector index over one compacted run, so that its later delta segments line
+        up with the other indexes' and size-tiered compaction can keep merging them."""
+        from lancedb.index import HnswSq
+
+        for name, segments in _segments(_latest(self._chunks)).items():
+            _latest(self._chunks).optimize.optimize_indices(index_names=[name], num_indices_to_merge=len(segments))
+        _compact(self._chunks, [f.fragment_id for f in _latest(self._chunks).get_fragments()], self.settings)
+        self._chunks.create_index(
+            "vector",
+            config=HnswSq(
+                distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction
+            ),
+        )
+
+    def _cleanup(self) -> None:
+        """Remove storage versions older than ``index.version_retention_hours`` (the rollback window
+        of ``reembed``), at most every ``index.cleanup_interval_minutes``: a cleanup reads the
+        manifest of every version it keeps, seconds with thousands of them."""
+        now = datetime.now(UTC)
+        last = self.meta.get("cleaned_at")
+        if last and now - datetime.fromisoformat(last) < timedelta(minutes=self.settings.cleanup_interval_minutes):
+            return
         retention = timedelta(hours=self.settings.version_retention_hours)
         for table in (self._chunks, self._versions):
             if table is not None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    table.optimize(cleanup_older_than=retention)
+                _latest(table).cleanup_old_versions(older_than=retention, error_if_tagged_old_versions=False)
+        if self.meta:  # recorded with the index's meta.json; never creates one
+            self.meta["cleaned_at"] = now.isoformat(timespec="seconds")
+            self._write_meta()
 
     def reembed(self, model_id: str, dimension: int, embed: Callable[[list[str]], np.ndarray], batch: int = 256) -> int:
         """Give every chunk a vector from another embedding model, as one new storage version.
@@ -602,3 +653,164 @@ _VERSIONS_SCHEMA = pa.schema(
 
 def _with_zero(table: pa.Table) -> pa.Table:
     return table.append_column("_zero", pa.array([0.0] * table.num_rows, pa.float64()))
+
+
+# -- the write path and storage maintenance, on pylance (the Lance API LanceDB itself uses for these) ----------
+# Lance's default: a fragment with more than this share of its rows deleted is rewritten without them.
+_DELETED_SHARE = 0.1
+
+
+def _latest(table: Any) -> Any:
+    """The Lance dataset behind a LanceDB table, at the table's latest version."""
+    table.checkout_latest()
+    return table.to_lance()
+
+
+def _swap_rows(dataset: Any, row_addresses: np.ndarray, new_rows: pa.Table) -> None:
+    """Delete the rows at ``row_addresses`` and add ``new_rows`` in one Lance ``Update`` commit.
+
+    A row address is ``fragment id << 32 | row offset`` (Lance format). Each touched fragment gets a
+    new deletion vector (bytes per row); ``new_rows`` go to a new data file. Nothing is visible
+    before the commit, so a crash leaves either the old rows or the new ones.
+    """
+    from lance import LanceDataset, LanceOperation
+    from lance.fragment import write_fragments
+
+    fragment_ids = row_addresses >> 32
+    offsets = row_addresses & 0xFFFFFFFF
+    removed, updated = [], []
+    for fragment_id in np.unique(fragment_ids).tolist():
+        kept = dataset.get_fragment(fragment_id).delete_rows(offsets[fragment_ids == fragment_id].tolist())
+        if kept is None:
+            removed.append(fragment_id)
+        else:
+            updated.append(kept)
+    operation = LanceOperation.Update(
+        removed_fragment_ids=removed, updated_fragments=updated, new_fragments=write_fragments(new_rows, dataset)
+    )
+    LanceDataset.commit(dataset, operation, read_version=dataset.version)
+
+
+def _segments(dataset: Any) -> dict[str, list[frozenset[int]]]:
+    """Each index's segments as the fragment ids each covers, oldest first (system indexes left out)."""
+    return {
+        d.name: [frozenset(int(f) for f in s.fragment_ids) for s in d.segments]
+        for d in dataset.describe_indices()
+        if not d.name.startswith("__")
+    }
+
+
+def _runs(dataset: Any, segments: dict[str, list[frozenset[int]]]) -> list[list[int]]:
+    """The units compaction can merge, oldest first: fragments covered by the same index segments
+    (Lance never merges fragments that different segments cover); in a table without indexes, each
+    fragment. Fragments some index does not cover yet are left out."""
+    runs: dict[tuple[int, ...], list[int]] = {}
+    for fragment in dataset.get_fragments():
+        fid = fragment.fragment_id
+        key = tuple(next((i for i, s in enumerate(segs) if fid in s), -1) for segs in segments.values())
+        if -1 not in key:
+            runs.setdefault(key if segments else (fid,), []).append(fid)
+    return list(runs.values())
+
+
+def _tier(rows: int, k: int) -> int:
+    """The size tier of a run: floor(log_k(rows))."""
+    tier = 0
+    while rows >= k:
+        rows //= k
+        tier += 1
+    return tier
+
+
+def tier_to_merge(run_rows: Sequence[int], k: int, max_rows: int) -> int:
+    """How many of the newest runs (``run_rows``: rows per run, oldest first) to merge into one.
+
+    Size-tiered compaction (the log merge policy of Lucene; O'Neil et al. 1996, "The log-structured
+    merge-tree"): when at least ``k`` of the newest runs share the newest run's tier
+    (floor(log_k rows)) and each has fewer than ``max_rows`` rows, they are merged, so a row is
+    rewritten about log_k(max_rows / rows per write) times over its life, and never once its run
+    holds ``max_rows``. Returns 0 when nothing is due.
+    """
+    if not run_rows or run_rows[-1] >= max_rows:
+        return 0
+    tier = _tier(run_rows[-1], k)
+    n = 0
+    for rows in reversed(run_rows):
+        if rows >= max_rows or _tier(rows, k) != tier:
+            break
+        n += 1
+    return n if n >= k else 0
+
+
+def _compact(table: Any, fragment_ids: Sequence[int], settings: IndexSettings) -> None:
+    """Rewrite ``fragment_ids`` only (every other fragment is excluded from Lance's planner): adjacent
+    ones covered alike are merged into fragments of up to ``index.compaction_max_rows`` rows, and
+    deleted rows are dropped."""
+    dataset = _latest(table)
+    keep = set(fragment_ids)
+    others = [f.fragment_id for f in dataset.get_fragments() if f.fragment_id not in keep]
+    dataset.optimize.compact_files(
+        target_rows_per_fragment=settings.compaction_max_rows,
+        excluded_fragment_ids=others,
+        materialize_deletions_threshold=_DELETED_SHARE,
+    )
+    table.checkout_latest()
+
+
+def _maintain(table: Any, settings: IndexSettings) -> None:
+    """The compaction policy of one table, run after each ingest:
+
+    1. Fragments with more than 10 % of their rows deleted are rewritten without them.
+    2. Rows written since the last index update stay unindexed (searches scan them) until they hold
+       ``index.unindexed_max_rows`` rows or ``index.compaction_fragments`` fragments; then they
+       are compacted into one fragment and indexed as a new segment of each index.
+    3. Size-tiered merges of the indexed runs (see ``tier_to_merge``): the runs' index segments are
+       merged, then their fragments.
+
+    Nothing else is rewritten, so the cost of a small ingest does not grow with the table.
+    """
+    dataset = _latest(table)
+    fragments = [f.metadata for f in dataset.get_fragments()]
+    heavy = [f.id for f in fragments if f.num_deletions > _DELETED_SHARE * f.physical_rows]
+    if heavy:
+        _compact(table, heavy, settings)
+    segments = _segments(_latest(table))
+    if segments:
+        covered = frozenset.intersection(*(frozenset().union(*segs) for segs in segments.values()))
+        tail = [f for f in _latest(table).get_fragments() if f.fragment_id not in covered]
+        rows = sum(f.metadata.physical_rows for f in tail)
+        if len(tail) < settings.compaction_fragments and rows < settings.unindexed_max_rows:
+            return
+        if len(tail) > 1:
+            _compact(table, [f.fragment_id for f in tail], settings)
+        _latest(table).optimize.optimize_indices(num_indices_to_merge=0)
+        table.checkout_latest()
+    for _ in range(_MAX_TIER_MERGES):
+        if not _merge_tier(table, settings):
+            return
+
+
+# A bound on tier merges per optimize; one new run completes at most one merge per tier.
+_MAX_TIER_MERGES = 16
+
+
+def _merge_tier(table: Any, settings: IndexSettings) -> bool:
+    """Merge the newest runs if a tier is full (see ``tier_to_merge``); returns whether it did."""
+    dataset = _latest(table)
+    segments = _segments(dataset)
+    runs = _runs(dataset, segments)
+    rows = {f.fragment_id: f.metadata.physical_rows for f in dataset.get_fragments()}
+    n = tier_to_merge(
+        [sum(rows[f] for f in run) for run in runs], settings.compaction_fragments, settings.compaction_max_rows
+    )
+    if n == 0:
+        return False
+    picked = runs[-n:]
+    wanted = {frozenset(run) for run in picked}
+    # Lance merges an index's newest n segments; merge only when those are exactly the picked runs'.
+    if any(len(segs) < n or set(segs[-n:]) != wanted for segs in segments.values()):
+        return False
+    for name in segments:
+        _latest(table).optimize.optimize_indices(index_names=[name], num_indices_to_merge=n)
+    _compact(table, [f for run in picked for f in run], settings)
+    return True
