@@ -1,11 +1,15 @@
 """The embedded store: LanceDB tables in a local folder (default ``./.groundwork``).
 
-Layout: ``meta.json`` (model id, dimension, schema version), ``lancedb/chunks.lance`` (one row per
-chunk: text, vector, metadata columns ``meta_<field>``), ``lancedb/versions.lance`` (the change log
-shown by ``groundwork versions``), ``embeddings.sqlite`` (the embedding cache).
+Layout: ``meta.json`` (model id, dimension, schema version, time of the last version cleanup),
+``lancedb/chunks.lance`` (one row per chunk: text, vector, metadata columns ``meta_<field>``),
+``lancedb/versions.lance`` (the change log shown by ``groundwork versions``), ``embeddings.sqlite``
+(the embedding cache).
 
-Writes use LanceDB's ``merge_insert`` with ``when_not_matched_by_source_delete``: a batch of documents
-gets its new chunks and loses its old ones in one commit, so a crash leaves each batch all-or-nothing.
+A batch of documents gets its new chunks and loses its old ones in one commit (an append when all are
+new, else one Lance ``Update`` commit), so a crash leaves each batch all-or-nothing; a commit writes
+only the batch, and ``optimize`` compacts by size tiers (see ``_maintain``), so the cost and the disk
+of a small write do not grow with the table. Low-level work goes through pylance, the Lance API that
+LanceDB itself uses for compaction and version cleanup.
 Keyword search is LanceDB's native full-text index (BM25, Robertson & Zaragoza 2009, with stemming and
 stop words); vector search is exact (flat) until ``index.ann_min_rows`` chunks, then HNSW (IVF_HNSW_SQ).
 """
@@ -318,12 +322,15 @@ class LanceStore:
         return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
     def _ensure_indexes(self) -> None:
-        """The full-text index, and the B-tree on ``doc_id`` that finds a document's rows without a scan."""
+        """Give a new table its full-text index and the B-tree on ``doc_id`` (which finds a document's
+        rows without a scan) together, so both cover the same fragments. An existing table without the
+        B-tree gets it from ``optimize``."""
         from lancedb.index import BTree
 
+        if any(ix.index_type == "FTS" for ix in self._chunks.list_indices()):
+            return  # rows written after the indexes were built are searched unindexed until optimize()
         self._ensure_fts()
-        if not any(ix.columns == ["doc_id"] for ix in self._chunks.list_indices()):
-            self._chunks.create_index("doc_id", config=BTree())
+        self._chunks.create_index("doc_id", config=BTree())
 
     def _ensure_fts(self) -> None:
         from lancedb.index import FTS
@@ -346,31 +353,34 @@ class LanceStore:
     def optimize(self) -> None:
         """Index new rows, compact small fragments, drop deleted rows, and clean up old versions, each
         only when its policy says so, so a small ingest stays cheap (see ``_maintain``). Builds the
-        HNSW index once the table holds ``index.ann_min_rows`` chunks."""
+        HNSW index once the table holds ``index.ann_min_rows`` chunks, and the ``doc_id`` B-tree on an
+        index written before it existed."""
+        from lancedb.index import BTree, HnswSq
+
         if self._chunks is None:
             return
+        indexes = self._chunks.list_indices()
+        if any(ix.index_type == "FTS" for ix in indexes) and not any(ix.columns == ["doc_id"] for ix in indexes):
+            self._add_index("doc_id", BTree())
         if self._chunks.count_rows() >= self.settings.ann_min_rows and not self.has_ann_index():
-            self._build_ann()
+            s = self.settings
+            self._add_index(
+                "vector", HnswSq(distance_type="cosine", m=s.hnsw_m, ef_construction=s.hnsw_ef_construction)
+            )
         self._ann = None
         for table in (self._chunks, self._versions):
             if table is not None:
                 _maintain(table, self.settings)
         self._cleanup()
 
-    def _build_ann(self) -> None:
-        """Create the HNSW vector index over one compacted run, so that its later delta segments line
-        up with the other indexes' and size-tiered compaction can keep merging them."""
-        from lancedb.index import HnswSq
-
+    def _add_index(self, column: str, config: Any) -> None:
+        """Index ``column`` of a table that has rows: first every index is merged into one segment and
+        the fragments compacted (one rewrite of the table), so the new index's later delta segments
+        line up with the others' and size-tiered compaction can keep merging them."""
         for name, segments in _segments(_latest(self._chunks)).items():
             _latest(self._chunks).optimize.optimize_indices(index_names=[name], num_indices_to_merge=len(segments))
         _compact(self._chunks, [f.fragment_id for f in _latest(self._chunks).get_fragments()], self.settings)
-        self._chunks.create_index(
-            "vector",
-            config=HnswSq(
-                distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction
-            ),
-        )
+        self._chunks.create_index(column, config=config)
 
     def _cleanup(self) -> None:
         """Remove storage versions older than ``index.version_retention_hours`` (the rollback window
@@ -413,7 +423,7 @@ class LanceStore:
         )
         self._chunks = self._db.create_table("chunks", data=table, mode="overwrite")
         self._ann = None
-        self._ensure_fts()
+        self._ensure_indexes()
         self.meta.update(
             model_id=model_id, dimension=dimension, previous=[previous, *self.meta.get("previous", [])][:10]
         )
