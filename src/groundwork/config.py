@@ -118,7 +118,31 @@ class IndexSettings(_Section):
         0, ge=0, description="re-rank refine_factor * top_k ANN candidates with exact vectors; 0 = off"
     )
     version_retention_hours: float = Field(
-        168.0, ge=0, description="storage versions older than this are removed after each run"
+        168.0,
+        ge=0,
+        description="storage versions older than this are removed; `groundwork rollback` after `reindex` needs the "
+        "version from before the reindex, so this is also the rollback window",
+    )
+    cleanup_interval_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="remove storage versions past retention at most this often (each cleanup reads them all)",
+    )
+    compaction_fragments: int = Field(
+        8,
+        ge=2,
+        description="size-tiered compaction: merge this many runs of one size tier into one (each write adds a run); "
+        "also the number of new fragments that triggers indexing them",
+    )
+    compaction_max_rows: int = Field(
+        131_072,
+        ge=1,
+        description="compaction never rewrites a run of this many rows, except to drop deleted rows; caps one rewrite",
+    )
+    unindexed_max_rows: int = Field(
+        1024,
+        ge=0,
+        description="rows written since the last index update that searches may scan unindexed before they are indexed",
     )
     fts_language: str = "English"
     read_consistency_s: float = Field(

@@ -1,13 +1,17 @@
 """The embedded store: LanceDB tables in a local folder (default ``./.groundwork``).
 
-Layout: ``meta.json`` (model id, dimension, schema version), ``lancedb/chunks.lance`` (one row per
-chunk: text, vector, metadata columns ``meta_<field>``), ``lancedb/versions.lance`` (the change log
-shown by ``groundwork versions``), ``embeddings.sqlite`` (the embedding cache), ``writer.lock`` (the
-writer lock, an OS file lock: released by the kernel when its process dies, so never stale) and,
-while a writer holds it, ``writer.json`` (what it does, its pid and host, for waiting writers).
+Layout: ``meta.json`` (model id, dimension, schema version, time of the last version cleanup),
+``lancedb/chunks.lance`` (one row per chunk: text, vector, metadata columns ``meta_<field>``),
+``lancedb/versions.lance`` (the change log shown by ``groundwork versions``), ``embeddings.sqlite``
+(the embedding cache), ``writer.lock`` (the writer lock, an OS file lock: released by the kernel when
+its process dies, so never stale) and, while a writer holds it, ``writer.json`` (what it does, its pid
+and host, for waiting writers).
 
-Writes use LanceDB's ``merge_insert`` with ``when_not_matched_by_source_delete``: a batch of documents
-gets its new chunks and loses its old ones in one commit, so a crash leaves each batch all-or-nothing.
+A batch of documents gets its new chunks and loses its old ones in one commit (an append when all are
+new, else one Lance ``Update`` commit), so a crash leaves each batch all-or-nothing; a commit writes
+only the batch, and ``optimize`` compacts by size tiers (see ``_maintain``), so the cost and the disk
+of a small write do not grow with the table. Low-level work goes through pylance, the Lance API that
+LanceDB itself uses for compaction and version cleanup.
 Keyword search is LanceDB's native full-text index (BM25, Robertson & Zaragoza 2009, with stemming and
 stop words); vector search is exact (flat) until ``index.ann_min_rows`` chunks, then HNSW (IVF_HNSW_SQ).
 """
@@ -19,7 +23,6 @@ import os
 import re
 import socket
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -321,6 +324,14 @@ class LanceStore:
 
     # -- writes -------------------------------------------------------------------------------------
     def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
+        """One commit that gives the documents ``doc_hashes`` names exactly ``chunks``.
+
+        A batch of new documents is a plain append. A batch that replaces indexed documents is one
+        Lance ``Update`` commit: deletion vectors for the old chunks' rows (found through the
+        ``doc_id`` B-tree index) and a new data file for the new chunks. Either way the commit writes
+        only this batch's rows plus a few KB of metadata, whatever the size of the table; a crash
+        before the commit leaves unreferenced files only (removed by cleanup), never half a batch.
+        """
         doc_ids = list(doc_hashes)
         if not doc_ids:
             return
@@ -328,6 +339,26 @@ class LanceStore:
             self.delete_documents(doc_ids)
             return
         meta_types = self._ensure_columns(chunks)
+        table = self._chunk_table(doc_hashes, chunks, pipeline_hash, meta_types)
+        dataset = _latest(self._chunks)
+        old_rows = dataset.to_table(
+            columns=[], filter=f"doc_id IN ({self._in_list(doc_ids)})", with_row_address=True
+        ).column("_rowaddr")
+        if len(old_rows) == 0:
+            self._chunks.add(table)
+        else:
+            _swap_rows(dataset, old_rows.to_numpy(), table)
+            self._chunks.checkout_latest()
+        self._ensure_indexes()
+
+    def _chunk_table(
+        self,
+        doc_hashes: Mapping[str, str],
+        chunks: Sequence[Chunk],
+        pipeline_hash: str,
+        meta_types: dict[str, pa.DataType],
+    ) -> pa.Table:
+        """The rows of ``chunks`` in the chunks table's schema."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         rows = []
         for c in chunks:
@@ -355,15 +386,7 @@ class LanceStore:
             for k, t in meta_types.items():
                 row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)
             rows.append(row)
-        table = pa.Table.from_pylist(rows, schema=self._chunks.schema)
-        (
-            self._chunks.merge_insert("chunk_id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .when_not_matched_by_source_delete(f"doc_id IN ({self._in_list(doc_ids)})")
-            .execute(table)
-        )
-        self._ensure_fts()
+        return pa.Table.from_pylist(rows, schema=self._chunks.schema)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         if not doc_ids or self._chunks is None:
@@ -375,6 +398,17 @@ class LanceStore:
     @staticmethod
     def _in_list(values: Sequence[str]) -> str:
         return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+    def _ensure_indexes(self) -> None:
+        """Give a new table its full-text index and the B-tree on ``doc_id`` (which finds a document's
+        rows without a scan) together, so both cover the same fragments. An existing table without the
+        B-tree gets it from ``optimize``."""
+        from lancedb.index import BTree
+
+        if any(ix.index_type == "FTS" for ix in self._chunks.list_indices()):
+            return  # rows written after the indexes were built are searched unindexed until optimize()
+        self._ensure_fts()
+        self._chunks.create_index("doc_id", config=BTree())
 
     def _ensure_fts(self) -> None:
         from lancedb.index import FTS
@@ -395,25 +429,52 @@ class LanceStore:
         )
 
     def optimize(self) -> None:
+        """Index new rows, compact small fragments, drop deleted rows, and clean up old versions, each
+        only when its policy says so, so a small ingest stays cheap (see ``_maintain``). Builds the
+        HNSW index once the table holds ``index.ann_min_rows`` chunks, and the ``doc_id`` B-tree on an
+        index written before it existed."""
+        from lancedb.index import BTree, HnswSq
+
         if self._chunks is None:
             return
-        n = self._chunks.count_rows()
-        if n >= self.settings.ann_min_rows and not self.has_ann_index():
-            from lancedb.index import HnswSq
-
-            self._chunks.create_index(
-                "vector",
-                config=HnswSq(
-                    distance_type="cosine", m=self.settings.hnsw_m, ef_construction=self.settings.hnsw_ef_construction
-                ),
+        indexes = self._chunks.list_indices()
+        if any(ix.index_type == "FTS" for ix in indexes) and not any(ix.columns == ["doc_id"] for ix in indexes):
+            self._add_index("doc_id", BTree())
+        if self._chunks.count_rows() >= self.settings.ann_min_rows and not self.has_ann_index():
+            s = self.settings
+            self._add_index(
+                "vector", HnswSq(distance_type="cosine", m=s.hnsw_m, ef_construction=s.hnsw_ef_construction)
             )
         self._ann = None
+        for table in (self._chunks, self._versions):
+            if table is not None:
+                _maintain(table, self.settings)
+        self._cleanup()
+
+    def _add_index(self, column: str, config: Any) -> None:
+        """Index ``column`` of a table that has rows: first every index is merged into one segment and
+        the fragments compacted (one rewrite of the table), so the new index's later delta segments
+        line up with the others' and size-tiered compaction can keep merging them."""
+        for name, segments in _segments(_latest(self._chunks)).items():
+            _latest(self._chunks).optimize.optimize_indices(index_names=[name], num_indices_to_merge=len(segments))
+        _compact(self._chunks, [f.fragment_id for f in _latest(self._chunks).get_fragments()], self.settings)
+        self._chunks.create_index(column, config=config)
+
+    def _cleanup(self) -> None:
+        """Remove storage versions older than ``index.version_retention_hours`` (the rollback window
+        of ``reembed``), at most every ``index.cleanup_interval_minutes``: a cleanup reads the
+        manifest of every version it keeps, seconds with thousands of them."""
+        now = datetime.now(UTC)
+        last = self.meta.get("cleaned_at")
+        if last and now - datetime.fromisoformat(last) < timedelta(minutes=self.settings.cleanup_interval_minutes):
+            return
         retention = timedelta(hours=self.settings.version_retention_hours)
         for table in (self._chunks, self._versions):
             if table is not None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    table.optimize(cleanup_older_than=retention)
+                _latest(table).cleanup_old_versions(older_than=retention, error_if_tagged_old_versions=False)
+        if self.meta:  # recorded with the index's meta.json; never creates one
+            self.meta["cleaned_at"] = now.isoformat(timespec="seconds")
+            self._write_meta()
 
     def reembed(self, model_id: str, dimension: int, embed: Callable[[list[str]], np.ndarray], batch: int = 256) -> int:
         """Give every chunk a vector from another embedding model, as one new storage version.
@@ -440,7 +501,7 @@ class LanceStore:
         )
         self._chunks = self._db.create_table("chunks", data=table, mode="overwrite")
         self._ann = None
-        self._ensure_fts()
+        self._ensure_indexes()
         self.meta.update(
             model_id=model_id, dimension=dimension, previous=[previous, *self.meta.get("previous", [])][:10]
         )
@@ -806,3 +867,172 @@ def _plain(value: Any) -> str:
 
 def _with_zero(table: pa.Table) -> pa.Table:
     return table.append_column("_zero", pa.array([0.0] * table.num_rows, pa.float64()))
+
+
+# -- the write path and storage maintenance, on pylance (the Lance API LanceDB itself uses for these) ----------
+# Lance's default: a fragment with more than this share of its rows deleted is rewritten without them.
+_DELETED_SHARE = 0.1
+
+
+def _latest(table: Any) -> Any:
+    """The Lance dataset behind a LanceDB table, at the table's latest version."""
+    table.checkout_latest()
+    return table.to_lance()
+
+
+def _swap_rows(dataset: Any, row_addresses: np.ndarray, new_rows: pa.Table) -> None:
+    """Delete the rows at ``row_addresses`` and add ``new_rows`` in one Lance ``Update`` commit.
+
+    A row address is ``fragment id << 32 | row offset`` (Lance format). Each touched fragment gets a
+    new deletion vector (bytes per row); ``new_rows`` go to a new data file. Nothing is visible
+    before the commit, so a crash leaves either the old rows or the new ones.
+    """
+    from lance import LanceDataset, LanceOperation
+    from lance.fragment import write_fragments
+
+    fragment_ids = row_addresses >> 32
+    offsets = row_addresses & 0xFFFFFFFF
+    removed, updated = [], []
+    for fragment_id in np.unique(fragment_ids).tolist():
+        kept = dataset.get_fragment(fragment_id).delete_rows(offsets[fragment_ids == fragment_id].tolist())
+        if kept is None:
+            removed.append(fragment_id)
+        else:
+            updated.append(kept)
+    operation = LanceOperation.Update(
+        removed_fragment_ids=removed, updated_fragments=updated, new_fragments=write_fragments(new_rows, dataset)
+    )
+    LanceDataset.commit(dataset, operation, read_version=dataset.version)
+
+
+def _segments(dataset: Any) -> dict[str, list[frozenset[int]]]:
+    """Each index's segments as the fragment ids each covers, oldest first (system indexes left out)."""
+    return {
+        d.name: [frozenset(int(f) for f in s.fragment_ids) for s in d.segments]
+        for d in dataset.describe_indices()
+        if not d.name.startswith("__")
+    }
+
+
+def _runs(dataset: Any, segments: dict[str, list[frozenset[int]]]) -> list[list[int]]:
+    """The units compaction can merge, oldest first: fragments covered by the same index segments
+    (Lance never merges fragments that different segments cover); in a table without indexes, each
+    fragment. Fragments some index does not cover yet are left out."""
+    runs: dict[tuple[int, ...], list[int]] = {}
+    for fragment in dataset.get_fragments():
+        fid = fragment.fragment_id
+        key = tuple(next((i for i, s in enumerate(segs) if fid in s), -1) for segs in segments.values())
+        if -1 not in key:
+            runs.setdefault(key if segments else (fid,), []).append(fid)
+    return list(runs.values())
+
+
+def _tier(rows: int, k: int) -> int:
+    """The size tier of a run: floor(log_k(rows))."""
+    tier = 0
+    while rows >= k:
+        rows //= k
+        tier += 1
+    return tier
+
+
+def tier_to_merge(run_rows: Sequence[int], k: int, max_rows: int) -> int:
+    """How many of the newest runs (``run_rows``: rows per run, oldest first) to merge into one.
+
+    Size-tiered compaction (the log merge policy of Lucene; O'Neil et al. 1996, "The log-structured
+    merge-tree"): when at least ``k`` of the newest runs share the newest run's tier
+    (floor(log_k rows)) and each has fewer than ``max_rows`` rows, they are merged, so a row is
+    rewritten about log_k(max_rows / rows per write) times over its life, and never once its run
+    holds ``max_rows``. Returns 0 when nothing is due.
+    """
+    if not run_rows or run_rows[-1] >= max_rows:
+        return 0
+    tier = _tier(run_rows[-1], k)
+    n = 0
+    for rows in reversed(run_rows):
+        if rows >= max_rows or _tier(rows, k) != tier:
+            break
+        n += 1
+    return n if n >= k else 0
+
+
+def _compact(table: Any, fragment_ids: Sequence[int], settings: IndexSettings) -> None:
+    """Rewrite ``fragment_ids`` only (every other fragment is excluded from Lance's planner): adjacent
+    ones covered alike are merged into fragments of up to ``index.compaction_max_rows`` rows, and
+    deleted rows are dropped."""
+    dataset = _latest(table)
+    keep = set(fragment_ids)
+    others = [f.fragment_id for f in dataset.get_fragments() if f.fragment_id not in keep]
+    dataset.optimize.compact_files(
+        target_rows_per_fragment=settings.compaction_max_rows,
+        excluded_fragment_ids=others,
+        materialize_deletions_threshold=_DELETED_SHARE,
+    )
+    table.checkout_latest()
+
+
+def _maintain(table: Any, settings: IndexSettings) -> None:
+    """The compaction policy of one table, run after each ingest:
+
+    1. Fragments with more than 10 % of their rows deleted are rewritten without them.
+    2. Rows written since the last index update stay unindexed (searches scan them) until they hold
+       ``index.unindexed_max_rows`` rows or ``index.compaction_fragments`` fragments; then their
+       small fragments are compacted into one and they are indexed as a new segment of each index.
+    3. Size-tiered merges of the indexed runs (see ``tier_to_merge``): the runs' index segments are
+       merged, then their fragments.
+
+    Nothing else is rewritten, so the cost of a small ingest does not grow with the table.
+    """
+    dataset = _latest(table)
+    fragments = [f.metadata for f in dataset.get_fragments()]
+    heavy = [f.id for f in fragments if f.num_deletions > _DELETED_SHARE * f.physical_rows]
+    if heavy:
+        _compact(table, heavy, settings)
+    segments = _segments(_latest(table))
+    if segments:
+        covered = frozenset.intersection(*(frozenset().union(*segs) for segs in segments.values()))
+        tail = [f for f in _latest(table).get_fragments() if f.fragment_id not in covered]
+        rows = sum(f.metadata.physical_rows for f in tail)
+        if len(tail) < settings.compaction_fragments and rows < settings.unindexed_max_rows:
+            return
+        # Merge the tail's small fragments (one per small write); a mid-size batch is indexed as it is.
+        small = [f.fragment_id for f in tail if f.metadata.physical_rows < _small_rows(settings)]
+        if len(small) > 1:
+            _compact(table, small, settings)
+        _latest(table).optimize.optimize_indices(num_indices_to_merge=0)
+        table.checkout_latest()
+    for _ in range(_MAX_TIER_MERGES):
+        if not _merge_tier(table, settings):
+            return
+
+
+def _small_rows(settings: IndexSettings) -> int:
+    """Unindexed fragments below this many rows are merged before indexing (bigger ones, from a
+    mid-size batch, would cost more to rewrite than their file costs to keep)."""
+    return max(2, settings.unindexed_max_rows // settings.compaction_fragments)
+
+
+# A bound on tier merges per optimize; one new run completes at most one merge per tier.
+_MAX_TIER_MERGES = 16
+
+
+def _merge_tier(table: Any, settings: IndexSettings) -> bool:
+    """Merge the newest runs if a tier is full (see ``tier_to_merge``); returns whether it did."""
+    dataset = _latest(table)
+    segments = _segments(dataset)
+    runs = _runs(dataset, segments)
+    rows = {f.fragment_id: f.metadata.physical_rows for f in dataset.get_fragments()}
+    n = tier_to_merge(
+        [sum(rows[f] for f in run) for run in runs], settings.compaction_fragments, settings.compaction_max_rows
+    )
+    if n == 0:
+        return False
+    picked = runs[-n:]
+    wanted = {frozenset(run) for run in picked}
+    # Lance merges an index's newest n segments; merge only when those are exactly the picked runs'.
+    if any(len(segs) < n or set(segs[-n:]) != wanted for segs in segments.values()):
+        return False
+    for name in segments:
+        _latest(table).optimize.optimize_indices(index_names=[name], num_indices_to_merge=n)
+    _compact(table, [f for run in picked for f in run], settings)
+    return True
