@@ -108,7 +108,9 @@ class Chunk:
 
     ``position`` is the 0-based order within the document; ``parent_id``/``parent_text`` are set by
     the hierarchical chunker (the child is matched, the parent is returned as context).
-    ``vector`` is (dim,) float32 L2-normalised once embedded, else None.
+    ``vector`` is (dim,) float32 L2-normalised once embedded, else None. ``tokens`` is the chunker's
+    count of ``text`` in the embedder's word pieces (None when unknown): ingest orders the embedding
+    batches by it (it never changes a vector, and is not stored).
     """
 
     chunk_id: str
@@ -126,16 +128,23 @@ class Chunk:
     vector: Any = None
     tenant: str | None = None
     allowed_groups: tuple[str, ...] = ()
+    tokens: int | None = field(default=None, compare=False)
 
     @property
     def heading(self) -> str:
         return " > ".join(self.heading_path)
 
     @property
+    def search_head(self) -> str:
+        """The line ``search_text`` puts before the text ("" when none): title and heading path."""
+        head = " > ".join(p for p in (self.title, *self.heading_path) if p)
+        return head if head and not self.text.startswith(head) else ""
+
+    @property
     def search_text(self) -> str:
         """What is embedded and indexed for BM25: the title and heading path give a chunk its context."""
-        head = " > ".join(p for p in (self.title, *self.heading_path) if p)
-        return f"{head}\n{self.text}" if head and not self.text.startswith(head) else self.text
+        head = self.search_head
+        return f"{head}\n{self.text}" if head else self.text
 
 
 @dataclass

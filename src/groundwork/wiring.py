@@ -259,6 +259,19 @@ class Components:
         new._pg_pool = self._pg_pool
         return new
 
+    def with_embedding_cache(self, cache_dir: Path) -> Components:
+        """The same knowledge base with its embedding cache (when ``embedder.cache`` is on) in
+        ``cache_dir`` instead: the embedder and the parts that embed questions (search pipeline,
+        generator, guardrails) are new; the store, its pool, the audit log and the chat model, reranker
+        and decomposer built so far are kept. The model is loaded once per process either way.
+        Evaluation times new questions on such a copy, with an empty cache."""
+        embedder = self.settings.embedder.model_copy(update={"cache_dir": cache_dir})
+        settings = self.settings.model_copy(update={"embedder": embedder})
+        shared = ("store", "audit", "chat_model", "reranker", "decomposer")
+        new = Components(settings, **{k: self._parts[k] for k in shared if k in self._parts})
+        new._pg_pool = self._pg_pool
+        return new
+
 
 # -- the service state ---------------------------------------------------------------------------------
 @dataclass

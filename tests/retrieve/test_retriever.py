@@ -39,3 +39,32 @@ def test_hybrid_finds_what_only_dense_finds(make_kb, docs: Path) -> None:
     q = "insects producing sweet food"
     assert all(not h.chunk.source.endswith("d.md") for h in kb.search(q, mode="bm25", top_k=4))
     assert kb.search(q, mode="hybrid", top_k=1)[0].chunk.source.endswith("d.md")
+
+
+def test_hybrid_starts_the_keyword_search_after_the_query_is_embedded(make_kb, docs: Path, monkeypatch) -> None:
+    """The keyword search beside the encoder took CPU from its threads (bench/hybrid_latency.py):
+    it starts once the vector exists, and runs beside the vector search."""
+    kb = make_kb(**{"embedder.cache": False})
+    kb.ingest([docs])
+    expected = [h.chunk.chunk_id for h in kb.search("electricity from sunlight", mode="hybrid", top_k=4)]
+    events: list[str] = []
+    store, embedder = kb.store, kb.embedder
+    keyword, vector, embed = store.keyword_search, store.vector_search, embedder.embed
+
+    def logged(name, fn):
+        def run(*args, **kwargs):
+            events.append(f"{name} start")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                events.append(f"{name} end")
+
+        return run
+
+    monkeypatch.setattr(store, "keyword_search", logged("keyword", keyword))
+    monkeypatch.setattr(store, "vector_search", logged("vector", vector))
+    monkeypatch.setattr(embedder, "embed", logged("embed", embed))
+    hits = kb.search("electricity from sunlight", mode="hybrid", top_k=4)
+    assert [h.chunk.chunk_id for h in hits] == expected
+    assert events.index("embed end") < events.index("keyword start")
+    assert {"keyword end", "vector end"} <= set(events)

@@ -50,8 +50,13 @@ class Embedder(Protocol):
         """Longest input in tokens, special tokens excluded; longer inputs would be truncated."""
         ...
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, dimension) float32, L2-normalised."""
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> np.ndarray:
+        """(n, dimension) float32, L2-normalised, row i for ``texts[i]``.
+
+        ``token_counts``: each text's tokens as ``count_tokens`` gives them, when the caller knows them
+        (the chunker does); they only order the work and never change a vector. Raises ValueError
+        when given with another length than ``texts``.
+        """
         ...
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
@@ -157,8 +162,7 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        self.encoded += len(texts)
+    def _model_encode(self, texts: list[str]) -> np.ndarray:
         vecs = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,
@@ -168,18 +172,51 @@ class SentenceTransformerEmbedder:
         )
         return np.asarray(vecs, dtype=np.float32)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, dimension) float32, L2-normalised; cached texts are not re-encoded."""
+    def batches(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> list[list[int]]:
+        """Indexes into ``texts``, one list per model batch of at most ``embedder.batch_size``, longest
+        texts first (ties in the given order).
+
+        A batch is padded to its longest text, so batches are formed by token count (``token_counts``,
+        else counted here with the model's tokenizer, capped at ``max_tokens`` as the model truncates);
+        sentence-transformers orders by characters, and characters per token vary from text to text.
+        """
+        size = self.settings.batch_size
+        if len(texts) <= size:
+            return [list(range(len(texts)))] if texts else []
+        if token_counts is None:
+            token_counts = [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        cap = self.max_tokens
+        order = sorted(range(len(texts)), key=lambda i: -min(token_counts[i], cap))
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+    def _encode(self, texts: list[str], token_counts: Sequence[int] | None = None) -> np.ndarray:
+        """Run the model over ``texts`` in the batches of ``batches``: one call per batch, since
+        sentence-transformers would re-order a longer list by characters."""
+        self.encoded += len(texts)
+        groups = self.batches(texts, token_counts)
+        if len(groups) == 1:
+            return self._model_encode(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for idx in groups:
+            out[idx] = self._model_encode([texts[i] for i in idx])
+        return out
+
+    def embed(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> np.ndarray:
+        """(n, dimension) float32, L2-normalised; cached texts are not re-encoded. ``token_counts`` only
+        orders the batches (see ``batches``). Raises ValueError for token counts of another length."""
         texts = list(texts)
+        if token_counts is not None and len(token_counts) != len(texts):
+            raise ValueError(f"{len(token_counts)} token counts for {len(texts)} texts")
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.cache is None:
-            return self._encode(texts)
+            return self._encode(texts, token_counts)
         found = self.cache.get_many(self.model_id, texts)
+        counts = dict(zip(texts, token_counts)) if token_counts is not None else None
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         self.cache_hits += len(found)
         if missing:
-            vecs = self._encode(missing)
+            vecs = self._encode(missing, [counts[t] for t in missing] if counts is not None else None)
             new = dict(zip(missing, vecs))
             self.cache.put_many(self.model_id, new)
             found.update(new)

@@ -383,17 +383,36 @@ class Ingestor:
             c.tenant, c.allowed_groups = doc.tenant, doc.allowed_groups
         if self.text_transform:
             for c in chunks:
-                c.text = self.text_transform(c.text)
+                masked = self.text_transform(c.text)
+                if masked != c.text:  # the chunker's token count was of the text before masking
+                    c.text, c.tokens = masked, None
                 if c.parent_text:
                     c.parent_text = self.text_transform(c.parent_text)
         return chunks
+
+    def _search_tokens(self, chunks: Sequence[Chunk]) -> list[int]:
+        """Tokens of each chunk's ``search_text``: the chunker's count of its text plus the count of its
+        head line (once per distinct head; word pieces never span the newline between them), or the
+        whole search text counted when the chunker gave no count."""
+        heads: dict[str, int] = {"": 0}
+        out = []
+        for c in chunks:
+            if c.tokens is None:
+                out.append(self.embedder.count_tokens(c.search_text))
+                continue
+            head = c.search_head
+            if head not in heads:
+                heads[head] = self.embedder.count_tokens(head)
+            out.append(heads[head] + c.tokens)
+        return out
 
     def _flush(self, batch: _Batch, report: IngestReport) -> None:
         if not batch.hashes:
             return
         before = getattr(self.embedder, "encoded", 0)
         todo = [c for c in batch.chunks if c.vector is None]  # the Ray engine's chunks arrive embedded
-        vectors = self.embedder.embed([c.search_text for c in todo]) if todo else []
+        # Batches ordered by token count pad less than sentence-transformers' order by characters.
+        vectors = self.embedder.embed([c.search_text for c in todo], self._search_tokens(todo)) if todo else []
         for chunk, vec in zip(todo, vectors):
             chunk.vector = vec
         self.store.replace_documents(batch.hashes, batch.chunks, self.pipeline_hash)

@@ -41,7 +41,7 @@ class FixedTokenChunker:
             section = document.sections[bisect.bisect_right(starts, begin) - 1]
             piece = text[begin:end].strip()
             if piece:
-                chunks.append(make_chunk(document, len(chunks), piece, section))
+                chunks.append(make_chunk(document, len(chunks), piece, section, tokens=len(window)))
             if first + self.size >= len(offsets):
                 break
         return chunks

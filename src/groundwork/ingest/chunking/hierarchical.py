@@ -30,12 +30,20 @@ class HierarchicalChunker:
 
     def chunk(self, document: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for p, (parent_text, section) in enumerate(self.parents.split_sections(document.sections)):
+        for p, (parent_text, _, section) in enumerate(self.parents.split_sections(document.sections)):
             parent_id = f"{document.doc_id}::p{p}"
-            for child_text, _ in self.children.split_sections(
+            for child_text, n, _ in self.children.split_sections(
                 [Section(parent_text, section.heading_path, section.page)]
             ):
                 chunks.append(
-                    make_chunk(document, len(chunks), child_text, section, parent_id=parent_id, parent_text=parent_text)
+                    make_chunk(
+                        document,
+                        len(chunks),
+                        child_text,
+                        section,
+                        parent_id=parent_id,
+                        parent_text=parent_text,
+                        tokens=n,
+                    )
                 )
         return chunks

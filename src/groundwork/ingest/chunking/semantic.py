@@ -45,7 +45,7 @@ class SemanticChunker:
         sents = self._sentences(document)
         if not sents:
             return []
-        vecs = self.embedder.embed([s for s, _, _ in sents])
+        vecs = self.embedder.embed([s for s, _, _ in sents], token_counts=[n for _, n, _ in sents])
         sims = np.sum(vecs[:-1] * vecs[1:], axis=1) if len(sents) > 1 else np.zeros(0)
         cut = float(np.percentile(sims, self.percentile)) if len(sims) else 0.0
         chunks: list[Chunk] = []
@@ -54,12 +54,12 @@ class SemanticChunker:
         for i, (sent, n, sec) in enumerate(sents):
             boundary = bool(cur) and (sec is not cur_sec or cur_n + n > self.size or sims[i - 1] < cut)
             if boundary:
-                chunks.append(make_chunk(document, len(chunks), " ".join(cur), cur_sec))
+                chunks.append(make_chunk(document, len(chunks), " ".join(cur), cur_sec, tokens=cur_n))
                 cur, cur_n = [], 0
             if not cur:
                 cur_sec = sec
             cur.append(sent)
             cur_n += n
         if cur:
-            chunks.append(make_chunk(document, len(chunks), " ".join(cur), cur_sec))
+            chunks.append(make_chunk(document, len(chunks), " ".join(cur), cur_sec, tokens=cur_n))
         return chunks

@@ -47,22 +47,23 @@ class StructureChunker:
         windows = token_windows(self.embedder, text, self.size, 0)
         return [(w, self.embedder.count_tokens(w), sep if i == 0 else " ") for i, w in enumerate(windows)]
 
-    def _merge(self, pieces: list[tuple[str, int, str]]) -> list[str]:
-        out: list[str] = []
+    def _merge(self, pieces: list[tuple[str, int, str]]) -> list[tuple[str, int]]:
+        """(chunk text, its tokens) pairs."""
+        out: list[tuple[str, int]] = []
         cur, cur_n = "", 0
         for text, n, sep in pieces:
             # Word-piece counts add up across whitespace, so the sum is the merged chunk's count.
             if cur and cur_n + n > self.size:
-                out.append(cur)
+                out.append((cur, cur_n))
                 cur, cur_n = "", 0
             cur = f"{cur}{sep}{text}" if cur else text
             cur_n += n
         if cur:
-            out.append(cur)
+            out.append((cur, cur_n))
         return out
 
-    def split_sections(self, sections: list[Section]) -> list[tuple[str, Section]]:
-        """(chunk text, section it came from) pairs, in document order."""
+    def split_sections(self, sections: list[Section]) -> list[tuple[str, int, Section]]:
+        """(chunk text, its tokens, section it came from) triples, in document order."""
         merged: list[Section] = []
         for sec in sections:
             prev = merged[-1] if merged else None
@@ -70,9 +71,10 @@ class StructureChunker:
                 merged[-1] = Section(prev.text + "\n\n" + sec.text, prev.heading_path, prev.page)
             else:
                 merged.append(sec)
-        return [(text, sec) for sec in merged for text in self._merge(self._split(sec.text))]
+        return [(text, n, sec) for sec in merged for text, n in self._merge(self._split(sec.text))]
 
     def chunk(self, document: Document) -> list[Chunk]:
         return [
-            make_chunk(document, i, text, sec) for i, (text, sec) in enumerate(self.split_sections(document.sections))
+            make_chunk(document, i, text, sec, tokens=n)
+            for i, (text, n, sec) in enumerate(self.split_sections(document.sections))
         ]
