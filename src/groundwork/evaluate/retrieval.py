@@ -1,9 +1,14 @@
 """Retrieval evaluation: run every query of a dataset and report the field's standard metrics.
 
-Document-level metrics (nDCG@10, recall@10, recall@100, MRR@10, MAP@10, hits@k) rank documents by
-their best chunk (first occurrence in the chunk ranking). MultiHop-RAG additionally gets the paper's
-chunk-level containment metrics (see metrics.multihop_metrics), which then take the names hits@4,
-hits@10, mrr@10 and map@10, with the article-level figures kept as ``article_*``.
+Document-level datasets (BEIR, Groundwork eval sets) are measured as BEIR defines them, on a ranked
+list of documents: ``kb.search_documents`` ranks ``top_k`` distinct documents, each scored by its best
+chunk (``group_by="document"``, the default). ``group_by="chunk"`` measures the older way: the
+documents of the top ``top_k`` chunks in order of first occurrence, often fewer than ``top_k`` because
+a long document takes several places. ``distinct_docs`` is the mean length of the ranked list.
+
+MultiHop-RAG always ranks chunks: its official metrics (the paper's chunk-level containment, see
+metrics.multihop_metrics) take the names hits@4, hits@10, mrr@10 and map@10, and the document-level
+figures of the chunks' documents are kept as ``article_*``.
 """
 
 from __future__ import annotations
@@ -13,15 +18,29 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from groundwork.errors import RequestError
 from groundwork.evaluate.datasets import EvalDataset, EvalQuery
 from groundwork.evaluate.metrics import map_at_k, mrr_at_k, multihop_metrics, ndcg_at_k, recall_at_k
 from groundwork.kb import KnowledgeBase
 
 DEEP = 100  # documents ranked for recall@100
+GROUPINGS = ("chunk", "document")
 
 
 def _unique_docs(doc_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(doc_ids))
+
+
+def _rank_documents(kb: KnowledgeBase, q: EvalQuery, mode: str, top_k: int) -> tuple[list[str], list[str]]:
+    """``top_k`` distinct document ids, best first, and the text of each one's best passage."""
+    docs = kb.search_documents(q.question, mode=mode, top_k=top_k, filter=q.filter)
+    return [d.doc_id for d in docs], [d.passages[0].chunk.text for d in docs]
+
+
+def _rank_chunks(kb: KnowledgeBase, q: EvalQuery, mode: str, top_k: int) -> tuple[list[str], list[str]]:
+    """The documents of the top ``top_k`` chunks (in order of first occurrence) and the chunks' texts."""
+    hits = kb.search(q.question, mode=mode, top_k=top_k, filter=q.filter)
+    return _unique_docs([h.chunk.doc_id for h in hits]), [h.chunk.text for h in hits]
 
 
 def _doc_metrics(ranking: list[str], q: EvalQuery, top10: list[str]) -> dict[str, float]:
@@ -41,31 +60,40 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def evaluate_retrieval(
-    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, top_k: int = 10
+    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, top_k: int = 10, group_by: str | None = None
 ) -> dict[str, Any]:
     """Figures averaged over the queries that have judgments (null queries are left out).
 
-    The top ``top_k`` chunks come from exactly the search a user runs (``kb.search(q, top_k=top_k)``),
-    timed for the latency figures (ms, query embedding included); a second, deeper search supplies
-    the 100 documents for recall@100.
+    The top ``top_k`` documents (chunks for MultiHop-RAG or ``group_by="chunk"``) come from exactly
+    the search a user runs (``kb.search_documents`` / ``kb.search`` with ``top_k``), timed for the
+    latency figures (ms, query embedding included); a second, deeper search supplies the 100
+    documents for recall@100. ``group_by``: "document" or "chunk"; default "document", and "chunk"
+    for MultiHop-RAG. Raises RequestError for another value, or "document" on MultiHop-RAG.
     """
     mode = mode or kb.settings.retrieval.mode
+    multihop = dataset.fmt == "multihop-rag"
+    group_by = group_by or ("chunk" if multihop else "document")
+    if group_by not in GROUPINGS:
+        raise RequestError(f"group_by must be one of {', '.join(GROUPINGS)}, not {group_by!r}")
+    if multihop and group_by == "document":
+        raise RequestError("MultiHop-RAG's metrics are chunk-level: drop --group-by document for this dataset")
+    rank = _rank_documents if group_by == "document" else _rank_chunks
+    deep_k = DEEP if group_by == "document" else 3 * DEEP  # chunks: about 100 documents' worth
     rows: list[dict[str, float]] = []
     by_type: dict[str, list[dict[str, float]]] = defaultdict(list)
     latencies: list[float] = []
-    multihop = dataset.fmt == "multihop-rag"
     for q in dataset.queries:
         if not q.qrels:
             continue
         t0 = time.perf_counter()
-        hits = kb.search(q.question, mode=mode, top_k=top_k, filter=q.filter)
+        top, texts = rank(kb, q, mode, top_k)
         latencies.append((time.perf_counter() - t0) * 1000)
-        deep = kb.search(q.question, mode=mode, top_k=3 * DEEP, filter=q.filter)
-        top10 = _unique_docs([h.chunk.doc_id for h in hits])
-        row = _doc_metrics(_unique_docs([h.chunk.doc_id for h in deep]), q, top10)
+        deep, _ = rank(kb, q, mode, deep_k)
+        row = _doc_metrics(deep, q, top)
         if multihop:
             row = {**{f"article_{k}": v for k, v in row.items()}, **row}
-            row.update(multihop_metrics([h.chunk.text for h in hits], q.facts))
+            row.update(multihop_metrics(texts, q.facts))
+        row["distinct_docs"] = float(len(top))
         rows.append(row)
         by_type[q.qtype].append(row)
     out: dict[str, Any] = _mean(rows)
@@ -79,6 +107,8 @@ def evaluate_retrieval(
         "dataset": dataset.name,
         "mode": mode,
         "top_k": top_k,
+        "group_by": group_by,
+        "group_score": s.retrieval.group_score if group_by == "document" else None,
         "chunker": s.chunking.strategy,
         "chunk_tokens": s.chunking.chunk_tokens,
         "chunks": kb.count_chunks(),
