@@ -116,3 +116,32 @@ def test_a_bad_config_file_fails_every_command(tmp_path: Path) -> None:
         r = runner.invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
         assert "retrieval.mode" in r.output or "does not exist" in r.output, r.output
+
+
+def test_search_grouped_by_document(tmp_path: Path, monkeypatch) -> None:
+    docs = setup_docs(tmp_path / "docs")
+    days = " ".join(f"On day {i} visitors parked in the north car park and paid nothing." for i in range(12))
+    write(docs / "c.md", f"# Parking log\n\n{days}\n")
+    kb = str(tmp_path / "kb")
+    monkeypatch.setenv("GROUNDWORK_CHUNKING__OVERLAP_TOKENS", "0")
+    chunking = ["--chunker", "fixed", "--chunk-tokens", "32"]
+    assert gw("--kb", kb, "ingest", str(docs), *chunking).exit_code == 0
+    chunks = json.loads(gw("--kb", kb, "search", "where can visitors park", "--json", "--top-k", "3").output)
+    assert [Path(h["source"]).name for h in chunks].count("c.md") >= 2  # the log takes most places
+
+    r = gw("--kb", kb, "search", "where can visitors park", "--group-by", "document", "--json", "--top-k", "3")
+    grouped = json.loads(r.output)
+    assert sorted(Path(d["source"]).name for d in grouped) == ["a.md", "b.md", "c.md"]
+    log = next(d for d in grouped if d["source"].endswith("c.md"))
+    assert len(log["passages"]) == 3 and log["matched"] > 3
+    assert {"chunk_id", "text", "score", "rank"} <= set(log["passages"][0])
+    assert [d["rank"] for d in grouped] == [1, 2, 3]
+
+    table = gw("--kb", kb, "search", "where can visitors park", "--group-by", "document", "--top-k", "3").output
+    assert "more matching chunks" in table and "a.md" in table
+
+    monkeypatch.setenv("GROUNDWORK_RETRIEVAL__GROUP_BY", "document")  # the setting is the default
+    by_setting = json.loads(gw("--kb", kb, "search", "where can visitors park", "--json", "--top-k", "3").output)
+    assert by_setting == grouped
+    r = gw("--kb", kb, "search", "x", "--group-by", "page")
+    assert r.exit_code == 2 and "retrieval.group_by" in r.output

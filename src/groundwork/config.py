@@ -199,6 +199,26 @@ class RetrievalSettings(_Section):
     decompose_original_weight: float = Field(
         1.0, ge=0, description="multi-hop: RRF weight of the original question's list (each sub-question weighs 1)"
     )
+    group_by: Literal["chunk", "document"] = Field(
+        "chunk",
+        description="what `groundwork search` and POST /v1/search rank by default: chunks, or distinct documents "
+        "each with its best passages (answers always work on chunks)",
+    )
+    group_score: Literal["max", "sum2"] = Field(
+        "max",
+        description="grouped by document: a document's score is its best chunk's score (max), "
+        "or the sum of its best two chunks' scores (sum2)",
+    )
+    group_passages: int = Field(
+        3, ge=1, le=10, description="grouped by document: best chunks shown per document (passages)"
+    )
+    group_max_chunks: int = Field(
+        1000,
+        ge=1,
+        le=10000,
+        description="grouped by document: most chunks ranked to find top_k distinct documents (the search deepens "
+        "by doubling up to this)",
+    )
 
 
 class RerankSettings(_Section):

@@ -3,6 +3,7 @@
     >>> kb = KnowledgeBase("./.groundwork")
     >>> kb.ingest(["docs/"])                       # IngestReport
     >>> kb.search("how do I filter?", top_k=5)     # list[SearchHit]
+    >>> kb.search_documents("how do I filter?")   # list[DocumentHit]: distinct documents, best passages
     >>> kb.ask("how do I filter?")                 # Answer, with [n] citations
 
 Its parts (store, embedder, generator, guardrails, audit log, ...) come from
@@ -42,6 +43,7 @@ from groundwork.types import (
     Access,
     Answer,
     Chunk,
+    DocumentHit,
     DocumentInfo,
     IndexVersion,
     IngestReport,
@@ -212,6 +214,23 @@ class KnowledgeBase:
         StoreError with no index."""
         self._require_index()
         return self.pipeline.search(query, mode, top_k, filter, access).hits
+
+    def search_documents(
+        self,
+        query: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        filter: str | Filter | None = None,  # noqa: A002 - the API's name for it
+        access: Access | None = None,
+    ) -> list[DocumentHit]:
+        """Ranked distinct documents for ``query``, best first: ``top_k`` of them when that many match,
+        each with its best passages (chunks). The chunks come from the same search as ``search``
+        (``access``, filters, reranking), ranked deeper and grouped by document; a document's score is
+        its best chunk's score by default (``retrieval.group_score``).
+
+        Raises as ``search`` does."""
+        self._require_index()
+        return self.pipeline.search_documents(query, mode, top_k, filter, access).documents
 
     def ask(
         self,

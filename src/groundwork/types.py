@@ -180,6 +180,40 @@ class SearchHit:
 
 
 @dataclass
+class DocumentHit:
+    """A document in a result list grouped by document (``retrieval.group_by = "document"``).
+
+    ``score`` orders the list: by default the fused score of the document's best chunk
+    (``retrieval.group_score``); ``rank`` is 1-based among documents. ``passages`` are the document's
+    best chunks among those ranked (at most ``retrieval.group_passages``), best first, each with its
+    own chunk score and its rank in the chunk ranking; ``matched`` counts all of its ranked chunks.
+    ``relevance`` is the best passage's (see SearchHit)."""
+
+    doc_id: str
+    source: str
+    title: str
+    score: float
+    rank: int
+    passages: list[SearchHit]
+    matched: int
+    relevance: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire format of ``search --group-by document --json`` and of ``/v1/search``."""
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "relevance": self.relevance,
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "title": self.title,
+            "metadata": self.passages[0].chunk.metadata if self.passages else {},
+            "matched": self.matched,
+            "passages": [p.to_dict() for p in self.passages],
+        }
+
+
+@dataclass
 class ContextChunk:
     """A numbered piece of context; ``n`` is the citation number, ``text`` what the generator reads."""
 

@@ -134,3 +134,51 @@ def test_index_cache_key_depends_on_corpus_location(eval_set: Path, tmp_path: Pa
     assert a.fingerprint() == b.fingerprint()  # same bytes ...
     assert index_key(a, settings) != index_key(b, settings)  # ... but doc ids are paths: another index
     assert index_key(a, settings) == index_key(load_eval_set(eval_set), settings)
+
+
+def test_retrieval_ranks_top_k_distinct_documents(tmp_path: Path) -> None:
+    refunds = " ".join(f"Refund rule {i}: customers get their money back within {i + 10} days." for i in range(12))
+    records = [
+        {"_id": "long", "title": "Refund handbook", "text": refunds},
+        {"_id": "faq", "title": "FAQ", "text": "Refunds are paid to the card used for the purchase."},
+        {"_id": "ship", "title": "Shipping", "text": "Orders ship within two business days."},
+        {"_id": "office", "title": "Office", "text": "The office is open Monday to Friday."},
+    ]
+    corpus = write(tmp_path / "corpus.jsonl", "\n".join(json.dumps(r) for r in records) + "\n")
+    queries = write(tmp_path / "queries.jsonl", json.dumps({"_id": "q1", "text": "how do refunds work"}) + "\n")
+    qrels = write(tmp_path / "qrels.tsv", "query-id\tcorpus-id\tscore\nq1\tlong\t1\nq1\tfaq\t1\n")
+    small = write(tmp_path / "small.toml", "[chunking]\nstrategy = 'fixed'\nchunk_tokens = 32\noverlap_tokens = 0\n")
+    beir = ["--corpus", str(corpus), "--queries", str(queries), "--qrels", str(qrels), "--cache", str(tmp_path / "c")]
+    results = {}
+    for group_by in ("document", "chunk"):
+        out = tmp_path / f"{group_by}.json"
+        args = ["eval", "retrieval", *beir, "--config", str(small), "--top-k", "3", "--json", str(out)]
+        r = gw(*args, "--group-by", group_by)
+        assert r.exit_code == 0, r.output
+        results[group_by] = json.loads(out.read_text())
+    doc, chunk = results["document"], results["chunk"]
+    assert doc["config"]["group_by"] == "document" and chunk["config"]["group_by"] == "chunk"
+    assert doc["distinct_docs"] == 3 and chunk["distinct_docs"] < 3  # the handbook takes several chunk places
+    assert doc["recall@10"] == 1.0 and doc["ndcg@10"] >= chunk["ndcg@10"]
+    r = gw("eval", "retrieval", *beir, "--config", str(small), "--top-k", "3", "--json", str(tmp_path / "d.json"))
+    assert json.loads((tmp_path / "d.json").read_text())["config"]["group_by"] == "document"  # the default
+
+    mh_corpus = write(tmp_path / "mh.json", json.dumps([{"url": "u1", "title": "T", "body": "Refunds take days."}]))
+    mh_queries = write(
+        tmp_path / "mhq.json",
+        json.dumps(
+            [
+                {
+                    "query": "refunds?",
+                    "answer": "days",
+                    "question_type": "inference_query",
+                    "evidence_list": [{"url": "u1", "fact": "Refunds take days."}],
+                }
+            ]
+        ),
+    )
+    mh = ["--format", "multihop-rag", "--corpus", str(mh_corpus), "--queries", str(mh_queries)]
+    r = gw("eval", "retrieval", *mh, "--cache", str(tmp_path / "c"), "--group-by", "document")
+    assert r.exit_code == 2 and "chunk-level" in r.output
+    r = gw("eval", "retrieval", *beir, "--group-by", "page")
+    assert r.exit_code == 2 and "group_by must be one of" in r.output

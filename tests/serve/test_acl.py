@@ -77,6 +77,8 @@ def test_no_endpoint_leaks_across_tenants_or_groups(acl_server, who: str) -> Non
     seen: dict[str, object] = {}
     for mode in ("bm25", "dense", "hybrid"):
         seen[f"search-{mode}"] = c.post("/v1/search", json={"query": QUESTION, "mode": mode, "top_k": 50}).json()
+        grouped = {"query": QUESTION, "mode": mode, "top_k": 50, "group_by": "document"}
+        seen[f"search-documents-{mode}"] = c.post("/v1/search", json=grouped).json()
     for _ in range(2):  # a second identical request may not be served from anything shared with other keys
         ans = c.post("/v1/answer", json={"question": QUESTION, "top_k": 20}).json()
         seen.setdefault("answers", []).append(ans)
@@ -101,6 +103,7 @@ def test_no_endpoint_leaks_across_tenants_or_groups(acl_server, who: str) -> Non
     # ... and what it may see, it does see (the filter is a pre-filter, not an empty result)
     assert (
         markers(seen["search-hybrid"]) == allowed
+        and markers(seen["search-documents-hybrid"]) == allowed
         and {d["source"].rsplit("/", 1)[-1][:-3] for d in docs["items"]} == allowed_docs
     )
 

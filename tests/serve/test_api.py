@@ -80,6 +80,30 @@ def test_end_to_end_upload_search_answer_delete(server) -> None:
     assert all(doc_id not in v["changed_doc_ids"] for v in versions)
 
 
+def test_search_grouped_by_document(server) -> None:
+    srv, keys, _ = server
+    admin = srv.client(keys["admin"])
+    sections = "".join(
+        f"## Day {i}\n\nOn day {i} the night bus left the depot at ten in the evening, drove through the old town "
+        "and the harbour, and stopped at every station on the line until two.\n\n"
+        for i in range(8)
+    )
+    upload(
+        admin, {"bus-log.md": f"# Night bus log\n\n{sections}", "tram.md": "# Tram\n\nThe night tram runs hourly.\n"}
+    )
+    q = {"query": "when does the night bus leave the depot", "top_k": 2}
+    chunks = admin.post("/v1/search", json=q).json()
+    assert [Path(h["source"]).name for h in chunks] == ["bus-log.md", "bus-log.md"]
+    docs = admin.post("/v1/search", json=q | {"group_by": "document"}).json()
+    assert len(docs) == 2 and len({d["doc_id"] for d in docs}) == 2
+    assert Path(docs[0]["source"]).name == "bus-log.md" and docs[0]["rank"] == 1
+    assert len(docs[0]["passages"]) == 3 and docs[0]["matched"] >= 8
+    assert [p["chunk_id"] for p in docs[0]["passages"][:2]] == [h["chunk_id"] for h in chunks]
+    assert docs[0]["score"] == docs[0]["passages"][0]["score"]
+    r = admin.post("/v1/search", json=q | {"group_by": "page"})
+    assert r.status_code == 422 and "group_by" in r.json()["error"]["message"]
+
+
 def test_keys_scopes_and_errors(server) -> None:
     srv, keys, root = server
     assert httpx.get(srv.url + "/healthz").json() == {"status": "ok"}

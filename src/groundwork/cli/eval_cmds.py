@@ -53,11 +53,13 @@ def index(dataset: EvalDataset, settings: Settings, cache: Path | None) -> Knowl
         return open_index(dataset, settings, cache)
 
 
-def run_retrieval(dataset: EvalDataset, kb: KnowledgeBase, mode: str | None, top_k: int) -> dict:
+def run_retrieval(
+    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None, top_k: int, group_by: str | None = None
+) -> dict:
     with err.status(
         f"running {sum(1 for q in dataset.queries if q.qrels)} queries ({mode or kb.settings.retrieval.mode})"
     ):
-        return evaluate_retrieval(dataset, kb, mode, top_k)
+        return evaluate_retrieval(dataset, kb, mode, top_k, group_by)
 
 
 _CORPUS = typer.Option(None, "--corpus", help="Corpus file (BEIR corpus.jsonl, MultiHop-RAG corpus.json) or folder")
@@ -70,6 +72,12 @@ _CACHE = typer.Option(
 )
 _MODE = typer.Option(None, "--mode", help="bm25 | dense | hybrid [default: from settings]")
 _JSON = typer.Option(None, "--json", help="Write every figure to this JSON file")
+_GROUP_BY = typer.Option(
+    None,
+    "--group-by",
+    help="document: rank top-k distinct documents (BEIR's definition); chunk: the documents of the top-k chunks "
+    "[default: document; MultiHop-RAG: chunk, its official metrics are chunk-level]",
+)
 _EMBEDDER = typer.Option(
     None,
     "--embedder",
@@ -86,7 +94,8 @@ def retrieval_cmd(
     fmt: str | None = _FORMAT,
     mode: str | None = _MODE,
     config: ConfigOpt = None,
-    top_k: int = typer.Option(10, "--top-k", help="Chunks per search"),
+    top_k: int = typer.Option(10, "--top-k", help="Documents per search (chunks with --group-by chunk)"),
+    group_by: str | None = _GROUP_BY,
     embedder: Path | None = _EMBEDDER,
     json_out: Path | None = _JSON,
     cache: Path | None = _CACHE,
@@ -95,7 +104,7 @@ def retrieval_cmd(
     with user_errors():
         dataset = load_dataset(fmt, corpus, queries, qrels, eval_set)
         settings = settings_for(config, **{"embedder.model": str(embedder) if embedder else None})
-        result = run_retrieval(dataset, index(dataset, settings, cache), mode, top_k)
+        result = run_retrieval(dataset, index(dataset, settings, cache), mode, top_k, group_by)
     label = result["config"]["mode"]
     print_results(
         {label: result},
@@ -131,6 +140,7 @@ def compare_cmd(
     limit: int = typer.Option(0, "--limit", help="Answers: only the first N queries (0 = all)"),
     set_: list[str] = typer.Option([], "--set", help="key=value override applied to every configuration"),
     top_k: int = typer.Option(10, "--top-k"),
+    group_by: str | None = _GROUP_BY,
     json_out: Path | None = typer.Option(None, "--json", help="Write all results to this JSON file"),
     plot: Path | None = typer.Option(None, "--plot", help="Write a bar chart (PNG)"),
     cache: Path | None = _CACHE,
@@ -148,7 +158,7 @@ def compare_cmd(
         results: dict[str, dict] = {}
         for label, settings, mode in runs:
             kb = index(dataset, settings, cache)
-            results[label] = run_retrieval(dataset, kb, mode, top_k)
+            results[label] = run_retrieval(dataset, kb, mode, top_k, group_by)
             if answers:
                 from groundwork.evaluate.answers import evaluate_answers
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
-from groundwork.types import SearchHit, document_label
+from groundwork.types import DocumentHit, SearchHit, document_label
 
 
 def ingest(
@@ -104,6 +104,25 @@ def _hits_table(hits: list[SearchHit]) -> Table:
     return table
 
 
+def _documents_table(docs: list[DocumentHit]) -> Table:
+    table = Table(show_lines=True)
+    for col in ("#", "score", "relevance", "document", "passages"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        relevance = "" if d.relevance is None else f"{d.relevance:.3f}"
+        lines = []
+        for p in d.passages:
+            c = p.chunk
+            where = " > ".join(x for x in (c.heading, f"p. {c.page}" if c.page else "") if x)
+            lines.append(escape(f"[{where}] " if where else "") + escape(" ".join(c.text.split())[:160]))
+        more = d.matched - len(d.passages)
+        if more > 0:
+            lines.append(f"[dim]+{more} more matching chunk{'s' if more > 1 else ''}[/]")
+        label = escape(display(d.source) if d.doc_id == d.source else document_label(d.doc_id, d.source, d.title))
+        table.add_row(str(d.rank), f"{d.score:.4f}", relevance, label, "\n".join(lines))
+    return table
+
+
 _RERANK_HELP = "none | mmr | cross-encoder | llm [default: rerank.method]"
 _DECOMPOSE_HELP = "off | heuristic | llm: split multi-hop questions into sub-questions [default: retrieval.decompose]"
 
@@ -115,21 +134,31 @@ def search(
     filter: str | None = typer.Option(None, "--filter", help="Metadata filter, e.g. \"category = 'sports'\""),  # noqa: A002
     rerank: str | None = typer.Option(None, "--rerank", help=_RERANK_HELP),
     decompose: str | None = typer.Option(None, "--decompose", help=_DECOMPOSE_HELP),
+    group_by: str | None = typer.Option(
+        None,
+        "--group-by",
+        help="chunk | document: rank distinct documents, each with its best passages [default: retrieval.group_by]",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print hits as JSON"),
     kb: KbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Rank chunks for a query and print them with scores and sources."""
+    """Rank chunks (or documents, --group-by document) for a query and print them with scores and sources."""
+    overrides = {"rerank.method": rerank, "retrieval.decompose": decompose, "retrieval.group_by": group_by}
     with user_errors():
-        hits = open_kb(kb, config, **{"rerank.method": rerank, "retrieval.decompose": decompose}).search(
-            query, mode=mode, top_k=top_k, filter=filter
-        )
+        kbase = open_kb(kb, config, **overrides)
+        if kbase.settings.retrieval.group_by == "document":
+            results: list[SearchHit] | list[DocumentHit] = kbase.search_documents(
+                query, mode=mode, top_k=top_k, filter=filter
+            )
+        else:
+            results = kbase.search(query, mode=mode, top_k=top_k, filter=filter)
     if as_json:
-        print_json([h.to_dict() for h in hits])
-    elif not hits:
+        print_json([r.to_dict() for r in results])
+    elif not results:
         out.print("no results")
     else:
-        out.print(_hits_table(hits))
+        out.print(_documents_table(results) if isinstance(results[0], DocumentHit) else _hits_table(results))
 
 
 def ask(

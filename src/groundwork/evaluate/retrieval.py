@@ -1,9 +1,14 @@
 """Retrieval evaluation: run every query of a dataset and report the field's standard metrics.
 
-Document-level metrics (nDCG@10, recall@10, recall@100, MRR@10, MAP@10, hits@k) rank documents by
-their best chunk (first occurrence in the chunk ranking). MultiHop-RAG additionally gets the paper's
-chunk-level containment metrics (see metrics.multihop_metrics), which then take the names hits@4,
-hits@10, mrr@10 and map@10, with the article-level figures kept as ``article_*``.
+Document-level datasets (BEIR, Groundwork eval sets) are measured as BEIR defines them, on a ranked
+list of documents: ``kb.search_documents`` ranks ``top_k`` distinct documents, each scored by its best
+chunk (``group_by="document"``, the default). ``group_by="chunk"`` measures the older way: the
+documents of the top ``top_k`` chunks in order of first occurrence, often fewer than ``top_k`` because
+a long document takes several places. ``distinct_docs`` is the mean length of the ranked list.
+
+MultiHop-RAG always ranks chunks: its official metrics (the paper's chunk-level containment, see
+metrics.multihop_metrics) take the names hits@4, hits@10, mrr@10 and map@10, and the document-level
+figures of the chunks' documents are kept as ``article_*``.
 
 Latency is what a user waits for with a question nobody asked before (see ``new_questions``): the
 question is embedded inside the timed search, whatever earlier runs left in the embedding cache.
@@ -20,15 +25,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from groundwork.errors import RequestError
 from groundwork.evaluate.datasets import EvalDataset, EvalQuery
 from groundwork.evaluate.metrics import map_at_k, mrr_at_k, multihop_metrics, ndcg_at_k, recall_at_k
 from groundwork.kb import KnowledgeBase
 
 DEEP = 100  # documents ranked for recall@100
+GROUPINGS = ("chunk", "document")
 
 
 def _unique_docs(doc_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(doc_ids))
+
+
+def _rank_documents(kb: KnowledgeBase, q: EvalQuery, mode: str, top_k: int) -> tuple[list[str], list[str]]:
+    """``top_k`` distinct document ids, best first, and the text of each one's best passage."""
+    docs = kb.search_documents(q.question, mode=mode, top_k=top_k, filter=q.filter)
+    return [d.doc_id for d in docs], [d.passages[0].chunk.text for d in docs]
+
+
+def _rank_chunks(kb: KnowledgeBase, q: EvalQuery, mode: str, top_k: int) -> tuple[list[str], list[str]]:
+    """The documents of the top ``top_k`` chunks (in order of first occurrence) and the chunks' texts."""
+    hits = kb.search(q.question, mode=mode, top_k=top_k, filter=q.filter)
+    return _unique_docs([h.chunk.doc_id for h in hits]), [h.chunk.text for h in hits]
 
 
 def _doc_metrics(ranking: list[str], q: EvalQuery, top10: list[str]) -> dict[str, float]:
@@ -74,23 +93,33 @@ WARM_UP = "warm-up question"  # loads the model, opens tables and indexes before
 
 
 def evaluate_retrieval(
-    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, top_k: int = 10
+    dataset: EvalDataset, kb: KnowledgeBase, mode: str | None = None, top_k: int = 10, group_by: str | None = None
 ) -> dict[str, Any]:
     """Figures averaged over the queries that have judgments (null queries are left out).
 
-    The top ``top_k`` chunks come from exactly the search a user runs (``kb.search(q, top_k=top_k)``)
-    on a new question (``new_questions``), timed for ``latency_ms_p50`` / ``latency_ms_p95`` (ms, query
-    embedding included); a second, deeper search supplies the 100 documents for recall@100. Where
-    the mode embeds the question and the embedding cache is on, the first search is timed again with
-    the question's vector cached: ``latency_cached_ms_p50`` / ``_p95`` (the same question asked again).
+    The top ``top_k`` documents (chunks for MultiHop-RAG or ``group_by="chunk"``) come from exactly
+    the search a user runs (``kb.search_documents`` / ``kb.search`` with ``top_k``) on a new question
+    (``new_questions``), timed for ``latency_ms_p50`` / ``latency_ms_p95`` (ms, query embedding
+    included); a second, deeper search supplies the 100 documents for recall@100. Where the mode
+    embeds the question and the embedding cache is on, the first search is timed again with the
+    question's vector cached: ``latency_cached_ms_p50`` / ``_p95`` (the same question asked again).
+    ``group_by``: "document" or "chunk"; default "document", and "chunk" for MultiHop-RAG. Raises
+    RequestError for another value, or "document" on MultiHop-RAG.
     """
     mode = mode or kb.settings.retrieval.mode
+    multihop = dataset.fmt == "multihop-rag"
+    group_by = group_by or ("chunk" if multihop else "document")
+    if group_by not in GROUPINGS:
+        raise RequestError(f"group_by must be one of {', '.join(GROUPINGS)}, not {group_by!r}")
+    if multihop and group_by == "document":
+        raise RequestError("MultiHop-RAG's metrics are chunk-level: drop --group-by document for this dataset")
+    rank = _rank_documents if group_by == "document" else _rank_chunks
+    deep_k = DEEP if group_by == "document" else 3 * DEEP  # chunks: about 100 documents' worth
     rows: list[dict[str, float]] = []
     by_type: dict[str, list[dict[str, float]]] = defaultdict(list)
     latencies: list[float] = []
     cached: list[float] = []
     repeat = mode != "bm25" and kb.settings.embedder.cache
-    multihop = dataset.fmt == "multihop-rag"
     kb.search(WARM_UP, mode=mode, top_k=top_k)  # builds the parts the copy below shares (reranker, ...)
     with new_questions(kb) as fresh:
         fresh.search(WARM_UP, mode=mode, top_k=top_k)
@@ -98,18 +127,18 @@ def evaluate_retrieval(
             if not q.qrels:
                 continue
             t0 = time.perf_counter()
-            hits = fresh.search(q.question, mode=mode, top_k=top_k, filter=q.filter)
+            top, texts = rank(fresh, q, mode, top_k)
             latencies.append((time.perf_counter() - t0) * 1000)
             if repeat:
                 t0 = time.perf_counter()
-                fresh.search(q.question, mode=mode, top_k=top_k, filter=q.filter)
+                rank(fresh, q, mode, top_k)
                 cached.append((time.perf_counter() - t0) * 1000)
-            deep = fresh.search(q.question, mode=mode, top_k=3 * DEEP, filter=q.filter)
-            top10 = _unique_docs([h.chunk.doc_id for h in hits])
-            row = _doc_metrics(_unique_docs([h.chunk.doc_id for h in deep]), q, top10)
+            deep, _ = rank(fresh, q, mode, deep_k)
+            row = _doc_metrics(deep, q, top)
             if multihop:
                 row = {**{f"article_{k}": v for k, v in row.items()}, **row}
-                row.update(multihop_metrics([h.chunk.text for h in hits], q.facts))
+                row.update(multihop_metrics(texts, q.facts))
+            row["distinct_docs"] = float(len(top))
             rows.append(row)
             by_type[q.qtype].append(row)
     out: dict[str, Any] = _mean(rows)
@@ -123,6 +152,8 @@ def evaluate_retrieval(
         "dataset": dataset.name,
         "mode": mode,
         "top_k": top_k,
+        "group_by": group_by,
+        "group_score": s.retrieval.group_score if group_by == "document" else None,
         "chunker": s.chunking.strategy,
         "chunk_tokens": s.chunking.chunk_tokens,
         "chunks": kb.count_chunks(),

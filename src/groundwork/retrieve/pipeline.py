@@ -5,6 +5,11 @@ With decomposition, the question and each sub-question are retrieved at the cand
 lists are fused with RRF (Cormack, Clarke & Buettcher 2009, k = ``retrieval.rrf_k``), the original
 question weighted ``retrieval.decompose_original_weight`` and each sub-question 1; with a reranker, ``rerank.depth`` candidates are
 reordered and cut to ``top_k``.
+
+``search_documents`` groups the ranked chunks by document (retrieve.grouping): it ranks chunks at
+least ``retrieval.candidates`` deep (``rerank.depth`` with a reranker, so every grouped chunk is
+reranked), and while fewer than ``top_k`` distinct documents come out of a full list, it doubles the
+depth, up to ``retrieval.group_max_chunks``.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from dataclasses import dataclass, field
 from groundwork.filters import Filter, parse_filter
 from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.fusion import rrf_fusion
+from groundwork.retrieve.grouping import group_by_document
 from groundwork.retrieve.rerank import Reranker
 from groundwork.retrieve.retriever import Retrieval, Retriever
-from groundwork.types import Access, SearchHit
+from groundwork.types import Access, DocumentHit, SearchHit
 
 
 @dataclass
@@ -25,6 +31,17 @@ class PipelineResult:
     """Hits best first; ``sub_questions`` when decomposed; timings in ms (embed, retrieve, rerank)."""
 
     hits: list[SearchHit]
+    sub_questions: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DocumentResult:
+    """Documents best first; ``chunks``: how many ranked chunks they were grouped from (the depth
+    reached); timings in ms (embed, retrieve, rerank summed over the rounds; group)."""
+
+    documents: list[DocumentHit]
+    chunks: int
     sub_questions: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -72,6 +89,35 @@ class SearchPipeline:
             hits = self.reranker.rerank(query, hits, top_k)
             timings["rerank"] = (time.perf_counter() - t0) * 1000
         return PipelineResult(hits[:top_k], subs, timings)
+
+    def search_documents(
+        self,
+        query: str,
+        mode: str | None = None,
+        top_k: int | None = None,
+        where: str | Filter | None = None,
+        access: Access | None = None,
+    ) -> DocumentResult:
+        """``top_k`` distinct documents (fewer only when fewer match, or when the best
+        ``retrieval.group_max_chunks`` chunks come from fewer), each with its best passages. The
+        chunks come from ``search``, so filters, ``access``, decomposition and reranking apply as there.
+        Raises as ``search`` does."""
+        s = self.retriever.settings
+        top_k = top_k or s.top_k
+        cap = max(top_k, s.group_max_chunks)
+        depth = min(cap, max(top_k, self.rerank_depth if self.reranker else s.candidates))
+        timings: dict[str, float] = {}
+        while True:
+            r = self.search(query, mode, depth, where, access)
+            for k, v in r.timings_ms.items():
+                timings[k] = timings.get(k, 0.0) + v
+            t0 = time.perf_counter()
+            docs = group_by_document(r.hits, top_k, s.group_passages, s.group_score)
+            timings["group"] = timings.get("group", 0.0) + (time.perf_counter() - t0) * 1000
+            # a list shorter than asked for holds every chunk that matches: deeper finds nothing new
+            if len(docs) >= top_k or len(r.hits) < depth or depth >= cap:
+                return DocumentResult(docs, len(r.hits), r.sub_questions, timings)
+            depth = min(cap, depth * 2)
 
 
 def _add(timings: dict[str, float], r: Retrieval) -> None:

@@ -29,6 +29,11 @@ class SearchRequest(BaseModel):
     mode: Mode | None = None
     top_k: int | None = Field(None, ge=1, le=1000)
     filter: str | None = Field(None, max_length=2000, description="metadata filter expression, see docs/concepts.md")
+    group_by: Literal["chunk", "document"] | None = Field(
+        None,
+        description="chunk: ranked chunks (Hit); document: top_k distinct documents, each with its best passages "
+        "(DocumentHit) [default: the retrieval.group_by setting]",
+    )
 
 
 class Hit(BaseModel):
@@ -48,6 +53,21 @@ class Hit(BaseModel):
     position: int
     text: str
     metadata: dict[str, Any]
+
+
+class DocumentHit(BaseModel):
+    rank: int
+    score: float = Field(
+        description="orders this result list: the best passage's score (retrieval.group_score = max) "
+        "or the sum of the best two passages' scores (sum2)"
+    )
+    relevance: float | None = Field(None, description="the best passage's relevance (see Hit)")
+    doc_id: str
+    source: str
+    title: str
+    metadata: dict[str, Any]
+    matched: int = Field(description="chunks of this document among the ranked chunks (passages shows the best)")
+    passages: list[Hit] = Field(description="the document's best chunks, best first (retrieval.group_passages)")
 
 
 class AnswerRequest(BaseModel):

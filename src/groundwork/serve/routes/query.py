@@ -21,21 +21,24 @@ from groundwork.types import Answer
 router = APIRouter(tags=["query"])
 
 
-@router.post("/v1/search", response_model=list[S.Hit], responses=AUTH_ERRORS | {409: ERROR})
+@router.post("/v1/search", response_model=list[S.Hit] | list[S.DocumentHit], responses=AUTH_ERRORS | {409: ERROR})
 def search(req: S.SearchRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
-    """Ranked chunks, the same as `groundwork search --json`, among the documents the key may see."""
+    """Ranked chunks, or with ``group_by: "document"`` ranked distinct documents with their best passages,
+    the same as `groundwork search --json`, among the documents the key may see."""
     t0 = time.time_ns()
     check_filter(req.filter)
+    by_document = (req.group_by or svc.kb.settings.retrieval.group_by) == "document"
+    run = svc.kb.search_documents if by_document else svc.kb.search
     with svc.gate.slot(p.access.tenant) as ok:
         if not ok:
             raise busy(p)
         try:
-            hits = svc.kb.search(req.query, req.mode, check_top_k(svc, req.top_k), req.filter, access=p.access)
+            results = run(req.query, req.mode, check_top_k(svc, req.top_k), req.filter, access=p.access)
         except GroundworkError as exc:
             raise user_error(exc) from None
     timings = {"total": (time.time_ns() - t0) / 1e6}
-    record_pipeline(svc.tracer, "groundwork.search", t0, timings, {"groundwork.hits": len(hits)})
-    return [h.to_dict() for h in hits]
+    record_pipeline(svc.tracer, "groundwork.search", t0, timings, {"groundwork.hits": len(results)})
+    return [r.to_dict() for r in results]
 
 
 def answer_question(
