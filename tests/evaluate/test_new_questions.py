@@ -23,13 +23,17 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     ("encode", texts) for each batch the model runs."""
     log: list[tuple] = []
     search, ask, encode = KnowledgeBase.search, KnowledgeBase.ask, SentenceTransformerEmbedder._model_encode
+    grouped = KnowledgeBase.search_documents
 
-    def logged_search(self, query, mode=None, top_k=None, filter=None, access=None):  # noqa: A002
-        log.append(("search", query, top_k))
-        try:
-            return search(self, query, mode, top_k, filter, access)
-        finally:
-            log.append(("end", query, top_k))
+    def logged(inner):  # a search of chunks or of documents (grouped): both are "search"
+        def logged_search(self, query, mode=None, top_k=None, filter=None, access=None):  # noqa: A002
+            log.append(("search", query, top_k))
+            try:
+                return inner(self, query, mode, top_k, filter, access)
+            finally:
+                log.append(("end", query, top_k))
+
+        return logged_search
 
     def logged_ask(self, question, *args, **kwargs):
         log.append(("ask", question, None))
@@ -42,7 +46,8 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         log.append(("encode", tuple(texts)))
         return encode(self, texts)
 
-    monkeypatch.setattr(KnowledgeBase, "search", logged_search)
+    monkeypatch.setattr(KnowledgeBase, "search", logged(search))
+    monkeypatch.setattr(KnowledgeBase, "search_documents", logged(grouped))
     monkeypatch.setattr(KnowledgeBase, "ask", logged_ask)
     monkeypatch.setattr(SentenceTransformerEmbedder, "_model_encode", logged_encode)
     return log
