@@ -11,6 +11,9 @@
 4. The knowledge-base folder before and after the uploads: allocated bytes (``du -sB1``) and apparent
    bytes (``du -sb``); the growth per uploaded byte.
 5. The 1,000-chunk batches of step 2 again, on the grown index.
+6. One upload job of ``--job-files`` new notes: one ``KnowledgeBase.ingest`` call with every file,
+   as the server's worker runs a job since issue 14 (before it, a job ran one ingest per file, which
+   is what step 3 times); its seconds and the folder's growth.
 
 Run it for any code by putting that code first on the path, e.g. the code before a change:
   git worktree add --detach /tmp/gw-before 2a84560
@@ -146,10 +149,29 @@ def batch_cost(kb: KnowledgeBase, tag: str, vectors: np.ndarray) -> dict[str, fl
     return out
 
 
+def upload_job(kb: KnowledgeBase, kb_path: Path, files: int) -> dict[str, float]:
+    """Seconds and folder growth (bytes) of one ingest of ``files`` new notes, as one job runs them."""
+    if not files:
+        return {}
+    items = [bytes_item(f"upload://t/job/f{i}.md", note(100_000 + i)) for i in range(files)]
+    before = folder_bytes(kb_path)[0]
+    t0 = time.perf_counter()
+    report = kb.ingest([], items=items, sync=False)
+    seconds = time.perf_counter() - t0
+    assert report.added == files, report
+    return {
+        "files": files,
+        "uploaded_bytes": sum(len(note(100_000 + i)) for i in range(files)),
+        "seconds": round(seconds, 1),
+        "kb_bytes_growth": folder_bytes(kb_path)[0] - before,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--label", required=True, help="names the result file (e.g. before / after)")
     ap.add_argument("--writes", type=int, default=500)
+    ap.add_argument("--job-files", type=int, default=500, help="files in the one-job upload of step 6 (0: skip)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gw-small-writes-cache")
     ap.add_argument("--keep", type=Path, help="build the knowledge base here and keep it (default: a temp folder)")
     args = ap.parse_args()
@@ -186,6 +208,7 @@ def main() -> None:
     writes_s = time.perf_counter() - t_writes
     after = folder_bytes(kb_path)
     end = batch_cost(kb, "end", vectors)
+    job = upload_job(kb, kb_path, args.job_files)
 
     result = {
         "label": args.label,
@@ -208,6 +231,7 @@ def main() -> None:
         "store_ms_per_write": {k: round(v * 1000 / args.writes, 1) for k, v in totals.items()},
         "batch_1000_start": start,
         "batch_1000_end": end,
+        "job": job,
     }
     out = ROOT / "bench" / "results" / f"small_writes-{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +248,9 @@ def main() -> None:
     print(f"{'1,000-chunk batch':<44}{'start':>13}{'end':>14}")
     for k in start:
         print(f"{'  ' + k:<44}{start[k]:>10} ms {end[k]:>10} ms")
+    if job:
+        print(f"{'one job of ' + str(job['files']) + ' files':<44}{job['seconds']:>10} s")
+        print(f"{'  kb folder growth':<44}{job['kb_bytes_growth'] / mb:>10.1f} MB")
     print(f"wrote {out.relative_to(ROOT)}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -105,7 +105,10 @@ class SearchPipeline:
         s = self.retriever.settings
         top_k = top_k or s.top_k
         cap = max(top_k, s.group_max_chunks)
-        depth = min(cap, max(top_k, self.rerank_depth if self.reranker else s.candidates))
+        # Three chunks per document asked for covers the usual case (SciFact: 7.3 documents in 10
+        # chunks); fetching ``candidates`` at once cost bm25 and dense ~50 ms for rows never shown.
+        # A reranker needs its whole depth. The loop below deepens when documents are still missing.
+        depth = min(cap, max(top_k, self.rerank_depth if self.reranker else 3 * top_k))
         timings: dict[str, float] = {}
         while True:
             r = self.search(query, mode, depth, where, access)
