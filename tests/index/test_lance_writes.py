@@ -9,7 +9,8 @@ import pytest
 
 from groundwork.config import IndexSettings
 from groundwork.errors import StoreError
-from groundwork.index.lance import LanceStore, tier_to_merge
+from groundwork.index.lance import LanceStore
+from groundwork.index.lance_storage import tier_to_merge
 from groundwork.ingest.sources import bytes_item
 from groundwork.types import Chunk
 
@@ -204,7 +205,8 @@ def test_cleanup_runs_at_most_once_per_interval(tmp_path: Path) -> None:
 def test_an_index_from_before_the_doc_id_btree_gets_it_in_line_with_the_full_text_index(tmp_path: Path) -> None:
     """Indexes written by earlier versions have no ``doc_id`` B-tree; ``optimize`` adds it so that its
     segments match the full-text index's, and compaction keeps merging small writes afterwards."""
-    from groundwork.index.lance import _latest, _segments
+    from groundwork.index.lance_storage import index_segments as segments_of
+    from groundwork.index.lance_storage import latest
 
     store = LanceStore(tmp_path / "kb", IndexSettings(compaction_fragments=2))
     store.check_model("m", 8)
@@ -215,8 +217,8 @@ def test_an_index_from_before_the_doc_id_btree_gets_it_in_line_with_the_full_tex
     for i in range(8):
         store.replace_documents({f"w{i}": "h"}, chunks_of(f"w{i}", [f"w{i}"], 10 + i, 8), "p")
         store.optimize()
-    segments = _segments(_latest(store._chunks))
+    segments = segments_of(latest(store._chunks))
     assert sorted(segments) == ["doc_id_idx", "search_text_idx"]
     assert segments["doc_id_idx"] == segments["search_text_idx"]
-    assert len(_latest(store._chunks).get_fragments()) <= 4  # 8 one-row writes merged by tiers of 2
+    assert len(latest(store._chunks).get_fragments()) <= 4  # 8 one-row writes merged by tiers of 2
     assert store.count_chunks() == 11 and [c.text for c in store.document_chunks("b")] == ["b0"]
