@@ -105,10 +105,14 @@ class SearchPipeline:
         s = self.retriever.settings
         top_k = top_k or s.top_k
         cap = max(top_k, s.group_max_chunks)
-        # Three chunks per document asked for covers the usual case (SciFact: 7.3 documents in 10
-        # chunks); fetching ``candidates`` at once cost bm25 and dense ~50 ms for rows never shown.
-        # A reranker needs its whole depth. The loop below deepens when documents are still missing.
-        depth = min(cap, max(top_k, self.rerank_depth if self.reranker else 3 * top_k))
+        # bm25 / dense: three chunks per document asked for covers the usual case (SciFact: 7.3
+        # documents in 10 chunks), and a deeper list only appends to a shallower one; fetching
+        # ``candidates`` at once cost them ~50 ms for rows never shown. Hybrid fuses lists at least
+        # ``candidates`` deep whatever the depth, so starting there costs nothing, while a fused
+        # list deeper than ``candidates`` ranks differently (RRF over deeper lists). A reranker needs
+        # its whole depth. The loop below deepens when documents are still missing.
+        first = s.candidates if (mode or s.mode) == "hybrid" else 3 * top_k
+        depth = min(cap, max(top_k, self.rerank_depth if self.reranker else first))
         timings: dict[str, float] = {}
         while True:
             r = self.search(query, mode, depth, where, access)
