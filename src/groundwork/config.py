@@ -32,8 +32,15 @@ class _Section(BaseModel):
 
 class EmbedderSettings(_Section):
     model: str = Field(BUNDLED_MODEL, description="'bundled:all-MiniLM-L6-v2' or a sentence-transformers model folder")
-    batch_size: int = Field(32, ge=1, le=4096)
-    device: str = "cpu"
+    batch_size: int | None = Field(
+        None, ge=1, le=4096, description="texts per model call; default by device: 32 on CPU, 256 on CUDA"
+    )
+    device: str = Field(
+        "auto", description="'auto' (CUDA when torch sees a GPU, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    )
+    precision: Literal["auto", "fp32", "fp16"] = Field(
+        "auto", description="'auto': fp16 on CUDA, fp32 elsewhere (fp16 on CPU is slower, not faster)"
+    )
     cache: bool = Field(True, description="reuse embeddings keyed by (model id, text sha256)")
     cache_dir: Path | None = Field(
         None, description="folder of the embedding cache; default: the knowledge-base folder"
@@ -88,6 +95,11 @@ class IngestSettings(_Section):
         "are failed (a parser's memory grows with nodes, not bytes)",
     )
     batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
+    overlap_encode: bool = Field(
+        True,
+        description="embed and write each batch on a background thread while the next files are parsed and "
+        "chunked (off for the semantic chunker, which runs the model while chunking)",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint for s3:// sources (MinIO, Ceph); default: AWS_ENDPOINT_URL or AWS"
     )

@@ -22,6 +22,7 @@ from groundwork.answer.llm import FallbackGenerator, LLMGenerator
 from groundwork.config import GeneratorSettings, Settings
 from groundwork.errors import ConfigError
 from groundwork.guard import ConfiguredGuardrails, Guardrails
+from groundwork.index.device import place
 from groundwork.index.embedder import Embedder, load_embedder
 from groundwork.index.store import MigratableStore, Store
 from groundwork.llm.chat import ChatModel
@@ -119,7 +120,7 @@ def build_reranker(settings: Settings, embedder: Embedder, chat: ChatModel | Non
     if r.method == "cross-encoder":
         if r.model_path is None:
             raise ConfigError("rerank.model_path is required for rerank.method = 'cross-encoder'")
-        return CrossEncoderReranker(r.model_path, r.batch_size, settings.embedder.device)
+        return CrossEncoderReranker(r.model_path, r.batch_size, place(settings.embedder).device)
     if r.method == "llm":
         if chat is None:
             raise ConfigError(
