@@ -18,7 +18,14 @@ from groundwork.types import DocumentHit, SearchHit, document_label
 
 
 def ingest(
-    paths: list[str] = typer.Argument(..., help="Files, folders and s3://bucket/prefix sources to ingest"),
+    paths: list[str] = typer.Argument(
+        None,
+        help="Files, folders, s3://bucket/prefix, and web sources: https://site/sitemap.xml or a start page to crawl",
+        show_default=False,
+    ),
+    urls: list[Path] = typer.Option(
+        [], "--urls", help="A file of web page URLs to ingest (one a line, '#' comments); repeatable"
+    ),
     sync: bool = typer.Option(
         True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"
     ),
@@ -41,7 +48,11 @@ def ingest(
     kb: KbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
+    """Index files, folders and web sites (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
+    paths = paths or []
+    if not paths and not urls:
+        err.print("[red]error[/]: give a file, folder, s3:// or https:// source, or --urls FILE")
+        raise typer.Exit(2)
     with user_errors():
         kbase = open_kb(kb, config, **{"chunking.strategy": chunker, "chunking.chunk_tokens": chunk_tokens})
         fields = [f.strip() for f in metadata_fields.split(",") if f.strip()] if metadata_fields else None
@@ -71,6 +82,7 @@ def ingest(
                 allowed_groups=groups,
                 engine=engine,
                 ray_address=ray_address,
+                url_lists=urls,
             )
     if as_json:
         print_json(report.to_dict())
