@@ -94,6 +94,12 @@ class IngestSettings(_Section):
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
+    watch_quiet_ms: int = Field(
+        300,
+        ge=10,
+        le=60_000,
+        description="`ingest --watch`: changes are re-synced once the watched folders were quiet this long (ms)",
+    )
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
     acl_groups_field: str | None = Field(
         None,

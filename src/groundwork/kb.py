@@ -334,6 +334,19 @@ class KnowledgeBase:
             self.store.record_version(0, 0, len(ids), ids)
         return len(ids)
 
+    def sync_changes(self, changed: Sequence[Path], deleted: Sequence[Path], **ingest_args: Any) -> IngestReport:
+        """Re-sync changed local paths (``groundwork.ingest.watch.Changes``): ingest the ``changed``
+        files and folders (sync: records gone from a records file are deleted), and delete the
+        documents of ``deleted`` files and of everything under ``deleted`` folders. ``ingest_args`` as
+        for ``ingest``. One index version for the ingest, one for the deletions."""
+        report = self.ingest(list(changed), sync=True, **ingest_args) if changed else IngestReport()
+        if deleted:
+            gone = [str(p) for p in deleted]
+            prefixes = tuple(g + "/" for g in gone)
+            ids = [d.doc_id for d in self.store.list_documents() if d.source in gone or d.source.startswith(prefixes)]
+            report.deleted += self.delete(ids) if ids else 0
+        return report
+
     # -- consistency --------------------------------------------------------------------------------
     def check(self) -> CheckReport:
         """Duplicate chunk ids, orphan chunks (rows of an older version of a document), count and

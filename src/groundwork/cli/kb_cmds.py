@@ -5,8 +5,10 @@ Exit codes: 0 success; 1 ``ingest`` finished but some files failed; 2 bad input 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -14,7 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
-from groundwork.types import DocumentHit, SearchHit, document_label
+from groundwork.types import DocumentHit, IngestReport, SearchHit, document_label
+
+if TYPE_CHECKING:
+    from groundwork.kb import KnowledgeBase
 
 
 def ingest(
@@ -44,6 +49,9 @@ def ingest(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster to join ('auto', ray://host:10001); default: start a local Ray"
     ),
+    watch: bool = typer.Option(
+        False, "--watch", help="Then keep watching the given files and folders, re-syncing changes until Ctrl-C"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
     kb: KbOpt = None,
     config: ConfigOpt = None,
@@ -52,6 +60,12 @@ def ingest(
     paths = paths or []
     if not paths and not urls:
         err.print("[red]error[/]: give a file, folder, s3:// or https:// source, or --urls FILE")
+        raise typer.Exit(2)
+    if watch and (urls or any("://" in p for p in paths) or engine != "local"):
+        err.print(
+            "[red]error[/]: --watch follows local files and folders with the local engine; "
+            "sync S3 and web sources on a schedule with `serve` (serve.sources, serve.sync_interval_s)"
+        )
         raise typer.Exit(2)
     with user_errors():
         kbase = open_kb(kb, config, **{"chunking.strategy": chunker, "chunking.chunk_tokens": chunk_tokens})
@@ -71,19 +85,40 @@ def ingest(
                 bar.update(task, total=total, completed=done, description=escape(display(path)[-50:]) or "finishing")
 
             groups = [g.strip() for g in (allowed_groups or "").split(",") if g.strip()]
+            args = {
+                "text_field": text_field,
+                "id_field": id_field,
+                "metadata_fields": fields,
+                "tenant": tenant,
+                "allowed_groups": groups,
+            }
             report = kbase.ingest(
-                paths,
-                sync=sync,
-                progress=progress,
-                text_field=text_field,
-                id_field=id_field,
-                metadata_fields=fields,
-                tenant=tenant,
-                allowed_groups=groups,
-                engine=engine,
-                ray_address=ray_address,
-                url_lists=urls,
+                paths, sync=sync, progress=progress, engine=engine, ray_address=ray_address, url_lists=urls, **args
             )
+    _print_report(report, as_json)
+    if watch:
+        _watch(kbase, [Path(p) for p in paths], args, as_json)
+        raise typer.Exit(0)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _watch(kbase: KnowledgeBase, paths: list[Path], args: dict, as_json: bool) -> None:
+    """Re-sync each batch of changes under ``paths`` until Ctrl-C; one line (or JSON report) per batch."""
+    from groundwork.ingest.watch import Changes, watch
+
+    def apply(changes: Changes) -> None:
+        _print_report(kbase.sync_changes(changes.changed, changes.deleted, **args), as_json)
+
+    if not as_json:
+        err.print(f"watching {len(paths)} path(s) for changes; Ctrl-C stops")
+    # Ctrl-C during a re-sync: its committed batches stay, and the next run finishes the rest.
+    with user_errors(), contextlib.suppress(KeyboardInterrupt):
+        watch(paths, apply, exclude=kbase.path, quiet_ms=kbase.settings.ingest.watch_quiet_ms)
+    if not as_json:
+        err.print("stopped watching")
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print_json(report.to_dict())
     else:
@@ -98,7 +133,6 @@ def ingest(
             out.print(f"[yellow]skipped[/] {escape(display(f.path))}: {escape(f.reason)}")
         for f in report.failed:
             out.print(f"[red]failed[/]  {escape(display(f.path))}: {escape(f.reason)}")
-    raise typer.Exit(1 if report.failed else 0)
 
 
 def _hits_table(hits: list[SearchHit]) -> Table:
