@@ -411,6 +411,17 @@ class ServeSettings(_Section):
     rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="sources synced on a schedule (every sync_interval_s) and by POST /v1/sync: folders, "
+        "s3://bucket/prefix, web sitemaps or start pages (https://...)",
+    )
+    sync_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="seconds between scheduled syncs of sources and sync_paths, one durable job each "
+        "(one at a time across replicas); 0: no schedule",
+    )
     job_lease_seconds: float = Field(
         30.0,
         ge=1,

@@ -36,20 +36,11 @@ def test_watch_resyncs_edits_additions_and_deletions(make_kb, tmp_path: Path) ->
         errors.extend(f.reason for f in report.failed)
         batches.append(changes)
 
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch, args=([docs], apply, stop, kb.path, 100), daemon=True)
+    stop, ready = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=watch, args=([docs], apply, stop, kb.path, 100, ready.set), daemon=True)
     watcher.start()
     try:
-        # The watcher is ready once it reports a change: touch a file until it does.
-        n = 0
-
-        def ready() -> bool:
-            nonlocal n
-            n += 1
-            write(docs / "ready.txt", f"The watcher saw change number {n}.")
-            return bool(batches)
-
-        _until(ready, 30)
+        assert ready.wait(30)
         write(docs / "broken.pdf", b"%PDF-1.4 not really a pdf")  # fails alone; the watcher goes on
         write(docs / "boiler.md", "# Boiler\n\nThe boiler in building C is serviced every October by the day shift.\n")
         (docs / "gate.md").unlink()

@@ -109,11 +109,16 @@ def _watch(kbase: KnowledgeBase, paths: list[Path], args: dict, as_json: bool) -
     def apply(changes: Changes) -> None:
         _print_report(kbase.sync_changes(changes.changed, changes.deleted, **args), as_json)
 
-    if not as_json:
-        err.print(f"watching {len(paths)} path(s) for changes; Ctrl-C stops")
+    def ready() -> None:  # what changed while the watch was being set up (hashes only when nothing did)
+        report = kbase.ingest(paths, sync=True, **args)
+        if report.changed or report.failed:
+            _print_report(report, as_json)
+        if not as_json:
+            err.print(f"watching {len(paths)} path(s) for changes; Ctrl-C stops")
+
     # Ctrl-C during a re-sync: its committed batches stay, and the next run finishes the rest.
     with user_errors(), contextlib.suppress(KeyboardInterrupt):
-        watch(paths, apply, exclude=kbase.path, quiet_ms=kbase.settings.ingest.watch_quiet_ms)
+        watch(paths, apply, exclude=kbase.path, quiet_ms=kbase.settings.ingest.watch_quiet_ms, on_ready=ready)
     if not as_json:
         err.print("stopped watching")
 

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 log = logging.getLogger("groundwork.watch")
@@ -41,9 +42,12 @@ def watch(
     stop: threading.Event | None = None,
     exclude: Path | None = None,
     quiet_ms: int = 300,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Call ``apply`` with each batch of changes under ``paths`` until ``stop`` is set or Ctrl-C
-    (returns normally then). Raises FileNotFoundError when a path does not exist."""
+    (returns normally then). ``on_ready`` is called once the OS watch is in place (at most a second
+    after the start): a change made before then is not notified, so the caller re-syncs there.
+    Raises FileNotFoundError when a path does not exist."""
     from watchfiles import DefaultFilter
     from watchfiles import watch as watch_changes
 
@@ -58,11 +62,27 @@ def watch(
             root = next((r for r in roots if p.is_relative_to(r)), None)
             return root is None or not any(part.startswith(".") for part in p.relative_to(root).parts)
 
+    ready = on_ready is None
     for batch in watch_changes(
-        *roots, watch_filter=Filter(), step=quiet_ms, stop_event=stop, raise_interrupt=False, rust_timeout=1000
+        *roots,
+        watch_filter=Filter(),
+        step=quiet_ms,
+        stop_event=stop,
+        raise_interrupt=False,
+        rust_timeout=1000,
+        yield_on_timeout=True,  # an empty batch after 1 s: the watch is in place
     ):
+        if not ready and on_ready is not None:
+            ready = True
+            _safely(on_ready, "the catch-up re-sync")
+        if not batch:
+            continue
         changes = classify([path for _, path in batch])
-        try:
-            apply(changes)
-        except Exception:  # a locked index, a full disk: say so, keep watching
-            log.exception("re-sync of %d changed path(s) failed; still watching", len(batch))
+        _safely(partial(apply, changes), f"the re-sync of {len(batch)} changed path(s)")
+
+
+def _safely(fn: Callable[[], None], what: str) -> None:
+    try:
+        fn()
+    except Exception:  # a locked index, a full disk: say so, keep watching
+        log.exception("%s failed; still watching", what)
