@@ -146,3 +146,28 @@ def test_private_address_refused_by_default(hostile, make_kb) -> None:
     r = kb.ingest([f"{s.url}/ok.html"])
     assert r.added == 0 and "private, loopback" in r.failed[0].reason and "web.allow_private" in r.failed[0].reason
     assert s.log == []  # not even robots.txt was requested
+
+
+def test_dns_rebinding_is_refused_on_the_connected_address(hostile, make_kb, monkeypatch, tmp_path: Path) -> None:
+    """The host resolves to a public address when checked, then to 127.0.0.1 when connecting (DNS
+    rebinding): the connected address is checked again and the body is never ingested."""
+    import socket
+
+    s, _ = hostile
+    port = int(s.url.rsplit(":", 1)[1])
+    real, calls = socket.getaddrinfo, []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "rebind.test":
+            return real(host, *args, **kwargs)
+        # The fetcher's check asks with type=...; the socket's connect asks positionally: the check
+        # always sees a public address, the connection always goes to loopback.
+        calls.append("check" if "type" in kwargs else "connect")
+        ip = "93.184.216.34" if calls[-1] == "check" else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    kb = make_kb(**{"web.backoff_s": 0.01, "web.retries": 0})
+    r = kb.ingest([], url_lists=[write(tmp_path / "u.txt", f"http://rebind.test:{port}/ok.html\n")])
+    assert r.added == 0 and {"check", "connect"} <= set(calls)
+    assert "127.0.0.1" in r.failed[0].reason and "web.allow_private" in r.failed[0].reason
