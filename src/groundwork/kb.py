@@ -208,9 +208,11 @@ class KnowledgeBase:
             )
         sources = [p if str(p).startswith("s3://") else Path(p) for p in paths if not is_web(p)]
         with self.store.writing("ingest"):
-            return ingestor.run(
+            report = ingestor.run(
                 sources, sync=sync, progress=progress, items=[*items, *web.items], owned=web.owned, failed=web.failed
             )
+        report.not_modified = web.not_modified
+        return report
 
     # -- query --------------------------------------------------------------------------------------
     def search(

@@ -39,6 +39,7 @@ def site():
     s = Site(robots="User-agent: *\nDisallow: /p/13.html\n")
     s.pages = {f"/p/{i}.html": topic_page(i) for i in range(30)}
     s.pages["/p/5.html"] = topic_page(5, "The museum humidifier keeps the air of the gallery at 40 percent humidity.")
+    s.special["/moved.html"] = lambda handler: _redirect(handler, "/p/13.html")  # to the disallowed page
     server, _ = serve(s)
     yield s
     server.shutdown()
@@ -49,6 +50,12 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
     from groundwork.config import load_settings
 
     return KnowledgeBase(settings=load_settings(kb=tmp_path_factory.mktemp("web") / "kb", **FAST))
+
+
+def _redirect(handler, location: str) -> None:
+    handler.send_response(301)
+    handler.send_header("Location", location)
+    handler.end_headers()
 
 
 def _pages(hits):
@@ -73,7 +80,7 @@ def test_sitemap_sync_fetches_only_what_changed(site: Site, kb: KnowledgeBase) -
     pages = _pages(site.log)
     assert len(pages) == 28 and all(h.if_none_match for h in pages)  # every request conditional
     assert [h.path for h in pages if h.status == 200] == ["/p/5.html"]
-    assert sum(h.status == 304 for h in pages) == 27
+    assert sum(h.status == 304 for h in pages) == 27 == r2.not_modified
     assert f"{site.url}/p/7.html" not in {d.doc_id for d in kb.documents()}
 
     answer = kb.ask("At what humidity does the museum humidifier keep the gallery air?")
@@ -94,6 +101,12 @@ def test_transient_errors_never_delete(site: Site, kb: KnowledgeBase) -> None:
     assert "HTTP 503 after 2 attempts" in r.failed[0].reason
     assert len(site.hits("/p/3.html")) == 2  # web.retries = 1: bounded
     assert f"{site.url}/p/3.html" in {d.doc_id for d in kb.documents()}
+
+
+def test_a_redirect_is_checked_against_robots_txt(site: Site, make_kb, tmp_path: Path) -> None:
+    r = make_kb(**FAST).ingest([], url_lists=[write(tmp_path / "u.txt", f"{site.url}/moved.html\n")])
+    assert r.added == 0 and "robots.txt disallows" in r.failed[0].reason
+    assert site.hits("/p/13.html") == []
 
 
 def test_crawl_from_start_page_follows_links_within_depth(site: Site, make_kb) -> None:

@@ -132,6 +132,8 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
             f"{report.deleted} deleted, {len(report.failed)} failed  "
             f"({report.chunks_written} chunks written, {report.chunks_embedded} embedded, {report.seconds:.1f} s)"
         )
+        if report.not_modified:
+            out.print(f"{report.not_modified} web page(s) not modified (HTTP 304): not downloaded")
         if report.version:
             out.print(f"index version {report.version}")
         for f in report.skipped:

@@ -62,12 +62,11 @@ class WebName(SourceName):
 class WebListing:
     """What the web sources of a run yield: ``items`` to ingest; ``owned`` the document ids they
     yielded before (deleted on sync unless seen again); ``failed`` the sources that could not be
-    listed; ``requests``/``not_modified``: conditional requests sent, and 304s among them."""
+    listed; ``not_modified``: pages answered 304 Not Modified."""
 
     items: list[SourceItem] = field(default_factory=list)
     owned: set[str] = field(default_factory=set)
     failed: list[FileResult] = field(default_factory=list)
-    conditional: int = 0
     not_modified: int = 0
 
 
@@ -121,7 +120,7 @@ class _Source:
         self.gone: set[str] = set()  # doc ids of pages answered 404/410 or now disallowed
         self.yielded: set[str] = set()
         self.truncated = False
-        self.conditional = self.not_modified = 0
+        self.not_modified = 0
 
     def list(self, out: WebListing) -> None:
         listed = self._list()
@@ -129,7 +128,6 @@ class _Source:
         if not listed:  # nothing is known about the source: nothing of it is deleted, its cache is kept
             return
         out.items.extend(self.items)
-        out.conditional += self.conditional
         out.not_modified += self.not_modified
         owned = {p.doc_url for p in self.before.values()}
         out.owned |= (owned & self.gone) if self.truncated else owned
@@ -155,7 +153,6 @@ class _Source:
     def _sitemap_or_crawl(self, url: str) -> bool:
         prev = self.before.get(url)
         try:
-            self.conditional += prev is not None and bool(prev.etag or prev.last_modified)
             first = self.fetcher.get(url, *(_validators(prev)))
         except WebError as exc:
             reason = f"{exc.reason}; the source could not be read, nothing of it is deleted"
@@ -235,7 +232,6 @@ class _Source:
                 self.gone |= {prev.doc_url} if prev else set()
                 return []
             if resp is None:
-                self.conditional += prev is not None and bool(prev.etag or prev.last_modified)
                 resp = self.fetcher.get(url, *_validators(prev))
         except WebError as exc:
             return self._failed(url, prev, exc.reason)
