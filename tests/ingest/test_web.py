@@ -152,12 +152,20 @@ def test_oversized_body_and_offsite_redirect_fail_alone(hostile, make_kb, tmp_pa
     assert other.log == []  # the redirect was not followed
 
 
-def test_private_address_refused_by_default(hostile, make_kb) -> None:
+def test_private_address_refused_by_default(hostile, tmp_path: Path) -> None:
+    """Through the CLI, with the default settings (web.allow_private = false)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from groundwork.cli import app
+
     s, _ = hostile
     s.log.clear()
-    kb = make_kb()  # web.allow_private = false (the default)
-    r = kb.ingest([f"{s.url}/ok.html"])
-    assert r.added == 0 and "private, loopback" in r.failed[0].reason and "web.allow_private" in r.failed[0].reason
+    out = CliRunner().invoke(app, ["--kb", str(tmp_path / "kb"), "ingest", f"{s.url}/ok.html", "--json"])
+    assert out.exit_code == 1, out.output  # finished, with a failure
+    [failed] = json.loads(out.output)["failed"]
+    assert "127.0.0.1" in failed["reason"] and "web.allow_private" in failed["reason"]
     assert s.log == []  # not even robots.txt was requested
 
 
