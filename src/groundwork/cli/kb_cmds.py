@@ -106,6 +106,11 @@ def _watch(kbase: KnowledgeBase, paths: list[Path], args: dict, as_json: bool) -
     """Re-sync each batch of changes under ``paths`` until Ctrl-C; one line (or JSON report) per batch."""
     from groundwork.ingest.watch import Changes, watch
 
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[red]error[/]: cannot watch {escape(', '.join(missing))}: no such file or folder")
+        raise typer.Exit(2)
+
     def apply(changes: Changes) -> None:
         _print_report(kbase.sync_changes(changes.changed, changes.deleted, **args), as_json)
 
