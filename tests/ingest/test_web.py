@@ -109,11 +109,20 @@ def test_a_redirect_is_checked_against_robots_txt(site: Site, make_kb, tmp_path:
     assert site.hits("/p/13.html") == []
 
 
-def test_crawl_from_start_page_follows_links_within_depth(site: Site, make_kb) -> None:
-    kb = make_kb(**FAST, **{"web.max_depth": 2})
-    r = kb.ingest([f"{site.url}/p/0.html"])
+def test_crawl_from_start_page_follows_links_within_depth(site: Site, tmp_path: Path) -> None:
+    from groundwork.config import load_settings
+
+    def crawl(**limits):
+        kb = KnowledgeBase(settings=load_settings(kb=tmp_path / "kb", **FAST, **limits))
+        return kb, kb.ingest([f"{site.url}/p/0.html"])
+
+    kb, r = crawl(**{"web.max_depth": 2})
     # 0 -> 1 -> 2 (each page links to the next one and to '/', which is a 404 here)
     assert r.failed == [] and {d.doc_id for d in kb.documents()} == {f"{site.url}/p/{i}.html" for i in range(3)}
+    kb, r = crawl(**{"web.max_depth": 1})  # page 2 is no longer reached by the crawl: deleted
+    assert r.deleted == 1 and {d.doc_id for d in kb.documents()} == {f"{site.url}/p/{i}.html" for i in range(2)}
+    kb, r = crawl(**{"web.max_depth": 1, "web.max_pages": 1})  # a listing cut short deletes nothing
+    assert r.deleted == 0 and len(kb.documents()) == 2
 
 
 @pytest.fixture(scope="module")
