@@ -51,7 +51,9 @@ def test_watch_resyncs_edits_additions_and_deletions(make_kb, tmp_path: Path) ->
 
         took = _until(reflected, 5.0)
         _until(lambda: not any(d.source.endswith("gate.md") for d in kb.documents()), 5.0)
-        assert any("broken.pdf" in str(p) for b in batches for p in b.changed) and errors
+        # the batch is recorded once sync_changes returned (after its deletions were visible)
+        _until(lambda: any("broken.pdf" in str(p) for b in batches for p in b.changed), 5.0)
+        assert any("broken.pdf" in e or "PDF" in e for e in errors), errors
         assert watcher.is_alive()
         print(f"edit reflected after {took:.2f} s")
     finally:
