@@ -106,10 +106,65 @@ class IngestSettings(_Section):
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
+    watch_quiet_ms: int = Field(
+        300,
+        ge=10,
+        le=60_000,
+        description="`ingest --watch`: changes are re-synced once the watched folders were quiet this long (ms)",
+    )
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
     acl_groups_field: str | None = Field(
         None,
         description="metadata field (list, or comma-separated string) whose values become the document's allowed groups",
+    )
+
+
+class WebSettings(_Section):
+    """Web sources (``groundwork ingest https://...``): every limit a fetch and a crawl obey."""
+
+    user_agent: str = Field(
+        "GroundworkBot/1.0", description="User-Agent sent with every request, and the agent robots.txt rules apply to"
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="seconds to open a connection")
+    read_timeout_s: float = Field(20.0, gt=0, description="seconds to wait for each piece of a response")
+    retries: int = Field(
+        2, ge=0, le=10, description="retries of a request after a 429, a 5xx or a connection error (then it fails)"
+    )
+    backoff_s: float = Field(
+        0.5, ge=0, description="first retry waits this long, each next one twice as long (Retry-After is honoured)"
+    )
+    max_retry_after_s: float = Field(30.0, ge=0, description="a Retry-After longer than this is cut to it (seconds)")
+    max_page_mb: float = Field(
+        10.0, gt=0, description="a response larger than this fails that page (MB, counted while streaming)"
+    )
+    max_pages: int = Field(1000, ge=1, description="pages one web source may yield (sitemap, crawl or URL list)")
+    max_depth: int = Field(3, ge=0, description="crawl: links followed from the start page (0: the start page only)")
+    max_redirects: int = Field(5, ge=0, le=20, description="redirects followed per request")
+    max_sitemaps: int = Field(50, ge=1, description="sitemap files read per source (a sitemap index names others)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts a crawl, sitemap or redirect may reach besides the source's own host",
+    )
+    content_types: list[str] = Field(
+        default_factory=lambda: [
+            "text/html",
+            "application/xhtml+xml",
+            "text/plain",
+            "text/markdown",
+            "application/pdf",
+        ],
+        description="media types ingested; a page of another type fails with its type named",
+    )
+    allow_private: bool = Field(
+        False,
+        description="allow URLs whose host resolves to a private, loopback, link-local or reserved address "
+        "(off: a web source cannot reach the server's own network)",
+    )
+    delay_s: float = Field(
+        0.0, ge=0, description="pause between two requests to a site (seconds), at least robots.txt's Crawl-delay"
+    )
+    max_crawl_delay_s: float = Field(
+        10.0, ge=0, description="a robots.txt Crawl-delay longer than this is cut to it (seconds)"
     )
 
 
@@ -368,6 +423,17 @@ class ServeSettings(_Section):
     rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="sources synced on a schedule (every sync_interval_s) and by POST /v1/sync: folders, "
+        "s3://bucket/prefix, web sitemaps or start pages (https://...)",
+    )
+    sync_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="seconds between scheduled syncs of sources and sync_paths, one durable job each "
+        "(one at a time across replicas); 0: no schedule",
+    )
     job_lease_seconds: float = Field(
         30.0,
         ge=1,
@@ -427,6 +493,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

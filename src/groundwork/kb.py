@@ -33,6 +33,7 @@ from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sources import SourceItem
 from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
+from groundwork.ingest.web.crawl import WebListing, is_web, list_sources
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
@@ -145,6 +146,7 @@ class KnowledgeBase:
         tenant: str | None = None,
         allowed_groups: Sequence[str] = (),
         items: Sequence[SourceItem] = (),
+        url_lists: Sequence[str | Path] = (),
         engine: str = "local",
         ray_address: str | None = None,
         ray_cpus: int | None = None,
@@ -152,8 +154,10 @@ class KnowledgeBase:
         namespace_ids: bool = False,
         replace_foreign: bool = True,
     ) -> IngestReport:
-        """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
-        index. See groundwork.ingest.sync for the guarantees.
+        """Sync files, folders, ``s3://bucket/prefix`` and web sources (``https://...``: a sitemap or a
+        start page to crawl; ``url_lists``: files of URLs; see groundwork.ingest.web), and in-memory
+        ``items``, into the index. See groundwork.ingest.sync for the guarantees. Web pages are fetched
+        before the writer lock is taken.
 
         ``engine="ray"`` runs parsing, chunking and embedding as Ray Data stages (``ray_address``: None
         starts a local Ray with ``ray_cpus`` CPUs, "auto" joins a cluster); results equal the local engine's.
@@ -194,9 +198,21 @@ class KnowledgeBase:
             )
         else:
             ingestor = Ingestor(*args, **kwargs)
-        sources = [p if str(p).startswith("s3://") else Path(p) for p in paths]
+        web = WebListing()
+        if any(is_web(p) for p in paths) or url_lists:
+            web = list_sources(
+                [str(p) for p in paths if is_web(p)],
+                [Path(p) for p in url_lists],
+                self.settings.web,
+                self.path / "web_pages.sqlite",
+            )
+        sources = [p if str(p).startswith("s3://") else Path(p) for p in paths if not is_web(p)]
         with self.store.writing("ingest"):
-            return ingestor.run(sources, sync=sync, progress=progress, items=items)
+            report = ingestor.run(
+                sources, sync=sync, progress=progress, items=[*items, *web.items], owned=web.owned, failed=web.failed
+            )
+        report.not_modified = web.not_modified
+        return report
 
     # -- query --------------------------------------------------------------------------------------
     def search(
@@ -319,6 +335,19 @@ class KnowledgeBase:
             self.store.delete_documents(ids)
             self.store.record_version(0, 0, len(ids), ids)
         return len(ids)
+
+    def sync_changes(self, changed: Sequence[Path], deleted: Sequence[Path], **ingest_args: Any) -> IngestReport:
+        """Re-sync changed local paths (``groundwork.ingest.watch.Changes``): ingest the ``changed``
+        files and folders (sync: records gone from a records file are deleted), and delete the
+        documents of ``deleted`` files and of everything under ``deleted`` folders. ``ingest_args`` as
+        for ``ingest``. One index version for the ingest, one for the deletions."""
+        report = self.ingest(list(changed), sync=True, **ingest_args) if changed else IngestReport()
+        if deleted:
+            gone = [str(p) for p in deleted]
+            prefixes = tuple(g + "/" for g in gone)
+            ids = [d.doc_id for d in self.store.list_documents() if d.source in gone or d.source.startswith(prefixes)]
+            report.deleted += self.delete(ids) if ids else 0
+        return report
 
     # -- consistency --------------------------------------------------------------------------------
     def check(self) -> CheckReport:

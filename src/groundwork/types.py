@@ -346,6 +346,7 @@ class IngestReport:
     version: int | None = None
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)  # every input file's result, in order
+    not_modified: int = 0  # web pages answered 304 Not Modified (conditional requests): not downloaded
 
     @property
     def changed(self) -> bool:

@@ -405,4 +405,8 @@ def test_no_auth_goes_straight_in_and_resyncs(dev, browser) -> None:
     page.get_by_text("Finished", exact=True).wait_for(timeout=120_000)
     assert page.locator("#jobs progress").first.evaluate("bar => bar.value === bar.max")  # a full bar
     page.get_by_role("link", name="holidays.md").wait_for()
+    # the run is listed with what it changed (scheduled runs are listed the same way)
+    run = page.get_by_role("table", name="Latest syncs of the configured sources").locator("tbody tr").first
+    expect(run.locator("td").nth(1)).to_have_text("done")
+    expect(run.locator("td").nth(2)).to_have_text("1")  # added
     shoot(page, "no-auth-documents")

@@ -208,3 +208,29 @@ def test_staged_files_are_named_by_position_never_by_the_callers_name(state) -> 
     job = state.jobs.submit({"../../evil.md": b"a", "b.md": b"b"}, "bot", Access(), [], {})
     paths = [staged_path(state.jobs.uploads, job, n) for n in job.files]
     assert [p.name for p in paths] == ["0", "1"] and all(p.parent.parent == state.jobs.uploads for p in paths)
+
+
+def test_scheduled_jobs_are_one_per_slot_and_never_overlap(state) -> None:
+    """Replicas schedule the same slot: one job. While a sync job is queued or running, no other is
+    queued; once it finished, the next slot's is."""
+    first = state.jobs.submit_scheduled("sync", 1000)
+    assert first is not None and first.job_id == "sync-1000" and first.kind == "sync"
+    assert state.jobs.submit_scheduled("sync", 1000) is None  # another replica, same slot
+    assert state.jobs.submit_scheduled("sync", 1001) is None  # the first one is still queued
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def process(job) -> None:
+        seen.append(job.job_id)
+        job.summary = {"added": 1, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
+        stop.set()
+
+    state.jobs.run_forever(process, stop)
+    deadline = time.monotonic() + 10
+    while state.jobs.recent("sync")[0].status != "done" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [done] = state.jobs.recent("sync")
+    assert seen == ["sync-1000"] and done.status == "done" and done.summary["added"] == 1
+    assert state.jobs.submit_scheduled("sync", 1000) is None  # a slot runs once
+    assert state.jobs.submit_scheduled("sync", 1002) is not None
+    assert [j.job_id for j in state.jobs.recent("sync")] == ["sync-1002", "sync-1000"]

@@ -157,12 +157,17 @@ class Ingestor:
         sync: bool = True,
         progress: ProgressFn | None = None,
         items: Sequence[SourceItem] = (),
+        owned: Iterable[str] = (),
+        failed: Sequence[FileResult] = (),
     ) -> IngestReport:
         """Ingest ``paths`` (files, folders, ``s3://bucket/prefix``) and ``items``. With ``sync``,
         documents that vanished from a given folder or prefix, or records that vanished from a given
-        JSON file, are deleted from the index."""
+        JSON file, are deleted from the index, as are the documents in ``owned`` (ids a source such as
+        a web site yielded before) that no item of this run yields. ``failed``: sources that failed
+        before the run (listed in the report)."""
         started = time.perf_counter()
         report = IngestReport()
+        report.failed.extend(failed)
         local = [Path(p) for p in paths if not str(p).startswith("s3://")]
         files, folders, missing = discover(local, self.exclude)
         report.failed.extend(missing)
@@ -194,7 +199,8 @@ class Ingestor:
         with BatchWriter(self.overlap) as self._writer:
             self._process(all_items, existing, by_source, seen, changed, report, progress)
         if sync:
-            gone = self._vanished(existing.values(), roots, {i.source for i in all_items if i.is_records}, seen)
+            listed = {i.source for i in all_items if i.is_records} | set(owned)
+            gone = self._vanished(existing.values(), roots, listed, seen)
             if gone:
                 self.store.delete_documents(gone)
                 report.deleted = len(gone)
@@ -437,7 +443,8 @@ class Ingestor:
     def _vanished(
         existing: Iterable[DocumentInfo], roots: list[str], record_files: set[str], seen: set[str]
     ) -> list[str]:
-        """Documents under a given folder/prefix (``roots``) or from a given records file not seen in this run."""
+        """Documents under a given folder/prefix (``roots``), or from a given records file or owned by a
+        given source (``record_files``), not seen in this run."""
         prefixes = tuple(roots)
         gone = []
         for d in existing:

@@ -124,6 +124,14 @@ class FileResultOut(BaseModel):
     reason: str = ""
 
 
+class SyncSummary(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+
+
 class JobOut(BaseModel):
     job_id: str
     status: Literal["queued", "running", "done", "failed"]
@@ -135,6 +143,7 @@ class JobOut(BaseModel):
     done: int
     results: list[FileResultOut]
     error: str | None
+    summary: SyncSummary | None = Field(None, description="sync jobs: what the run changed, in documents")
 
 
 class DocumentOut(BaseModel):
@@ -275,7 +284,7 @@ class Me(BaseModel):
     groups: list[str]
     no_auth: bool = Field(description="the server runs with --no-auth: every request is this caller, no key needed")
     sync_configured: bool = Field(
-        description="admin keys: whether serve.sync_paths names a folder, so POST /v1/sync has work to do; "
+        description="admin keys: whether serve.sync_paths or serve.sources names a source, so POST /v1/sync has work to do; "
         "false for other keys"
     )
 

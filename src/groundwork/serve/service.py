@@ -3,7 +3,9 @@ the tracer, and the worker thread that runs ingest jobs."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
 
 from groundwork.config import Settings
@@ -15,6 +17,8 @@ from groundwork.serve.telemetry import make_tracer
 from groundwork.state.jobs import MAX_STARTS, Job, staged_path
 from groundwork.types import FileResult, IngestReport
 from groundwork.wiring import build_service_state
+
+log = logging.getLogger("groundwork.serve")
 
 
 def upload_uri(tenant: str | None, groups: list[str], name: str) -> str:
@@ -43,6 +47,7 @@ class Service:
         self.gate = TenantGate(settings.serve.tenant_concurrency)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._scheduler: threading.Thread | None = None
 
     @property
     def model_loaded(self) -> bool:
@@ -56,11 +61,31 @@ class Service:
             target=self.jobs.run_forever, args=(self.process, self._stop), daemon=True, name="ingest-worker"
         )
         self._worker.start()
+        if self.settings.serve.sync_interval_s > 0 and self.sync_sources:
+            self._scheduler = threading.Thread(target=self._schedule, daemon=True, name="sync-scheduler")
+            self._scheduler.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._worker:
-            self._worker.join(timeout=30)
+        for thread in (self._worker, self._scheduler):
+            if thread:
+                thread.join(timeout=30)
+
+    @property
+    def sync_sources(self) -> list[str]:
+        """What a sync job syncs: ``serve.sync_paths`` and ``serve.sources``."""
+        return [str(p) for p in self.settings.serve.sync_paths] + list(self.settings.serve.sources)
+
+    def _schedule(self) -> None:
+        """Queue a sync job at the start of every ``serve.sync_interval_s`` slot (of Unix time, so every
+        replica has the same slots). The queue inserts one job per slot across replicas, and none while
+        a sync job is queued or running: runs never overlap, and a slow run skips the slots it spans."""
+        interval = self.settings.serve.sync_interval_s
+        while not self._stop.wait(interval - time.time() % interval):
+            try:
+                self.jobs.submit_scheduled("sync", int(time.time() // interval))
+            except Exception:  # the database is briefly unreachable: the next slot tries again
+                log.exception("could not queue the scheduled sync")
 
     def process(self, job: Job) -> None:
         """Run one job: re-sync the configured folders, or ingest the uploaded files in one run (one
@@ -117,12 +142,21 @@ class Service:
             )
 
     def _sync(self, job: Job) -> None:
-        paths = self.settings.serve.sync_paths
+        """Sync every configured source (folders, S3 prefixes, web sites) in one run; the job's
+        ``summary`` counts documents added, updated, unchanged, deleted and failed."""
+        paths = self.sync_sources
         with self.write_lock:
             report = self.kb.ingest(paths, sync=True)
         done = {"status": "synced", "documents": report.added + report.updated, "chunks": report.chunks_written}
         job.results = [{"file": str(p), **done, "reason": ""} for p in paths]
         job.results += [{"file": f.path, "status": "failed", "reason": f.reason} for f in report.failed]
+        job.summary = {
+            "added": report.added,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "deleted": report.deleted,
+            "failed": len(report.failed),
+        }
         job.done = len(job.files)
 
 

@@ -71,6 +71,16 @@ class JobQueue(Protocol):
         """The job, or None when it does not exist or may not be seen (``Job.visible_to``)."""
         ...
 
+    def submit_scheduled(self, kind: str, slot: int) -> Job | None:
+        """Queue the job of schedule slot ``slot`` (id ``<kind>-<slot>``) unless a job of ``kind`` is
+        queued or running anywhere, or that slot's job already exists; atomic across processes and
+        replicas. Returns the queued job, or None."""
+        ...
+
+    def recent(self, kind: str, limit: int = 20) -> list[Job]:
+        """The latest ``limit`` jobs of ``kind``, newest first (for operators: no access check)."""
+        ...
+
     def run_forever(self, process: Callable[[Job], None], stop: threading.Event) -> None:
         """The worker loop: run queued jobs through ``process`` (see ``run_job``) until ``stop`` is set."""
         ...

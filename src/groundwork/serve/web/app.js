@@ -66,7 +66,7 @@ function enter(me) {
   $("#who").hidden = false;
   $("#nav").hidden = false;
   document.querySelectorAll("[data-scope]").forEach((el) => { el.hidden = !can(el.dataset.scope); });
-  $("#resync").hidden = !(can("admin") && me.sync_configured); // nothing to re-sync without serve.sync_paths
+  $("#resync").hidden = !(can("admin") && me.sync_configured); // nothing to re-sync without serve.sync_paths or serve.sources
 }
 
 function signOut(message = "") {
@@ -251,6 +251,7 @@ async function showDocuments(docId) {
     h("td", {}, can("ingest") ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${fileName(d.source)}`,
       onclick: () => deleteDoc(d) }, "Delete") : ""))));
   if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 7 }, "No documents yet.")));
+  await showSyncs();
   $("#page-info").textContent = page.total ? `${page.offset + 1}–${page.offset + page.items.length} of ${page.total}` : "";
   $("#prev-page").disabled = page.offset === 0;
   $("#next-page").disabled = page.offset + page.items.length >= page.total;
@@ -262,6 +263,19 @@ async function showDocuments(docId) {
       h("p", { class: "where" }, where(c)), h("div", { class: "md" }, renderMarkdown(c.text)))));
     detail.hidden = false;
   } else detail.hidden = true;
+}
+
+// the latest syncs of serve.sources / serve.sync_paths (scheduled or asked for), with what each changed
+async function showSyncs() {
+  const box = $("#sync-runs");
+  box.hidden = !(can("admin") && state.me.sync_configured);
+  if (box.hidden) return;
+  const runs = await (await api("/v1/syncs?limit=5")).json();
+  const n = (r, k) => (r.summary ? r.summary[k] : "");
+  $("#sync-table tbody").replaceChildren(...runs.map((r) => h("tr", { class: r.status === "failed" ? "error" : "" },
+    h("td", {}, fmtTime(r.created_at)), h("td", {}, r.error ? `${r.status}: ${r.error}` : r.status),
+    h("td", {}, n(r, "added")), h("td", {}, n(r, "updated")), h("td", {}, n(r, "deleted")), h("td", {}, n(r, "failed")))));
+  if (!runs.length) $("#sync-table tbody").append(h("tr", {}, h("td", { colspan: 6 }, "No syncs yet.")));
 }
 
 async function deleteDoc(d) {
