@@ -8,12 +8,13 @@ compared with. Embedded: ``monitor.sqlite`` in the knowledge-base folder; Postgr
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from groundwork.state.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitor_runs (
@@ -40,12 +41,8 @@ class SqliteMonitorStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA)
 
     def add(self, run: dict[str, Any], baseline: bool = False) -> dict[str, Any]:
         run = _stamp(run, baseline)
