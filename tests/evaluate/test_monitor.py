@@ -6,6 +6,8 @@ the latest run is served as Prometheus gauges."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +122,6 @@ def test_monitor_run_finds_the_change_of_topic_and_a_regression(live) -> None:
     assert 'groundwork_monitor_eval_baseline{metric="recall@10"} 1.0' in text
     assert "groundwork_monitor_embedding_psi " in text and "groundwork_monitor_alert 1.0" in text
     assert "error" in body
+    rules = (Path(__file__).resolve().parents[2] / "deploy" / "alert-rules.yml").read_text()
+    named = set(re.findall(r"groundwork_monitor_\w+", rules))
+    assert named and all(f"{name} " in text or f"{name}{{" in text for name in named)  # every alert has its gauge

@@ -125,5 +125,6 @@ def feedback(req: S.FeedbackIn, p: Principal = QUERY, svc: Service = SERVICE) ->
     except AuditNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     if req.rating == "down" and svc.settings.review.not_helpful:
-        open_for_record(svc.kb.reviews, record, "not_helpful", req.comment or "marked not helpful")
+        reason = svc.kb.components.guardrails.redact(req.comment) if req.comment else "marked not helpful"
+        open_for_record(svc.kb.reviews, record, "not_helpful", reason)  # PII masked, as the record's texts are
     return {"answer_id": req.answer_id, "recorded": True}

@@ -4,6 +4,7 @@
 // through markdown.js only (sanitised); everything else goes in as text nodes, never as HTML.
 
 import { highlight, renderMarkdown } from "/markdown.js";
+import { showHealth } from "/health.js";
 import { resolveReview, showReviews } from "/review.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -93,7 +94,7 @@ function route() {
   document.querySelectorAll(".page").forEach((s) => { s.hidden = s.id !== `page-${name}`; });
   document.querySelectorAll("#nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.page === name ? "page" : "false"));
   const show = { chat: showChat, documents: () => showDocuments(rest.join("/")), versions: showVersions, audit: () => showAudit(rest.join("/")), eval: showEval,
-    reviews: () => showReviews(ctx, rest.join("/")) }[name];
+    reviews: () => showReviews(ctx, rest.join("/")), health: () => showHealth(ctx) }[name];
   if (show) show().catch((e) => toast(e.message));
 }
 
