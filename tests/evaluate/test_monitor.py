@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +116,13 @@ def test_monitor_run_finds_the_change_of_topic_and_a_regression(live) -> None:
     assert not second["baseline"] and second["baseline_eval"]["recall@10"] == 1.0
     assert second["eval"]["metrics"]["recall@10"] == 0.5 and "recall@10" in second["eval_regressions"]
 
-    with TestClient(create_app(load_settings(toml))) as c:
+    with TestClient(create_app(load_settings(toml, **{"monitor.interval_s": 0.5}))) as c:
         text = c.get("/metrics").text
-        body = c.get("/v1/monitor").json()  # --no-auth is off, but no key store exists: 401
+        body = c.get("/v1/monitor").json()  # no key: 401
+        deadline = time.time() + 120
+        while len(kb.components.monitor.list()) < 3 and time.time() < deadline:  # the schedule inside serve
+            time.sleep(0.2)
+    assert len(kb.components.monitor.list()) >= 3
     assert 'groundwork_monitor_eval{metric="recall@10"} 0.5' in text
     assert 'groundwork_monitor_eval_baseline{metric="recall@10"} 1.0' in text
     assert "groundwork_monitor_embedding_psi " in text and "groundwork_monitor_alert 1.0" in text
