@@ -74,6 +74,8 @@ def test_not_helpful_feedback_opens_one_review_with_the_answer_and_its_asker(ser
     assert c.get("/v1/reviews", headers=_h(k["globex-admin"])).json() == []  # another tenant's admin
     assert c.get(f"/v1/reviews/{item['review_id']}", headers=_h(k["globex-admin"])).status_code == 404
     assert c.get("/v1/reviews", headers=_h(k["hr"])).status_code == 403  # not an admin key
+    # monitor runs aggregate every tenant's traffic: a tenant's admin may not read them
+    assert c.get("/v1/monitor", headers=_h(k["globex-admin"])).status_code == 403
 
 
 def test_a_reviewer_writes_only_where_the_key_may_write(served, opened) -> None:
