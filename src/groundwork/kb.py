@@ -37,7 +37,9 @@ from groundwork.ingest.web.crawl import WebListing, is_web, list_sources
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
-from groundwork.state.protocols import AuditLog
+from groundwork.state.monitor import query_summary
+from groundwork.state.protocols import AuditLog, ReviewQueue
+from groundwork.state.reviews import open_for_record
 from groundwork.types import (
     ACL_NAME,
     ACL_NAME_RULE,
@@ -108,6 +110,11 @@ class KnowledgeBase:
     def audit(self) -> AuditLog:
         """The audit log of answers (groundwork.state.AuditLog)."""
         return self.components.audit
+
+    @property
+    def reviews(self) -> ReviewQueue:
+        """The review queue (groundwork.state.ReviewQueue)."""
+        return self.components.reviews
 
     @property
     def pipeline(self) -> SearchPipeline:
@@ -262,7 +269,8 @@ class KnowledgeBase:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
         The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
-        (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
+        (``caller`` names who asked: a key name, never the key), and an answer the grounding check
+        flagged opens a review item (``review.low_grounding``). ``access`` limits every retrieval to
         the documents the caller may see (None: all). Raises FilterError, RequestError and StoreError
         as ``search`` does (RequestError also for a question over ``guard.max_question_chars``);
         GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
@@ -291,7 +299,15 @@ class KnowledgeBase:
         redact = self.components.guardrails.redact
         record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])
         record["search_query"] = redact(record["search_query"])
+        # For drift monitoring: the top-1 retrieval score, and the searched question's embedding as 8
+        # numbers (the embedding cache already holds it: the search just embedded the same text).
+        record["top1_score"] = record["retrieved"][0]["score"] if record["retrieved"] else None
+        if answer.search_query or answer.question:
+            record["query_summary"] = query_summary(self.embedder.embed([answer.search_query or answer.question])[0])
         self.audit.write(record)
+        low = [g for g in answer.guardrails if g.guard == "grounding"]
+        if low and self.settings.review.low_grounding:  # the grounding check flagged or blocked it
+            open_for_record(self.reviews, record, "low_grounding", low[0].detail)
 
     # -- model changes ------------------------------------------------------------------------------
     def reindex(self, embedder_model: str) -> tuple[int, IndexVersion]:

@@ -13,6 +13,7 @@ from groundwork.ingest.sources import bytes_item
 from groundwork.kb import KnowledgeBase
 from groundwork.serve.limits import TenantGate
 from groundwork.serve.metrics import Metrics
+from groundwork.serve.monitoring import MonitorCollector, monitor_loop
 from groundwork.serve.telemetry import make_tracer
 from groundwork.state.jobs import MAX_STARTS, Job, staged_path
 from groundwork.types import FileResult, IngestReport
@@ -42,6 +43,7 @@ class Service:
         self.keys, self.jobs, self.limiter = state.keys, state.jobs, state.limiter
         self.no_auth = no_auth
         self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
+        self.metrics.registry.register(MonitorCollector(lambda: self.kb.components.monitor.list(1)))
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
         self.write_lock = threading.Lock()  # one writer to the index at a time
         self.gate = TenantGate(settings.serve.tenant_concurrency)
@@ -64,6 +66,8 @@ class Service:
         if self.settings.serve.sync_interval_s > 0 and self.sync_sources:
             self._scheduler = threading.Thread(target=self._schedule, daemon=True, name="sync-scheduler")
             self._scheduler.start()
+        if self.settings.monitor.interval_s > 0:  # off by default: cron runs `groundwork monitor run`
+            threading.Thread(target=monitor_loop, args=(self.kb, self._stop), daemon=True, name="monitor").start()
 
     def stop(self) -> None:
         self._stop.set()
