@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
+from groundwork.cli import adapt_cmds, agent_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
 
 
@@ -58,6 +58,8 @@ for command in (kb_cmds.ingest, kb_cmds.search, kb_cmds.ask, kb_cmds.reindex, kb
 for command in (kb_cmds.versions, kb_cmds.documents, check_cmds.check, service_cmds.serve):
     app.command()(command)
 app.command("migrate")(db_cmds.migrate_cmd)
+app.command("mcp")(agent_cmds.mcp)
+app.command("agent")(agent_cmds.agent)
 app.command("decide")(adapt_cmds.decide_cmd)
 app.add_typer(service_cmds.keys_app, name="keys")
 app.add_typer(service_cmds.audit_app, name="audit")
