@@ -375,6 +375,40 @@ class AuditSettings(_Section):
     )
 
 
+class ReviewSettings(_Section):
+    """The review queue (docs/operations.md, "Feedback review")."""
+
+    not_helpful: bool = Field(True, description="'down' feedback on an answer opens a review item")
+    low_grounding: bool = Field(
+        True,
+        description="an answer flagged or blocked by the grounding check (guard.grounding_threshold) opens a review item",
+    )
+
+
+class MonitorSettings(_Section):
+    """Drift monitoring (docs/operations.md, "Drift monitoring")."""
+
+    interval_s: float = Field(
+        0.0, ge=0, description="run the monitor inside `groundwork serve` every this many seconds; 0 = off (use cron)"
+    )
+    eval_set: Path | None = Field(
+        None,
+        description="gold eval set (JSONL) re-run against the live index; resolved reviews are always added",
+    )
+    window: int = Field(
+        500, ge=10, le=100_000, description="recent answers (audit records) compared with the reference"
+    )
+    reference: int = Field(
+        500, ge=10, le=100_000, description="answers before the recent window that form the reference window"
+    )
+    psi_alert: float = Field(
+        0.2, gt=0, description="population stability index above which a distribution counts as drifted"
+    )
+    eval_drop: float = Field(
+        0.05, gt=0, le=1, description="a monitored eval metric this far below the baseline run counts as a regression"
+    )
+
+
 class AnswerSettings(_Section):
     top_k: int = Field(6, ge=1, le=100, description="chunks retrieved for an answer")
     context_tokens: int = Field(1500, ge=64, description="token budget of the assembled context")
@@ -458,6 +492,8 @@ class Settings(BaseSettings):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @model_validator(mode="after")

@@ -36,7 +36,8 @@ from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
-from groundwork.state.protocols import AuditLog
+from groundwork.state.protocols import AuditLog, ReviewQueue
+from groundwork.state.reviews import open_for_record
 from groundwork.types import (
     ACL_NAME,
     ACL_NAME_RULE,
@@ -107,6 +108,11 @@ class KnowledgeBase:
     def audit(self) -> AuditLog:
         """The audit log of answers (groundwork.state.AuditLog)."""
         return self.components.audit
+
+    @property
+    def reviews(self) -> ReviewQueue:
+        """The review queue (groundwork.state.ReviewQueue)."""
+        return self.components.reviews
 
     @property
     def pipeline(self) -> SearchPipeline:
@@ -246,7 +252,8 @@ class KnowledgeBase:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
         The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
-        (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
+        (``caller`` names who asked: a key name, never the key), and an answer the grounding check
+        flagged opens a review item (``review.low_grounding``). ``access`` limits every retrieval to
         the documents the caller may see (None: all). Raises FilterError, RequestError and StoreError
         as ``search`` does (RequestError also for a question over ``guard.max_question_chars``);
         GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
@@ -276,6 +283,9 @@ class KnowledgeBase:
         record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])
         record["search_query"] = redact(record["search_query"])
         self.audit.write(record)
+        low = [g for g in answer.guardrails if g.guard == "grounding"]
+        if low and self.settings.review.low_grounding:  # the grounding check flagged or blocked it
+            open_for_record(self.reviews, record, "low_grounding", low[0].detail)
 
     # -- model changes ------------------------------------------------------------------------------
     def reindex(self, embedder_model: str) -> tuple[int, IndexVersion]:

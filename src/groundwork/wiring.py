@@ -28,7 +28,7 @@ from groundwork.llm.chat import ChatModel
 from groundwork.retrieve import Retriever, SearchPipeline
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
-from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, PendingActions, RateLimiter
+from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, PendingActions, RateLimiter, ReviewQueue
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -41,6 +41,7 @@ PROTOCOLS: dict[str, type] = {
     "generator": Generator,
     "guardrails": Guardrails,
     "audit": AuditLog,
+    "reviews": ReviewQueue,
     "reranker": Reranker,
     "decomposer": Decomposer,
 }
@@ -150,6 +151,17 @@ def build_audit(settings: Settings, pg_pool: Callable[[], Any]) -> AuditLog:
     return SqliteAuditLog(Path(settings.kb) / "audit.sqlite")
 
 
+def build_reviews(settings: Settings, pg_pool: Callable[[], Any]) -> ReviewQueue:
+    """``reviews.sqlite`` in the kb folder, or the ``reviews`` table in PostgreSQL."""
+    if uses_postgres(settings):
+        from groundwork.state.reviews import PgReviewQueue
+
+        return PgReviewQueue(pg_pool())
+    from groundwork.state.reviews import SqliteReviewQueue
+
+    return SqliteReviewQueue(Path(settings.kb) / "reviews.sqlite")
+
+
 # -- the parts of one knowledge base -----------------------------------------------------------------
 class Components:
     """The parts of one knowledge base, each built from ``settings`` on first use unless supplied.
@@ -157,7 +169,7 @@ class Components:
     Args:
         settings: the one settings object.
         **parts: any of ``store``, ``embedder``, ``chat_model``, ``generator``, ``reranker``,
-            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit`` to use instead of the
+            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit``, ``reviews`` to use instead of the
             configured one.
     Raises:
         ConfigError: an unknown part name, or a part that does not implement its protocol.
@@ -248,13 +260,18 @@ class Components:
         """The audit log: ``audit.sqlite``, or PostgreSQL's ``audit`` table."""
         return self._get("audit", lambda: build_audit(self.settings, self.pg_pool))
 
+    @property
+    def reviews(self) -> ReviewQueue:
+        """The review queue: ``reviews.sqlite``, or PostgreSQL's ``reviews`` table."""
+        return self._get("reviews", lambda: build_reviews(self.settings, self.pg_pool))
+
     def with_embedder_model(self, model: str) -> Components:
         """The same store with another embedding model (after ``reindex``): the embedder and every
         part built on it are new; the store, its pool and the audit log are kept."""
         settings = self.settings.model_copy(
             update={"embedder": self.settings.embedder.model_copy(update={"model": model})}
         )
-        kept = {k: self._parts[k] for k in ("store", "audit", "chat_model") if k in self._parts}
+        kept = {k: self._parts[k] for k in ("store", "audit", "reviews", "chat_model") if k in self._parts}
         new = Components(settings, **kept)
         new._pg_pool = self._pg_pool
         return new
@@ -267,7 +284,7 @@ class Components:
         Evaluation times new questions on such a copy, with an empty cache."""
         embedder = self.settings.embedder.model_copy(update={"cache_dir": cache_dir})
         settings = self.settings.model_copy(update={"embedder": embedder})
-        shared = ("store", "audit", "chat_model", "reranker", "decomposer")
+        shared = ("store", "audit", "reviews", "chat_model", "reranker", "decomposer")
         new = Components(settings, **{k: self._parts[k] for k in shared if k in self._parts})
         new._pg_pool = self._pg_pool
         return new
@@ -327,6 +344,16 @@ def build_key_store(settings: Settings) -> KeyStore:
     from groundwork.state.keys import SqliteKeyStore
 
     return SqliteKeyStore(Path(settings.kb) / "keys.sqlite")
+
+
+def build_review_queue(settings: Settings) -> ReviewQueue:
+    """The review queue alone (``groundwork reviews``), without loading the model or opening the index.
+    Raises StoreError when PostgreSQL is unreachable or its schema is not migrated yet."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+
+        return build_reviews(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
+    return build_reviews(settings, lambda: None)
 
 
 def open_store_uri(uri: str, settings: Settings, dimension: int | None = None) -> MigratableStore:

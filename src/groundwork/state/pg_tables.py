@@ -1,5 +1,8 @@
-"""The service state's PostgreSQL tables (keys, jobs and their files, audit and feedback, rate limits),
-as numbered migrations. ``groundwork.index.pg_schema`` applies them in order with the store's own."""
+"""The service state's PostgreSQL tables (keys, jobs and their files, audit and feedback, rate limits,
+the review queue, monitor runs), as numbered migrations. ``groundwork.index.pg_schema`` applies them in
+order with the store's own: ``STATE_MIGRATIONS`` after its first, ``LATER_STATE_MIGRATIONS`` after its last.
+Later versions are numbered by area (171+: review queue and drift monitoring) so that branches adding
+migrations at the same time do not take the same number."""
 
 from __future__ import annotations
 
@@ -24,6 +27,21 @@ CREATE INDEX audit_created ON audit (created_at);
 CREATE TABLE feedback (answer_id TEXT NOT NULL REFERENCES audit(answer_id), created_at TEXT NOT NULL, caller TEXT NOT NULL,
                        rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT);
 CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
+""",
+    ),
+]
+
+LATER_STATE_MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        171,
+        "review queue",
+        """
+CREATE TABLE reviews (
+    review_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, kind TEXT NOT NULL,
+    answer_id TEXT, tenant TEXT, body JSONB NOT NULL
+);
+CREATE INDEX reviews_status ON reviews (status, created_at);
+CREATE INDEX reviews_answer ON reviews (answer_id);
 """,
     ),
 ]

@@ -1,5 +1,5 @@
 """The service state's replaceable parts, one protocol each: API keys, the ingest job queue, the audit
-log and per-key rate limits. Each has an embedded implementation (SQLite files, or process memory) and
+log, per-key rate limits and the review queue. Each has an embedded implementation (SQLite files, or process memory) and
 a PostgreSQL one shared by every replica; ``groundwork.wiring`` chooses by ``settings.store``, and
 ``tests/state/test_state_contract.py`` runs one suite against both.
 """
@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from groundwork.state.jobs import Job
 from groundwork.state.keys import ApiKey
 from groundwork.state.pending import PendingAction
+from groundwork.state.reviews import ReviewItem
 from groundwork.types import Access
 
 
@@ -139,6 +140,52 @@ class PendingActions(Protocol):
 
     def finish(self, item_id: str, ok: bool, result: dict[str, Any]) -> None:
         """Record the outcome of a ``running`` action (``done`` or ``failed``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReviewQueue(Protocol):
+    """Answers for a person to review (see ``groundwork.state.reviews``): opened by "not helpful"
+    feedback, a low grounding score or an agent's escalation; resolved or dismissed by a reviewer.
+    Every read is limited to items ``access`` may see (``ReviewItem.visible_to``)."""
+
+    def open(
+        self,
+        kind: str,
+        question: str,
+        answer: str,
+        evidence: list[dict[str, Any]] | None,
+        answer_id: str | None,
+        tenant: str | None,
+        groups: list[str] | None,
+        reason: str | None = None,
+        asker: str | None = None,
+    ) -> ReviewItem:
+        """Open an item (``kind``: not_helpful | low_grounding | escalation | manual); while an item of
+        the same ``answer_id`` is open, ``reason`` is added to it and it is returned instead. ``groups``
+        None: the asker saw everything. ``asker`` is a key name, never a key. Texts are clipped to 20,000
+        characters, evidence to 50 entries. Raises RequestError for an unknown kind or a bad tenant/group name."""
+        ...
+
+    def get(self, review_id: str, access: Access | None = None) -> ReviewItem:
+        """The item, if ``access`` may see it. Raises ReviewNotFound."""
+        ...
+
+    def list(
+        self, status: str | None = "open", limit: int = 50, offset: int = 0, access: Access | None = None
+    ) -> list[ReviewItem]:
+        """Items of ``status`` (None: all) that ``access`` may see, newest first. Raises RequestError
+        for an unknown status."""
+        ...
+
+    def finish(
+        self, review_id: str, status: str, resolution: dict[str, Any], access: Access | None = None
+    ) -> ReviewItem:
+        """Mark an open item 'resolved' or 'dismissed' with its ``resolution``, atomically (of two
+        reviewers at once exactly one succeeds). Raises ReviewNotFound, ReviewConflict when it is
+        no longer open, RequestError for another status."""
         ...
 
     def close(self) -> None: ...
