@@ -91,7 +91,7 @@ class Endpoint:
         self.httpd.server_close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one server for every agent test module
 def agent_env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("agent")
     kb = root / "kb"
@@ -117,7 +117,9 @@ def agent_env(tmp_path_factory: pytest.TempPathFactory):
         try:
             for tenant, text in (("acme", ACME_DOC), ("globex", GLOBEX_DOC)):
                 with srv.client(keys[tenant]) as c:
-                    r = c.post("/v1/documents", files=[("files", (f"{tenant}-parking.md", text.encode(), "text/markdown"))])
+                    r = c.post(
+                        "/v1/documents", files=[("files", (f"{tenant}-parking.md", text.encode(), "text/markdown"))]
+                    )
                     assert wait_job(c, r.json()["job_id"])["status"] == "done"
             yield {"srv": srv, "keys": keys, "chat": chat, "endpoint": endpoint, "root": root, "kb": Path(kb)}
         finally:

@@ -51,8 +51,12 @@ def test_stdio_lists_the_three_tools_and_calls_each(agent_env) -> None:
 async def http_calls(url: str, key: str, foreign_id: str) -> dict:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120)
     out = await exercise(Client(streamable_http_client(url, http_client=http), cache=None))
-    async with Client(streamable_http_client(url, http_client=httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {key}"}, timeout=120)), cache=None) as c:
+    async with Client(
+        streamable_http_client(
+            url, http_client=httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        ),
+        cache=None,
+    ) as c:
         out["foreign"] = await c.call_tool("get_document", {"id": foreign_id})
         out["missing"] = await c.call_tool("get_document", {"id": "upload://acme/nope.md"})
     return out
