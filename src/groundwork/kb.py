@@ -36,6 +36,7 @@ from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
+from groundwork.state.monitor import query_summary
 from groundwork.state.protocols import AuditLog, ReviewQueue
 from groundwork.state.reviews import open_for_record
 from groundwork.types import (
@@ -282,6 +283,11 @@ class KnowledgeBase:
         redact = self.components.guardrails.redact
         record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])
         record["search_query"] = redact(record["search_query"])
+        # For drift monitoring: the top-1 retrieval score, and the searched question's embedding as 8
+        # numbers (the embedding cache already holds it: the search just embedded the same text).
+        record["top1_score"] = record["retrieved"][0]["score"] if record["retrieved"] else None
+        if answer.search_query or answer.question:
+            record["query_summary"] = query_summary(self.embedder.embed([answer.search_query or answer.question])[0])
         self.audit.write(record)
         low = [g for g in answer.guardrails if g.guard == "grounding"]
         if low and self.settings.review.low_grounding:  # the grounding check flagged or blocked it

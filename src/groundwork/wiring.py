@@ -28,7 +28,15 @@ from groundwork.llm.chat import ChatModel
 from groundwork.retrieve import Retriever, SearchPipeline
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
-from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, PendingActions, RateLimiter, ReviewQueue
+from groundwork.state.protocols import (
+    AuditLog,
+    JobQueue,
+    KeyStore,
+    MonitorStore,
+    PendingActions,
+    RateLimiter,
+    ReviewQueue,
+)
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -42,6 +50,7 @@ PROTOCOLS: dict[str, type] = {
     "guardrails": Guardrails,
     "audit": AuditLog,
     "reviews": ReviewQueue,
+    "monitor": MonitorStore,
     "reranker": Reranker,
     "decomposer": Decomposer,
 }
@@ -162,6 +171,17 @@ def build_reviews(settings: Settings, pg_pool: Callable[[], Any]) -> ReviewQueue
     return SqliteReviewQueue(Path(settings.kb) / "reviews.sqlite")
 
 
+def build_monitor(settings: Settings, pg_pool: Callable[[], Any]) -> MonitorStore:
+    """``monitor.sqlite`` in the kb folder, or the ``monitor_runs`` table in PostgreSQL."""
+    if uses_postgres(settings):
+        from groundwork.state.monitor import PgMonitorStore
+
+        return PgMonitorStore(pg_pool())
+    from groundwork.state.monitor import SqliteMonitorStore
+
+    return SqliteMonitorStore(Path(settings.kb) / "monitor.sqlite")
+
+
 # -- the parts of one knowledge base -----------------------------------------------------------------
 class Components:
     """The parts of one knowledge base, each built from ``settings`` on first use unless supplied.
@@ -169,7 +189,7 @@ class Components:
     Args:
         settings: the one settings object.
         **parts: any of ``store``, ``embedder``, ``chat_model``, ``generator``, ``reranker``,
-            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit``, ``reviews`` to use instead of the
+            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit``, ``reviews``, ``monitor`` to use instead of the
             configured one.
     Raises:
         ConfigError: an unknown part name, or a part that does not implement its protocol.
@@ -264,6 +284,11 @@ class Components:
     def reviews(self) -> ReviewQueue:
         """The review queue: ``reviews.sqlite``, or PostgreSQL's ``reviews`` table."""
         return self._get("reviews", lambda: build_reviews(self.settings, self.pg_pool))
+
+    @property
+    def monitor(self) -> MonitorStore:
+        """The drift monitor's runs: ``monitor.sqlite``, or PostgreSQL's ``monitor_runs`` table."""
+        return self._get("monitor", lambda: build_monitor(self.settings, self.pg_pool))
 
     def with_embedder_model(self, model: str) -> Components:
         """The same store with another embedding model (after ``reindex``): the embedder and every

@@ -18,6 +18,7 @@ from groundwork.state import (
     AuditNotFound,
     JobQueue,
     KeyStore,
+    MonitorStore,
     RateLimiter,
     ReviewConflict,
     ReviewNotFound,
@@ -34,10 +35,12 @@ def state(request: pytest.FixtureRequest, tmp_path: Path):
         from groundwork.state.audit import SqliteAuditLog
         from groundwork.state.jobs import SqliteJobQueue
         from groundwork.state.keys import SqliteKeyStore
+        from groundwork.state.monitor import SqliteMonitorStore
         from groundwork.state.ratelimit import MemoryRateLimiter
         from groundwork.state.reviews import SqliteReviewQueue
 
         yield SimpleNamespace(
+            monitor=SqliteMonitorStore(tmp_path / "monitor.sqlite"),
             reviews=SqliteReviewQueue(tmp_path / "reviews.sqlite"),
             keys=SqliteKeyStore(tmp_path / "keys.sqlite"),
             jobs=SqliteJobQueue(tmp_path),
@@ -49,6 +52,7 @@ def state(request: pytest.FixtureRequest, tmp_path: Path):
     from groundwork.state.audit import PgAuditLog
     from groundwork.state.jobs import PgJobQueue
     from groundwork.state.keys import PgKeyStore
+    from groundwork.state.monitor import PgMonitorStore
     from groundwork.state.ratelimit import PgRateLimiter
     from groundwork.state.reviews import PgReviewQueue
 
@@ -57,6 +61,7 @@ def state(request: pytest.FixtureRequest, tmp_path: Path):
     pool = make_pool(dsn, schema, 1, 4)
     yield SimpleNamespace(
         reviews=PgReviewQueue(pool),
+        monitor=PgMonitorStore(pool),
         keys=PgKeyStore(pool),
         jobs=PgJobQueue(pool, tmp_path, lease_s=3),
         audit=PgAuditLog(pool),
@@ -71,6 +76,7 @@ def test_each_implements_its_protocol(state) -> None:
     assert isinstance(state.audit, AuditLog)
     assert isinstance(state.limiter(1.0, 1), RateLimiter)
     assert isinstance(state.reviews, ReviewQueue)
+    assert isinstance(state.monitor, MonitorStore)
 
 
 # -- keys --------------------------------------------------------------------------------------------
@@ -287,3 +293,16 @@ def test_invalid_reviews_are_refused(state, kind, tenant, groups, status) -> Non
         else:
             state.reviews.open(kind, "q", "a", [], None, tenant, groups, None)
     assert state.reviews.list(status=None) == []
+
+
+# -- monitor runs --------------------------------------------------------------------------------------
+def test_monitor_runs_are_kept_newest_first_with_the_latest_baseline(state) -> None:
+    assert state.monitor.list() == [] and state.monitor.baseline() is None
+    first = state.monitor.add({"eval": {"recall@10": 0.9}}, baseline=True)
+    second = state.monitor.add({"eval": {"recall@10": 0.8}})
+    assert first["run_id"] != second["run_id"] and first["created_at"] <= second["created_at"]
+    assert [r["run_id"] for r in state.monitor.list()] == [second["run_id"], first["run_id"]]
+    assert state.monitor.list(1)[0]["eval"] == {"recall@10": 0.8}
+    assert state.monitor.baseline()["run_id"] == first["run_id"]
+    third = state.monitor.add({"eval": {}}, baseline=True)
+    assert state.monitor.baseline()["run_id"] == third["run_id"]

@@ -16,7 +16,17 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from groundwork.cli import adapt_cmds, agent_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
+from groundwork.cli import (
+    adapt_cmds,
+    agent_cmds,
+    check_cmds,
+    db_cmds,
+    eval_cmds,
+    kb_cmds,
+    monitor_cmds,
+    review_cmds,
+    service_cmds,
+)
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
 
 
@@ -67,5 +77,7 @@ app.add_typer(service_cmds.config_app, name="config")
 app.add_typer(eval_cmds.eval_app, name="eval")
 app.add_typer(adapt_cmds.adapt_app, name="adapt")
 app.add_typer(db_cmds.db_app, name="db")
+app.add_typer(review_cmds.reviews_app, name="reviews")
+app.add_typer(monitor_cmds.monitor_app, name="monitor")
 
 __all__ = ["app"]

@@ -348,3 +348,53 @@ class EvalResult(BaseModel):
     results: dict[str, dict[str, Any]] = Field(
         description="configuration label -> metrics (per_type included where reported)"
     )
+
+
+# -- the review queue (admin) --------------------------------------------------------------------------
+class ReviewOut(BaseModel):
+    """One review item (groundwork.state.reviews.ReviewItem)."""
+
+    review_id: str
+    created_at: str
+    kind: str = Field(description="not_helpful | low_grounding | escalation | manual")
+    status: str = Field(description="open | resolved | dismissed")
+    question: str
+    answer: str
+    evidence: list[dict[str, Any]] = Field(description="citations / retrieved chunks: chunk_id, doc_id, source, score")
+    answer_id: str | None
+    tenant: str | None
+    groups: list[str] | None = Field(description="the asker's groups; null: the asker saw everything")
+    reasons: list[str]
+    asker: str | None = Field(description="the asking key's name (never the key)")
+    resolved_at: str | None
+    resolution: dict[str, Any] | None
+
+
+class NewDocument(BaseModel):
+    """New knowledge written by the reviewer, ingested as a document (a new index version)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=100_000, description="the document's text (Markdown)")
+    title: str | None = Field(None, max_length=200, description="its heading; default: the question")
+    tenant: str | None = Field(
+        None, max_length=128, description="default: the reviewer key's tenant; only a key without a tenant may choose"
+    )
+    groups: list[str] = Field(
+        default_factory=list, max_length=64, description="groups that may see it; only groups of the reviewer's key"
+    )
+
+
+class ResolveIn(BaseModel):
+    """At least one of ``answer``, ``doc_ids``, ``document``."""
+
+    model_config = ConfigDict(extra="forbid")
+    answer: str | None = Field(None, max_length=20_000, description="the correct answer (the eval reference)")
+    doc_ids: list[str] = Field(
+        default_factory=list, max_length=50, description="documents that answer it (ids the reviewer's key may see)"
+    )
+    document: NewDocument | None = None
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=4000)

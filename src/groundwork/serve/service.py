@@ -12,6 +12,7 @@ from groundwork.ingest.sources import bytes_item
 from groundwork.kb import KnowledgeBase
 from groundwork.serve.limits import TenantGate
 from groundwork.serve.metrics import Metrics
+from groundwork.serve.monitoring import MonitorCollector, monitor_loop
 from groundwork.serve.telemetry import make_tracer
 from groundwork.state.jobs import MAX_STARTS, Job, staged_path
 from groundwork.types import FileResult, IngestReport
@@ -40,6 +41,7 @@ class Service:
         self.no_auth = no_auth
         self.agents = AgentRuntime.for_kb(self.kb)  # actions, pending actions, the agent loop
         self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
+        self.metrics.registry.register(MonitorCollector(lambda: self.kb.components.monitor.list(1)))
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
         self.write_lock = threading.Lock()  # one writer to the index at a time
         self.gate = TenantGate(settings.serve.tenant_concurrency)
@@ -58,6 +60,8 @@ class Service:
             target=self.jobs.run_forever, args=(self.process, self._stop), daemon=True, name="ingest-worker"
         )
         self._worker.start()
+        if self.settings.monitor.interval_s > 0:  # off by default: cron runs `groundwork monitor run`
+            threading.Thread(target=monitor_loop, args=(self.kb, self._stop), daemon=True, name="monitor").start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -4,7 +4,7 @@
 from groundwork.state.audit import AuditNotFound, answer_record
 from groundwork.state.jobs import Job, run_job
 from groundwork.state.keys import SCOPES, ApiKey, ApiKeyError
-from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, RateLimiter, ReviewQueue
+from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, MonitorStore, RateLimiter, ReviewQueue
 from groundwork.state.reviews import ReviewConflict, ReviewItem, ReviewNotFound
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Job",
     "JobQueue",
     "KeyStore",
+    "MonitorStore",
     "RateLimiter",
     "ReviewConflict",
     "ReviewItem",

@@ -44,4 +44,12 @@ CREATE INDEX reviews_status ON reviews (status, created_at);
 CREATE INDEX reviews_answer ON reviews (answer_id);
 """,
     ),
+    (
+        172,
+        "drift monitor runs",
+        """
+CREATE TABLE monitor_runs (run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, baseline BOOLEAN NOT NULL, body JSONB NOT NULL);
+CREATE INDEX monitor_runs_created ON monitor_runs (created_at);
+""",
+    ),
 ]

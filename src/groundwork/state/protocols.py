@@ -1,5 +1,5 @@
 """The service state's replaceable parts, one protocol each: API keys, the ingest job queue, the audit
-log, per-key rate limits and the review queue. Each has an embedded implementation (SQLite files, or process memory) and
+log, per-key rate limits, the review queue and the drift monitor's runs. Each has an embedded implementation (SQLite files, or process memory) and
 a PostgreSQL one shared by every replica; ``groundwork.wiring`` chooses by ``settings.store``, and
 ``tests/state/test_state_contract.py`` runs one suite against both.
 """
@@ -186,6 +186,26 @@ class ReviewQueue(Protocol):
         """Mark an open item 'resolved' or 'dismissed' with its ``resolution``, atomically (of two
         reviewers at once exactly one succeeds). Raises ReviewNotFound, ReviewConflict when it is
         no longer open, RequestError for another status."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class MonitorStore(Protocol):
+    """The runs of the drift monitor (``groundwork.state.monitor``), newest first."""
+
+    def add(self, run: dict[str, Any], baseline: bool = False) -> dict[str, Any]:
+        """Store a run (JSON-able); returns it with ``run_id``, ``created_at`` (UTC ISO 8601) and
+        ``baseline`` added. A run stored with ``baseline`` is what later runs are compared with."""
+        ...
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs, newest first."""
+        ...
+
+    def baseline(self) -> dict[str, Any] | None:
+        """The newest run stored as a baseline, or None."""
         ...
 
     def close(self) -> None: ...

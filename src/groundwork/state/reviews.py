@@ -14,7 +14,6 @@ its reason to the open item instead of opening another.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.errors import GroundworkError, RequestError
+from groundwork.state.sqlite import open_db
 from groundwork.types import ACL_NAME, ACL_NAME_RULE, Access
 
 KINDS = ("not_helpful", "low_grounding", "escalation", "manual")
@@ -180,12 +180,8 @@ class SqliteReviewQueue(_Opening):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")  # the CLI and the server may write at once
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA)
 
     def _insert(self, item: ReviewItem, reason: str | None) -> ReviewItem:
         with self._lock:

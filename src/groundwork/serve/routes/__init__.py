@@ -1,6 +1,19 @@
 """The HTTP API, one ``APIRouter`` per area; ``groundwork.serve.app`` includes them all."""
 
-from groundwork.serve.routes import actions, audit, chat, documents, evals, me, models, ops, query, versions
+from groundwork.serve.routes import (
+    actions,
+    audit,
+    chat,
+    documents,
+    evals,
+    me,
+    models,
+    monitor,
+    ops,
+    query,
+    reviews,
+    versions,
+)
 
 ROUTERS = [
     ops.router,
@@ -13,6 +26,8 @@ ROUTERS = [
     me.router,
     evals.router,
     actions.router,
+    reviews.router,
+    monitor.router,
 ]
 
 __all__ = ["ROUTERS"]

@@ -16,6 +16,7 @@ from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError, user_error
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import record_pipeline
 from groundwork.state.audit import AuditNotFound
+from groundwork.state.reviews import open_for_record
 from groundwork.types import Answer
 
 router = APIRouter(tags=["query"])
@@ -116,10 +117,13 @@ def answer(req: S.AnswerRequest, p: Principal = QUERY, svc: Service = SERVICE) -
 
 @router.post("/v1/feedback", response_model=S.FeedbackOut, responses=AUTH_ERRORS | {404: ERROR})
 def feedback(req: S.FeedbackIn, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
-    """Thumbs up/down and an optional comment on an answer (stored with its audit record)."""
+    """Thumbs up/down and an optional comment on an answer (stored with its audit record). "down"
+    opens a review item for an admin (``review.not_helpful``), or adds the comment to the open one."""
     try:
-        svc.kb.audit.get(req.answer_id, p.access)
+        record = svc.kb.audit.get(req.answer_id, p.access)
         svc.kb.audit.add_feedback(req.answer_id, req.rating, req.comment, p.name)
     except AuditNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+    if req.rating == "down" and svc.settings.review.not_helpful:
+        open_for_record(svc.kb.reviews, record, "not_helpful", req.comment or "marked not helpful")
     return {"answer_id": req.answer_id, "recorded": True}

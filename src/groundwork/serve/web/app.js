@@ -4,6 +4,7 @@
 // through markdown.js only (sanitised); everything else goes in as text nodes, never as HTML.
 
 import { highlight, renderMarkdown } from "/markdown.js";
+import { resolveReview, showReviews } from "/review.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = { key: sessionStorage.getItem("gw-key") || "", me: null, messages: [], docOffset: 0, docLimit: 20 };
@@ -40,6 +41,8 @@ const can = (scope) => state.me && (state.me.scopes.includes(scope) || state.me.
 const fileName = (p) => (p || "").split("/").pop();
 const fmtTime = (t) => (t || "").replace("T", " ").replace(/\+00:00$|Z$/, "").slice(0, 19);
 const nChunks = (n) => `${n} chunk${n === 1 ? "" : "s"}`;
+// what the page modules (review.js, health.js) use of this one
+const ctx = { api, h, $, fmtTime, fileName, me: () => state.me };
 const fmtSize = (chars) => (chars > 1024 ? `${(chars / 1024).toFixed(1)} k chars` : `${chars} chars`);
 
 // -- sign-in and routing -------------------------------------------------------------------------
@@ -89,7 +92,8 @@ function route() {
   const name = state.me ? (page || "chat") : "signin";
   document.querySelectorAll(".page").forEach((s) => { s.hidden = s.id !== `page-${name}`; });
   document.querySelectorAll("#nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.page === name ? "page" : "false"));
-  const show = { chat: showChat, documents: () => showDocuments(rest.join("/")), versions: showVersions, audit: () => showAudit(rest.join("/")), eval: showEval, actions: showActions }[name];
+  const show = { chat: showChat, documents: () => showDocuments(rest.join("/")), versions: showVersions, audit: () => showAudit(rest.join("/")), eval: showEval,
+    reviews: () => showReviews(ctx, rest.join("/")), actions: showActions }[name];
   if (show) show().catch((e) => toast(e.message));
 }
 
@@ -442,6 +446,9 @@ $("#resync").addEventListener("click", async () => {
     await watchJob(job.job_id, box);
   } catch (e) { toast(e.message); }
 });
+$("#review-status").addEventListener("change", () => { location.hash = "#/reviews"; showReviews(ctx, "").catch((e) => toast(e.message)); });
+$("#review-form").addEventListener("submit", (e) => { e.preventDefault(); resolveReview(ctx, false); });
+$("#review-dismiss").addEventListener("click", () => resolveReview(ctx, true));
 $("#choose-files").addEventListener("click", () => $("#file-input").click());
 $("#file-input").addEventListener("change", (e) => { upload([...e.target.files]); e.target.value = ""; });
 const drop = $("#dropzone");
