@@ -99,6 +99,7 @@ def agent_env(tmp_path_factory: pytest.TempPathFactory):
     keys = {
         "acme": create_key(kb, "acme-user", "query,ingest", tenant="acme"),
         "globex": create_key(kb, "globex-user", "query,ingest", tenant="globex"),
+        "acme-reviewer": create_key(kb, "acme-reviewer", "query,admin", tenant="acme"),
     }
     endpoint = Endpoint()
     with ChatServer(script) as chat:

@@ -104,6 +104,7 @@ def test_invalid_arguments_are_rejected_by_the_schema_before_anything_runs(agent
 
 
 def test_a_question_without_a_relevant_document_escalates_to_the_review_queue(agent_env) -> None:
+    from groundwork.evaluate.reviewed import reviewed_rows
     from groundwork.state.reviews import SqliteReviewQueue
 
     resp = propose(agent_env, "What is the boiling point of mercury in kelvin?")
@@ -116,6 +117,16 @@ def test_a_question_without_a_relevant_document_escalates_to_the_review_queue(ag
     assert item.kind == "escalation" and item.status == "open" and item.tenant == "acme"
     assert "boiling point" in item.question and item.evidence  # with the retrieved evidence
     assert all("upload://acme/" in e["doc_id"] for e in item.evidence)
+    rid = extra["agent"]["review_id"]
+    with http(agent_env) as asker, http(agent_env, "acme-reviewer") as reviewer, http(agent_env, "globex") as other:
+        assert asker.get(f"/v1/escalations/{rid}").json()["reply"] is None
+        assert other.get(f"/v1/escalations/{rid}").status_code == 404  # another tenant's escalation
+        reply = "Mercury boils at 629.88 K."
+        assert reviewer.post(f"/v1/reviews/{rid}/resolve", json={"answer": reply}).status_code == 200
+        sent_back = asker.get(f"/v1/escalations/{rid}").json()
+        assert sent_back["status"] == "resolved" and sent_back["reply"] == reply
+    rows = reviewed_rows(SqliteReviewQueue(agent_env["kb"] / "reviews.sqlite"))
+    assert any("boiling point" in r["question"] and reply in json.dumps(r) for r in rows)  # an eval item
 
 
 def test_client_tools_come_back_as_tool_calls(agent_env) -> None:

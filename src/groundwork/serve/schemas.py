@@ -398,3 +398,12 @@ class ResolveIn(BaseModel):
 class DismissIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(None, max_length=4000)
+
+
+class EscalationOut(BaseModel):
+    review_id: str
+    status: Literal["open", "resolved", "dismissed"]
+    question: str
+    reply: str | None = Field(description="the reviewer's answer once the escalation is resolved; null until then")
+    replied_at: str | None
+    answer_id: str | None = Field(description="the escalated turn's audit record")

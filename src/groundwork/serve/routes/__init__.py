@@ -5,6 +5,7 @@ from groundwork.serve.routes import (
     audit,
     chat,
     documents,
+    escalations,
     evals,
     me,
     models,
@@ -26,6 +27,7 @@ ROUTERS = [
     me.router,
     evals.router,
     actions.router,
+    escalations.router,
     reviews.router,
     monitor.router,
 ]
