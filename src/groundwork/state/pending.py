@@ -142,25 +142,12 @@ class SqlitePendingActions:
         self._db.close()
 
 
-PG_TABLE = """
-CREATE TABLE IF NOT EXISTS pending_actions (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    tenant TEXT,
-    record JSONB NOT NULL
-)
-"""
-
-
 class PgPendingActions:
     """Pending actions in PostgreSQL, shared by every replica; same interface and guarantees as
     ``SqlitePendingActions`` (``claim`` is one conditional UPDATE: the row lock decides the winner)."""
 
     def __init__(self, pool) -> None:
-        self.pool = pool
-        with pool.connection() as conn:
-            conn.execute(PG_TABLE)
+        self.pool = pool  # the table is migration 181 (groundwork.state.pg_tables)
 
     def create(self, item: PendingAction) -> PendingAction:
         from psycopg.types.json import Jsonb
