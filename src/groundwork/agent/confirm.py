@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from groundwork.agent.actions import Action, run_action
+from groundwork.agent.actions import Action, run_action, validate_arguments
 from groundwork.agent.loop import Caller, agent_record
 from groundwork.agent.policy import allowed
 from groundwork.config import AgentSettings
@@ -53,6 +53,9 @@ def decide(
         raise ActionForbidden(f"the action {item.action!r} is no longer declared in agent.actions_file")
     if action is not None and not allowed(action, who.scopes):
         raise ActionForbidden(f"this key lacks the '{action.scope}' scope that {action.name} requires")
+    problem = validate_arguments(action, item.arguments) if action is not None and confirm else None
+    if problem is not None:  # the declaration changed since the proposal: never run on stale arguments
+        raise ActionForbidden(f"the arguments no longer match {item.action}'s schema ({problem}); reject it")
     if not store.claim(item_id, "running" if confirm else "rejected", who.name):
         current = store.get(item_id, who.access) or item
         raise ActionConflict(f"the action was already {current.status} by {current.decided_by}", current)
