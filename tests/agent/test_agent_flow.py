@@ -41,6 +41,8 @@ def test_search_then_a_side_effect_action_waits_and_confirm_runs_it_once(agent_e
     pending = extra["pending_actions"]
     assert [p["action"] for p in pending] == ["create_ticket"] and len(calls) == before  # pending, not run
     assert "waiting for a person's confirmation" in resp.choices[0].message.content
+    cited = resp.choices[0].message.model_extra["citations"]
+    assert [c["doc_id"] for c in cited] == ["upload://acme/acme-parking.md"]  # [1]: the searched passage
     first = env["chat"].requests[sent_before]
     offered = {t["function"]["name"] for t in first["tools"]}
     assert {"search_knowledge_base", "escalate_to_human", "create_ticket"} <= offered

@@ -35,7 +35,7 @@ from groundwork.llm.chat import ToolCall, ToolChatModel
 from groundwork.llm.prompts import load_prompt
 from groundwork.state.pending import PendingAction
 from groundwork.state.protocols import PendingActions
-from groundwork.types import Access
+from groundwork.types import Access, Citation, to_wire
 
 ESCALATED_MESSAGE = (
     "I can't answer this reliably from the knowledge base, so I have passed your question to a person. "
@@ -251,7 +251,7 @@ class _Turn:
             )
             self.budget.steps += 1
             self.budget.tokens += reply.completion_tokens
-            ms = (time.perf_counter() - t0) * 1000
+            ms = round((time.perf_counter() - t0) * 1000, 1)
             if not reply.tool_calls:
                 self.steps.append(Step("model", None, len(reply.content), ms, "proposes_answer"))
                 return self.finish(reply.content)
@@ -278,7 +278,7 @@ class _Turn:
                 )
             else:
                 decision, output = self._call(call)
-            ms = (time.perf_counter() - t0) * 1000
+            ms = round((time.perf_counter() - t0) * 1000, 1)
             self.steps.append(Step(call.name, _args_or_text(call.arguments), len(output), round(ms, 1), decision))
             messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
             if decision == "escalate":
@@ -385,17 +385,8 @@ class _Turn:
                 continue
             seen.add(n)
             c = h.chunk
-            out.append(
-                {
-                    "n": n,
-                    "doc_id": c.doc_id,
-                    "chunk_id": c.chunk_id,
-                    "source": c.source,
-                    "title": c.title,
-                    "score": h.score,
-                    "text": c.text,
-                }
-            )
+            cite = Citation(n, c.doc_id, c.chunk_id, c.source, h.score, c.text, c.heading, c.page, [], c.title)
+            out.append(to_wire(cite))
         return out
 
     def _result(

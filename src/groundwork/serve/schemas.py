@@ -269,7 +269,7 @@ class ToolCallOut(BaseModel):
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"]
     content: str | None
-    citations: list[Citation] | list[dict[str, Any]]
+    citations: list[Citation]
     tool_calls: list[ToolCallOut] | None = None
 
 

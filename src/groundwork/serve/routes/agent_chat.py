@@ -97,6 +97,8 @@ def _one_chunk(body: dict[str, Any]) -> Iterator[str]:
     if "tool_calls" in delta:
         delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(delta["tool_calls"])]
     chunk = {k: body[k] for k in ("id", "created", "model", "answer_id", "pending_actions", "agent")}
+    chunk["citations"] = choice["message"]["citations"]  # where the web page reads them, as in a normal stream
+    chunk["abstained"] = body["agent"]["decision"] in ("abstain", "escalate", "refuse")
     chunk |= {
         "object": "chat.completion.chunk",
         "choices": [{"index": 0, "delta": delta, "finish_reason": choice["finish_reason"]}],
