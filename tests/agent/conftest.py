@@ -50,6 +50,10 @@ def script(messages: list[dict]):
         return "Visitors park in the car park named in the passage [1]."
     user = [m for m in messages if m["role"] == "user"][-1]["content"].lower()
     tools = [m for m in messages if m["role"] == "tool"]
+    if "again and again" in user:  # never stops searching: the loop's bound ends it
+        return tool_calls(("search_knowledge_base", {"query": "where do visitors park"}))
+    if "six searches" in user and not tools:  # more calls in one step than agent.max_tool_calls
+        return tool_calls(*[("search_knowledge_base", {"query": f"parking {i}"}) for i in range(6)])
     if "weather" in user and not tools:
         return tool_calls(("get_weather", {"city": "Paris"}))
     if not tools:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from groundwork.agent.actions import load_actions, run_action, validate_arguments
-from groundwork.agent.policy import allowed_actions, answer_decision
+from groundwork.agent.policy import allowed_actions, answer_decision, question_decision
 from groundwork.config import AgentSettings
 from groundwork.errors import ConfigError
+from groundwork.types import GuardDecision
 
 GOOD = """
 [[action]]
@@ -71,6 +72,15 @@ def test_scopes_decide_which_actions_are_offered_and_confidence_decides_answers(
     assert answer_decision(0.41, s) == "answer" and answer_decision(0.39, s) == "escalate"
     assert answer_decision(None, s) == "escalate"  # nothing retrieved: never a guess
     assert answer_decision(0.1, AgentSettings(low_confidence="abstain")) == "abstain"
+
+
+def test_a_denied_topic_escalates_and_another_blocked_question_is_refused() -> None:
+    topic = GuardDecision("denied_topic", "input", "blocked", "question matches denied topic 'x'", 0.8, ["x"])
+    injection = GuardDecision("injection", "input", "blocked", "prompt injection")
+    assert question_decision([topic], AgentSettings()) == "escalate"
+    assert question_decision([topic], AgentSettings(escalate_denied_topics=False)) == "refuse"
+    assert question_decision([injection], AgentSettings()) == "refuse"
+    assert question_decision([], AgentSettings()) is None
 
 
 class Flaky:

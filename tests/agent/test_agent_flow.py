@@ -69,12 +69,7 @@ def test_search_then_a_side_effect_action_waits_and_confirm_runs_it_once(agent_e
 def test_every_step_is_in_the_audit_record(agent_env) -> None:
     env = agent_env
     resp = propose(env)
-    admin = env["kb"] / "audit.sqlite"
-    import sqlite3
-
-    with sqlite3.connect(admin) as db:
-        row = db.execute("SELECT record FROM audit WHERE answer_id = ?", (resp.model_extra["answer_id"],)).fetchone()
-    steps = json.loads(row[0])["agent"]["steps"]
+    steps = _steps(env, resp.model_extra["answer_id"])
     tools = [(s["tool"], s["decision"]) for s in steps]
     assert ("search_knowledge_base", "searched") in tools and ("create_ticket", "pending_confirmation") in tools
     search = next(s for s in steps if s["tool"] == "search_knowledge_base")
@@ -202,3 +197,24 @@ def test_two_processes_confirming_at_once_run_it_once(tmp_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0]
     assert len(endpoint.calls) == 1
     assert SqlitePendingActions(tmp_path / "actions.sqlite").get(item.id).status == "done"
+
+
+def _steps(env, answer_id: str) -> list[dict]:
+    import sqlite3
+
+    with sqlite3.connect(env["kb"] / "audit.sqlite") as db:
+        row = db.execute("SELECT record FROM audit WHERE answer_id = ?", (answer_id,)).fetchone()
+    return json.loads(row[0])["agent"]["steps"]
+
+
+def test_the_policy_bounds_tool_calls_per_step_and_steps_per_turn(agent_env) -> None:
+    resp = propose(agent_env, "Run six searches about parking")
+    decisions = [
+        s["decision"] for s in _steps(agent_env, resp.model_extra["answer_id"]) if s["tool"] == "search_knowledge_base"
+    ]
+    assert decisions == ["searched"] * 4 + ["refused"] * 2  # agent.max_tool_calls = 4
+    resp = propose(agent_env, "Search again and again")
+    steps = _steps(agent_env, resp.model_extra["answer_id"])
+    assert sum(s["tool"] == "model" for s in steps) == 6  # agent.max_steps
+    assert ("policy", "stopped", "max_steps") in [(s["tool"], s["decision"], s["detail"]) for s in steps]
+    assert resp.model_extra["agent"]["decision"] == "escalate"  # a stopped turn is never a guess
