@@ -155,7 +155,7 @@ def _confirm_in_process(kb: str, item_id: str, url: str, start) -> None:
 
     from groundwork.agent.actions import load_actions
     from groundwork.agent.confirm import ActionConflict, decide
-    from groundwork.agent.loop import Caller
+    from groundwork.agent.records import Caller
     from groundwork.config import AgentSettings
     from groundwork.state.pending import SqlitePendingActions
     from groundwork.types import Access

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from groundwork.agent.actions import Action, run_action, validate_arguments
-from groundwork.agent.loop import Caller, agent_record
 from groundwork.agent.policy import allowed
+from groundwork.agent.records import Caller, agent_record
 from groundwork.config import AgentSettings
 from groundwork.errors import GroundworkError
 from groundwork.state.pending import PendingAction

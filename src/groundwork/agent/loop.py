@@ -21,21 +21,23 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import jsonschema
 
 from groundwork.agent import policy
 from groundwork.agent.actions import Action, ActionResult, run_action, validate_arguments
+from groundwork.agent.records import Caller, Escalation, Step, TurnResult, agent_record
 from groundwork.agent.tools import ESCALATE, ESCALATE_TOOL, SEARCH, SEARCH_TOOL, Evidence, search_tool
 from groundwork.answer.extractive import ABSTAIN_MESSAGE
-from groundwork.errors import GeneratorError, GroundworkError
+from groundwork.errors import GeneratorError, GroundworkError, RequestError
 from groundwork.guard import REFUSAL
 from groundwork.kb import KnowledgeBase
 from groundwork.llm.chat import ToolCall, ToolChatModel
 from groundwork.llm.prompts import load_prompt
 from groundwork.state.pending import PendingAction
 from groundwork.state.protocols import PendingActions
-from groundwork.types import Access, Citation, to_wire
+from groundwork.types import Citation, to_wire
 
 ESCALATED_MESSAGE = (
     "I can't answer this reliably from the knowledge base, so I have passed your question to a person. "
@@ -44,59 +46,7 @@ ESCALATED_MESSAGE = (
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who runs the turn: the key's name (audit; never the key), its scopes and document access."""
-
-    name: str
-    scopes: tuple[str, ...]
-    access: Access
-
-
-@dataclass
-class Escalation:
-    """A turn handed to a person: why, the question, the conversation and the retrieved evidence."""
-
-    reason: str
-    question: str
-    conversation: list[dict[str, Any]]
-    evidence: list[dict[str, Any]]
-    answer_id: str
-    caller: str
-    access: Access
-    note: str = ""
-
-
 EscalateFn = Callable[[Escalation], str]  # stores an escalation, returns its review-queue id
-
-
-@dataclass
-class Step:
-    """One recorded step of the loop (the audit record's ``agent.steps``)."""
-
-    tool: str
-    arguments: Any
-    result_chars: int
-    ms: float
-    decision: str
-    detail: str = ""
-
-
-@dataclass
-class TurnResult:
-    """The outcome of one turn. ``finish_reason`` is ``stop`` or ``tool_calls`` (client tools to run);
-    ``decision`` is answer | abstain | escalate | refuse | client_tools | budget."""
-
-    answer_id: str
-    content: str
-    finish_reason: str
-    decision: str
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    citations: list[dict[str, Any]] = field(default_factory=list)
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    confidence: float | None = None
-    review_id: str | None = None
 
 
 class Agent:
@@ -171,49 +121,12 @@ class Agent:
         self.kb.audit.write(record)
 
 
-def agent_record(
-    answer_id: str, caller: Caller, question: str, answer: str, abstained: bool, agent: dict[str, Any]
-) -> dict[str, Any]:
-    """An audit record of an agent turn or a confirmed action, in the audit log's shape
-    (``groundwork.state.audit.answer_record``) with the ``agent`` field added."""
-    from datetime import UTC, datetime
-
-    access = caller.access
-    return {
-        "access_groups": None if access.everything else sorted(access.groups),
-        "answer_id": answer_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "caller": caller.name,
-        "tenant": access.tenant,
-        "question": question,
-        "search_query": question,
-        "sub_questions": [],
-        "filter": None,
-        "mode": "agent",
-        "retrieved": [],
-        "cited": [],
-        "prompt": None,
-        "model_id": agent.get("model_id", ""),
-        "index_version": None,
-        "guardrails": [],
-        "abstained": abstained,
-        "blocked": False,
-        "flags": [],
-        "invalid_citations": 0,
-        "latency_ms": {},
-        "answer": answer,
-        "agent": agent,
-    }
-
-
 class _Turn:
     """The state of one turn (messages so far, evidence, steps, budget)."""
 
     def __init__(
         self, agent: Agent, caller: Caller, messages: list[dict[str, Any]], client_tools: list, builtin: bool
     ) -> None:
-        from groundwork.errors import RequestError
-
         self.agent, self.caller, self.builtin = agent, caller, builtin
         self.settings = agent.settings
         users = [m for m in messages if m.get("role") == "user" and _text(m.get("content"))]
@@ -430,8 +343,6 @@ def _reserved(actions: dict[str, Action]) -> set[str]:
 
 
 def _search_problem(args: Any) -> str | None:
-    from groundwork.agent.actions import jsonschema
-
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(SEARCH_TOOL["function"]["parameters"]).iter_errors(args)
     )

@@ -20,7 +20,7 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from groundwork.agent.loop import Caller
+from groundwork.agent.records import Caller
 from groundwork.errors import GroundworkError
 from groundwork.kb import KnowledgeBase
 from groundwork.types import to_wire

@@ -8,7 +8,8 @@ from typing import Any
 
 from groundwork.agent.actions import Action, load_actions
 from groundwork.agent.confirm import decide
-from groundwork.agent.loop import ESCALATED_MESSAGE, Agent, Caller, Escalation, TurnResult
+from groundwork.agent.loop import ESCALATED_MESSAGE, Agent
+from groundwork.agent.records import Caller, Escalation, TurnResult
 from groundwork.kb import KnowledgeBase
 from groundwork.state.pending import PendingAction
 from groundwork.state.protocols import PendingActions

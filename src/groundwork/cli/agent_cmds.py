@@ -16,7 +16,7 @@ KEY_HELP = (
 
 def _caller(kb, key: str | None):
     """The local operator (every document, every scope), or the caller of ``key``."""
-    from groundwork.agent.loop import Caller
+    from groundwork.agent.records import Caller
     from groundwork.wiring import build_key_store
 
     if not key:

@@ -18,8 +18,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 
-from groundwork.agent.loop import Caller
 from groundwork.agent.mcp_server import build_mcp
+from groundwork.agent.records import Caller
 from groundwork.serve.auth import Principal, authenticate
 from groundwork.serve.errors import error_response
 from groundwork.serve.service import Service

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 
 from groundwork.agent.confirm import ActionConflict, ActionForbidden, ActionNotFound
-from groundwork.agent.loop import Caller
+from groundwork.agent.records import Caller
 from groundwork.serve import schemas as S
 from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE

@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from groundwork.agent.loop import Caller, TurnResult
+from groundwork.agent.records import Caller, TurnResult
 from groundwork.errors import GroundworkError
 from groundwork.llm.chat import ToolChatModel
 from groundwork.serve import schemas as S
