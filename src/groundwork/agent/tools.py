@@ -9,7 +9,7 @@ passes the context guardrails first (prompt injection: ``guard.injection_context
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from groundwork.kb import KnowledgeBase
@@ -80,7 +80,7 @@ class Evidence:
 def search_tool(kb: KnowledgeBase, access: Access, evidence: Evidence, query: str, top_k: int = 5) -> str:
     """Run ``search_knowledge_base`` for a caller with ``access``: the JSON text given to the model.
     Raises as ``KnowledgeBase.search`` does."""
-    hits = kb.search(query, top_k=top_k, access=access)
+    hits = with_relevance(kb, query, kb.search(query, top_k=top_k, access=access))
     numbered = evidence.add(hits)
     context = [ContextChunk(n, h, h.chunk.text[:PASSAGE_CHARS], 0) for n, h in numbered]
     kept, _, _ = kb.components.guardrails.check_context(context)
@@ -92,3 +92,13 @@ def search_tool(kb: KnowledgeBase, access: Access, evidence: Evidence, query: st
     evidence.withheld |= set(number) - {c.hit.chunk.chunk_id for c in kept}
     withheld = len(context) - len(kept)
     return json.dumps({"passages": passages, "withheld": withheld}, ensure_ascii=False)
+
+
+def with_relevance(kb: KnowledgeBase, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+    """``hits`` with ``relevance`` (query-chunk cosine similarity) filled in where the search left it
+    out (bm25 mode does not embed the query), so the policy's confidence means the same in every mode."""
+    if not hits or all(h.relevance is not None for h in hits):
+        return hits
+    vectors = kb.embedder.embed([query] + [h.chunk.text for h in hits])  # L2-normalised: dot = cosine
+    sims = vectors[1:] @ vectors[0]
+    return [h if h.relevance is not None else replace(h, relevance=float(s)) for h, s in zip(hits, sims, strict=True)]
