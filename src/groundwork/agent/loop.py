@@ -117,6 +117,7 @@ class Agent:
             {"chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id, "source": h.chunk.source, "score": h.score}
             for h in turn.evidence.passages
         ]
+        record["prompt"] = load_prompt("agent").ref  # id@version#hash of the agent prompt
         record["cited"] = [{k: c[k] for k in ("n", "chunk_id", "doc_id", "source")} for c in result.citations]
         self.kb.audit.write(record)
 
