@@ -118,7 +118,7 @@ def agent_env(tmp_path_factory: pytest.TempPathFactory):
             "TICKETS_URL": endpoint.url,
             "TICKETS_AUTH": SECRET,
         }
-        srv = Server(kb, env=env).start()
+        srv = Server(kb, env=env).start(timeout=300)  # a loaded machine loads the model slowly
         try:
             for tenant, text in (("acme", ACME_DOC), ("globex", GLOBEX_DOC)):
                 with srv.client(keys[tenant]) as c:
