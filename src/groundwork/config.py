@@ -509,6 +509,41 @@ class AnswerSettings(_Section):
     )
 
 
+class AgentSettings(_Section):
+    """Agent mode and its policy (docs/agents.md): what the model's proposals may do."""
+
+    enabled: bool = Field(
+        False,
+        description="agent mode on POST /v1/chat/completions: offer the model the built-in search_knowledge_base "
+        "tool, the actions of actions_file and escalate_to_human, and run the agent loop",
+    )
+    actions_file: Path | None = Field(None, description="actions.toml declaring the actions (none when unset)")
+    min_confidence: float = Field(
+        0.40,
+        ge=-1,
+        le=1,
+        description="minimum retrieval confidence to answer: the best cosine similarity (bundled embedder) between a "
+        "search and a retrieved chunk in this turn; below it the agent escalates or abstains, never guesses",
+    )
+    low_confidence: Literal["escalate", "abstain"] = Field(
+        "escalate", description="what happens below min_confidence: escalate to the review queue, or abstain"
+    )
+    escalate_denied_topics: bool = Field(
+        True, description="a question on one of guard.denied_topics goes to a person instead of the model"
+    )
+    max_tool_calls: int = Field(
+        4, ge=1, le=64, description="tool calls the model may make in one step; more are refused"
+    )
+    max_steps: int = Field(6, ge=1, le=50, description="model calls in one turn (the loop's bound)")
+    max_tokens: int = Field(4000, ge=64, description="completion tokens in one turn, all steps together")
+    max_seconds: float = Field(60.0, gt=0, description="wall time of one turn (seconds); the loop stops after it")
+    action_timeout_s: float = Field(10.0, gt=0, le=300, description="http actions: timeout of one attempt (seconds)")
+    action_retries: int = Field(
+        2, ge=0, le=5, description="http actions: retries on connection errors, timeouts and 5xx (never on 4xx)"
+    )
+    max_result_chars: int = Field(4000, ge=100, description="an action's output is cut to this many characters")
+
+
 class Settings(BaseSettings):
     """All of Groundwork's settings. See docs/configuration.md for every key."""
 
@@ -538,6 +573,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @model_validator(mode="after")
     def _check_store(self) -> Settings:

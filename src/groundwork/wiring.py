@@ -29,7 +29,15 @@ from groundwork.llm.chat import ChatModel
 from groundwork.retrieve import Retriever, SearchPipeline
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
-from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, MonitorStore, RateLimiter, ReviewQueue
+from groundwork.state.protocols import (
+    AuditLog,
+    JobQueue,
+    KeyStore,
+    MonitorStore,
+    PendingActions,
+    RateLimiter,
+    ReviewQueue,
+)
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -337,6 +345,18 @@ def build_service_state(settings: Settings, components: Components) -> ServiceSt
     from groundwork.state.ratelimit import MemoryRateLimiter
 
     return ServiceState(SqliteKeyStore(root / "keys.sqlite"), SqliteJobQueue(root), MemoryRateLimiter(rate, burst))
+
+
+def build_pending_actions(settings: Settings, components: Components) -> PendingActions:
+    """Actions waiting for a person's confirmation: ``actions.sqlite`` in the kb folder, or the
+    ``pending_actions`` table in PostgreSQL (on the components' pool)."""
+    if uses_postgres(settings):
+        from groundwork.state.pending import PgPendingActions
+
+        return PgPendingActions(components.pg_pool())
+    from groundwork.state.pending import SqlitePendingActions
+
+    return SqlitePendingActions(Path(settings.kb) / "actions.sqlite")
 
 
 def build_key_store(settings: Settings) -> KeyStore:

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from groundwork.cli import (
     adapt_cmds,
+    agent_cmds,
     check_cmds,
     db_cmds,
     eval_cmds,
@@ -67,6 +68,8 @@ for command in (kb_cmds.ingest, kb_cmds.search, kb_cmds.ask, kb_cmds.reindex, kb
 for command in (kb_cmds.versions, kb_cmds.documents, check_cmds.check, service_cmds.serve):
     app.command()(command)
 app.command("migrate")(db_cmds.migrate_cmd)
+app.command("mcp")(agent_cmds.mcp)
+app.command("agent")(agent_cmds.agent)
 app.command("decide")(adapt_cmds.decide_cmd)
 app.add_typer(service_cmds.keys_app, name="keys")
 app.add_typer(service_cmds.audit_app, name="audit")

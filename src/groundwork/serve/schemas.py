@@ -238,6 +238,18 @@ class ChatMessageIn(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+class ToolFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = Field(None, max_length=4000)
+    parameters: dict[str, Any] | None = None
+
+
+class ToolIn(BaseModel):
+    type: Literal["function"]
+    function: ToolFunction
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field("groundwork", max_length=200)
@@ -247,18 +259,33 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     filter: str | None = Field(None, max_length=2000, description="Groundwork extension: metadata filter")
     mode: Mode | None = Field(None, description="Groundwork extension: retrieval mode")
+    tools: list[ToolIn] | None = Field(
+        None,
+        max_length=128,
+        description="OpenAI tools (functions) the model may call; their calls come back as tool_calls",
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        None, description="OpenAI tool_choice: none, auto, required, or {type: function, function: {name}}"
+    )
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: dict[str, str] = Field(description="{name, arguments}: arguments is JSON text")
 
 
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"]
-    content: str
+    content: str | None
     citations: list[Citation]
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class ChatChoice(BaseModel):
     index: int
     message: ChatMessageOut
-    finish_reason: Literal["stop"]
+    finish_reason: Literal["stop", "tool_calls"]
 
 
 class Usage(BaseModel):
@@ -275,6 +302,27 @@ class ChatCompletionOut(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     answer_id: str
+    pending_actions: list[dict[str, Any]] | None = Field(
+        None, description="agent mode: actions proposed in this turn that wait for a person (confirm or reject them)"
+    )
+    agent: dict[str, Any] | None = Field(
+        None,
+        description="agent mode: decision (answer, abstain, escalate, refuse, client_tools), confidence, review_id",
+    )
+
+
+class PendingActionOut(BaseModel):
+    id: str
+    action: str
+    arguments: dict[str, Any]
+    caller: str = Field(description="the key name that proposed it (never the key)")
+    tenant: str | None
+    answer_id: str
+    created_at: str
+    status: Literal["pending", "running", "done", "failed", "rejected"]
+    decided_by: str | None
+    decided_at: str | None
+    result: dict[str, Any] | None = Field(None, description="ok, status, output or error, attempts, ms")
 
 
 class Me(BaseModel):
@@ -359,3 +407,12 @@ class ResolveIn(BaseModel):
 class DismissIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(None, max_length=4000)
+
+
+class EscalationOut(BaseModel):
+    review_id: str
+    status: Literal["open", "resolved", "dismissed"]
+    question: str
+    reply: str | None = Field(description="the reviewer's answer once the escalation is resolved; null until then")
+    replied_at: str | None
+    answer_id: str | None = Field(description="the escalated turn's audit record")

@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from groundwork.agent.runtime import AgentRuntime
 from groundwork.config import Settings
 from groundwork.ingest.sources import bytes_item
 from groundwork.kb import KnowledgeBase
@@ -42,6 +43,7 @@ class Service:
         state = build_service_state(settings, self.kb.components)
         self.keys, self.jobs, self.limiter = state.keys, state.jobs, state.limiter
         self.no_auth = no_auth
+        self.agents = AgentRuntime.for_kb(self.kb)  # actions, pending actions, the agent loop
         self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
         self.metrics.registry.register(MonitorCollector(lambda: self.kb.components.monitor.list(1)))
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)

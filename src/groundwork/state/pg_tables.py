@@ -1,7 +1,7 @@
 """The service state's PostgreSQL tables (keys, jobs and their files, audit and feedback, rate limits,
 the review queue, monitor runs), as numbered migrations. ``groundwork.index.pg_schema`` applies them in
 order with the store's own: ``STATE_MIGRATIONS`` after its first, ``LATER_STATE_MIGRATIONS`` after its last.
-Later versions are numbered by area (171+: review queue and drift monitoring) so that branches adding
+Later versions are numbered by area (171+: review queue and drift monitoring; 181+: agents) so that branches adding
 migrations at the same time do not take the same number."""
 
 from __future__ import annotations
@@ -50,6 +50,16 @@ CREATE INDEX reviews_answer ON reviews (answer_id);
         """
 CREATE TABLE monitor_runs (run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, baseline BOOLEAN NOT NULL, body JSONB NOT NULL);
 CREATE INDEX monitor_runs_created ON monitor_runs (created_at);
+""",
+    ),
+    (
+        181,  # 181+: agents
+        "pending actions",
+        """
+CREATE TABLE pending_actions (
+    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, tenant TEXT, record JSONB NOT NULL
+);
+CREATE INDEX pending_actions_status ON pending_actions (status, created_at);
 """,
     ),
 ]

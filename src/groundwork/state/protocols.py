@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from groundwork.state.jobs import Job
 from groundwork.state.keys import ApiKey
+from groundwork.state.pending import PendingAction
 from groundwork.state.reviews import ReviewItem
 from groundwork.types import Access
 
@@ -124,6 +125,34 @@ class RateLimiter(Protocol):
     def take(self, key: str) -> float:
         """0.0 when the request may go ahead (a token is taken), else the seconds until one is available."""
         ...
+
+
+@runtime_checkable
+class PendingActions(Protocol):
+    """Side-effect actions waiting for a person's confirmation (``groundwork.state.pending``)."""
+
+    def create(self, item: PendingAction) -> PendingAction:
+        """Store a new ``pending`` action durably."""
+        ...
+
+    def get(self, item_id: str, access: Access | None = None) -> PendingAction | None:
+        """The action, or None when it does not exist or ``access`` may not see it."""
+        ...
+
+    def list(self, access: Access | None = None, status: str | None = None, limit: int = 100) -> list[PendingAction]:
+        """Actions ``access`` may see, newest first, optionally of one status."""
+        ...
+
+    def claim(self, item_id: str, to_status: str, who: str) -> bool:
+        """Atomically move a ``pending`` action to ``running`` or ``rejected``, recording who; True only
+        for the one caller (of any process) that won."""
+        ...
+
+    def finish(self, item_id: str, ok: bool, result: dict[str, Any]) -> None:
+        """Record the outcome of a ``running`` action (``done`` or ``failed``)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import openai
 
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
-from groundwork.llm.chat import Message, estimate_tokens
+from groundwork.llm.chat import Message, ToolCall, ToolReply, estimate_tokens
 
 
 class OpenAIChat:
@@ -54,6 +55,35 @@ class OpenAIChat:
         if not resp.choices:
             raise GeneratorError("openai", "the server returned no choices")
         return resp.choices[0].message.content or ""
+
+    def complete_tools(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        tool_choice: Any = None,
+        max_tokens: int | None = None,
+    ) -> ToolReply:
+        """One Chat Completions call with ``tools`` (and ``tool_choice`` when given), passed through as
+        the OpenAI API defines them. Raises GeneratorError."""
+        args: dict[str, Any] = self._args(messages, max_tokens)  # type: ignore[arg-type]
+        if tools:
+            args["tools"] = list(tools)
+            if tool_choice is not None:
+                args["tool_choice"] = tool_choice
+        try:
+            resp = self.client.chat.completions.create(**args)
+        except openai.APIError as exc:
+            raise _error(exc) from exc
+        if not resp.choices:
+            raise GeneratorError("openai", "the server returned no choices")
+        msg = resp.choices[0].message
+        calls = [
+            ToolCall(c.id, c.function.name, c.function.arguments or "")
+            for c in (msg.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        used = resp.usage.completion_tokens if resp.usage else estimate_tokens(msg.content or "")
+        return ToolReply(msg.content or "", calls, used)
 
     def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
         try:

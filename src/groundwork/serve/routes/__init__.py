@@ -1,6 +1,20 @@
 """The HTTP API, one ``APIRouter`` per area; ``groundwork.serve.app`` includes them all."""
 
-from groundwork.serve.routes import audit, chat, documents, evals, me, models, monitor, ops, query, reviews, versions
+from groundwork.serve.routes import (
+    actions,
+    audit,
+    chat,
+    documents,
+    escalations,
+    evals,
+    me,
+    models,
+    monitor,
+    ops,
+    query,
+    reviews,
+    versions,
+)
 
 ROUTERS = [
     ops.router,
@@ -12,6 +26,8 @@ ROUTERS = [
     audit.router,
     me.router,
     evals.router,
+    actions.router,
+    escalations.router,
     reviews.router,
     monitor.router,
 ]

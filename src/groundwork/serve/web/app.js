@@ -94,7 +94,7 @@ function route() {
   document.querySelectorAll(".page").forEach((s) => { s.hidden = s.id !== `page-${name}`; });
   document.querySelectorAll("#nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.page === name ? "page" : "false"));
   const show = { chat: showChat, documents: () => showDocuments(rest.join("/")), versions: showVersions, audit: () => showAudit(rest.join("/")), eval: showEval,
-    reviews: () => showReviews(ctx, rest.join("/")), health: () => showHealth(ctx) }[name];
+    reviews: () => showReviews(ctx, rest.join("/")), health: () => showHealth(ctx), actions: showActions }[name];
   if (show) show().catch((e) => toast(e.message));
 }
 
@@ -210,7 +210,35 @@ async function ask(question) {
   status.hidden = !status.textContent;
   if (final && final.abstained) item.classList.add("abstained");
   if (citations.length) item.append(sourceList(text, citations));
+  if (final && final.pending_actions && final.pending_actions.length) {
+    item.append(h("p", { class: "pending-note" }, h("a", { href: "#/actions" }, `Review ${final.pending_actions.length} pending action(s)`)));
+  }
   if (final && final.answer_id) item.append(feedbackForm(final.answer_id));
+}
+
+// -- pending actions (agent mode) -----------------------------------------------------------------------
+async function showActions() {
+  const items = await (await api("/v1/actions/pending?status=all")).json();
+  $("#actions-empty").hidden = items.some((a) => a.status === "pending");
+  $("#actions-table tbody").replaceChildren(...items.map((a) => h("tr", {},
+    h("td", {}, fmtTime(a.created_at)),
+    h("td", {}, a.action),
+    h("td", {}, h("code", {}, JSON.stringify(a.arguments))),
+    h("td", {}, a.caller),
+    h("td", { class: "action-status" }, a.status + (a.decided_by ? ` (${a.decided_by})` : "") + (a.result && a.result.error ? `: ${a.result.error}` : "")),
+    h("td", {}, a.status !== "pending" ? "" : [
+      h("button", { type: "button", "aria-label": `Confirm ${a.action} ${a.id}`, onclick: () => decideAction(a.id, "confirm") }, "Confirm"),
+      " ",
+      h("button", { type: "button", class: "secondary", "aria-label": `Reject ${a.action} ${a.id}`, onclick: () => decideAction(a.id, "reject") }, "Reject"),
+    ]))));
+}
+
+async function decideAction(id, verb) {
+  try {
+    const a = await (await api(`/v1/actions/pending/${encodeURIComponent(id)}/${verb}`, { method: "POST" })).json();
+    toast(`${a.action}: ${a.status}`);
+  } catch (e) { toast(e.message); }
+  await showActions();
 }
 
 let sourceLists = 0; // ids that tie each list to its title
