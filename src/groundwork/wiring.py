@@ -369,6 +369,16 @@ def build_key_store(settings: Settings) -> KeyStore:
     return SqliteKeyStore(Path(settings.kb) / "keys.sqlite")
 
 
+def build_usage_log(settings: Settings) -> UsageLog:
+    """The usage log alone (``groundwork usage``), without loading the model or opening the index.
+    Raises StoreError when PostgreSQL is unreachable or its schema is not migrated yet."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+
+        return build_usage(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
+    return build_usage(settings, lambda: None)
+
+
 def open_store_uri(uri: str, settings: Settings, dimension: int | None = None) -> MigratableStore:
     """A store named by URI, for ``groundwork migrate``: ``lance://FOLDER`` or ``postgres://...``
     (PostgreSQL uses ``postgres.schema_name``; without ``dimension``, the schema's own). Raises
