@@ -15,6 +15,7 @@ from groundwork.llm.chat import ChatModel
 from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.rerank import Reranker
 from groundwork.state import AuditLog, JobQueue, KeyStore, RateLimiter
+from groundwork.state.protocols import UsageLog
 from groundwork.wiring import Components
 
 DOCUMENTED = [
@@ -30,6 +31,7 @@ DOCUMENTED = [
     JobQueue,
     AuditLog,
     RateLimiter,
+    UsageLog,
     KnowledgeBase,
     Components,
 ]
