@@ -19,6 +19,7 @@ back for the next request.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -131,7 +132,7 @@ class AnswerCache:
     """The two tiers. ``get`` returns a fresh copy of the original answer (its id, its usage), or None."""
 
     def __init__(self, store: AnswerCacheStore, settings_hash: str, max_entries: int, ttl_s: float) -> None:
-        self.store, self.settings_hash = store, settings_hash
+        self.store, self.settings_hash, self.ttl_s = store, settings_hash, ttl_s
         self.local: TTLCache = TTLCache(maxsize=max_entries, ttl=ttl_s)
         self.counter = CacheCounter()
         self._lock = threading.Lock()  # cachetools caches are not thread-safe
@@ -144,6 +145,9 @@ class AnswerCache:
             if payload is not None:
                 with self._lock:
                     self.local[key] = payload
+        # an entry loaded from the table keeps its first storing time: never served past the TTL
+        if payload is not None and time.time() - payload.get("stored_at", 0.0) > self.ttl_s:
+            payload = None
         self.counter.count(payload is not None)
         if payload is None:
             return None
@@ -155,7 +159,7 @@ class AnswerCache:
     def put(self, key: str, answer: Answer) -> None:
         if not cacheable(answer):
             return
-        payload = to_payload(answer)
+        payload = to_payload(answer) | {"stored_at": time.time()}
         with self._lock:
             self.local[key] = payload
         self.store.put(key, answer.index_version, answer.answer_id, payload)
