@@ -30,7 +30,7 @@ def meal(figure: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory):
+def app(tmp_path_factory: pytest.TempPathFactory, embedder):
     root = tmp_path_factory.mktemp("cache")
     kb_path = root / "kb"
     store = SqliteKeyStore(kb_path / "keys.sqlite")
@@ -39,14 +39,16 @@ def app(tmp_path_factory: pytest.TempPathFactory):
         "eng": store.create("eng", ["query"], ["eng"], "acme")[1],
         "globex": store.create("g", ["query"], [], "globex")[1],
     }
-    with TestClient(create_app(load_settings(kb=kb_path))) as client:
-        kb = client.app.state.service.kb  # the server's own parts: the model is loaded once
-        for name, tenant, groups in (("hr", "acme", ["hr"]), ("eng", "acme", ["eng"]), ("globex", "globex", [])):
-            doc = root / "docs" / name / "meal.md"
-            doc.parent.mkdir(parents=True)
-            doc.write_text(meal(FIGURES[name]))
-            kb.ingest([doc], tenant=tenant, allowed_groups=groups)
-        yield client, keys, root
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("groundwork.wiring.build_embedder", lambda settings: embedder)  # the session's loaded model
+        with TestClient(create_app(load_settings(kb=kb_path))) as client:
+            kb = client.app.state.service.kb
+            for name, tenant, groups in (("hr", "acme", ["hr"]), ("eng", "acme", ["eng"]), ("globex", "globex", [])):
+                doc = root / "docs" / name / "meal.md"
+                doc.parent.mkdir(parents=True)
+                doc.write_text(meal(FIGURES[name]))
+                kb.ingest([doc], tenant=tenant, allowed_groups=groups)
+            yield client, keys, root
 
 
 def ask(client: TestClient, key: str, question: str = Q) -> dict:

@@ -24,7 +24,7 @@ Q = "How often are relief valves replaced?"
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str):
+def replicas(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str, embedder):
     import uuid
 
     import psycopg
@@ -32,6 +32,8 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str):
     root = tmp_path_factory.mktemp("replicas")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     overrides = {"store": "postgres", "pg_dsn": pg_dsn, "postgres.schema_name": schema, "quota.tenants": {"acme": 1}}
+    mp = pytest.MonkeyPatch()
+    mp.setattr("groundwork.wiring.build_embedder", lambda settings: embedder)  # one loaded model for both apps
     with TestClient(create_app(load_settings(kb=root / "a", **overrides))) as a:
         svc = a.app.state.service
         store = PgKeyStore(svc.kb.components.pg_pool())
@@ -47,6 +49,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str):
             svc.kb.ingest([doc], tenant=tenant)
         with TestClient(create_app(load_settings(kb=root / "b", **overrides))) as b:
             yield a, b, keys, root, overrides
+    mp.undo()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
