@@ -15,7 +15,7 @@ from groundwork.llm.chat import ChatModel, ToolChatModel
 from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.rerank import Reranker
 from groundwork.state import AuditLog, JobQueue, KeyStore, MonitorStore, RateLimiter, ReviewQueue
-from groundwork.state.protocols import PendingActions
+from groundwork.state.protocols import PendingActions, UsageLog
 from groundwork.wiring import Components
 
 DOCUMENTED = [
@@ -35,6 +35,7 @@ DOCUMENTED = [
     ReviewQueue,
     MonitorStore,
     PendingActions,
+    UsageLog,
     KnowledgeBase,
     Components,
 ]

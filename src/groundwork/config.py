@@ -487,6 +487,34 @@ class MonitorSettings(_Section):
     )
 
 
+class CacheSettings(_Section):
+    """The answer and retrieval caches in front of the pipeline (docs/operations.md). Entries are keyed
+    by the caller's access view, the normalised question, the settings and the index version, so any
+    index change (ingest, delete, reindex, rollback, from any process) makes them unreachable."""
+
+    enabled: bool = Field(True, description="serve repeated questions from the cache; `cache = false` turns it off")
+    max_entries: int = Field(
+        10_000, ge=1, le=10_000_000, description="entries kept per cache (in-process LRU, and the answer table)"
+    )
+    ttl_s: float = Field(3600.0, gt=0, description="seconds an entry is served after it was stored")
+
+
+class PriceSettings(_Section):
+    """A model's list price in US dollars per 1,000 tokens (``[pricing."gpt-4o-mini"]``)."""
+
+    prompt_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 prompt (input) tokens")
+    completion_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 completion (output) tokens")
+
+
+class QuotaSettings(_Section):
+    daily_tokens_per_tenant: int | None = Field(
+        None, ge=1, description="prompt + completion tokens one tenant may use per UTC day; unset: no quota"
+    )
+    tenants: dict[str, int] = Field(
+        default_factory=dict, description="per-tenant daily token quotas that replace the default ('~' = no tenant)"
+    )
+
+
 class AnswerSettings(_Section):
     top_k: int = Field(6, ge=1, le=100, description="chunks retrieved for an answer")
     context_tokens: int = Field(1500, ge=64, description="token budget of the assembled context")
@@ -574,6 +602,21 @@ class Settings(BaseSettings):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    pricing: dict[str, PriceSettings] = Field(
+        default_factory=dict, description="USD per 1,000 tokens by model name or model id; unlisted models cost 0"
+    )
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_switch(cls, value: Any) -> Any:
+        # `cache = false` (or GROUNDWORK_CACHE=false) is the short form of `[cache] enabled = false`.
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1", "on", "off"):
+            return {"enabled": value.strip().lower() in ("true", "1", "on")}
+        return value
 
     @model_validator(mode="after")
     def _check_store(self) -> Settings:

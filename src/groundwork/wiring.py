@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from groundwork.answer import ExtractiveGenerator, Generator
+from groundwork.answer.cache import AnswerCache, answer_settings_hash
 from groundwork.answer.llm import FallbackGenerator, LLMGenerator
 from groundwork.config import GeneratorSettings, Settings
 from groundwork.errors import ConfigError
@@ -27,6 +28,7 @@ from groundwork.index.embedder import Embedder, load_embedder
 from groundwork.index.store import MigratableStore, Store
 from groundwork.llm.chat import ChatModel
 from groundwork.retrieve import Retriever, SearchPipeline
+from groundwork.retrieve.cache import CachedSearchPipeline, retrieval_settings_hash
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
 from groundwork.state.protocols import (
@@ -37,6 +39,7 @@ from groundwork.state.protocols import (
     PendingActions,
     RateLimiter,
     ReviewQueue,
+    UsageLog,
 )
 
 T = TypeVar("T")
@@ -148,6 +151,34 @@ def build_decomposer(settings: Settings, chat: ChatModel | None) -> Decomposer |
     if d == "llm":
         return LLMDecomposer(chat)
     return None
+
+
+def build_answer_cache(settings: Settings, pg_pool: Callable[[], Any], prompt_ref: str | None) -> AnswerCache | None:
+    """The answer cache (``cache``): an LRU in front of ``cache.sqlite`` in the kb folder, or of the
+    ``answer_cache`` table in PostgreSQL; None when ``cache.enabled`` is off."""
+    c = settings.cache
+    if not c.enabled:
+        return None
+    if uses_postgres(settings):
+        from groundwork.state.cache import PgAnswerCache
+
+        store: Any = PgAnswerCache(pg_pool(), c.max_entries, c.ttl_s)
+    else:
+        from groundwork.state.cache import SqliteAnswerCache
+
+        store = SqliteAnswerCache(Path(settings.kb) / "cache.sqlite", c.max_entries, c.ttl_s)
+    return AnswerCache(store, answer_settings_hash(settings, prompt_ref), c.max_entries, c.ttl_s)
+
+
+def build_usage(settings: Settings, pg_pool: Callable[[], Any]) -> UsageLog:
+    """``usage.sqlite`` in the kb folder, or the ``usage`` table in PostgreSQL (shared by replicas)."""
+    if uses_postgres(settings):
+        from groundwork.state.usage import PgUsageLog
+
+        return PgUsageLog(pg_pool())
+    from groundwork.state.usage import SqliteUsageLog
+
+    return SqliteUsageLog(Path(settings.kb) / "usage.sqlite")
 
 
 def build_audit(settings: Settings, pg_pool: Callable[[], Any]) -> AuditLog:
@@ -267,7 +298,12 @@ class Components:
 
         def build() -> SearchPipeline:
             retriever = Retriever(self.store, self.embedder, self.settings.retrieval)
-            return SearchPipeline(retriever, self.reranker, self.decomposer, self.settings.rerank.depth)
+            plain = SearchPipeline(retriever, self.reranker, self.decomposer, self.settings.rerank.depth)
+            c = self.settings.cache
+            if not c.enabled:
+                return plain
+            key = retrieval_settings_hash(self.settings)
+            return CachedSearchPipeline(plain, self.store.current_version, key, c.max_entries, c.ttl_s)
 
         return self._get("search_pipeline", build)
 
@@ -275,6 +311,21 @@ class Components:
     def guardrails(self) -> Guardrails:
         """The guardrails of ``guard``."""
         return self._get("guardrails", lambda: ConfiguredGuardrails(self.settings.guard, self.embedder))
+
+    @property
+    def answer_cache(self) -> AnswerCache | None:
+        """The answer cache of ``cache``, or None when it is off."""
+
+        def build() -> AnswerCache | None:
+            prompt = self.generator.prompt
+            return build_answer_cache(self.settings, self.pg_pool, prompt.ref if prompt is not None else None)
+
+        return self._get("answer_cache", build)
+
+    @property
+    def usage(self) -> UsageLog:
+        """Tokens and cost per answer: ``usage.sqlite``, or PostgreSQL's ``usage`` table."""
+        return self._get("usage", lambda: build_usage(self.settings, self.pg_pool))
 
     @property
     def audit(self) -> AuditLog:
@@ -309,7 +360,9 @@ class Components:
         and decomposer built so far are kept. The model is loaded once per process either way.
         Evaluation times new questions on such a copy, with an empty cache."""
         embedder = self.settings.embedder.model_copy(update={"cache_dir": cache_dir})
-        settings = self.settings.model_copy(update={"embedder": embedder})
+        # no answer or retrieval cache either: the copy times what a new question costs
+        no_cache = self.settings.cache.model_copy(update={"enabled": False})
+        settings = self.settings.model_copy(update={"embedder": embedder, "cache": no_cache})
         shared = ("store", "audit", "reviews", "chat_model", "reranker", "decomposer")
         new = Components(settings, **{k: self._parts[k] for k in shared if k in self._parts})
         new._pg_pool = self._pg_pool
@@ -380,6 +433,16 @@ def build_review_queue(settings: Settings) -> ReviewQueue:
 
         return build_reviews(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
     return build_reviews(settings, lambda: None)
+
+
+def build_usage_log(settings: Settings) -> UsageLog:
+    """The usage log alone (``groundwork usage``), without loading the model or opening the index.
+    Raises StoreError when PostgreSQL is unreachable or its schema is not migrated yet."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+
+        return build_usage(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
+    return build_usage(settings, lambda: None)
 
 
 def open_store_uri(uri: str, settings: Settings, dimension: int | None = None) -> MigratableStore:

@@ -44,7 +44,7 @@ class Service:
         self.keys, self.jobs, self.limiter = state.keys, state.jobs, state.limiter
         self.no_auth = no_auth
         self.agents = AgentRuntime.for_kb(self.kb)  # actions, pending actions, the agent loop
-        self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
+        self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0, self.cache_counters)
         self.metrics.registry.register(MonitorCollector(lambda: self.kb.components.monitor.list(1)))
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
         self.write_lock = threading.Lock()  # one writer to the index at a time
@@ -52,6 +52,15 @@ class Service:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._scheduler: threading.Thread | None = None
+
+    def cache_counters(self) -> dict[str, Any]:
+        """The hit/miss counters of the answer and retrieval caches built so far (for /metrics)."""
+        c, out = self.kb.components, {}
+        if c.built("answer_cache") and c.answer_cache is not None:
+            out["answer"] = c.answer_cache.counter
+        if c.built("search_pipeline") and hasattr(c.search_pipeline, "counter"):
+            out["retrieval"] = c.search_pipeline.counter
+        return out
 
     @property
     def model_loaded(self) -> bool:

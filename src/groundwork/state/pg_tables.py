@@ -29,6 +29,20 @@ CREATE TABLE feedback (answer_id TEXT NOT NULL REFERENCES audit(answer_id), crea
 CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, updated_at TIMESTAMPTZ NOT NULL);
 """,
     ),
+    (
+        17,  # issue 17's number: helpers working at once each took their own, so none collide
+        "answer cache; token usage and cost per answer",
+        """
+CREATE TABLE answer_cache (key TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL, index_version INTEGER,
+                           answer_id TEXT NOT NULL, payload JSONB NOT NULL);
+CREATE INDEX answer_cache_created ON answer_cache (created_at);
+CREATE TABLE usage (answer_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, day TEXT NOT NULL, key_id TEXT,
+                    caller TEXT NOT NULL, tenant TEXT, profile TEXT, model_id TEXT, prompt_tokens INTEGER NOT NULL,
+                    completion_tokens INTEGER NOT NULL, cost_usd DOUBLE PRECISION NOT NULL, cached INTEGER NOT NULL);
+CREATE INDEX usage_tenant_day ON usage (tenant, day);
+CREATE INDEX usage_day ON usage (day);
+""",
+    ),
 ]
 
 LATER_STATE_MIGRATIONS: list[tuple[int, str, str]] = [

@@ -219,3 +219,30 @@ class MonitorStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class UsageLog(Protocol):
+    """Tokens and cost of every answer (``groundwork.state.usage``), the count behind daily quotas."""
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Store one answer's row (``groundwork.state.usage.COLUMNS``)."""
+        ...
+
+    def tokens_on(self, tenant: str | None, day: str) -> int:
+        """Prompt + completion tokens of ``tenant``'s answers on ``day`` (YYYY-MM-DD, UTC)."""
+        ...
+
+    def aggregate(
+        self,
+        by: list[str],
+        key_id: str | None = None,
+        tenant: tuple[bool, str | None] = (False, None),
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Sums (answers, cached, prompt/completion/total tokens, cost_usd) per group of ``by`` (key,
+        tenant, profile, day). Raises RequestError for an unknown group."""
+        ...
+
+    def close(self) -> None: ...

@@ -13,6 +13,7 @@ from groundwork.serve.routes import (
     ops,
     query,
     reviews,
+    usage,
     versions,
 )
 
@@ -30,6 +31,7 @@ ROUTERS = [
     escalations.router,
     reviews.router,
     monitor.router,
+    usage.router,
 ]
 
 __all__ = ["ROUTERS"]

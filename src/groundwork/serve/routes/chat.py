@@ -26,7 +26,7 @@ from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
 from groundwork.serve.routes.agent_chat import agent_turn, run_agent_chat
-from groundwork.serve.routes.query import answer_question
+from groundwork.serve.routes.query import answer_question, check_quota
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
 from groundwork.types import Answer, to_wire
@@ -64,6 +64,7 @@ def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> An
         raise ApiError(422, "invalid_request", "messages: the last message must be a user message with text")
     question, history = turns[-1]["content"], turns[:-1]
     created = int(time.time())
+    check_quota(svc, p)  # before a stream starts: its HTTP status is still ours to choose
     if not req.stream:
         ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history)
         return completion(ans, req.model, created, turns)
@@ -75,9 +76,11 @@ def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> An
 
 
 def completion(ans: Answer, model: str, created: int, turns: list[dict]) -> dict[str, Any]:
-    """A ``chat.completion`` object; token counts are estimates (characters / 4)."""
-    completion = max(1, len(ans.answer) // 4)
-    prompt_tokens = max(1, sum(len(t["content"]) for t in turns) // 4)
+    """A ``chat.completion`` object; ``usage`` is the answer's own (``Answer.usage``: every LLM call of
+    it, or the tokenizer's count; 0 for an answer from the cache)."""
+    u = ans.usage
+    completion = u.completion_tokens if u is not None else max(1, len(ans.answer) // 4)
+    prompt_tokens = u.prompt_tokens if u is not None else max(1, sum(len(t["content"]) for t in turns) // 4)
     message = {"role": "assistant", "content": ans.answer, "citations": [to_wire(c) for c in ans.citations]}
     return {
         "id": f"chatcmpl-{ans.answer_id}",

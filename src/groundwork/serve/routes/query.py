@@ -52,9 +52,11 @@ def answer_question(
     history: list[dict] | None = None,
     on_token: Any = None,
 ) -> Answer:
-    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace."""
+    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace.
+    Raises ApiError 429 when the caller's tenant used its daily token quota."""
     t0 = time.time_ns()
     check_filter(flt)
+    check_quota(svc, p)
     with svc.gate.slot(p.access.tenant) as ok:
         if not ok:
             raise busy(p)
@@ -63,6 +65,15 @@ def answer_question(
     attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
     record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
     return ans
+
+
+def check_quota(svc: Service, p: Principal) -> None:
+    """429 ``quota_exceeded`` (naming the limit and when it resets) when the caller's tenant used its
+    daily token quota; checked before anything is retrieved or generated."""
+    try:
+        svc.kb.check_quota(p.access)
+    except GroundworkError as exc:
+        raise user_error(exc) from None
 
 
 def check_filter(flt: str | None) -> None:
@@ -104,6 +115,7 @@ def _ask(
             on_token=on_token,
             caller=p.name,
             access=p.access,
+            key_id=p.key_id,
         )
     except GroundworkError as exc:
         raise user_error(exc) from None
