@@ -36,6 +36,7 @@ from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
+from groundwork.state.experiments import Assignment
 from groundwork.state.protocols import AuditLog
 from groundwork.types import (
     ACL_NAME,
@@ -242,12 +243,14 @@ class KnowledgeBase:
         on_token: TokenCallback | None = None,
         caller: str = "cli",
         access: Access | None = None,
+        assignment: Assignment | None = None,
     ) -> Answer:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
         The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
         (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
-        the documents the caller may see (None: all). Raises FilterError, RequestError and StoreError
+        the documents the caller may see (None: all). ``assignment`` answers with a profile's settings
+        (``Components.for_profile``) and names the profile, experiment and arm in the audit record. Raises FilterError, RequestError and StoreError
         as ``search`` does (RequestError also for a question over ``guard.max_question_chars``);
         GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
         """
@@ -258,20 +261,23 @@ class KnowledgeBase:
                 f"the question has {len(question)} characters; the limit is {limit} (guard.max_question_chars): shorten it"
             )
         self._require_index()
-        c = self.components
-        steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, self.settings.answer)
+        assignment = assignment or Assignment()
+        c = self.components.for_profile(assignment.profile)
+        steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, c.settings.answer)
         q = Question(question, mode, top_k, filter, history, on_token, access)
         answer = steps.run(q, self.store.current_version())
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {k: round(v, 2) for k, v in answer.timings_ms.items()}
         if self.settings.audit.enabled:
-            self._audit(answer, caller, access, mode, filter)
+            self._audit(answer, caller, access, mode or c.settings.retrieval.mode, filter, assignment)
         return answer
 
-    def _audit(self, answer: Answer, caller: str, access: Access | None, mode: str | None, flt: Any) -> None:
+    def _audit(
+        self, answer: Answer, caller: str, access: Access | None, mode: str, flt: Any, assignment: Assignment
+    ) -> None:
         """Write the audit record; its question and answer texts with every PII span masked."""
         text = flt if isinstance(flt, str) or flt is None else str(flt)
-        record = answer_record(answer, caller, access, mode or self.settings.retrieval.mode, text)
+        record = answer_record(answer, caller, access, mode, text) | assignment.audit_fields()
         redact = self.components.guardrails.redact
         record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])
         record["search_query"] = redact(record["search_query"])

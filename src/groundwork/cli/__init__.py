@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
+from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, experiment_cmds, kb_cmds, service_cmds
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
 
 
@@ -65,5 +65,7 @@ app.add_typer(service_cmds.config_app, name="config")
 app.add_typer(eval_cmds.eval_app, name="eval")
 app.add_typer(adapt_cmds.adapt_app, name="adapt")
 app.add_typer(db_cmds.db_app, name="db")
+app.add_typer(experiment_cmds.profiles_app, name="profiles")
+app.add_typer(experiment_cmds.experiment_app, name="experiment")
 
 __all__ = ["app"]

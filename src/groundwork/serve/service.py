@@ -12,6 +12,7 @@ from groundwork.kb import KnowledgeBase
 from groundwork.serve.limits import TenantGate
 from groundwork.serve.metrics import Metrics
 from groundwork.serve.telemetry import make_tracer
+from groundwork.state.experiment_control import ExperimentRouter
 from groundwork.state.jobs import MAX_STARTS, Job, staged_path
 from groundwork.types import FileResult, IngestReport
 from groundwork.wiring import build_service_state
@@ -36,6 +37,8 @@ class Service:
         self.kb = KnowledgeBase(settings=settings)
         state = build_service_state(settings, self.kb.components)
         self.keys, self.jobs, self.limiter = state.keys, state.jobs, state.limiter
+        self.profiles, self.experiments = state.profiles, state.experiments
+        self.router = ExperimentRouter(state.profiles, state.experiments, self.kb.audit)
         self.no_auth = no_auth
         self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)

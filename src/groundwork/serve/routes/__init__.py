@@ -1,6 +1,6 @@
 """The HTTP API, one ``APIRouter`` per area; ``groundwork.serve.app`` includes them all."""
 
-from groundwork.serve.routes import audit, chat, documents, evals, me, models, ops, query, versions
+from groundwork.serve.routes import audit, chat, documents, evals, experiments, me, models, ops, query, versions
 
 ROUTERS = [
     ops.router,
@@ -12,6 +12,7 @@ ROUTERS = [
     audit.router,
     me.router,
     evals.router,
+    experiments.router,
 ]
 
 __all__ = ["ROUTERS"]

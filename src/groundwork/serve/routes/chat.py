@@ -25,7 +25,7 @@ from groundwork.serve import schemas as S
 from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
-from groundwork.serve.routes.query import answer_question
+from groundwork.serve.routes.query import ARM_HEADER, answer_question
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
 from groundwork.types import Answer, to_wire
@@ -52,7 +52,7 @@ def _text(content: Any) -> str:
 
 
 @router.post("/v1/chat/completions", response_model=S.ChatCompletionOut, responses=_RESPONSES)
-def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
+def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE, arm: str | None = ARM_HEADER) -> Any:
     """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1."""
     turns = [{"role": m.role, "content": _text(m.content)} for m in req.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
@@ -60,10 +60,10 @@ def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> An
     question, history = turns[-1]["content"], turns[:-1]
     created = int(time.time())
     if not req.stream:
-        ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history)
+        ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history, arm=arm)
         return _completion(ans, req.model, created, turns)
     return StreamingResponse(
-        _stream(svc, p, req, question, history, created),
+        _stream(svc, p, req, question, history, created, arm),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -90,7 +90,7 @@ def _completion(ans: Answer, model: str, created: int, turns: list[dict]) -> dic
 
 
 def _stream(
-    svc: Service, p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int
+    svc: Service, p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int, arm: str | None
 ) -> Iterator[str]:
     """Runs the answer on a thread; yields each piece the output guardrails released as a chunk, then
     a final chunk with the citations. The pieces join to exactly the final answer (see
@@ -103,7 +103,7 @@ def _stream(
     def run() -> None:
         try:
             result["answer"] = answer_question(
-                svc, p, question, req.mode, None, req.filter, history=history, on_token=pieces.put
+                svc, p, question, req.mode, None, req.filter, history=history, on_token=pieces.put, arm=arm
             )
         except ApiError as exc:  # reported in the stream: the HTTP status is already 200
             result["error"] = {"code": exc.code, "message": exc.message}
