@@ -20,8 +20,6 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 from groundwork.errors import GroundworkError
 from groundwork.state.profiles import Profile
+from groundwork.state.sqlite_db import immediate, open_db
 
 ARMS = ("control", "treatment")
 BUCKETS = 10_000
@@ -180,19 +179,6 @@ def _ended(exp: Experiment, status: str, actor: str, reason: str) -> Experiment:
     return Experiment(**{**exp.__dict__, "status": status, "ended_at": now, "ended_by": actor, "end_reason": reason})
 
 
-@contextmanager
-def immediate(db: sqlite3.Connection) -> Iterator[None]:
-    """One SQLite write transaction taken at its start (BEGIN IMMEDIATE), so two processes serialise;
-    rolled back on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 _RUNNING = "another experiment is running ({}); stop or promote it first (one experiment at a time)"
 
 
@@ -201,11 +187,8 @@ class SqliteExperimentStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA)
 
     def start(self, exp: Experiment, figures: dict[str, Any] | None = None) -> Experiment:
         with self._lock:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from groundwork.config import AnswerSettings, GeneratorSettings, RetrievalSettings, Settings
 from groundwork.errors import GroundworkError
+from groundwork.state.sqlite_db import immediate, open_db
 
 # The sections a profile may override, and for the generator the keys that change no backend: a
 # profile swaps the prompt, never the model, so one LLM client serves every profile.
@@ -157,29 +157,20 @@ class SqliteProfileStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA)
 
     def create(self, name: str, override: Any, created_by: str) -> Profile:
         name, _ = parse_ref(name)
         checked = validate_override(override)
-        with self._lock:
-            # BEGIN IMMEDIATE: two processes creating the same name get consecutive versions.
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT coalesce(max(version), 0) FROM profiles WHERE name = ?", (name,))
-                p = Profile(name, row.fetchone()[0] + 1, checked, _now(), created_by)
-                self._db.execute(
-                    "INSERT INTO profiles VALUES (?, ?, ?, ?, ?)",
-                    (p.name, p.version, json.dumps(p.override), p.created_at, p.created_by),
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        # One write transaction: two processes creating the same name get consecutive versions.
+        with self._lock, immediate(self._db):
+            row = self._db.execute("SELECT coalesce(max(version), 0) FROM profiles WHERE name = ?", (name,))
+            p = Profile(name, row.fetchone()[0] + 1, checked, _now(), created_by)
+            self._db.execute(
+                "INSERT INTO profiles VALUES (?, ?, ?, ?, ?)",
+                (p.name, p.version, json.dumps(p.override), p.created_at, p.created_by),
+            )
         return p
 
     def get(self, ref: str) -> Profile:

@@ -4,6 +4,8 @@ the answers of every tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
@@ -15,8 +17,8 @@ from groundwork.serve.deps import ADMIN, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
 from groundwork.serve.service import Service
 from groundwork.state.experiment_control import experiment_status, finish, start_experiment
-from groundwork.state.experiments import CanaryThresholds, ExperimentConflict, ExperimentError, ExperimentNotFound
-from groundwork.state.profiles import ProfileError, ProfileNotFound
+from groundwork.state.experiments import CanaryThresholds, ExperimentConflict, ExperimentNotFound
+from groundwork.state.profiles import ProfileNotFound
 
 router = APIRouter(tags=["admin"])
 _ERRORS = AUTH_ERRORS | {404: ERROR, 409: ERROR}
@@ -84,76 +86,68 @@ def _deployment_admin(p: Principal) -> None:
         )
 
 
-def _error(exc: GroundworkError) -> ApiError:
-    if isinstance(exc, ProfileNotFound | ExperimentNotFound):
-        return ApiError(404, "not_found", str(exc))
-    if isinstance(exc, ExperimentConflict):
-        return ApiError(409, "conflict", str(exc))
-    return ApiError(422, "invalid_request", str(exc))
+@contextmanager
+def _api_errors(p: Principal) -> Iterator[None]:
+    """Only a deployment admin; a profile or experiment error as 404 (unknown), 409 (another one
+    runs, or not running) or 422 (invalid, naming the field)."""
+    _deployment_admin(p)
+    try:
+        yield
+    except (ProfileNotFound, ExperimentNotFound) as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except ExperimentConflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except GroundworkError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
 
 
 @router.get("/v1/profiles", response_model=list[ProfileOut], responses=AUTH_ERRORS)
 def profiles_list(p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
     """Every version of every profile."""
-    _deployment_admin(p)
-    return [x.to_dict() for x in svc.profiles.list()]
+    with _api_errors(p):
+        return [x.to_dict() for x in svc.profiles.list()]
 
 
 @router.post("/v1/profiles", response_model=ProfileOut, status_code=201, responses=_ERRORS)
 def profiles_create(req: ProfileIn, p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
     """Store a profile (the next version of its name); an unknown or invalid setting is a 422 naming it."""
-    _deployment_admin(p)
-    try:
+    with _api_errors(p):
         return svc.profiles.create(req.name, req.override, p.name).to_dict()
-    except ProfileError as exc:
-        raise _error(exc) from None
 
 
 @router.get("/v1/profiles/{ref}", response_model=ProfileOut, responses=_ERRORS)
 def profiles_show(ref: str, p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
     """One profile: ``name`` (newest version) or ``name@version``."""
-    _deployment_admin(p)
-    try:
+    with _api_errors(p):
         return svc.profiles.get(ref).to_dict()
-    except ProfileError as exc:
-        raise _error(exc) from None
 
 
 @router.get("/v1/experiments", response_model=list[ExperimentOut], responses=AUTH_ERRORS)
 def experiments_list(p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
     """Every experiment, newest first."""
-    _deployment_admin(p)
-    return [e.to_dict() for e in svc.experiments.list()]
+    with _api_errors(p):
+        return [e.to_dict() for e in svc.experiments.list()]
 
 
 @router.post("/v1/experiments", response_model=ExperimentOut, status_code=201, responses=_ERRORS)
 def experiments_start(req: ExperimentIn, p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
     """Start an experiment (409 while another runs); with ``canary``, a canary."""
-    _deployment_admin(p)
-    try:
+    with _api_errors(p):
         canary = CanaryThresholds(**req.canary.model_dump()) if req.canary else None
         exp = start_experiment(svc.profiles, svc.experiments, req.control, req.treatment, req.share, canary, p.name)
-    except GroundworkError as exc:
-        raise _error(exc) from None
-    return exp.to_dict()
+        return exp.to_dict()
 
 
 @router.get("/v1/experiments/{experiment_id}", response_model=StatusOut, responses=_ERRORS)
 def experiments_status(experiment_id: str, p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
     """Per-arm figures, p-values and events (``current`` for the running experiment)."""
-    _deployment_admin(p)
-    try:
+    with _api_errors(p):
         return experiment_status(svc.experiments, svc.kb.audit, None if experiment_id == "current" else experiment_id)
-    except ExperimentError as exc:
-        raise _error(exc) from None
 
 
 def _end(svc: Service, p: Principal, experiment_id: str, outcome: str, reason: str) -> Any:
-    _deployment_admin(p)
-    try:
+    with _api_errors(p):
         return finish(svc.profiles, svc.experiments, svc.kb.audit, experiment_id, outcome, p.name, reason).to_dict()
-    except ExperimentError as exc:
-        raise _error(exc) from None
 
 
 @router.post("/v1/experiments/{experiment_id}/promote", response_model=ExperimentOut, responses=_ERRORS)
