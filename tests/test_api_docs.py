@@ -14,7 +14,7 @@ from groundwork.kb import KnowledgeBase
 from groundwork.llm.chat import ChatModel
 from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.rerank import Reranker
-from groundwork.state import AuditLog, JobQueue, KeyStore, RateLimiter
+from groundwork.state import AuditLog, ExperimentStore, JobQueue, KeyStore, ProfileStore, RateLimiter
 from groundwork.wiring import Components
 
 DOCUMENTED = [
@@ -30,6 +30,8 @@ DOCUMENTED = [
     JobQueue,
     AuditLog,
     RateLimiter,
+    ProfileStore,
+    ExperimentStore,
     KnowledgeBase,
     Components,
 ]

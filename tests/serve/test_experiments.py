@@ -125,6 +125,9 @@ def test_a_50_percent_experiment_routes_each_key_to_one_arm_on_every_instance(em
         "/v1/answer", json={"question": QUESTION}, headers=_h(keys["k01"], **{"X-Groundwork-Arm": "control"})
     )
     assert denied.status_code == 403
+    chat = {"messages": [{"role": "user", "content": QUESTION}], "stream": True}
+    streamed = a.post("/v1/chat/completions", json=chat, headers=_h(keys["k01"], **{"X-Groundwork-Arm": "treatment"}))
+    assert streamed.status_code == 403  # refused before the stream starts
     bogus = a.post("/v1/answer", json={"question": QUESTION}, headers=_h(admin, **{"X-Groundwork-Arm": "both"}))
     assert bogus.status_code == 422
 

@@ -166,8 +166,9 @@ def test_one_experiment_at_a_time_and_ending_once(state) -> None:
     assert state.profiles.default().ref == "a@1"  # traffic returns to the control
     assert experiments2.end(exp.experiment_id, "rolled_back", "canary", "late", {}) is None  # only once
     assert [e.action for e in state.experiments.events(exp.experiment_id)] == ["start", "stopped"]
-    with pytest.raises(ExperimentNotFound):
-        state.experiments.get("exp-nope")
+    for hostile in ("exp-nope", "exp-000000000000", "x\x00y", "'; DROP TABLE experiments; --", "e" * 10_000):
+        with pytest.raises(ExperimentNotFound):
+            state.experiments.get(hostile)
 
 
 @pytest.mark.parametrize(("share", "control", "treatment"), [(0, "a", "b"), (101, "a", "b"), (50, "a", "a@1")])

@@ -114,9 +114,10 @@ def experiment_start(
     from groundwork.state.experiments import CanaryThresholds
 
     with user_errors():
-        profiles, experiments = _stores(settings(kb, config))
+        s = settings(kb, config)
+        profiles, experiments = _stores(s)
         guard = CanaryThresholds(max_abstention_rate, min_grounding, max_error_rate, min_answers) if canary else None
-        exp = start_experiment(profiles, experiments, control, treatment, share, guard, "cli")
+        exp = start_experiment(profiles, experiments, control, treatment, share, guard, "cli", s)
     if as_json:
         print_json(exp.to_dict())
         return

@@ -16,6 +16,7 @@ import socket
 import threading
 from typing import Any
 
+from groundwork.config import Settings
 from groundwork.state.arm_stats import arm_figures, canary_verdict, public, significance
 from groundwork.state.experiments import (
     ARMS,
@@ -27,7 +28,7 @@ from groundwork.state.experiments import (
     ExperimentNotFound,
     new_experiment,
 )
-from groundwork.state.profiles import Profile
+from groundwork.state.profiles import Profile, apply_profile
 from groundwork.state.protocols import AuditLog, ExperimentStore, ProfileStore
 
 log = logging.getLogger("groundwork.experiments")
@@ -41,11 +42,17 @@ def start_experiment(
     share: float,
     canary: CanaryThresholds | None,
     actor: str,
+    settings: Settings | None = None,
 ) -> Experiment:
-    """Start an experiment between two profiles (``name`` pins its newest version now). Raises
-    ProfileError for an unknown profile, ExperimentError for a bad share or while another runs."""
-    c, t = profiles.get(control).ref, profiles.get(treatment).ref
-    return experiments.start(new_experiment(c, t, share, canary, actor))
+    """Start an experiment between two profiles (``name`` pins its newest version now); with
+    ``settings``, both profiles are first applied to them, so a profile that does not fit the
+    deployment is refused here rather than failing its arm's requests. Raises ProfileError for an
+    unknown or unfitting profile, ExperimentError for a bad share or while another runs."""
+    c, t = profiles.get(control), profiles.get(treatment)
+    if settings is not None:
+        for p in (c, t):
+            apply_profile(settings, p.override)
+    return experiments.start(new_experiment(c.ref, t.ref, share, canary, actor))
 
 
 def experiment_status(experiments: ExperimentStore, audit: AuditLog, experiment_id: str | None) -> dict[str, Any]:
@@ -123,21 +130,30 @@ class ExperimentRouter:
         exp = assignment.experiment
         if exp is None or exp.canary is None or assignment.arm != "treatment":
             return None
-        figures = arm_figures(self.audit.arm_rows(exp.experiment_id))
-        crossed = canary_verdict(exp.canary, figures["treatment"])
-        if not crossed:
-            return None
         try:
-            ended = finish(
-                self.profiles,
-                self.experiments,
-                self.audit,
-                exp.experiment_id,
-                "rolled_back",
-                f"canary ({self.replica})",
-                "canary thresholds crossed: " + "; ".join(crossed),
-            )
+            return self._judge(exp)
         except ExperimentError:  # another replica or an operator ended it first
             return None
+        except Exception:  # the answer is already given and audited: a failed check must not fail it
+            log.exception(
+                "canary check of experiment %s failed; it runs again after the next answer", exp.experiment_id
+            )
+            return None
+
+    def _judge(self, exp: Experiment) -> Experiment | None:
+        if exp.canary is None:
+            return None
+        crossed = canary_verdict(exp.canary, arm_figures(self.audit.arm_rows(exp.experiment_id))["treatment"])
+        if not crossed:
+            return None
+        ended = finish(
+            self.profiles,
+            self.experiments,
+            self.audit,
+            exp.experiment_id,
+            "rolled_back",
+            f"canary ({self.replica})",
+            "canary thresholds crossed: " + "; ".join(crossed),
+        )
         log.warning("experiment %s rolled back: %s", exp.experiment_id, ended.end_reason)
         return ended

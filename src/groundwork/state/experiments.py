@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ from groundwork.state.sqlite_db import immediate, open_db
 ARMS = ("control", "treatment")
 BUCKETS = 10_000
 ENDINGS = ("stopped", "promoted", "rolled_back")
+EXPERIMENT_ID = re.compile(r"^exp-[0-9a-f]{12}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -179,6 +181,14 @@ def _ended(exp: Experiment, status: str, actor: str, reason: str) -> Experiment:
     return Experiment(**{**exp.__dict__, "status": status, "ended_at": now, "ended_by": actor, "end_reason": reason})
 
 
+def check_id(experiment_id: str) -> str:
+    """``experiment_id`` when it has the form of one (``exp-`` and 12 hex digits); else ExperimentNotFound,
+    before any store is asked (an id from a URL is hostile input)."""
+    if not EXPERIMENT_ID.match(experiment_id):
+        raise ExperimentNotFound(f"no experiment {experiment_id[:80]!r}; ids look like exp-0123456789ab")
+    return experiment_id
+
+
 _RUNNING = "another experiment is running ({}); stop or promote it first (one experiment at a time)"
 
 
@@ -213,6 +223,7 @@ class SqliteExperimentStore:
             return self.running_locked()
 
     def get(self, experiment_id: str) -> Experiment:
+        check_id(experiment_id)
         with self._lock:
             row = self._db.execute("SELECT body FROM experiments WHERE experiment_id = ?", (experiment_id,)).fetchone()
         if row is None:
@@ -283,6 +294,7 @@ class PgExperimentStore:
         return _experiment(row[0]) if row else None
 
     def get(self, experiment_id: str) -> Experiment:
+        check_id(experiment_id)
         with self.pool.connection() as conn:
             row = conn.execute("SELECT body FROM experiments WHERE experiment_id = %s", (experiment_id,)).fetchone()
         if row is None:

@@ -25,7 +25,7 @@ from groundwork.serve import schemas as S
 from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
-from groundwork.serve.routes.query import ARM_HEADER, answer_question
+from groundwork.serve.routes.query import ARM_HEADER, answer_question, check_arm
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
 from groundwork.types import Answer, to_wire
@@ -58,6 +58,7 @@ def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE, arm: 
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
         raise ApiError(422, "invalid_request", "messages: the last message must be a user message with text")
     question, history = turns[-1]["content"], turns[:-1]
+    check_arm(p, arm)  # before a stream starts: its status is 200 from the first byte
     created = int(time.time())
     if not req.stream:
         ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history, arm=arm)

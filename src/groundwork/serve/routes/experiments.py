@@ -134,7 +134,9 @@ def experiments_start(req: ExperimentIn, p: Principal = ADMIN, svc: Service = SE
     """Start an experiment (409 while another runs); with ``canary``, a canary."""
     with _api_errors(p):
         canary = CanaryThresholds(**req.canary.model_dump()) if req.canary else None
-        exp = start_experiment(svc.profiles, svc.experiments, req.control, req.treatment, req.share, canary, p.name)
+        exp = start_experiment(
+            svc.profiles, svc.experiments, req.control, req.treatment, req.share, canary, p.name, svc.settings
+        )
         return exp.to_dict()
 
 

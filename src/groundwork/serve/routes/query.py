@@ -78,12 +78,17 @@ def answer_question(
 def assign(svc: Service, p: Principal, arm: str | None) -> Assignment:
     """The caller's profile and experiment arm. Only an admin key may force an arm (X-Groundwork-Arm):
     for anyone else a chosen arm would skew the experiment's figures."""
-    if arm is not None and "admin" not in p.scopes:
-        raise ApiError(403, "forbidden", "X-Groundwork-Arm needs a key with the 'admin' scope")
+    check_arm(p, arm)
     try:
         return svc.router.assign(p.key_id, arm)
     except GroundworkError as exc:
         raise user_error(exc) from None
+
+
+def check_arm(p: Principal, arm: str | None) -> None:
+    """403 for an X-Groundwork-Arm header from a key without the admin scope."""
+    if arm is not None and "admin" not in p.scopes:
+        raise ApiError(403, "forbidden", "X-Groundwork-Arm needs a key with the 'admin' scope")
 
 
 def check_filter(flt: str | None) -> None:
