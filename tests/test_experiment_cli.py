@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+import typer
+from click.testing import CliRunner
 
 from groundwork.cli import app
 
 runner = CliRunner()
+COMMAND = typer.main.get_command(app)  # built once: typer's runner rebuilds the command tree per call
 
 
 def gw(kb: Path, *args: str):
-    return runner.invoke(app, ["--kb", str(kb), *args])
+    return runner.invoke(COMMAND, ["--kb", str(kb), *args])
 
 
 def test_profiles_and_an_experiment_from_the_command_line(tmp_path: Path) -> None:

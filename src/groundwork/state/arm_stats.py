@@ -85,22 +85,22 @@ def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _two_proportions(a: dict[str, Any], b: dict[str, Any]) -> float | None:
     """p-value of the two-proportion z-test (as chi-squared without correction, see the module doc)."""
-    from scipy.stats import chi2_contingency
-
     if not a["of"] or not b["of"]:
         return None
     table = [[a["count"], a["of"] - a["count"]], [b["count"], b["of"] - b["count"]]]
     if any(sum(col) == 0 for col in zip(*table)):  # no variation: the test is undefined
         return None
+    from scipy.stats import chi2_contingency  # imported on first use: seconds, and most commands never need it
+
     p = float(chi2_contingency(table, correction=False).pvalue)
     return None if math.isnan(p) else round(p, 6)
 
 
 def _mann_whitney(a: list[float], b: list[float]) -> float | None:
-    from scipy.stats import mannwhitneyu
-
     if not a or not b:
         return None
+    from scipy.stats import mannwhitneyu
+
     p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
     return None if math.isnan(p) else round(p, 6)
 
