@@ -250,9 +250,10 @@ class KnowledgeBase:
         The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
         (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
         the documents the caller may see (None: all). ``assignment`` answers with a profile's settings
-        (``Components.for_profile``) and names the profile, experiment and arm in the audit record. Raises FilterError, RequestError and StoreError
-        as ``search`` does (RequestError also for a question over ``guard.max_question_chars``);
-        GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
+        (``Components.for_profile``) and names the profile, experiment and arm in the audit record.
+        Raises FilterError, RequestError and StoreError as ``search`` does (RequestError also for a
+        question over ``guard.max_question_chars``); GeneratorError only when the backend fails and
+        ``generator.fallback`` is 'none'; ProfileError when the profile does not fit these settings.
         """
         t0 = time.perf_counter()
         limit = self.settings.guard.max_question_chars

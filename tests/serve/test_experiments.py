@@ -112,6 +112,7 @@ def test_a_50_percent_experiment_routes_each_key_to_one_arm_on_every_instance(em
     n_treat = by_arm.count("treatment")
     assert treatment["answers"] == 3 * n_treat + (expected == "treatment")
     assert control["answers"] + treatment["answers"] == 61
+    assert (control["keys"], treatment["keys"]) == (20 - n_treat, n_treat)
     assert treatment["abstention"]["rate"] == 1.0 and control["abstention"]["rate"] == 0.0
     assert status["arms"][expected]["helpful"] == {"count": 1, "of": 1, "rate": 1.0}
     assert control["latency_ms"]["p50"] > 0 and treatment["latency_ms"]["p95"] >= treatment["latency_ms"]["p50"]
@@ -162,6 +163,9 @@ def test_a_canary_that_abstains_on_everything_is_rolled_back_on_postgres(on_post
             break
         client = a if treated % 2 else b
         record = _audit(a, admin, _ask(client, keys[name])["answer_id"])
+        assert record["arm"] == (
+            "treatment" if bucket(exp["experiment_id"], keys[name].split("_")[1]) < 5000 else "control"
+        )
         treated += record["arm"] == "treatment"
     assert status["experiment"]["status"] == "rolled_back"
     assert treated == 4  # judged from min_answers treatment answers on, at the first crossing

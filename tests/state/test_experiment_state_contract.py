@@ -227,7 +227,7 @@ def test_status_figures_and_the_canary_from_audit_rows(state) -> None:
     state.audit.add_feedback("control-2", "down", None, "bob")
     status = experiment_status(state.experiments, state.audit, exp.experiment_id)
     c, t = status["arms"]["control"], status["arms"]["treatment"]
-    assert (c["answers"], t["answers"]) == (12, 12)
+    assert (c["answers"], t["answers"], c["keys"]) == (12, 12, 1)
     assert c["abstention"]["rate"] == round(1 / 12, 4) and t["abstention"]["rate"] == 1.0
     assert c["helpful"] == {"count": 1, "of": 2, "rate": 0.5} and t["helpful"]["rate"] is None
     assert c["latency_ms"]["p50"] == 105.5 and t["latency_ms"]["p95"] > 310

@@ -222,6 +222,7 @@ def _print_status(status: dict[str, Any]) -> None:
         table.add_column(col)
     c, t = arms["control"], arms["treatment"]
     table.add_row("answers", str(c["answers"]), str(t["answers"]), "")
+    table.add_row("API keys", str(c["keys"]), str(t["keys"]), "")
     for name in ("abstention", "helpful", "grounding", "errors"):
         table.add_row(f"{name} rate", _pct(c[name]), _pct(t[name]), _p(pv[name]))
     for q in ("p50", "p95"):

@@ -1,11 +1,11 @@
 """Per-arm figures of an experiment, their significance, and the canary's verdict.
 
 Input: the experiment's answer rows from the audit log (``AuditLog.arm_rows``), one dict per answer
-with ``arm``, ``abstained``, ``blocked``, ``flags``, ``guardrails``, ``latency_ms`` (total, ms),
+with ``arm``, ``caller``, ``abstained``, ``blocked``, ``flags``, ``guardrails``, ``latency_ms`` (total, ms),
 ``ratings`` (its feedback, "up"/"down") and, where the audit log records them, ``prompt_tokens``,
 ``completion_tokens`` and ``cost``.
 
-Figures per arm: answers; abstention rate; helpful rate (share of "up" among rated answers); grounding
+Figures per arm: answers; keys (distinct callers: the unit of randomisation); abstention rate; helpful rate (share of "up" among rated answers); grounding
 rate (share of non-abstained answers that passed the grounding guardrail: the guard records a score
 only when it fails, so a pass rate is what every answer has); error rate (the LLM backend failed and
 the fallback answered, or an output guardrail blocked the answer); latency p50/p95 (ms, linear
@@ -73,6 +73,7 @@ def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     p50, p95 = np.percentile(latency, [50, 95]).round(1).tolist() if latency else (None, None)
     return {
         "answers": len(rows),
+        "keys": len({r.get("caller") for r in rows}),
         "abstention": _rate(sum(1 for r in rows if r.get("abstained")), len(rows)),
         "helpful": _rate(ratings.count("up"), len(ratings)),
         "grounding": _rate(sum(1 for r in answered if _grounded(r)), len(answered)),

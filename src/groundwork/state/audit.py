@@ -55,12 +55,13 @@ def _add_arm_columns(db: sqlite3.Connection) -> None:
 
 
 def _arm_row(row: tuple, names: list[str]) -> dict[str, Any]:
-    """One answer of an experiment for ``arm_stats``: (arm, record, ratings, usage columns...)."""
+    """One answer of an experiment for ``arm_stats``: (arm, record, ratings, caller, usage columns...)."""
     record = row[1] if isinstance(row[1], dict) else json.loads(row[1])
     ratings = [x for x in (row[2] or "").split(",") if x]
-    usage = dict(zip(names, row[3:]))
+    usage = dict(zip(names, row[4:]))
     return {
         "arm": row[0],
+        "caller": row[3],
         "abstained": record.get("abstained"),
         "blocked": record.get("blocked"),
         "flags": record.get("flags"),
@@ -72,7 +73,8 @@ def _arm_row(row: tuple, names: list[str]) -> dict[str, Any]:
 
 
 _ARM_SQL = (
-    "SELECT a.arm, a.record, (SELECT string_agg(f.rating, ',') FROM feedback f WHERE f.answer_id = a.answer_id){usage} "
+    "SELECT a.arm, a.record, (SELECT string_agg(f.rating, ',') FROM feedback f WHERE f.answer_id = a.answer_id), "
+    "a.caller{usage} "
     "FROM audit a WHERE a.experiment_id = {param}"
 )
 
