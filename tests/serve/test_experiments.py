@@ -119,6 +119,13 @@ def test_a_50_percent_experiment_routes_each_key_to_one_arm_on_every_instance(em
     assert control["tokens"] in ("not recorded",) or isinstance(control["tokens"], dict)
     assert status["p_values"]["abstention"] < 1e-6 and 0 <= status["p_values"]["latency_ms"] <= 1
 
+    # Each profile version's pipeline is built once, on the one embedding model and store.
+    parts = a.app.state.service.kb.components
+    strict = parts.for_profile(a.app.state.service.profiles.get("strict@1"))
+    assert strict is parts.for_profile(a.app.state.service.profiles.get("strict@1"))
+    assert strict.embedder is parts.embedder and strict.store is parts.store
+    assert strict.settings.answer.abstain_threshold == 1.0 and parts.settings.answer.abstain_threshold == 0.5
+
     # The arm header is for admins only; an admin can force either arm.
     forced = _ask(a, admin, **{"X-Groundwork-Arm": "treatment"})
     assert _audit(a, admin, forced["answer_id"])["arm"] == "treatment" and forced["abstained"]

@@ -221,7 +221,8 @@ def test_status_figures_and_the_canary_from_audit_rows(state) -> None:
     exp = start_experiment(state.profiles, state.experiments, "a", "b", 50, canary, "ops")
     for i in range(12):
         state.audit.write(_record(i, exp.experiment_id, "control", i == 0, 100 + i))
-        state.audit.write(_record(i, exp.experiment_id, "treatment", True, 300 + i))
+        usage = {"prompt_tokens": 100, "completion_tokens": 20, "cost_usd": 0.0005}  # as token accounting writes it
+        state.audit.write(_record(i, exp.experiment_id, "treatment", True, 300 + i) | usage)
     state.audit.write(_record(99, "exp-other", "treatment", False, 1))  # another experiment's answer
     state.audit.add_feedback("control-1", "up", None, "bob")
     state.audit.add_feedback("control-2", "down", None, "bob")
@@ -231,7 +232,8 @@ def test_status_figures_and_the_canary_from_audit_rows(state) -> None:
     assert c["abstention"]["rate"] == round(1 / 12, 4) and t["abstention"]["rate"] == 1.0
     assert c["helpful"] == {"count": 1, "of": 2, "rate": 0.5} and t["helpful"]["rate"] is None
     assert c["latency_ms"]["p50"] == 105.5 and t["latency_ms"]["p95"] > 310
-    assert c["tokens"] == "not recorded"  # this audit log has no token columns
+    assert c["tokens"] == "not recorded"  # these records carry no token counts
+    assert t["tokens"] == {"answers": 12, "prompt_tokens": 1200, "completion_tokens": 240, "cost": 0.006}
     assert status["p_values"]["abstention"] < 0.001 and status["p_values"]["latency_ms"] < 0.001
     assert canary_verdict(canary, arm_figures(state.audit.arm_rows(exp.experiment_id))["treatment"]) == [
         "abstention rate 1.00 > 0.50"

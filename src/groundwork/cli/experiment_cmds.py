@@ -219,7 +219,7 @@ def _print_status(status: dict[str, Any]) -> None:
     )
     table = Table()
     for col in ("figure", f"control {exp['control']}", f"treatment {exp['treatment']}", "p-value"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     c, t = arms["control"], arms["treatment"]
     table.add_row("answers", str(c["answers"]), str(t["answers"]), "")
     table.add_row("API keys", str(c["keys"]), str(t["keys"]), "")

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS feedback (
 # Columns beside the JSON record, so experiment figures are a query on indexed columns (migration 6
 # in PostgreSQL; added in place to an older audit.sqlite).
 ARM_COLUMNS = ("profile", "experiment_id", "arm")
-# Columns another part may add (token accounting); read by ``arm_rows`` only where present.
+# Columns another part may add (token accounting); read by ``arm_rows`` where present, else the
+# record's keys prompt_tokens, completion_tokens and cost_usd (or cost).
 _USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "cost")
 _INSERT = "INSERT INTO audit (answer_id, created_at, caller, tenant, record, profile, experiment_id, arm) VALUES "
 
@@ -59,6 +60,9 @@ def _arm_row(row: tuple, names: list[str]) -> dict[str, Any]:
     record = row[1] if isinstance(row[1], dict) else json.loads(row[1])
     ratings = [x for x in (row[2] or "").split(",") if x]
     usage = dict(zip(names, row[4:]))
+    for key in ("prompt_tokens", "completion_tokens"):  # else the record's own keys, where token accounting writes them
+        usage.setdefault(key, record.get(key))
+    usage.setdefault("cost", record.get("cost_usd", record.get("cost")))
     return {
         "arm": row[0],
         "caller": row[3],
