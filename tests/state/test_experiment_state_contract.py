@@ -72,13 +72,9 @@ def embedded(tmp_path: Path):
     )
 
 
-def test_each_implements_its_protocol(state) -> None:
-    assert isinstance(state.profiles, ProfileStore)
-    assert isinstance(state.experiments, ExperimentStore)
-
-
 # -- profiles ----------------------------------------------------------------------------------------
 def test_profile_versions_are_immutable_and_numbered_per_name(state) -> None:
+    assert isinstance(state.profiles, ProfileStore) and isinstance(state.experiments, ExperimentStore)
     p1 = state.profiles.create("strict", {"answer": {"abstain_threshold": 0.9}}, "ops")
     p2 = state.profiles.create("strict", {"answer": {"abstain_threshold": 0.8}, "retrieval": {"top_k": 5}}, "ops")
     other = state.profiles.create("wide", {"retrieval": {"mode": "bm25"}}, "ops")
@@ -129,17 +125,6 @@ def test_hostile_profile_names_are_refused(embedded, name) -> None:
         embedded.profiles.create(name, {}, "ops")
 
 
-def test_default_profile(state) -> None:
-    assert state.profiles.default() is None
-    state.profiles.create("a", {"retrieval": {"top_k": 4}}, "ops")
-    assert state.profiles.set_default("a").ref == "a@1"
-    assert state.profiles.default().ref == "a@1"
-    with pytest.raises(ProfileNotFound):
-        state.profiles.set_default("nope")
-    state.profiles.set_default(None)
-    assert state.profiles.default() is None
-
-
 def test_apply_profile_changes_only_its_keys() -> None:
     base = Settings()
     s = apply_profile(base, {"retrieval": {"top_k": 3}, "generator": {"prompt": "x"}})
@@ -155,6 +140,12 @@ def _two_profiles(state) -> None:
 
 def test_one_experiment_at_a_time_and_ending_once(state) -> None:
     _two_profiles(state)
+    assert state.profiles.default() is None
+    assert state.profiles.set_default("b").ref == "b@1" and state.profiles.default().ref == "b@1"
+    with pytest.raises(ProfileNotFound):
+        state.profiles.set_default("nope")
+    state.profiles.set_default(None)
+    assert state.profiles.default() is None
     exp = start_experiment(state.profiles, state.experiments, "a", "b", 50, None, "ops")
     assert (exp.control, exp.treatment, exp.status) == ("a@1", "b@1", "running")
     _, experiments2 = state.other()
