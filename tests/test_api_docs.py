@@ -14,7 +14,16 @@ from groundwork.kb import KnowledgeBase
 from groundwork.llm.chat import ChatModel, ToolChatModel
 from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.rerank import Reranker
-from groundwork.state import AuditLog, JobQueue, KeyStore, MonitorStore, RateLimiter, ReviewQueue
+from groundwork.state import (
+    AuditLog,
+    ExperimentStore,
+    JobQueue,
+    KeyStore,
+    MonitorStore,
+    ProfileStore,
+    RateLimiter,
+    ReviewQueue,
+)
 from groundwork.state.protocols import PendingActions, UsageLog
 from groundwork.wiring import Components
 
@@ -36,6 +45,8 @@ DOCUMENTED = [
     MonitorStore,
     PendingActions,
     UsageLog,
+    ProfileStore,
+    ExperimentStore,
     KnowledgeBase,
     Components,
 ]

@@ -40,6 +40,7 @@ from groundwork.ingest.web.crawl import WebListing, is_web, list_sources
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
+from groundwork.state.experiments import Assignment
 from groundwork.state.monitor import query_summary
 from groundwork.state.protocols import AuditLog, ReviewQueue
 from groundwork.state.reviews import open_for_record
@@ -271,6 +272,7 @@ class KnowledgeBase:
         caller: str = "cli",
         access: Access | None = None,
         key_id: str | None = None,
+        assignment: Assignment | None = None,
     ) -> Answer:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
@@ -282,8 +284,11 @@ class KnowledgeBase:
         retrieval to the documents the caller may see (None: all). Raises FilterError, RequestError
         and StoreError as ``search`` does (RequestError also for a question over
         ``guard.max_question_chars``); GeneratorError only when the backend fails and
-        ``generator.fallback`` is 'none'. An answer the grounding check flagged opens a review item
-        (``review.low_grounding``).
+        ``generator.fallback`` is 'none'; ProfileError when the profile does not fit these settings.
+        An answer the grounding check flagged opens a review item (``review.low_grounding``).
+        ``assignment`` answers with a profile's settings (``Components.for_profile``; its settings are
+        in the answer cache's key, so one experiment arm never gets the other's cached answers) and
+        names the profile, experiment and arm in the audit record.
         """
         t0 = time.perf_counter()
         limit = self.settings.guard.max_question_chars
@@ -292,16 +297,17 @@ class KnowledgeBase:
                 f"the question has {len(question)} characters; the limit is {limit} (guard.max_question_chars): shorten it"
             )
         self._require_index()
-        c = self.components
+        assignment = assignment or Assignment()
+        c = self.components.for_profile(assignment.profile)
         version = self.store.current_version()
         cache, key = c.answer_cache, ""
         if cache is not None:
-            s = self.settings
+            s = c.settings
             mode_, k = mode or s.retrieval.mode, top_k or s.answer.top_k
             key = answer_key(question, mode_, k, filter, history, access, cache.settings_hash, version)
         answer = self._from_cache(cache, key, question, on_token) if cache is not None else None
         if answer is None:
-            steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, self.settings.answer)
+            steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, c.settings.answer)
             answer = steps.run(Question(question, mode, top_k, filter, history, on_token, access), version)
             if answer.usage is not None:
                 answer.usage.cost_usd = cost_usd(answer.usage, answer.model_id, self.settings.pricing)
@@ -310,7 +316,7 @@ class KnowledgeBase:
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {k: round(v, 2) for k, v in answer.timings_ms.items()}
         if self.settings.audit.enabled:
-            self._audit(answer, caller, access, mode, filter, key_id)
+            self._audit(answer, caller, access, mode or c.settings.retrieval.mode, filter, key_id, assignment)
         return answer
 
     def _from_cache(self, cache: AnswerCache, key: str, question: str, on_token: TokenCallback | None) -> Answer | None:
@@ -342,12 +348,20 @@ class KnowledgeBase:
         check_quota(self.components.usage, q, tenant)
 
     def _audit(
-        self, answer: Answer, caller: str, access: Access | None, mode: str | None, flt: Any, key_id: str | None
+        self,
+        answer: Answer,
+        caller: str,
+        access: Access | None,
+        mode: str,
+        flt: Any,
+        key_id: str | None,
+        assignment: Assignment,
     ) -> None:
-        """Write the audit record (its question and answer texts with every PII span masked), then
-        the usage row of the answer (tokens and cost, for ``usage`` and quotas)."""
+        """Write the audit record (its question and answer texts with every PII span masked; the
+        profile, experiment and arm of ``assignment``), then the usage row of the answer (tokens and
+        cost, for ``usage`` and quotas)."""
         text = flt if isinstance(flt, str) or flt is None else str(flt)
-        record = answer_record(answer, caller, access, mode or self.settings.retrieval.mode, text)
+        record = answer_record(answer, caller, access, mode, text) | assignment.audit_fields()
         record |= audit_keys(answer)
         redact = self.components.guardrails.redact
         record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])

@@ -31,12 +31,15 @@ from groundwork.retrieve import Retriever, SearchPipeline
 from groundwork.retrieve.cache import CachedSearchPipeline, retrieval_settings_hash
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
+from groundwork.state.profiles import Profile, apply_profile
 from groundwork.state.protocols import (
     AuditLog,
+    ExperimentStore,
     JobQueue,
     KeyStore,
     MonitorStore,
     PendingActions,
+    ProfileStore,
     RateLimiter,
     ReviewQueue,
     UsageLog,
@@ -240,6 +243,7 @@ class Components:
                 raise ConfigError(f"{name}: {type(part).__name__} does not implement the {proto.__name__} protocol")
         self._parts: dict[str, Any] = {k: v for k, v in parts.items() if v is not None}
         self._pg_pool: Any = None
+        self._profiles: dict[str, Components] = {}  # profile ref -> its parts (refs are immutable)
         # The server builds parts from several threads at once; each part must be built exactly once
         # (two stores would each see only their own writes). Re-entrant: a part builds its inputs.
         self._lock = threading.RLock()
@@ -342,6 +346,24 @@ class Components:
         """The drift monitor's runs: ``monitor.sqlite``, or PostgreSQL's ``monitor_runs`` table."""
         return self._get("monitor", lambda: build_monitor(self.settings, self.pg_pool))
 
+    def for_profile(self, profile: Profile | None) -> Components:
+        """The parts that answer with ``profile``'s override (retrieval, answer, generator prompt) applied
+        to these settings; ``self`` for None. Built once per profile version and kept: the embedding
+        model, store, pool, chat model, reranker, guardrails, audit log, review queue and usage log are
+        these same objects; the search pipeline, decomposer, generator and caches are the profile's own
+        (the caches' keys hold the profile's settings hash). Raises ProfileError when the
+        override does not fit these settings."""
+        if profile is None:
+            return self
+        with self._lock:
+            if profile.ref not in self._profiles:
+                settings = apply_profile(self.settings, profile.override)
+                shared = ("store", "embedder", "audit", "reviews", "usage", "chat_model", "reranker", "guardrails")
+                new = Components(settings, **{k: getattr(self, k) for k in shared})
+                new._pg_pool = self._pg_pool
+                self._profiles[profile.ref] = new
+            return self._profiles[profile.ref]
+
     def with_embedder_model(self, model: str) -> Components:
         """The same store with another embedding model (after ``reindex``): the embedder and every
         part built on it are new; the store, its pool and the audit log are kept."""
@@ -377,6 +399,8 @@ class ServiceState:
     keys: KeyStore
     jobs: JobQueue
     limiter: RateLimiter
+    profiles: ProfileStore
+    experiments: ExperimentStore
 
 
 def build_service_state(settings: Settings, components: Components) -> ServiceState:
@@ -391,13 +415,48 @@ def build_service_state(settings: Settings, components: Components) -> ServiceSt
 
         pool = components.pg_pool()
         return ServiceState(
-            PgKeyStore(pool), PgJobQueue(pool, root, s.job_lease_seconds), PgRateLimiter(pool, rate, burst)
+            PgKeyStore(pool),
+            PgJobQueue(pool, root, s.job_lease_seconds),
+            PgRateLimiter(pool, rate, burst),
+            *build_experiment_state(settings, pool),
         )
     from groundwork.state.jobs import SqliteJobQueue
     from groundwork.state.keys import SqliteKeyStore
     from groundwork.state.ratelimit import MemoryRateLimiter
 
-    return ServiceState(SqliteKeyStore(root / "keys.sqlite"), SqliteJobQueue(root), MemoryRateLimiter(rate, burst))
+    return ServiceState(
+        SqliteKeyStore(root / "keys.sqlite"),
+        SqliteJobQueue(root),
+        MemoryRateLimiter(rate, burst),
+        *build_experiment_state(settings),
+    )
+
+
+def build_experiment_state(settings: Settings, pool: Any = None) -> tuple[ProfileStore, ExperimentStore]:
+    """Profiles and experiments: ``experiments.sqlite`` in the kb folder, or PostgreSQL tables shared by
+    every replica (on ``pool``, else a small state pool without the chunk store: ``groundwork
+    profiles``/``experiment``). Raises StoreError when PostgreSQL is unreachable or not migrated."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+        from groundwork.state.experiments import PgExperimentStore
+        from groundwork.state.profiles import PgProfileStore
+
+        pool = pool or state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2)
+        return PgProfileStore(pool), PgExperimentStore(pool)
+    from groundwork.state.experiments import SqliteExperimentStore
+    from groundwork.state.profiles import SqliteProfileStore
+
+    path = Path(settings.kb) / "experiments.sqlite"
+    return SqliteProfileStore(path), SqliteExperimentStore(path)
+
+
+def build_state_audit(settings: Settings) -> AuditLog:
+    """The audit log alone (``groundwork experiment status``), without loading the model or the index."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+
+        return build_audit(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
+    return build_audit(settings, lambda: None)
 
 
 def build_pending_actions(settings: Settings, components: Components) -> PendingActions:

@@ -22,6 +22,7 @@ from groundwork.cli import (
     check_cmds,
     db_cmds,
     eval_cmds,
+    experiment_cmds,
     kb_cmds,
     monitor_cmds,
     review_cmds,
@@ -81,5 +82,7 @@ app.add_typer(adapt_cmds.adapt_app, name="adapt")
 app.add_typer(db_cmds.db_app, name="db")
 app.add_typer(review_cmds.reviews_app, name="reviews")
 app.add_typer(monitor_cmds.monitor_app, name="monitor")
+app.add_typer(experiment_cmds.profiles_app, name="profiles")
+app.add_typer(experiment_cmds.experiment_app, name="experiment")
 
 __all__ = ["app"]

@@ -214,6 +214,16 @@ def answers_cmd(
         out.print(f"wrote {json_out}")
 
 
+def measure(set_path: Path, mode: str | None, settings: Settings, cache: Path | None) -> tuple[EvalDataset, dict]:
+    """The gate's figures (retrieval and answer metrics) of ``settings`` on an eval set."""
+    from groundwork.evaluate.answers import evaluate_answers
+
+    dataset = load_eval_set(set_path)
+    kb = index(dataset, settings, cache)
+    with err.status("measuring"):
+        return dataset, evaluate_retrieval(dataset, kb, mode) | evaluate_answers(dataset, kb, mode=mode)
+
+
 @eval_app.command("gate")
 def gate_cmd(
     baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (see groundwork.evaluate.gate)"),
@@ -225,17 +235,13 @@ def gate_cmd(
     """Exit 1 when any metric falls more than its tolerance below the baseline."""
     from rich.table import Table
 
-    from groundwork.evaluate.answers import evaluate_answers
     from groundwork.evaluate.gate import compare, new_baseline, read_baseline
 
     with user_errors():
         base = None if (update and eval_set) else read_baseline(baseline)
         set_path = eval_set or (baseline.parent / base["eval_set"])
         mode = base.get("mode") if base else None
-        dataset = load_eval_set(set_path)
-        kb = index(dataset, settings_for(config), cache)
-        with err.status("measuring"):
-            current = evaluate_retrieval(dataset, kb, mode) | evaluate_answers(dataset, kb, mode=mode)
+        dataset, current = measure(set_path, mode, settings_for(config), cache)
     if update:
         rel = (
             Path(set_path).resolve().relative_to(baseline.resolve().parent)

@@ -16,6 +16,7 @@ from groundwork.serve.limits import TenantGate
 from groundwork.serve.metrics import Metrics
 from groundwork.serve.monitoring import MonitorCollector, monitor_loop
 from groundwork.serve.telemetry import make_tracer
+from groundwork.state.experiment_control import ExperimentRouter
 from groundwork.state.jobs import MAX_STARTS, Job, staged_path
 from groundwork.types import FileResult, IngestReport
 from groundwork.wiring import build_service_state
@@ -42,6 +43,8 @@ class Service:
         self.kb = KnowledgeBase(settings=settings)
         state = build_service_state(settings, self.kb.components)
         self.keys, self.jobs, self.limiter = state.keys, state.jobs, state.limiter
+        self.profiles, self.experiments = state.profiles, state.experiments
+        self.router = ExperimentRouter(state.profiles, state.experiments, self.kb.audit)
         self.no_auth = no_auth
         self.agents = AgentRuntime.for_kb(self.kb)  # actions, pending actions, the agent loop
         self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0, self.cache_counters)

@@ -1,10 +1,20 @@
-"""Service state: API keys, ingest jobs, the audit log, rate limits and the review queue, each behind a protocol
+"""Service state: API keys, ingest jobs, the audit log, rate limits, the review queue, profiles and experiments,
+each behind a protocol
 (``state.protocols``) with an embedded (SQLite / in-memory) and a PostgreSQL implementation."""
 
 from groundwork.state.audit import AuditNotFound, answer_record
 from groundwork.state.jobs import Job, run_job
 from groundwork.state.keys import SCOPES, ApiKey, ApiKeyError
-from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, MonitorStore, RateLimiter, ReviewQueue
+from groundwork.state.protocols import (
+    AuditLog,
+    ExperimentStore,
+    JobQueue,
+    KeyStore,
+    MonitorStore,
+    ProfileStore,
+    RateLimiter,
+    ReviewQueue,
+)
 from groundwork.state.reviews import ReviewConflict, ReviewItem, ReviewNotFound
 
 __all__ = [
@@ -13,10 +23,12 @@ __all__ = [
     "ApiKeyError",
     "AuditLog",
     "AuditNotFound",
+    "ExperimentStore",
     "Job",
     "JobQueue",
     "KeyStore",
     "MonitorStore",
+    "ProfileStore",
     "RateLimiter",
     "ReviewConflict",
     "ReviewItem",

@@ -10,6 +10,7 @@ feedback given later. SQLite in WAL mode, one transaction per write, so a crash 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,51 @@ CREATE TABLE IF NOT EXISTS feedback (
     comment TEXT
 );
 """
+
+
+# Columns beside the JSON record, so experiment figures are a query on indexed columns (migration 6
+# in PostgreSQL; added in place to an older audit.sqlite).
+ARM_COLUMNS = ("profile", "experiment_id", "arm")
+# Columns another part may add (token accounting); read by ``arm_rows`` where present, else the
+# record's keys prompt_tokens, completion_tokens and cost_usd (or cost).
+_USAGE_COLUMNS = ("prompt_tokens", "completion_tokens", "cost")
+_INSERT = "INSERT INTO audit (answer_id, created_at, caller, tenant, record, profile, experiment_id, arm) VALUES "
+
+
+def _add_arm_columns(db: sqlite3.Connection) -> None:
+    have = {r[1] for r in db.execute("PRAGMA table_info(audit)")}
+    for col in ARM_COLUMNS:
+        if col not in have:
+            db.execute(f"ALTER TABLE audit ADD COLUMN {col} TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS audit_experiment ON audit(experiment_id)")
+
+
+def _arm_row(row: tuple, names: list[str]) -> dict[str, Any]:
+    """One answer of an experiment for ``arm_stats``: (arm, record, ratings, caller, usage columns...)."""
+    record = row[1] if isinstance(row[1], dict) else json.loads(row[1])
+    ratings = [x for x in (row[2] or "").split(",") if x]
+    usage = dict(zip(names, row[4:]))
+    for key in ("prompt_tokens", "completion_tokens"):  # else the record's own keys, where token accounting writes them
+        usage.setdefault(key, record.get(key))
+    usage.setdefault("cost", record.get("cost_usd", record.get("cost")))
+    return {
+        "arm": row[0],
+        "caller": row[3],
+        "abstained": record.get("abstained"),
+        "blocked": record.get("blocked"),
+        "flags": record.get("flags"),
+        "guardrails": record.get("guardrails"),
+        "latency_ms": (record.get("latency_ms") or {}).get("total"),
+        "ratings": ratings,
+        **usage,
+    }
+
+
+_ARM_SQL = (
+    "SELECT a.arm, a.record, (SELECT string_agg(f.rating, ',') FROM feedback f WHERE f.answer_id = a.answer_id), "
+    "a.caller{usage} "
+    "FROM audit a WHERE a.experiment_id = {param}"
+)
 
 
 class AuditNotFound(GroundworkError):
@@ -102,19 +148,30 @@ class SqliteAuditLog:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db = open_db(self.path, _SCHEMA)
+        _add_arm_columns(self._db)
 
     def write(self, record: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
+                _INSERT + "(?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record["answer_id"],
                     record["created_at"],
                     record["caller"],
                     record.get("tenant"),
                     json.dumps(record, ensure_ascii=False),
+                    *(record.get(c) for c in ARM_COLUMNS),
                 ),
             )
+
+    def arm_rows(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Every answer of the experiment (all tenants: for aggregate figures only), see ``arm_stats``."""
+        with self._lock:
+            names = [c for c in _USAGE_COLUMNS if c in {r[1] for r in self._db.execute("PRAGMA table_info(audit)")}]
+            usage = "".join(f", a.{c}" for c in names)
+            sql = _ARM_SQL.format(usage=usage, param="?").replace("string_agg", "group_concat")
+            rows = self._db.execute(sql, (experiment_id,)).fetchall()
+        return [_arm_row(r, names) for r in rows]
 
     def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
         """Raises AuditNotFound for an unknown answer id, ValueError for a rating other than up/down."""
@@ -175,9 +232,28 @@ class PgAuditLog:
 
         with self.pool.connection() as conn:
             conn.execute(
-                "INSERT INTO audit VALUES (%s, %s, %s, %s, %s)",
-                (record["answer_id"], record["created_at"], record["caller"], record.get("tenant"), Jsonb(record)),
+                _INSERT + "(%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    record["answer_id"],
+                    record["created_at"],
+                    record["caller"],
+                    record.get("tenant"),
+                    Jsonb(record),
+                    *(record.get(c) for c in ARM_COLUMNS),
+                ),
             )
+
+    def arm_rows(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Every answer of the experiment (all tenants: for aggregate figures only), see ``arm_stats``."""
+        with self.pool.connection() as conn:
+            present = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'audit' "
+                "AND table_schema = current_schema()"
+            ).fetchall()
+            names = [c for c in _USAGE_COLUMNS if c in {r[0] for r in present}]
+            usage = "".join(f", a.{c}" for c in names)
+            rows = conn.execute(_ARM_SQL.format(usage=usage, param="%s"), (experiment_id,)).fetchall()
+        return [_arm_row(r, names) for r in rows]
 
     def add_feedback(self, answer_id: str, rating: str, comment: str | None, caller: str) -> None:
         if rating not in ("up", "down"):

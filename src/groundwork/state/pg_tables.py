@@ -77,3 +77,24 @@ CREATE INDEX pending_actions_status ON pending_actions (status, created_at);
 """,
     ),
 ]
+
+# Profiles, experiments and the audit columns naming an answer's profile and arm. Numbered 6 to leave
+# room for the migrations of parallel work; applied after the store's migration 3 (see pg_schema).
+EXPERIMENT_MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        6,
+        "profiles, experiments, audit profile/experiment/arm",
+        """
+CREATE TABLE profiles (name TEXT NOT NULL, version INTEGER NOT NULL, override JSONB NOT NULL,
+                       created_at TEXT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (name, version));
+CREATE TABLE state_values (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE experiments (experiment_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, body JSONB NOT NULL);
+CREATE UNIQUE INDEX experiments_one_running ON experiments (status) WHERE status = 'running';
+CREATE TABLE experiment_events (experiment_id TEXT NOT NULL, created_at TEXT NOT NULL, actor TEXT NOT NULL,
+                                action TEXT NOT NULL, reason TEXT NOT NULL, figures JSONB NOT NULL);
+CREATE INDEX experiment_events_id ON experiment_events (experiment_id, created_at);
+ALTER TABLE audit ADD COLUMN profile TEXT, ADD COLUMN experiment_id TEXT, ADD COLUMN arm TEXT;
+CREATE INDEX audit_experiment ON audit (experiment_id);
+""",
+    ),
+]

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from groundwork.state.experiments import Experiment, ExperimentEvent
 from groundwork.state.jobs import Job
 from groundwork.state.keys import ApiKey
 from groundwork.state.pending import PendingAction
+from groundwork.state.profiles import Profile
 from groundwork.state.reviews import ReviewItem
 from groundwork.types import Access
 
@@ -113,6 +115,73 @@ class AuditLog(Protocol):
 
     def list(self, limit: int = 50, offset: int = 0, access: Access | None = None) -> list[dict[str, Any]]:
         """Records ``access`` may see, newest first."""
+        ...
+
+    def arm_rows(self, experiment_id: str) -> list[dict[str, Any]]:
+        """One row per answer of the experiment, for ``groundwork.state.arm_stats`` (arm, abstained,
+        flags, guardrails, total latency in ms, feedback ratings, and tokens/cost where recorded)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ProfileStore(Protocol):
+    """Named, versioned configurations (``groundwork.state.profiles``); versions are immutable."""
+
+    def create(self, name: str, override: Any, created_by: str) -> Profile:
+        """Validate ``override`` and store it as the next version of ``name`` (1 for a new name).
+        Raises ProfileError naming the invalid field or name."""
+        ...
+
+    def get(self, ref: str) -> Profile:
+        """``name@version``, or ``name`` for its newest version. Raises ProfileError when unknown."""
+        ...
+
+    def list(self) -> list[Profile]:
+        """Every version of every profile, by name then version."""
+        ...
+
+    def default(self) -> Profile | None:
+        """The profile answers use outside an experiment (None: the plain settings)."""
+        ...
+
+    def set_default(self, ref: str | None) -> Profile | None:
+        """Make ``ref`` the default (None: no default). Raises ProfileError when unknown."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ExperimentStore(Protocol):
+    """Experiments and their events (``groundwork.state.experiments``); at most one runs at a time."""
+
+    def start(self, exp: Experiment, figures: dict[str, Any] | None = None) -> Experiment:
+        """Store a running experiment and its start event. Raises ExperimentError while another runs."""
+        ...
+
+    def running(self) -> Experiment | None:
+        """The running experiment, read from the shared store (one indexed query)."""
+        ...
+
+    def get(self, experiment_id: str) -> Experiment:
+        """Raises ExperimentError for an unknown id."""
+        ...
+
+    def list(self) -> list[Experiment]:
+        """Every experiment, newest first."""
+        ...
+
+    def end(
+        self, experiment_id: str, status: str, actor: str, reason: str, figures: dict[str, Any]
+    ) -> Experiment | None:
+        """End a running experiment (stopped, promoted, rolled_back) with its event, atomically; None
+        when it was not running any more (another replica or command ended it first)."""
+        ...
+
+    def events(self, experiment_id: str) -> list[ExperimentEvent]:
+        """Its events, oldest first."""
         ...
 
     def close(self) -> None: ...

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -15,3 +17,16 @@ def open_db(path: Path, schema: str) -> sqlite3.Connection:
     db.execute("PRAGMA busy_timeout=10000")  # the CLI and the server may write at once
     db.executescript(schema)
     return db
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction taken at its start (BEGIN IMMEDIATE), so writers in two processes run one
+    after the other (a read-then-write sees no other writer in between); rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -7,6 +7,7 @@ from groundwork.serve.routes import (
     documents,
     escalations,
     evals,
+    experiments,
     me,
     models,
     monitor,
@@ -32,6 +33,7 @@ ROUTERS = [
     reviews.router,
     monitor.router,
     usage.router,
+    experiments.router,
 ]
 
 __all__ = ["ROUTERS"]

@@ -26,7 +26,7 @@ from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
 from groundwork.serve.routes.agent_chat import agent_turn, run_agent_chat
-from groundwork.serve.routes.query import answer_question, check_quota
+from groundwork.serve.routes.query import ARM_HEADER, answer_question, check_arm, check_quota
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
 from groundwork.types import Answer, to_wire
@@ -53,10 +53,12 @@ def _text(content: Any) -> str:
 
 
 @router.post("/v1/chat/completions", response_model=S.ChatCompletionOut, responses=_RESPONSES)
-def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
+def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE, arm: str | None = ARM_HEADER) -> Any:
     """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1. With ``tools``
     (OpenAI's schema) the model may call them and its calls come back as ``tool_calls``; in agent
     mode (``agent.enabled``) the agent loop runs (see docs/agents.md)."""
+    check_arm(p, arm)  # before a stream starts: its status is 200 from the first byte
+    check_quota(svc, p)  # before a stream or an agent turn starts: its HTTP status is still ours to choose
     if agent_turn(svc, req) and (out := run_agent_chat(svc, p, req)) is not None:
         return out
     turns = [{"role": m.role, "content": _text(m.content)} for m in req.messages if m.role in ("user", "assistant")]
@@ -64,12 +66,11 @@ def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> An
         raise ApiError(422, "invalid_request", "messages: the last message must be a user message with text")
     question, history = turns[-1]["content"], turns[:-1]
     created = int(time.time())
-    check_quota(svc, p)  # before a stream starts: its HTTP status is still ours to choose
     if not req.stream:
-        ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history)
+        ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history, arm=arm)
         return completion(ans, req.model, created, turns)
     return StreamingResponse(
-        _stream(svc, p, req, question, history, created),
+        _stream(svc, p, req, question, history, created, arm),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )
@@ -98,7 +99,7 @@ def completion(ans: Answer, model: str, created: int, turns: list[dict]) -> dict
 
 
 def _stream(
-    svc: Service, p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int
+    svc: Service, p: Principal, req: S.ChatRequest, question: str, history: list[dict], created: int, arm: str | None
 ) -> Iterator[str]:
     """Runs the answer on a thread; yields each piece the output guardrails released as a chunk, then
     a final chunk with the citations. The pieces join to exactly the final answer (see
@@ -111,7 +112,7 @@ def _stream(
     def run() -> None:
         try:
             result["answer"] = answer_question(
-                svc, p, question, req.mode, None, req.filter, history=history, on_token=pieces.put
+                svc, p, question, req.mode, None, req.filter, history=history, on_token=pieces.put, arm=arm
             )
         except ApiError as exc:  # reported in the stream: the HTTP status is already 200
             result["error"] = {"code": exc.code, "message": exc.message}

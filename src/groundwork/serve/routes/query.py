@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 
 from groundwork.errors import GroundworkError
 from groundwork.filters import parse_filter
@@ -16,10 +16,16 @@ from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError, user_error
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import record_pipeline
 from groundwork.state.audit import AuditNotFound
+from groundwork.state.experiments import Assignment
 from groundwork.state.reviews import open_for_record
 from groundwork.types import Answer
 
 router = APIRouter(tags=["query"])
+ARM_HEADER = Header(
+    None,
+    alias="X-Groundwork-Arm",
+    description="admin keys only: answer with this arm (control or treatment) of the running experiment",
+)
 
 
 @router.post("/v1/search", response_model=list[S.Hit] | list[S.DocumentHit], responses=AUTH_ERRORS | {409: ERROR})
@@ -51,16 +57,21 @@ def answer_question(
     flt: str | None,
     history: list[dict] | None = None,
     on_token: Any = None,
+    arm: str | None = None,
 ) -> Answer:
-    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace.
+    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a
+    trace, answered with the profile of its experiment arm (``arm``: forced by an admin's
+    X-Groundwork-Arm header) or the default profile; a canary is checked after a treatment answer.
     Raises ApiError 429 when the caller's tenant used its daily token quota."""
     t0 = time.time_ns()
     check_filter(flt)
     check_quota(svc, p)
+    assignment = assign(svc, p, arm)
     with svc.gate.slot(p.access.tenant) as ok:
         if not ok:
             raise busy(p)
-        ans = _ask(svc, p, question, mode, top_k, flt, history, on_token)
+        ans = _ask(svc, p, question, mode, top_k, flt, history, on_token, assignment)
+    svc.router.after_answer(assignment)
     svc.metrics.observe_answer(ans)
     attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
     record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
@@ -74,6 +85,22 @@ def check_quota(svc: Service, p: Principal) -> None:
         svc.kb.check_quota(p.access)
     except GroundworkError as exc:
         raise user_error(exc) from None
+
+
+def assign(svc: Service, p: Principal, arm: str | None) -> Assignment:
+    """The caller's profile and experiment arm. Only an admin key may force an arm (X-Groundwork-Arm):
+    for anyone else a chosen arm would skew the experiment's figures."""
+    check_arm(p, arm)
+    try:
+        return svc.router.assign(p.key_id, arm)
+    except GroundworkError as exc:
+        raise user_error(exc) from None
+
+
+def check_arm(p: Principal, arm: str | None) -> None:
+    """403 for an X-Groundwork-Arm header from a key without the admin scope."""
+    if arm is not None and "admin" not in p.scopes:
+        raise ApiError(403, "forbidden", "X-Groundwork-Arm needs a key with the 'admin' scope")
 
 
 def check_filter(flt: str | None) -> None:
@@ -104,6 +131,7 @@ def _ask(
     flt: str | None,
     history: list[dict] | None,
     on_token: Any,
+    assignment: Assignment,
 ) -> Answer:
     try:
         return svc.kb.ask(
@@ -116,15 +144,16 @@ def _ask(
             caller=p.name,
             access=p.access,
             key_id=p.key_id,
+            assignment=assignment,
         )
     except GroundworkError as exc:
         raise user_error(exc) from None
 
 
 @router.post("/v1/answer", response_model=S.AnswerOut, responses=AUTH_ERRORS | {409: ERROR})
-def answer(req: S.AnswerRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
+def answer(req: S.AnswerRequest, p: Principal = QUERY, svc: Service = SERVICE, arm: str | None = ARM_HEADER) -> Any:
     """A cited answer (or an abstention), the same as `groundwork ask --json`, with its answer_id."""
-    return answer_question(svc, p, req.question, req.mode, req.top_k, req.filter).to_dict()
+    return answer_question(svc, p, req.question, req.mode, req.top_k, req.filter, arm=arm).to_dict()
 
 
 @router.post("/v1/feedback", response_model=S.FeedbackOut, responses=AUTH_ERRORS | {404: ERROR})
