@@ -47,7 +47,7 @@ from groundwork.index.rows import (
     unknown_fields,
 )
 from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
-from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit, parse_report
 
 SCHEMA_VERSION = 1
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -641,6 +641,8 @@ class LanceStore:
             "acl_groups",
             "ingested_at",
             "text",
+            "position",
+            "metadata",
         ]
         table = self._scan_where(cols, self._where(None, access))
         docs: dict[str, DocumentInfo] = {}
@@ -662,6 +664,8 @@ class LanceStore:
             else:
                 info.chunks += 1
                 info.chars += len(row["text"] or "")
+            if row["position"] == 0:  # the document's parsing report, as its first chunk's metadata has it
+                docs[row["doc_id"]].parse = parse_report(json.loads(row["metadata"] or "{}"))
         return sorted(docs.values(), key=lambda d: d.doc_id)
 
     def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:

@@ -313,6 +313,7 @@ class Ingestor:
         # Fast path: an unchanged file is recognised by its fingerprint or the hash of its bytes, before parsing.
         if prev := self._unchanged_file(item, existing, raw):
             seen.add(source)
+            seen.update(by_source.get(source, []))  # an e-mail's attachments are documents of the same source
             report.unchanged += 1
             return FileResult(source, "unchanged", documents=1, chunks=prev.chunks)
         if raw is None:

@@ -68,7 +68,7 @@ class StructureChunker:
         for sec in sections:
             prev = merged[-1] if merged else None
             if prev is not None and prev.page == sec.page and self.embedder.count_tokens(prev.text) < self.min_tokens:
-                merged[-1] = Section(prev.text + "\n\n" + sec.text, prev.heading_path, prev.page)
+                merged[-1] = Section(prev.text + "\n\n" + sec.text, prev.heading_path, prev.page, prev.metadata)
             else:
                 merged.append(sec)
         return [(text, n, sec) for sec in merged for text, n in self._merge(self._split(sec.text))]

@@ -246,11 +246,12 @@ async function showDocuments(docId) {
   const tbody = $("#doc-table tbody");
   tbody.replaceChildren(...page.items.map((d) => h("tr", {},
     h("td", {}, h("a", { href: `#/documents/${encodeURIComponent(d.doc_id)}` }, d.label || fileName(d.source))),
-    h("td", {}, d.type), h("td", {}, d.chunks), h("td", {}, fmtSize(d.chars)), h("td", {}, fmtTime(d.ingested_at)),
+    h("td", {}, d.type), h("td", {}, d.chunks), h("td", {}, fmtSize(d.chars)),
+    h("td", { title: (d.parse && d.parse.warnings) || "" }, parseSummary(d.parse)), h("td", {}, fmtTime(d.ingested_at)),
     h("td", {}, versionOf.get(d.doc_id) ?? ""),
     h("td", {}, can("ingest") ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${fileName(d.source)}`,
       onclick: () => deleteDoc(d) }, "Delete") : ""))));
-  if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 7 }, "No documents yet.")));
+  if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 8 }, "No documents yet.")));
   $("#page-info").textContent = page.total ? `${page.offset + 1}–${page.offset + page.items.length} of ${page.total}` : "";
   $("#prev-page").disabled = page.offset === 0;
   $("#next-page").disabled = page.offset + page.items.length >= page.total;
@@ -258,10 +259,28 @@ async function showDocuments(docId) {
   if (docId) {
     const d = await (await api(`/v1/documents/${docId}`)).json();
     $("#doc-detail-title").textContent = `${d.label || fileName(d.source)} — ${nChunks(d.chunks)}`;
+    $("#doc-parse").textContent = parseDetail(d.parse);
     $("#doc-chunks").replaceChildren(...d.chunk_list.map((c) => h("li", {},
       h("p", { class: "where" }, where(c)), h("div", { class: "md" }, renderMarkdown(c.text)))));
     detail.hidden = false;
   } else detail.hidden = true;
+}
+
+// The parsing report (recorded at ingest): "pptx · 8 slides · OCR 40% · 1 warning".
+function parseSummary(p) {
+  if (!p || !p.loader) return "";
+  const parts = [p.loader];
+  if (p.units != null) parts.push(`${p.units} ${p.unit || ""}`.trim());
+  if (p.ocr_share) parts.push(`OCR ${Math.round(p.ocr_share * 100)}%`);
+  const n = p.warnings ? p.warnings.split("; ").length : 0;
+  if (n) parts.push(`${n} warning${n > 1 ? "s" : ""}`);
+  return parts.join(" · ");
+}
+
+function parseDetail(p) {
+  if (!p || !p.loader) return "";
+  const chars = p.chars != null ? ` · ${p.chars.toLocaleString()} characters` : "";
+  return `Parsed as ${parseSummary(p)}${chars}${p.warnings ? ` — warnings: ${p.warnings}` : ""}`;
 }
 
 async function deleteDoc(d) {
