@@ -93,6 +93,9 @@ class IngestSettings(_Section):
         description="XLSX and CSV files with more data rows than this (all sheets together) are failed; "
         "counted while reading",
     )
+    max_table_columns: int = Field(
+        1_024, ge=1, description="XLSX and CSV rows wider than this many columns fail the file (a crafted sheet)"
+    )
     table_row_units: int = Field(
         500,
         ge=0,

@@ -7,6 +7,7 @@ folder, a CSV with a huge field — each fails alone (or is neutralised) with a 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import zipfile
 from email.message import EmailMessage
@@ -251,3 +252,68 @@ def test_attachments_beyond_the_limit_are_skipped_with_a_warning(tmp_path: Path)
     docs = load_file(tmp_path / "many.eml", bytes(msg), limits=LoadLimits(max_attachments=2))
     assert [d.doc_id.rsplit("/", 1)[-1] for d in docs] == ["many.eml", "n0.txt", "n1.txt"]
     assert "attachments after the first 2 skipped (ingest.max_attachments)" in docs[0].metadata["parse_warnings"]
+
+
+def _with_member(raw: bytes, name: str, data: bytes) -> bytes:
+    """The zip ``raw`` with member ``name`` replaced by ``data``."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as src:
+        members = {i.filename: src.read(i.filename) for i in src.infolist()}
+    members[name] = data
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for member, content in members.items():
+            dst.writestr(member, content)
+    return out.getvalue()
+
+
+def test_an_xlsx_declaring_the_largest_sheet_is_read_as_wide_as_its_cells(tmp_path: Path) -> None:
+    # openpyxl pads every row to the declared dimension: 1,048,576 rows of 16,384 cells from a few bytes.
+    build_xlsx(tmp_path / "ok.xlsx")
+    raw = (tmp_path / "ok.xlsx").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(raw)) as src:
+        sheet = src.read("xl/worksheets/sheet1.xml")
+    crafted = _with_member(raw, "xl/worksheets/sheet1.xml", sheet.replace(b'ref="A1:C3"', b'ref="A1:XFD1048576"'))
+    assert crafted != raw
+    doc = load_file(tmp_path / "dim.xlsx", crafted)[0]
+    assert [s.page for s in doc.sections if s.heading_path == ("sheet Warehouses",)] == [2, 3]
+    wide = _with_member(raw, "xl/worksheets/sheet1.xml", sheet.replace(b"</row>", b'<c r="XFD1"><v>1</v></c></row>', 1))
+    with pytest.raises(
+        LoaderError, match=r"row 1 has 16,384 columns, over the limit of 1,024 \(ingest.max_table_columns\)"
+    ):
+        load_file(tmp_path / "wide.xlsx", wide)
+
+
+def test_the_parsing_report_is_listed_per_document(kb) -> None:
+    from typer.testing import CliRunner
+
+    from groundwork.cli import app
+
+    knowledge, _, docs = kb
+    report = {Path(d.doc_id).name: d.parse for d in knowledge.documents()}
+    assert report["deck.pptx"] | {"chars": 0} == {
+        "loader": "pptx",
+        "units": 2,
+        "unit": "slides",
+        "chars": 0,
+        "ocr_share": 0.0,
+        "warnings": "",
+    }
+    assert report["deck.pptx"]["chars"] > 100
+    assert (report["book.xlsx"]["units"], report["book.xlsx"]["unit"]) == (2, "sheets")
+    assert report["offsite.eml"]["warnings"] == "attachment tool.exe: type '.exe' not indexed"
+    if HAS_TESSERACT:
+        assert report["memo.pdf"]["ocr_share"] == 1.0 and report["memo.pdf"]["units"] == 2
+    listed = CliRunner().invoke(app, ["--kb", str(docs.parent / "kb"), "documents", "--json"], catch_exceptions=False)
+    rows = {Path(d["doc_id"]).name: d for d in json.loads(listed.stdout)}
+    assert rows["deck.pptx"]["parse"]["unit"] == "slides" and rows["book.xlsx"]["chunks"] == 5
+
+
+def test_the_postgres_store_returns_the_parsing_report_too(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
+    (tmp_path / "d").mkdir()
+    build_pptx(tmp_path / "d" / "deck.pptx")
+    settings = load_settings(kb=tmp_path / "kb", store="postgres", pg_dsn=pg_dsn, **{"postgres.schema_name": pg_schema})
+    knowledge = KnowledgeBase(settings=settings)
+    assert knowledge.ingest([tmp_path / "d"]).added == 1
+    (info,) = knowledge.documents()
+    assert (info.parse["loader"], info.parse["units"], info.parse["unit"]) == ("pptx", 2, "slides")
+    assert info.parse["chars"] > 100 and info.parse["ocr_share"] == 0.0

@@ -22,7 +22,7 @@ from groundwork.errors import LoaderError
 from groundwork.ingest.archives import check_package
 from groundwork.ingest.loading import LoadLimits, TextBudget, decode_text, describe, make_document
 from groundwork.ingest.records import RecordOptions
-from groundwork.ingest.tables import RowCounter, csv_rows, non_empty, row_sections
+from groundwork.ingest.tables import RowCounter, csv_rows, row_sections
 from groundwork.types import Document, Section
 
 PPTX_EMBEDDED_DIRS = ("ppt/embeddings/",)  # embedded packages (a chart's workbook): kept as bytes, never opened
@@ -58,11 +58,13 @@ def load_pptx(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits
 
 def _shape_texts(shapes: Any, skip: Any) -> Iterator[str]:
     """Text of every shape in reading order (top to bottom, then left to right), groups included."""
+    from pptx.shapes.group import GroupShape
+
     ordered = sorted(shapes, key=lambda s: ((s.top or 0), (s.left or 0)))
     for shape in ordered:
         if skip is not None and shape.shape_id == skip.shape_id:
             continue
-        if shape.shape_type is not None and shape.shape_type == 6:  # MSO_SHAPE_TYPE.GROUP
+        if isinstance(shape, GroupShape):
             yield from _shape_texts(shape.shapes, None)
         elif getattr(shape, "has_table", False) and shape.has_table:
             rows = (" | ".join(" ".join(c.text.split()) for c in row.cells) for row in shape.table.rows)
@@ -80,12 +82,15 @@ def load_xlsx(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits
         book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zipfile/KeyError/ValueError/TypeError variants
         raise LoaderError(str(path), f"not a readable XLSX ({type(exc).__name__}: {exc})") from None
-    budget, counter = TextBudget(path, limits.max_text_chars), RowCounter(path, limits.tables.max_rows)
+    budget, counter = TextBudget(path, limits.max_text_chars), RowCounter(path, limits.tables)
     sections: list[Section] = []
     try:
         for sheet in book.worksheets:
-            # Read-only sheets yield every row from row 1 (gaps as empty rows), so the count is the row number.
-            rows = list(counter.take(non_empty(enumerate(sheet.iter_rows(values_only=True), 1))))
+            # The sheet's declared dimension (which a crafted file sets to A1:XFD1048576, and openpyxl pads every
+            # row to) is dropped: rows are as wide as their last cell. Read-only sheets yield every row from
+            # row 1 (gaps as empty rows), so the count is the row number.
+            sheet.reset_dimensions()
+            rows = list(counter.take(counter.non_empty(enumerate(sheet.iter_rows(values_only=True), 1))))
             for section in row_sections(" ".join(sheet.title.split()), rows, limits.tables):
                 budget.take(section.text)
                 sections.append(section)
@@ -102,6 +107,6 @@ def load_xlsx(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits
 def load_csv(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits) -> list[Document]:
     """The file's rows as row units (see ``groundwork.ingest.tables``). Raises LoaderError naming the file."""
     text = decode_text(path, raw, TextBudget(path, limits.max_text_chars))
-    rows = csv_rows(path, text, RowCounter(path, limits.tables.max_rows))
+    rows = csv_rows(path, text, RowCounter(path, limits.tables))
     docs = make_document(path, raw, row_sections(None, rows, limits.tables))
     return describe(docs, path.suffix.lower().lstrip("."), max(len(rows) - 1, 0), "rows")

@@ -12,10 +12,11 @@ _DEFAULT = IngestSettings.model_fields
 
 @dataclass(frozen=True)
 class TableLimits:
-    """Spreadsheets (XLSX, CSV): at most ``max_rows`` data rows per file; a sheet of at most
+    """Spreadsheets (XLSX, CSV): at most ``max_rows`` data rows per file, ``max_columns`` columns per row; a sheet of at most
     ``row_units`` rows is one section per row, a larger one a section per ``rows_per_group`` rows."""
 
     max_rows: int = _DEFAULT["max_table_rows"].default
+    max_columns: int = _DEFAULT["max_table_columns"].default
     row_units: int = _DEFAULT["table_row_units"].default
     rows_per_group: int = _DEFAULT["table_rows_per_group"].default
 

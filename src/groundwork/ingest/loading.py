@@ -35,7 +35,12 @@ class LoadLimits:
     def from_settings(cls, settings: IngestSettings) -> LoadLimits:
         return cls(
             max_text_chars=settings.max_text_chars,
-            tables=TableLimits(settings.max_table_rows, settings.table_row_units, settings.table_rows_per_group),
+            tables=TableLimits(
+                settings.max_table_rows,
+                settings.max_table_columns,
+                settings.table_row_units,
+                settings.table_rows_per_group,
+            ),
             max_attachments=settings.max_attachments,
             ocr=OcrLimits(
                 settings.ocr, settings.ocr_max_pages, settings.ocr_max_pixels, settings.ocr_dpi, settings.ocr_timeout_s

@@ -188,7 +188,9 @@ class Ingestor:
         changed: list[str] = []
         self._process(all_items, existing, by_source, seen, changed, report, progress)
         if sync:
-            gone = self._vanished(existing.values(), roots, {i.source for i in all_items if i.is_records}, seen)
+            # Files of several documents (records, an e-mail and its attachments) lose the ones they no longer hold.
+            several = {i.source for i in all_items if i.is_records or i.name.suffix.lower() == ".eml"}
+            gone = self._vanished(existing.values(), roots, several, seen)
             if gone:
                 self.store.delete_documents(gone)
                 report.deleted = len(gone)

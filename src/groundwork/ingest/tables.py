@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,32 +35,39 @@ def cell_text(value: Any) -> str:
 
 
 class RowCounter:
-    """Data rows of one file counted against ``TableLimits.max_rows`` while they are read.
-    Raises LoaderError naming the limit and its setting."""
+    """Rows of one file counted against ``TableLimits.max_rows``, and their width against
+    ``max_columns``, while they are read. Raises LoaderError naming the limit and its setting."""
 
-    def __init__(self, path: Path, limit: int) -> None:
-        self.path, self.limit, self.count = path, limit, 0
+    def __init__(self, path: Path, limits: TableLimits) -> None:
+        self.path, self.limits, self.count = path, limits, 0
 
     def take(self, rows: Iterable[Row]) -> Iterator[Row]:
         for row in rows:
             self.count += 1
-            if self.count > self.limit:
+            if self.count > self.limits.max_rows:
                 raise LoaderError(
                     str(self.path),
-                    f"more than {self.limit:,} rows, over the limit (ingest.max_table_rows); split the file, or "
-                    "raise the limit",
+                    f"more than {self.limits.max_rows:,} rows, over the limit (ingest.max_table_rows); split the "
+                    "file, or raise the limit",
                 )
             yield row
 
-
-def non_empty(rows: Iterable[tuple[int, Iterable[Any]]]) -> Iterator[Row]:
-    """Rows with at least one non-empty cell, trailing empty cells dropped."""
-    for number, values in rows:
-        cells = [cell_text(v) for v in values]
-        while cells and not cells[-1]:
-            cells.pop()
-        if cells:
-            yield number, cells
+    def non_empty(self, rows: Iterable[tuple[int, Sequence[Any]]]) -> Iterator[Row]:
+        """Rows with at least one non-empty cell, trailing empty cells dropped; a row wider than
+        ``max_columns`` fails the file before its cells are read (a crafted sheet can declare 16,384
+        columns for every row)."""
+        for number, values in rows:
+            if len(values) > self.limits.max_columns:
+                raise LoaderError(
+                    str(self.path),
+                    f"row {number} has {len(values):,} columns, over the limit of {self.limits.max_columns:,} "
+                    "(ingest.max_table_columns)",
+                )
+            cells = [cell_text(v) for v in values]
+            while cells and not cells[-1]:
+                cells.pop()
+            if cells:
+                yield number, cells
 
 
 def row_sections(sheet: str | None, rows: list[Row], limits: TableLimits) -> list[Section]:
@@ -108,7 +115,7 @@ def csv_rows(path: Path, text: str, counter: RowCounter) -> list[Row]:
             dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
     try:
-        return list(counter.take(non_empty(enumerate(reader, 1))))
+        return list(counter.take(counter.non_empty(enumerate(reader, 1))))
     except csv.Error as exc:
         raise LoaderError(
             str(path), f"not a readable CSV file (line {reader.line_num}: {exc}); check its quoting and field sizes"
