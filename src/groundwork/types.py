@@ -237,7 +237,7 @@ def document_label(doc_id: str, source: str, title: str = "") -> str:
 
 
 # What a chunk's ``page`` counts, by the file type of its document (default: pages).
-PAGE_UNITS = {".pptx": "slide", ".xlsx": "row", ".csv": "row"}
+PAGE_UNITS = {".pptx": "slide", ".xlsx": "row", ".csv": "row", ".tsv": "row"}
 
 
 def _suffix(name: str) -> str:

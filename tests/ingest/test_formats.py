@@ -115,6 +115,7 @@ def cited(kb: KnowledgeBase, question: str) -> list[Citation]:
     return answer.citations
 
 
+@pytest.mark.slow  # the shared knowledge base: model, ingest and OCR
 def test_pptx_slide_is_cited_as_slide_n(kb) -> None:
     knowledge, _, _ = kb
     citations = cited(knowledge, "Which cloud vendor is our biggest lock-in risk?")
@@ -123,6 +124,7 @@ def test_pptx_slide_is_cited_as_slide_n(kb) -> None:
     assert "Finance wants a second quote" in chunks[1].text and "Priya | Dual sourcing" in chunks[1].text
 
 
+@pytest.mark.slow
 def test_xlsx_row_is_cited_as_sheet_and_row(kb) -> None:
     knowledge, _, _ = kb
     citations = cited(knowledge, "Who manages the Bergen warehouse?")
@@ -134,12 +136,14 @@ def test_xlsx_row_is_cited_as_sheet_and_row(kb) -> None:
     assert hit.text.startswith("| row | Day | Event |") and "| 34 | 33 | the sprinkler valve" in hit.text
 
 
+@pytest.mark.slow
 def test_csv_row_is_cited(kb) -> None:
     knowledge, _, _ = kb
     citations = cited(knowledge, "What is the monthly price of the Quasar Pro plan?")
     assert citations[0].label == "rates.csv, row 3" and "monthly price: 49 EUR" in citations[0].text
 
 
+@pytest.mark.slow
 def test_eml_body_metadata_and_attachment_as_its_own_document(kb) -> None:
     knowledge, _, docs = kb
     body = cited(knowledge, "Where does the team offsite take place?")
@@ -157,6 +161,7 @@ def test_eml_body_metadata_and_attachment_as_its_own_document(kb) -> None:
 
 
 @needs_tesseract
+@pytest.mark.slow
 def test_image_is_read_by_ocr_with_its_confidence(kb) -> None:
     knowledge, _, _ = kb
     citations = cited(knowledge, "When was the courtyard fountain built?")
@@ -166,6 +171,7 @@ def test_image_is_read_by_ocr_with_its_confidence(kb) -> None:
 
 
 @needs_tesseract
+@pytest.mark.slow
 def test_scanned_pdf_pages_keep_their_page_numbers(kb) -> None:
     knowledge, _, _ = kb
     citations = cited(knowledge, "Where are visitor badges printed?")
@@ -173,6 +179,7 @@ def test_scanned_pdf_pages_keep_their_page_numbers(kb) -> None:
     assert knowledge.document_chunks(citations[0].doc_id)[0].metadata["ocr"] is True
 
 
+@pytest.mark.slow
 def test_a_csv_with_a_huge_field_fails_alone(kb) -> None:
     _, report, docs = kb
     failed = {f.path: f.reason for f in report.failed}
@@ -183,6 +190,7 @@ def test_a_csv_with_a_huge_field_fails_alone(kb) -> None:
     assert {f.path for f in report.files if f.status == "added"} == {str(docs / n) for n in names}
 
 
+@pytest.mark.slow
 def test_an_unchanged_email_keeps_its_attachments_on_the_next_sync(kb) -> None:
     knowledge, _, docs = kb
     before = {d.doc_id for d in knowledge.documents()}
@@ -283,6 +291,7 @@ def test_an_xlsx_declaring_the_largest_sheet_is_read_as_wide_as_its_cells(tmp_pa
         load_file(tmp_path / "wide.xlsx", wide)
 
 
+@pytest.mark.slow
 def test_the_parsing_report_is_listed_per_document(kb) -> None:
     from typer.testing import CliRunner
 
@@ -308,6 +317,7 @@ def test_the_parsing_report_is_listed_per_document(kb) -> None:
     assert rows["deck.pptx"]["parse"]["unit"] == "slides" and rows["book.xlsx"]["chunks"] == 5
 
 
+@pytest.mark.slow
 def test_the_postgres_store_returns_the_parsing_report_too(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
     (tmp_path / "d").mkdir()
     build_pptx(tmp_path / "d" / "deck.pptx")

@@ -142,7 +142,15 @@ function supportingSentence(answerBefore) {
   return (parts[parts.length - 1] || "").trim();
 }
 
-const where = (c) => [c.heading, c.page ? `page ${c.page}` : ""].filter(Boolean).join(" · ");
+// What a chunk's page counts, by its document's file type (an e-mail attachment's id names the attachment).
+const PAGE_UNITS = { pptx: "slide", xlsx: "row", csv: "row", tsv: "row" };
+const suffixOf = (name) => { const last = (name || "").split("/").pop(); return last.includes(".") ? last.split(".").pop().toLowerCase() : ""; };
+function pageWord(c, doc) {
+  const unit = PAGE_UNITS[suffixOf(doc.doc_id)] || PAGE_UNITS[suffixOf(doc.source)] || "page";
+  if (unit === "row" && /(^| > )rows \d/.test(c.heading || "")) return "";  // a group of rows: its heading says which
+  return `${unit} ${c.page}`;
+}
+const where = (c, doc = c) => [c.heading, c.page ? pageWord(c, doc) : ""].filter(Boolean).join(" · ");
 
 function openCitation(c, answerBefore) {
   $("#citation-title").textContent = fileName(c.source);
@@ -261,7 +269,7 @@ async function showDocuments(docId) {
     $("#doc-detail-title").textContent = `${d.label || fileName(d.source)} — ${nChunks(d.chunks)}`;
     $("#doc-parse").textContent = parseDetail(d.parse);
     $("#doc-chunks").replaceChildren(...d.chunk_list.map((c) => h("li", {},
-      h("p", { class: "where" }, where(c)), h("div", { class: "md" }, renderMarkdown(c.text)))));
+      h("p", { class: "where" }, where(c, d)), h("div", { class: "md" }, renderMarkdown(c.text)))));
     detail.hidden = false;
   } else detail.hidden = true;
 }
