@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import zipfile
+import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -327,3 +328,18 @@ def test_the_postgres_store_returns_the_parsing_report_too(tmp_path: Path, pg_ds
     (info,) = knowledge.documents()
     assert (info.parse["loader"], info.parse["units"], info.parse["unit"]) == ("pptx", 2, "slides")
     assert info.parse["chars"] > 100 and info.parse["ocr_share"] == 0.0
+
+
+def test_an_image_bomb_is_refused_from_its_header_and_a_broken_image_is_named(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.new("L", (10, 10), 255).save(buf, "PNG")
+    png = bytearray(buf.getvalue())
+    # IHDR (bytes 8-32 of every PNG: length, type, width, height, ...): claim 7,000 x 7,000 pixels.
+    png[16:24] = (7000).to_bytes(4, "big") * 2
+    png[29:33] = zlib.crc32(bytes(png[12:29])).to_bytes(4, "big")
+    with pytest.raises(
+        LoaderError, match=r"7000 x 7000 pixels, over the 40,000,000-pixel limit \(ingest.ocr_max_pixels\)"
+    ):
+        load_file(tmp_path / "bomb.png", bytes(png))
+    with pytest.raises(LoaderError, match="not a readable PNG, JPEG or TIFF image"):
+        load_file(tmp_path / "truncated.png", b"\x89PNG\r\n\x1a\n")

@@ -641,10 +641,9 @@ class LanceStore:
             "acl_groups",
             "ingested_at",
             "text",
-            "position",
-            "metadata",
         ]
-        table = self._scan_where(cols, self._where(None, access))
+        where = self._where(None, access)
+        table = self._scan_where(cols, where)
         docs: dict[str, DocumentInfo] = {}
         for row in table.to_pylist():
             info = docs.get(row["doc_id"])
@@ -664,7 +663,11 @@ class LanceStore:
             else:
                 info.chunks += 1
                 info.chars += len(row["text"] or "")
-            if row["position"] == 0:  # the document's parsing report, as its first chunk's metadata has it
+        # The parsing report, from each document's first chunk only (the metadata JSON of every chunk is
+        # not read).
+        first = self._scan_where(["doc_id", "metadata"], f"({where}) AND position = 0" if where else "position = 0")
+        for row in first.to_pylist():
+            if row["doc_id"] in docs:
                 docs[row["doc_id"]].parse = parse_report(json.loads(row["metadata"] or "{}"))
         return sorted(docs.values(), key=lambda d: d.doc_id)
 
