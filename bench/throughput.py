@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from groundwork import KnowledgeBase, load_settings
+from ingest_gpu import chunk_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared/data/scifact"
@@ -46,23 +47,7 @@ def main() -> None:
     t0 = time.perf_counter()
     report = kb.ingest([corpus], text_field="text", id_field="_id", metadata_fields=["title"])
     pipeline_s = time.perf_counter() - t0
-    table = kb.store._scan(["chunk_id", "text", "title", "heading"])
-    # Rebuild the exact texts the pipeline embedded (Chunk.search_text) from the stored columns.
-    from groundwork.types import Chunk
-
-    texts = [
-        Chunk(
-            r["chunk_id"],
-            "",
-            "",
-            0,
-            r["text"],
-            "",
-            heading_path=tuple(h for h in (r["heading"] or "").split(" > ") if h),
-            title=r["title"] or "",
-        ).search_text
-        for r in table.to_pylist()
-    ]
+    texts = chunk_texts(kb)
     t0 = time.perf_counter()
     kb.embedder._encode(texts)  # the model in token-ordered batches, as ingest runs it
     bare_s = time.perf_counter() - t0

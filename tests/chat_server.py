@@ -14,11 +14,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-Reply = Callable[[list[dict]], str]
+Reply = Callable[[list[dict]], "str | dict"]
+
+
+def tool_calls(*calls: tuple[str, dict | str]) -> dict:
+    """A scripted reply that calls tools: ``tool_calls(("search_knowledge_base", {"query": "x"}))``
+    (arguments as a dict, or as raw text to script invalid JSON)."""
+    return {
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{i}_{name}",
+                "type": "function",
+                "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
+            for i, (name, args) in enumerate(calls)
+        ],
+    }
 
 
 class ChatServer:
-    """``reply(messages) -> text``. ``fail_with`` = [503, 503] makes the next two requests fail."""
+    """``reply(messages) -> text``, or a message dict with ``tool_calls`` (see ``tool_calls``); the
+    whole request body (``tools``, ``tool_choice`` ...) is in ``requests``. ``fail_with`` = [503, 503]
+    makes the next two requests fail."""
 
     def __init__(self, reply: Reply, model: str = "test-model") -> None:
         self.reply, self.model = reply, model
@@ -40,16 +58,18 @@ class ChatServer:
                         server.fail_with.pop(0), {"error": {"message": "unavailable", "type": "server_error"}}
                     )
                 text = server.reply(body["messages"])
-                if body.get("stream"):
+                if body.get("stream") and isinstance(text, str):
                     return self._stream(text)
+                message = (
+                    {"role": "assistant", **text} if isinstance(text, dict) else {"role": "assistant", "content": text}
+                )
+                finish = "tool_calls" if message.get("tool_calls") else "stop"
                 resp = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": server.model,
-                    "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                    ],
+                    "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
                 ChatCompletion.model_validate(resp)

@@ -11,10 +11,11 @@ from groundwork.guard import Guardrails
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import MigratableStore, Store
 from groundwork.kb import KnowledgeBase
-from groundwork.llm.chat import ChatModel
+from groundwork.llm.chat import ChatModel, ToolChatModel
 from groundwork.retrieve.decompose import Decomposer
 from groundwork.retrieve.rerank import Reranker
-from groundwork.state import AuditLog, JobQueue, KeyStore, RateLimiter
+from groundwork.state import AuditLog, JobQueue, KeyStore, MonitorStore, RateLimiter, ReviewQueue
+from groundwork.state.protocols import PendingActions, UsageLog
 from groundwork.wiring import Components
 
 DOCUMENTED = [
@@ -23,6 +24,7 @@ DOCUMENTED = [
     Embedder,
     Generator,
     ChatModel,
+    ToolChatModel,
     Guardrails,
     Reranker,
     Decomposer,
@@ -30,6 +32,10 @@ DOCUMENTED = [
     JobQueue,
     AuditLog,
     RateLimiter,
+    ReviewQueue,
+    MonitorStore,
+    PendingActions,
+    UsageLog,
     KnowledgeBase,
     Components,
 ]

@@ -32,8 +32,15 @@ class _Section(BaseModel):
 
 class EmbedderSettings(_Section):
     model: str = Field(BUNDLED_MODEL, description="'bundled:all-MiniLM-L6-v2' or a sentence-transformers model folder")
-    batch_size: int = Field(32, ge=1, le=4096)
-    device: str = "cpu"
+    batch_size: int | None = Field(
+        None, ge=1, le=4096, description="texts per model call; default by device: 32 on CPU, 256 on CUDA"
+    )
+    device: str = Field(
+        "auto", description="'auto' (CUDA when torch sees a GPU, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    )
+    precision: Literal["auto", "fp32", "fp16"] = Field(
+        "auto", description="'auto': fp16 on CUDA, fp32 elsewhere (fp16 on CPU is slower, not faster)"
+    )
     cache: bool = Field(True, description="reuse embeddings keyed by (model id, text sha256)")
     cache_dir: Path | None = Field(
         None, description="folder of the embedding cache; default: the knowledge-base folder"
@@ -130,16 +137,76 @@ class IngestSettings(_Section):
         120.0, gt=0, description="OCR of one page taking longer than this fails its file (seconds; no retry)"
     )
     batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
+    overlap_encode: bool = Field(
+        True,
+        description="embed and write each batch on a background thread while the next files are parsed and "
+        "chunked (off for the semantic chunker, which runs the model while chunking)",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint for s3:// sources (MinIO, Ceph); default: AWS_ENDPOINT_URL or AWS"
     )
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
+    watch_quiet_ms: int = Field(
+        300,
+        ge=10,
+        le=60_000,
+        description="`ingest --watch`: changes are re-synced once the watched folders were quiet this long (ms)",
+    )
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
     acl_groups_field: str | None = Field(
         None,
         description="metadata field (list, or comma-separated string) whose values become the document's allowed groups",
+    )
+
+
+class WebSettings(_Section):
+    """Web sources (``groundwork ingest https://...``): every limit a fetch and a crawl obey."""
+
+    user_agent: str = Field(
+        "GroundworkBot/1.0", description="User-Agent sent with every request, and the agent robots.txt rules apply to"
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="seconds to open a connection")
+    read_timeout_s: float = Field(20.0, gt=0, description="seconds to wait for each piece of a response")
+    retries: int = Field(
+        2, ge=0, le=10, description="retries of a request after a 429, a 5xx or a connection error (then it fails)"
+    )
+    backoff_s: float = Field(
+        0.5, ge=0, description="first retry waits this long, each next one twice as long (Retry-After is honoured)"
+    )
+    max_retry_after_s: float = Field(30.0, ge=0, description="a Retry-After longer than this is cut to it (seconds)")
+    max_page_mb: float = Field(
+        10.0, gt=0, description="a response larger than this fails that page (MB, counted while streaming)"
+    )
+    max_pages: int = Field(1000, ge=1, description="pages one web source may yield (sitemap, crawl or URL list)")
+    max_depth: int = Field(3, ge=0, description="crawl: links followed from the start page (0: the start page only)")
+    max_redirects: int = Field(5, ge=0, le=20, description="redirects followed per request")
+    max_sitemaps: int = Field(50, ge=1, description="sitemap files read per source (a sitemap index names others)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts a crawl, sitemap or redirect may reach besides the source's own host",
+    )
+    content_types: list[str] = Field(
+        default_factory=lambda: [
+            "text/html",
+            "application/xhtml+xml",
+            "text/plain",
+            "text/markdown",
+            "application/pdf",
+        ],
+        description="media types ingested; a page of another type fails with its type named",
+    )
+    allow_private: bool = Field(
+        False,
+        description="allow URLs whose host resolves to a private, loopback, link-local or reserved address "
+        "(off: a web source cannot reach the server's own network)",
+    )
+    delay_s: float = Field(
+        0.0, ge=0, description="pause between two requests to a site (seconds), at least robots.txt's Crawl-delay"
+    )
+    max_crawl_delay_s: float = Field(
+        10.0, ge=0, description="a robots.txt Crawl-delay longer than this is cut to it (seconds)"
     )
 
 
@@ -398,6 +465,17 @@ class ServeSettings(_Section):
     rate_per_minute: float = Field(600.0, gt=0, description="per-key token-bucket refill rate (requests per minute)")
     rate_burst: int = Field(60, ge=1, description="per-key token-bucket size (requests)")
     sync_paths: list[Path] = Field(default_factory=list, description="folders re-synced by POST /v1/sync")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="sources synced on a schedule (every sync_interval_s) and by POST /v1/sync: folders, "
+        "s3://bucket/prefix, web sitemaps or start pages (https://...)",
+    )
+    sync_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="seconds between scheduled syncs of sources and sync_paths, one durable job each "
+        "(one at a time across replicas); 0: no schedule",
+    )
     job_lease_seconds: float = Field(
         30.0,
         ge=1,
@@ -414,6 +492,68 @@ class ServeSettings(_Section):
 class AuditSettings(_Section):
     enabled: bool = Field(
         True, description="write an audit record of every answer to audit.sqlite in the knowledge-base folder"
+    )
+
+
+class ReviewSettings(_Section):
+    """The review queue (docs/operations.md, "Feedback review")."""
+
+    not_helpful: bool = Field(True, description="'down' feedback on an answer opens a review item")
+    low_grounding: bool = Field(
+        True,
+        description="an answer flagged or blocked by the grounding check (guard.grounding_threshold) opens a review item",
+    )
+
+
+class MonitorSettings(_Section):
+    """Drift monitoring (docs/operations.md, "Drift monitoring")."""
+
+    interval_s: float = Field(
+        0.0, ge=0, description="run the monitor inside `groundwork serve` every this many seconds; 0 = off (use cron)"
+    )
+    eval_set: Path | None = Field(
+        None,
+        description="gold eval set (JSONL) re-run against the live index; resolved reviews are always added",
+    )
+    window: int = Field(
+        500, ge=10, le=100_000, description="recent answers (audit records) compared with the reference"
+    )
+    reference: int = Field(
+        500, ge=10, le=100_000, description="answers before the recent window that form the reference window"
+    )
+    psi_alert: float = Field(
+        0.2, gt=0, description="population stability index above which a distribution counts as drifted"
+    )
+    eval_drop: float = Field(
+        0.05, gt=0, le=1, description="a monitored eval metric this far below the baseline run counts as a regression"
+    )
+
+
+class CacheSettings(_Section):
+    """The answer and retrieval caches in front of the pipeline (docs/operations.md). Entries are keyed
+    by the caller's access view, the normalised question, the settings and the index version, so any
+    index change (ingest, delete, reindex, rollback, from any process) makes them unreachable."""
+
+    enabled: bool = Field(True, description="serve repeated questions from the cache; `cache = false` turns it off")
+    max_entries: int = Field(
+        10_000, ge=1, le=10_000_000, description="entries kept per cache (in-process LRU, and the answer table)"
+    )
+    ttl_s: float = Field(3600.0, gt=0, description="seconds an entry is served after it was stored")
+
+
+class PriceSettings(_Section):
+    """A model's list price in US dollars per 1,000 tokens (``[pricing."gpt-4o-mini"]``)."""
+
+    prompt_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 prompt (input) tokens")
+    completion_per_1k: float = Field(0.0, ge=0, description="USD per 1,000 completion (output) tokens")
+
+
+class QuotaSettings(_Section):
+    daily_tokens_per_tenant: int | None = Field(
+        None, ge=1, description="prompt + completion tokens one tenant may use per UTC day; unset: no quota"
+    )
+    tenants: dict[str, int] = Field(
+        default_factory=dict, description="per-tenant daily token quotas that replace the default ('~' = no tenant)"
     )
 
 
@@ -439,6 +579,41 @@ class AnswerSettings(_Section):
     )
 
 
+class AgentSettings(_Section):
+    """Agent mode and its policy (docs/agents.md): what the model's proposals may do."""
+
+    enabled: bool = Field(
+        False,
+        description="agent mode on POST /v1/chat/completions: offer the model the built-in search_knowledge_base "
+        "tool, the actions of actions_file and escalate_to_human, and run the agent loop",
+    )
+    actions_file: Path | None = Field(None, description="actions.toml declaring the actions (none when unset)")
+    min_confidence: float = Field(
+        0.40,
+        ge=-1,
+        le=1,
+        description="minimum retrieval confidence to answer: the best cosine similarity (bundled embedder) between a "
+        "search and a retrieved chunk in this turn; below it the agent escalates or abstains, never guesses",
+    )
+    low_confidence: Literal["escalate", "abstain"] = Field(
+        "escalate", description="what happens below min_confidence: escalate to the review queue, or abstain"
+    )
+    escalate_denied_topics: bool = Field(
+        True, description="a question on one of guard.denied_topics goes to a person instead of the model"
+    )
+    max_tool_calls: int = Field(
+        4, ge=1, le=64, description="tool calls the model may make in one step; more are refused"
+    )
+    max_steps: int = Field(6, ge=1, le=50, description="model calls in one turn (the loop's bound)")
+    max_tokens: int = Field(4000, ge=64, description="completion tokens in one turn, all steps together")
+    max_seconds: float = Field(60.0, gt=0, description="wall time of one turn (seconds); the loop stops after it")
+    action_timeout_s: float = Field(10.0, gt=0, le=300, description="http actions: timeout of one attempt (seconds)")
+    action_retries: int = Field(
+        2, ge=0, le=5, description="http actions: retries on connection errors, timeouts and 5xx (never on 4xx)"
+    )
+    max_result_chars: int = Field(4000, ge=100, description="an action's output is cut to this many characters")
+
+
 class Settings(BaseSettings):
     """All of Groundwork's settings. See docs/configuration.md for every key."""
 
@@ -457,6 +632,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
@@ -465,6 +641,24 @@ class Settings(BaseSettings):
     guard: GuardSettings = Field(default_factory=GuardSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    pricing: dict[str, PriceSettings] = Field(
+        default_factory=dict, description="USD per 1,000 tokens by model name or model id; unlisted models cost 0"
+    )
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_switch(cls, value: Any) -> Any:
+        # `cache = false` (or GROUNDWORK_CACHE=false) is the short form of `[cache] enabled = false`.
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1", "on", "off"):
+            return {"enabled": value.strip().lower() in ("true", "1", "on")}
+        return value
 
     @model_validator(mode="after")
     def _check_store(self) -> Settings:

@@ -66,3 +66,18 @@ class GuardrailBlocked(GroundworkError):
     def __init__(self, decision: object, message: str) -> None:
         super().__init__(message)
         self.decision = decision
+
+
+class QuotaExceeded(GroundworkError):
+    """A tenant used its daily token quota (``quota.daily_tokens_per_tenant`` or ``quota.tenants``).
+    ``limit`` and ``used`` are tokens; ``reset_at`` is when the quota resets (next UTC midnight, ISO
+    8601); the HTTP API answers 429 with Retry-After."""
+
+    def __init__(self, tenant: str | None, limit: int, used: int, reset_at: str, retry_after_s: int) -> None:
+        who = f"tenant '{tenant}'" if tenant else "callers without a tenant"
+        super().__init__(
+            f"{who} used {used} of the {limit} tokens a day allowed (quota.daily_tokens_per_tenant / "
+            f"quota.tenants); the quota resets at {reset_at} (UTC midnight)"
+        )
+        self.tenant, self.limit, self.used = tenant, limit, used
+        self.reset_at, self.retry_after_s = reset_at, retry_after_s

@@ -15,11 +15,14 @@ Its parts (store, embedder, generator, guardrails, audit log, ...) come from
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from groundwork.answer.cache import AnswerCache, answer_key
+from groundwork.answer.cost import cost_usd
 from groundwork.answer.generator import Generator, TokenCallback
 from groundwork.answer.pipeline import AnswerPipeline, Question
 from groundwork.config import IngestSettings, Settings, load_settings
@@ -33,10 +36,14 @@ from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sources import SourceItem
 from groundwork.ingest.sync import DocumentAcl, Ingestor, ProgressFn
+from groundwork.ingest.web.crawl import WebListing, is_web, list_sources
 from groundwork.llm.chat import Message
 from groundwork.retrieve import SearchPipeline
 from groundwork.state.audit import answer_record
-from groundwork.state.protocols import AuditLog
+from groundwork.state.monitor import query_summary
+from groundwork.state.protocols import AuditLog, ReviewQueue
+from groundwork.state.reviews import open_for_record
+from groundwork.state.usage import audit_keys, check_quota, usage_row
 from groundwork.types import (
     ACL_NAME,
     ACL_NAME_RULE,
@@ -48,6 +55,7 @@ from groundwork.types import (
     IndexVersion,
     IngestReport,
     SearchHit,
+    TokenUsage,
 )
 from groundwork.wiring import Components
 
@@ -109,6 +117,11 @@ class KnowledgeBase:
         return self.components.audit
 
     @property
+    def reviews(self) -> ReviewQueue:
+        """The review queue (groundwork.state.ReviewQueue)."""
+        return self.components.reviews
+
+    @property
     def pipeline(self) -> SearchPipeline:
         """The search pipeline: decomposition, retrieval, fusion, reranking."""
         return self.components.search_pipeline
@@ -145,6 +158,7 @@ class KnowledgeBase:
         tenant: str | None = None,
         allowed_groups: Sequence[str] = (),
         items: Sequence[SourceItem] = (),
+        url_lists: Sequence[str | Path] = (),
         engine: str = "local",
         ray_address: str | None = None,
         ray_cpus: int | None = None,
@@ -152,8 +166,10 @@ class KnowledgeBase:
         namespace_ids: bool = False,
         replace_foreign: bool = True,
     ) -> IngestReport:
-        """Sync files, folders and ``s3://bucket/prefix`` sources (and in-memory ``items``) into the
-        index. See groundwork.ingest.sync for the guarantees.
+        """Sync files, folders, ``s3://bucket/prefix`` and web sources (``https://...``: a sitemap or a
+        start page to crawl; ``url_lists``: files of URLs; see groundwork.ingest.web), and in-memory
+        ``items``, into the index. See groundwork.ingest.sync for the guarantees. Web pages are fetched
+        before the writer lock is taken.
 
         ``engine="ray"`` runs parsing, chunking and embedding as Ray Data stages (``ray_address``: None
         starts a local Ray with ``ray_cpus`` CPUs, "auto" joins a cluster); results equal the local engine's.
@@ -194,9 +210,21 @@ class KnowledgeBase:
             )
         else:
             ingestor = Ingestor(*args, **kwargs)
-        sources = [p if str(p).startswith("s3://") else Path(p) for p in paths]
+        web = WebListing()
+        if any(is_web(p) for p in paths) or url_lists:
+            web = list_sources(
+                [str(p) for p in paths if is_web(p)],
+                [Path(p) for p in url_lists],
+                self.settings.web,
+                self.path / "web_pages.sqlite",
+            )
+        sources = [p if str(p).startswith("s3://") else Path(p) for p in paths if not is_web(p)]
         with self.store.writing("ingest"):
-            return ingestor.run(sources, sync=sync, progress=progress, items=items)
+            report = ingestor.run(
+                sources, sync=sync, progress=progress, items=[*items, *web.items], owned=web.owned, failed=web.failed
+            )
+        report.not_modified = web.not_modified
+        return report
 
     # -- query --------------------------------------------------------------------------------------
     def search(
@@ -242,14 +270,20 @@ class KnowledgeBase:
         on_token: TokenCallback | None = None,
         caller: str = "cli",
         access: Access | None = None,
+        key_id: str | None = None,
     ) -> Answer:
         """Answer ``question`` from the index with ``[n]`` citations, or abstain.
 
-        The steps are those of ``groundwork.answer.pipeline``; afterwards the audit record is written
-        (``caller`` names who asked: a key name, never the key). ``access`` limits every retrieval to
-        the documents the caller may see (None: all). Raises FilterError, RequestError and StoreError
-        as ``search`` does (RequestError also for a question over ``guard.max_question_chars``);
-        GeneratorError only when the backend fails and ``generator.fallback`` is 'none'.
+        The steps are those of ``groundwork.answer.pipeline``, unless the answer cache (``cache``)
+        holds this question for this access view, settings and index version: then the stored,
+        already-guarded answer is served (``cached_from`` names its id; the question's screen runs
+        again). Afterwards the audit record and the usage row (tokens, cost) are written (``caller``
+        names who asked: a key name, never the key; ``key_id`` its id). ``access`` limits every
+        retrieval to the documents the caller may see (None: all). Raises FilterError, RequestError
+        and StoreError as ``search`` does (RequestError also for a question over
+        ``guard.max_question_chars``); GeneratorError only when the backend fails and
+        ``generator.fallback`` is 'none'. An answer the grounding check flagged opens a review item
+        (``review.low_grounding``).
         """
         t0 = time.perf_counter()
         limit = self.settings.guard.max_question_chars
@@ -259,23 +293,76 @@ class KnowledgeBase:
             )
         self._require_index()
         c = self.components
-        steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, self.settings.answer)
-        q = Question(question, mode, top_k, filter, history, on_token, access)
-        answer = steps.run(q, self.store.current_version())
+        version = self.store.current_version()
+        cache, key = c.answer_cache, ""
+        if cache is not None:
+            s = self.settings
+            mode_, k = mode or s.retrieval.mode, top_k or s.answer.top_k
+            key = answer_key(question, mode_, k, filter, history, access, cache.settings_hash, version)
+        answer = self._from_cache(cache, key, question, on_token) if cache is not None else None
+        if answer is None:
+            steps = AnswerPipeline(c.search_pipeline, c.generator, c.guardrails, c.chat_model, self.settings.answer)
+            answer = steps.run(Question(question, mode, top_k, filter, history, on_token, access), version)
+            if answer.usage is not None:
+                answer.usage.cost_usd = cost_usd(answer.usage, answer.model_id, self.settings.pricing)
+            if cache is not None:
+                cache.put(key, answer)
         answer.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {k: round(v, 2) for k, v in answer.timings_ms.items()}
         if self.settings.audit.enabled:
-            self._audit(answer, caller, access, mode, filter)
+            self._audit(answer, caller, access, mode, filter, key_id)
         return answer
 
-    def _audit(self, answer: Answer, caller: str, access: Access | None, mode: str | None, flt: Any) -> None:
-        """Write the audit record; its question and answer texts with every PII span masked."""
+    def _from_cache(self, cache: AnswerCache, key: str, question: str, on_token: TokenCallback | None) -> Answer | None:
+        """The cached answer of ``key`` as a new answer (its own id, ``cached_from`` the original's,
+        0 tokens), or None on a miss. The question's screen runs on the question as asked now: a
+        refused question is never answered from the cache (None: the pipeline refuses it)."""
+        t0 = time.perf_counter()
+        hit = cache.get(key)
+        if hit is None:
+            return None
+        screened = self.components.guardrails.check_question(question)
+        if any(d.action == "blocked" for d in screened):
+            return None
+        hit.cached_from, hit.answer_id, hit.question = hit.answer_id, uuid.uuid4().hex, question
+        hit.guardrails = screened + [d for d in hit.guardrails if d.stage != "input"]
+        hit.usage = TokenUsage(source="cached")
+        hit.timings_ms = {"cache": (time.perf_counter() - t0) * 1000}
+        if on_token is not None:
+            on_token(hit.answer)  # released whole: it passed the output guardrails when it was written
+        return hit
+
+    def check_quota(self, access: Access | None) -> None:
+        """Raise QuotaExceeded when the caller's tenant used its daily token quota (``quota``);
+        nothing without a quota. Counted in the usage log every replica writes."""
+        q = self.settings.quota
+        if q.daily_tokens_per_tenant is None and not q.tenants:
+            return
+        tenant = access.tenant if access is not None and not access.everything else None
+        check_quota(self.components.usage, q, tenant)
+
+    def _audit(
+        self, answer: Answer, caller: str, access: Access | None, mode: str | None, flt: Any, key_id: str | None
+    ) -> None:
+        """Write the audit record (its question and answer texts with every PII span masked), then
+        the usage row of the answer (tokens and cost, for ``usage`` and quotas)."""
         text = flt if isinstance(flt, str) or flt is None else str(flt)
         record = answer_record(answer, caller, access, mode or self.settings.retrieval.mode, text)
+        record |= audit_keys(answer)
         redact = self.components.guardrails.redact
         record["question"], record["answer"] = redact(record["question"]), redact(record["answer"])
         record["search_query"] = redact(record["search_query"])
+        # For drift monitoring: the top-1 retrieval score, and the searched question's embedding as 8
+        # numbers (the embedding cache already holds it: the search just embedded the same text).
+        record["top1_score"] = record["retrieved"][0]["score"] if record["retrieved"] else None
+        if answer.search_query or answer.question:
+            record["query_summary"] = query_summary(self.embedder.embed([answer.search_query or answer.question])[0])
         self.audit.write(record)
+        low = [g for g in answer.guardrails if g.guard == "grounding"]
+        if low and self.settings.review.low_grounding:  # the grounding check flagged or blocked it
+            open_for_record(self.reviews, record, "low_grounding", low[0].detail)
+        row = usage_row(answer, caller, key_id, access, record.get("profile"), record["created_at"])
+        self.components.usage.record(row)
 
     # -- model changes ------------------------------------------------------------------------------
     def reindex(self, embedder_model: str) -> tuple[int, IndexVersion]:
@@ -319,6 +406,19 @@ class KnowledgeBase:
             self.store.delete_documents(ids)
             self.store.record_version(0, 0, len(ids), ids)
         return len(ids)
+
+    def sync_changes(self, changed: Sequence[Path], deleted: Sequence[Path], **ingest_args: Any) -> IngestReport:
+        """Re-sync changed local paths (``groundwork.ingest.watch.Changes``): ingest the ``changed``
+        files and folders (sync: records gone from a records file are deleted), and delete the
+        documents of ``deleted`` files and of everything under ``deleted`` folders. ``ingest_args`` as
+        for ``ingest``. One index version for the ingest, one for the deletions."""
+        report = self.ingest(list(changed), sync=True, **ingest_args) if changed else IngestReport()
+        if deleted:
+            gone = [str(p) for p in deleted]
+            prefixes = tuple(g + "/" for g in gone)
+            ids = [d.doc_id for d in self.store.list_documents() if d.source in gone or d.source.startswith(prefixes)]
+            report.deleted += self.delete(ids) if ids else 0
+        return report
 
     # -- consistency --------------------------------------------------------------------------------
     def check(self) -> CheckReport:

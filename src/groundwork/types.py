@@ -299,6 +299,25 @@ class GuardDecision:
 
 
 @dataclass
+class TokenUsage:
+    """Tokens one answer used: ``prompt_tokens`` (input) and ``completion_tokens`` (output) over every
+    LLM call (generation, rewriting, decomposition, LLM reranking); ``source`` is ``backend`` (what
+    each LLM call reported: the API's ``usage`` where it returns one, else the model's tokenizer or
+    the characters/4 estimate), ``tokenizer`` (no LLM call, e.g. the extractive generator: counted
+    with the generator's tokenizer) or ``cached`` (served from the answer cache: nothing was
+    generated, 0 tokens). ``cost_usd`` comes from the ``pricing`` table (0 for an unlisted model)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    source: str = "tokenizer"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
 class Answer:
     """The result of ``ask``. ``timings_ms`` has keys rewrite, embed, retrieve, rerank, assemble,
     generate, guard, total (milliseconds).
@@ -327,6 +346,8 @@ class Answer:
     blocked: bool = False
     notice: str | None = None
     index_version: int | None = None
+    usage: TokenUsage | None = None
+    cached_from: str | None = None  # the answer id this answer was served from (answer cache), else None
 
     def to_dict(self) -> dict[str, Any]:
         """The wire format (``to_wire``): what ``ask --json`` prints and ``/v1/answer`` returns."""
@@ -387,6 +408,7 @@ class IngestReport:
     version: int | None = None
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)  # every input file's result, in order
+    not_modified: int = 0  # web pages answered 304 Not Modified (conditional requests): not downloaded
 
     @property
     def changed(self) -> bool:

@@ -18,17 +18,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from groundwork.answer import ExtractiveGenerator, Generator
+from groundwork.answer.cache import AnswerCache, answer_settings_hash
 from groundwork.answer.llm import FallbackGenerator, LLMGenerator
 from groundwork.config import GeneratorSettings, Settings
 from groundwork.errors import ConfigError
 from groundwork.guard import ConfiguredGuardrails, Guardrails
+from groundwork.index.device import place
 from groundwork.index.embedder import Embedder, load_embedder
 from groundwork.index.store import MigratableStore, Store
 from groundwork.llm.chat import ChatModel
 from groundwork.retrieve import Retriever, SearchPipeline
+from groundwork.retrieve.cache import CachedSearchPipeline, retrieval_settings_hash
 from groundwork.retrieve.decompose import Decomposer, HeuristicDecomposer, LLMDecomposer
 from groundwork.retrieve.rerank import CrossEncoderReranker, LLMReranker, MMRReranker, Reranker
-from groundwork.state.protocols import AuditLog, JobQueue, KeyStore, RateLimiter
+from groundwork.state.protocols import (
+    AuditLog,
+    JobQueue,
+    KeyStore,
+    MonitorStore,
+    PendingActions,
+    RateLimiter,
+    ReviewQueue,
+    UsageLog,
+)
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -41,6 +53,8 @@ PROTOCOLS: dict[str, type] = {
     "generator": Generator,
     "guardrails": Guardrails,
     "audit": AuditLog,
+    "reviews": ReviewQueue,
+    "monitor": MonitorStore,
     "reranker": Reranker,
     "decomposer": Decomposer,
 }
@@ -119,7 +133,7 @@ def build_reranker(settings: Settings, embedder: Embedder, chat: ChatModel | Non
     if r.method == "cross-encoder":
         if r.model_path is None:
             raise ConfigError("rerank.model_path is required for rerank.method = 'cross-encoder'")
-        return CrossEncoderReranker(r.model_path, r.batch_size, settings.embedder.device)
+        return CrossEncoderReranker(r.model_path, r.batch_size, place(settings.embedder).device)
     if r.method == "llm":
         if chat is None:
             raise ConfigError(
@@ -139,6 +153,34 @@ def build_decomposer(settings: Settings, chat: ChatModel | None) -> Decomposer |
     return None
 
 
+def build_answer_cache(settings: Settings, pg_pool: Callable[[], Any], prompt_ref: str | None) -> AnswerCache | None:
+    """The answer cache (``cache``): an LRU in front of ``cache.sqlite`` in the kb folder, or of the
+    ``answer_cache`` table in PostgreSQL; None when ``cache.enabled`` is off."""
+    c = settings.cache
+    if not c.enabled:
+        return None
+    if uses_postgres(settings):
+        from groundwork.state.cache import PgAnswerCache
+
+        store: Any = PgAnswerCache(pg_pool(), c.max_entries, c.ttl_s)
+    else:
+        from groundwork.state.cache import SqliteAnswerCache
+
+        store = SqliteAnswerCache(Path(settings.kb) / "cache.sqlite", c.max_entries, c.ttl_s)
+    return AnswerCache(store, answer_settings_hash(settings, prompt_ref), c.max_entries, c.ttl_s)
+
+
+def build_usage(settings: Settings, pg_pool: Callable[[], Any]) -> UsageLog:
+    """``usage.sqlite`` in the kb folder, or the ``usage`` table in PostgreSQL (shared by replicas)."""
+    if uses_postgres(settings):
+        from groundwork.state.usage import PgUsageLog
+
+        return PgUsageLog(pg_pool())
+    from groundwork.state.usage import SqliteUsageLog
+
+    return SqliteUsageLog(Path(settings.kb) / "usage.sqlite")
+
+
 def build_audit(settings: Settings, pg_pool: Callable[[], Any]) -> AuditLog:
     """``audit.sqlite`` in the kb folder, or the ``audit`` table in PostgreSQL."""
     if uses_postgres(settings):
@@ -150,6 +192,28 @@ def build_audit(settings: Settings, pg_pool: Callable[[], Any]) -> AuditLog:
     return SqliteAuditLog(Path(settings.kb) / "audit.sqlite")
 
 
+def build_reviews(settings: Settings, pg_pool: Callable[[], Any]) -> ReviewQueue:
+    """``reviews.sqlite`` in the kb folder, or the ``reviews`` table in PostgreSQL."""
+    if uses_postgres(settings):
+        from groundwork.state.reviews import PgReviewQueue
+
+        return PgReviewQueue(pg_pool())
+    from groundwork.state.reviews import SqliteReviewQueue
+
+    return SqliteReviewQueue(Path(settings.kb) / "reviews.sqlite")
+
+
+def build_monitor(settings: Settings, pg_pool: Callable[[], Any]) -> MonitorStore:
+    """``monitor.sqlite`` in the kb folder, or the ``monitor_runs`` table in PostgreSQL."""
+    if uses_postgres(settings):
+        from groundwork.state.monitor import PgMonitorStore
+
+        return PgMonitorStore(pg_pool())
+    from groundwork.state.monitor import SqliteMonitorStore
+
+    return SqliteMonitorStore(Path(settings.kb) / "monitor.sqlite")
+
+
 # -- the parts of one knowledge base -----------------------------------------------------------------
 class Components:
     """The parts of one knowledge base, each built from ``settings`` on first use unless supplied.
@@ -157,7 +221,7 @@ class Components:
     Args:
         settings: the one settings object.
         **parts: any of ``store``, ``embedder``, ``chat_model``, ``generator``, ``reranker``,
-            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit`` to use instead of the
+            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit``, ``reviews``, ``monitor`` to use instead of the
             configured one.
     Raises:
         ConfigError: an unknown part name, or a part that does not implement its protocol.
@@ -234,7 +298,12 @@ class Components:
 
         def build() -> SearchPipeline:
             retriever = Retriever(self.store, self.embedder, self.settings.retrieval)
-            return SearchPipeline(retriever, self.reranker, self.decomposer, self.settings.rerank.depth)
+            plain = SearchPipeline(retriever, self.reranker, self.decomposer, self.settings.rerank.depth)
+            c = self.settings.cache
+            if not c.enabled:
+                return plain
+            key = retrieval_settings_hash(self.settings)
+            return CachedSearchPipeline(plain, self.store.current_version, key, c.max_entries, c.ttl_s)
 
         return self._get("search_pipeline", build)
 
@@ -244,9 +313,34 @@ class Components:
         return self._get("guardrails", lambda: ConfiguredGuardrails(self.settings.guard, self.embedder))
 
     @property
+    def answer_cache(self) -> AnswerCache | None:
+        """The answer cache of ``cache``, or None when it is off."""
+
+        def build() -> AnswerCache | None:
+            prompt = self.generator.prompt
+            return build_answer_cache(self.settings, self.pg_pool, prompt.ref if prompt is not None else None)
+
+        return self._get("answer_cache", build)
+
+    @property
+    def usage(self) -> UsageLog:
+        """Tokens and cost per answer: ``usage.sqlite``, or PostgreSQL's ``usage`` table."""
+        return self._get("usage", lambda: build_usage(self.settings, self.pg_pool))
+
+    @property
     def audit(self) -> AuditLog:
         """The audit log: ``audit.sqlite``, or PostgreSQL's ``audit`` table."""
         return self._get("audit", lambda: build_audit(self.settings, self.pg_pool))
+
+    @property
+    def reviews(self) -> ReviewQueue:
+        """The review queue: ``reviews.sqlite``, or PostgreSQL's ``reviews`` table."""
+        return self._get("reviews", lambda: build_reviews(self.settings, self.pg_pool))
+
+    @property
+    def monitor(self) -> MonitorStore:
+        """The drift monitor's runs: ``monitor.sqlite``, or PostgreSQL's ``monitor_runs`` table."""
+        return self._get("monitor", lambda: build_monitor(self.settings, self.pg_pool))
 
     def with_embedder_model(self, model: str) -> Components:
         """The same store with another embedding model (after ``reindex``): the embedder and every
@@ -254,7 +348,7 @@ class Components:
         settings = self.settings.model_copy(
             update={"embedder": self.settings.embedder.model_copy(update={"model": model})}
         )
-        kept = {k: self._parts[k] for k in ("store", "audit", "chat_model") if k in self._parts}
+        kept = {k: self._parts[k] for k in ("store", "audit", "reviews", "chat_model") if k in self._parts}
         new = Components(settings, **kept)
         new._pg_pool = self._pg_pool
         return new
@@ -266,8 +360,10 @@ class Components:
         and decomposer built so far are kept. The model is loaded once per process either way.
         Evaluation times new questions on such a copy, with an empty cache."""
         embedder = self.settings.embedder.model_copy(update={"cache_dir": cache_dir})
-        settings = self.settings.model_copy(update={"embedder": embedder})
-        shared = ("store", "audit", "chat_model", "reranker", "decomposer")
+        # no answer or retrieval cache either: the copy times what a new question costs
+        no_cache = self.settings.cache.model_copy(update={"enabled": False})
+        settings = self.settings.model_copy(update={"embedder": embedder, "cache": no_cache})
+        shared = ("store", "audit", "reviews", "chat_model", "reranker", "decomposer")
         new = Components(settings, **{k: self._parts[k] for k in shared if k in self._parts})
         new._pg_pool = self._pg_pool
         return new
@@ -304,6 +400,18 @@ def build_service_state(settings: Settings, components: Components) -> ServiceSt
     return ServiceState(SqliteKeyStore(root / "keys.sqlite"), SqliteJobQueue(root), MemoryRateLimiter(rate, burst))
 
 
+def build_pending_actions(settings: Settings, components: Components) -> PendingActions:
+    """Actions waiting for a person's confirmation: ``actions.sqlite`` in the kb folder, or the
+    ``pending_actions`` table in PostgreSQL (on the components' pool)."""
+    if uses_postgres(settings):
+        from groundwork.state.pending import PgPendingActions
+
+        return PgPendingActions(components.pg_pool())
+    from groundwork.state.pending import SqlitePendingActions
+
+    return SqlitePendingActions(Path(settings.kb) / "actions.sqlite")
+
+
 def build_key_store(settings: Settings) -> KeyStore:
     """The key store alone (``groundwork keys``), without loading the model or opening the index.
     Raises StoreError when PostgreSQL is unreachable or its schema is not migrated yet."""
@@ -315,6 +423,26 @@ def build_key_store(settings: Settings) -> KeyStore:
     from groundwork.state.keys import SqliteKeyStore
 
     return SqliteKeyStore(Path(settings.kb) / "keys.sqlite")
+
+
+def build_review_queue(settings: Settings) -> ReviewQueue:
+    """The review queue alone (``groundwork reviews``), without loading the model or opening the index.
+    Raises StoreError when PostgreSQL is unreachable or its schema is not migrated yet."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+
+        return build_reviews(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
+    return build_reviews(settings, lambda: None)
+
+
+def build_usage_log(settings: Settings) -> UsageLog:
+    """The usage log alone (``groundwork usage``), without loading the model or opening the index.
+    Raises StoreError when PostgreSQL is unreachable or its schema is not migrated yet."""
+    if uses_postgres(settings):
+        from groundwork.index.pg_schema import state_pool
+
+        return build_usage(settings, lambda: state_pool(settings.pg_dsn or "", settings.postgres.schema_name, 2))
+    return build_usage(settings, lambda: None)
 
 
 def open_store_uri(uri: str, settings: Settings, dimension: int | None = None) -> MigratableStore:

@@ -57,7 +57,8 @@ def openai_kb(make_kb, docs: Path, url: str, **extra):
 
 def test_openai_backend_answers_with_checked_citations(make_kb, kb_docs: Path) -> None:
     with ChatServer(park_reply) as server:
-        kb = openai_kb(make_kb, kb_docs, server.base_url)
+        # no answer cache: the second, streamed ask of the same question must reach the model too
+        kb = openai_kb(make_kb, kb_docs, server.base_url, **{"cache.enabled": False})
         ans = kb.ask("Where can visitors park?")
         streamed: list[str] = []
         ans2 = kb.ask("Where can visitors park?", on_token=streamed.append)

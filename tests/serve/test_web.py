@@ -386,7 +386,7 @@ def test_the_header_is_short_at_phone_width(web, browser) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     sign_in(page, srv.url, keys["admin"])
     nav = page.get_by_role("navigation", name="Pages")
-    assert nav.get_by_role("link").filter(visible=True).count() == 5
+    assert nav.get_by_role("link").filter(visible=True).count() == 7  # with Review and Health
     height = page.locator("header").bounding_box()["height"]
     assert height <= HEADER_MAX_PX, f"header {height} px high at 390 px wide"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # and no sideways scrolling
@@ -408,4 +408,8 @@ def test_no_auth_goes_straight_in_and_resyncs(dev, browser) -> None:
     page.get_by_text("Finished", exact=True).wait_for(timeout=120_000)
     assert page.locator("#jobs progress").first.evaluate("bar => bar.value === bar.max")  # a full bar
     page.get_by_role("link", name="holidays.md").wait_for()
+    # the run is listed with what it changed (scheduled runs are listed the same way)
+    run = page.get_by_role("table", name="Latest syncs of the configured sources").locator("tbody tr").first
+    expect(run.locator("td").nth(1)).to_have_text("done")
+    expect(run.locator("td").nth(2)).to_have_text("1")  # added
     shoot(page, "no-auth-documents")

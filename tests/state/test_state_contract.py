@@ -1,5 +1,6 @@
 """The service-state contract, run against both implementations of each protocol: SQLite files (or
-process memory) and a real PostgreSQL. Keys, jobs, the audit log and rate limits must behave the same."""
+process memory) and a real PostgreSQL. Keys, jobs, the audit log, rate limits and the review queue
+must behave the same."""
 
 from __future__ import annotations
 
@@ -11,7 +12,18 @@ from types import SimpleNamespace
 import pytest
 
 from groundwork.errors import RequestError
-from groundwork.state import ApiKeyError, AuditLog, AuditNotFound, JobQueue, KeyStore, RateLimiter
+from groundwork.state import (
+    ApiKeyError,
+    AuditLog,
+    AuditNotFound,
+    JobQueue,
+    KeyStore,
+    MonitorStore,
+    RateLimiter,
+    ReviewConflict,
+    ReviewNotFound,
+    ReviewQueue,
+)
 from groundwork.state.jobs import staged_path
 from groundwork.types import Access
 
@@ -23,9 +35,13 @@ def state(request: pytest.FixtureRequest, tmp_path: Path):
         from groundwork.state.audit import SqliteAuditLog
         from groundwork.state.jobs import SqliteJobQueue
         from groundwork.state.keys import SqliteKeyStore
+        from groundwork.state.monitor import SqliteMonitorStore
         from groundwork.state.ratelimit import MemoryRateLimiter
+        from groundwork.state.reviews import SqliteReviewQueue
 
         yield SimpleNamespace(
+            monitor=SqliteMonitorStore(tmp_path / "monitor.sqlite"),
+            reviews=SqliteReviewQueue(tmp_path / "reviews.sqlite"),
             keys=SqliteKeyStore(tmp_path / "keys.sqlite"),
             jobs=SqliteJobQueue(tmp_path),
             audit=SqliteAuditLog(tmp_path / "audit.sqlite"),
@@ -36,12 +52,16 @@ def state(request: pytest.FixtureRequest, tmp_path: Path):
     from groundwork.state.audit import PgAuditLog
     from groundwork.state.jobs import PgJobQueue
     from groundwork.state.keys import PgKeyStore
+    from groundwork.state.monitor import PgMonitorStore
     from groundwork.state.ratelimit import PgRateLimiter
+    from groundwork.state.reviews import PgReviewQueue
 
     dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
     migrate(dsn, schema, 8)
     pool = make_pool(dsn, schema, 1, 4)
     yield SimpleNamespace(
+        reviews=PgReviewQueue(pool),
+        monitor=PgMonitorStore(pool),
         keys=PgKeyStore(pool),
         jobs=PgJobQueue(pool, tmp_path, lease_s=3),
         audit=PgAuditLog(pool),
@@ -55,6 +75,8 @@ def test_each_implements_its_protocol(state) -> None:
     assert isinstance(state.jobs, JobQueue)
     assert isinstance(state.audit, AuditLog)
     assert isinstance(state.limiter(1.0, 1), RateLimiter)
+    assert isinstance(state.reviews, ReviewQueue)
+    assert isinstance(state.monitor, MonitorStore)
 
 
 # -- keys --------------------------------------------------------------------------------------------
@@ -208,3 +230,105 @@ def test_staged_files_are_named_by_position_never_by_the_callers_name(state) -> 
     job = state.jobs.submit({"../../evil.md": b"a", "b.md": b"b"}, "bot", Access(), [], {})
     paths = [staged_path(state.jobs.uploads, job, n) for n in job.files]
     assert [p.name for p in paths] == ["0", "1"] and all(p.parent.parent == state.jobs.uploads for p in paths)
+
+
+def test_scheduled_jobs_are_one_per_slot_and_never_overlap(state) -> None:
+    """Replicas schedule the same slot: one job. While a sync job is queued or running, no other is
+    queued; once it finished, the next slot's is."""
+    first = state.jobs.submit_scheduled("sync", 1000)
+    assert first is not None and first.job_id == "sync-1000" and first.kind == "sync"
+    assert state.jobs.submit_scheduled("sync", 1000) is None  # another replica, same slot
+    assert state.jobs.submit_scheduled("sync", 1001) is None  # the first one is still queued
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def process(job) -> None:
+        seen.append(job.job_id)
+        job.summary = {"added": 1, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
+        stop.set()
+
+    state.jobs.run_forever(process, stop)
+    deadline = time.monotonic() + 10
+    while state.jobs.recent("sync")[0].status != "done" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [done] = state.jobs.recent("sync")
+    assert seen == ["sync-1000"] and done.status == "done" and done.summary["added"] == 1
+    assert state.jobs.submit_scheduled("sync", 1000) is None  # a slot runs once
+    assert state.jobs.submit_scheduled("sync", 1002) is not None
+    assert [j.job_id for j in state.jobs.recent("sync")] == ["sync-1002", "sync-1000"]
+
+
+# -- review queue --------------------------------------------------------------------------------------
+_EVIDENCE = [{"chunk_id": "c1", "doc_id": "d1", "source": "d1.md", "score": 0.4, "n": 1, "secret": "dropped"}]
+
+
+def test_a_review_keeps_what_the_reviewer_needs_and_is_opened_once_per_answer(state) -> None:
+    item = state.reviews.open("not_helpful", "q?", "a.", _EVIDENCE, "ans1", "acme", ["hr"], "wrong year", "bot")
+    assert (item.status, item.kind, item.tenant, item.groups, item.reasons) == (
+        "open", "not_helpful", "acme", ["hr"], ["wrong year"]
+    )  # fmt: skip
+    assert item.evidence == [{"chunk_id": "c1", "doc_id": "d1", "source": "d1.md", "score": 0.4, "n": 1}]
+    again = state.reviews.open("low_grounding", "q?", "a.", [], "ans1", "acme", ["hr"], "grounding 0.3 < 0.7")
+    assert again.review_id == item.review_id and again.reasons == ["wrong year", "grounding 0.3 < 0.7"]
+    other = state.reviews.open("escalation", "q2?", "", None, None, "acme", [], "the user asked for a person")
+    assert other.review_id != item.review_id
+    assert [i.review_id for i in state.reviews.list()] == [other.review_id, item.review_id]  # newest first
+    got = state.reviews.get(item.review_id)
+    assert got.reasons == ["wrong year", "grounding 0.3 < 0.7"] and got.asker == "bot"
+
+
+def test_reviews_are_shown_only_to_admins_who_could_see_what_the_asker_saw(state) -> None:
+    hr = state.reviews.open("not_helpful", "q", "a", [], "a1", "acme", ["hr"], None)
+    both = state.reviews.open("not_helpful", "q", "a", [], "a2", "acme", ["hr", "eng"], None)
+    unrestricted = state.reviews.open("not_helpful", "q", "a", [], "a3", None, None, None)
+    ids = lambda items: {i.review_id for i in items}  # noqa: E731
+    assert ids(state.reviews.list(access=Access("acme", ("hr",)))) == {hr.review_id}
+    assert ids(state.reviews.list(access=Access("acme", ("hr", "eng")))) == {hr.review_id, both.review_id}
+    assert state.reviews.list(access=Access("globex", ("hr", "eng"))) == []
+    assert ids(state.reviews.list(access=Access.all())) == {hr.review_id, both.review_id, unrestricted.review_id}
+    for rid, access in ((both.review_id, Access("acme", ("hr",))), (unrestricted.review_id, Access(None, ()))):
+        with pytest.raises(ReviewNotFound):
+            state.reviews.get(rid, access)
+        with pytest.raises(ReviewNotFound):
+            state.reviews.finish(rid, "dismissed", {}, access)
+
+
+def test_a_review_is_finished_once(state) -> None:
+    item = state.reviews.open("not_helpful", "q", "a", [], "a1", None, [], None)
+    done = state.reviews.finish(item.review_id, "resolved", {"reviewer": "alice", "answer": "42"})
+    assert done.status == "resolved" and done.resolved_at and done.resolution["answer"] == "42"
+    with pytest.raises(ReviewConflict):
+        state.reviews.finish(item.review_id, "dismissed", {})
+    assert state.reviews.list() == []
+    assert [i.review_id for i in state.reviews.list(status="resolved")] == [item.review_id]
+    assert state.reviews.get(item.review_id).resolution == {"reviewer": "alice", "answer": "42"}
+    # a new complaint about a resolved answer opens a new item
+    assert state.reviews.open("not_helpful", "q", "a", [], "a1", None, [], None).review_id != item.review_id
+    with pytest.raises(ReviewNotFound):
+        state.reviews.get("nope")
+
+
+@pytest.mark.parametrize(
+    ("kind", "tenant", "groups", "status"),
+    [("rant", None, [], None), ("manual", "x|y", [], None), ("manual", None, ["a'b"], None), ("manual", None, [], "x")],
+)
+def test_invalid_reviews_are_refused(state, kind, tenant, groups, status) -> None:
+    with pytest.raises(RequestError):
+        if status:
+            state.reviews.list(status=status)
+        else:
+            state.reviews.open(kind, "q", "a", [], None, tenant, groups, None)
+    assert state.reviews.list(status=None) == []
+
+
+# -- monitor runs --------------------------------------------------------------------------------------
+def test_monitor_runs_are_kept_newest_first_with_the_latest_baseline(state) -> None:
+    assert state.monitor.list() == [] and state.monitor.baseline() is None
+    first = state.monitor.add({"eval": {"recall@10": 0.9}}, baseline=True)
+    second = state.monitor.add({"eval": {"recall@10": 0.8}})
+    assert first["run_id"] != second["run_id"] and first["created_at"] <= second["created_at"]
+    assert [r["run_id"] for r in state.monitor.list()] == [second["run_id"], first["run_id"]]
+    assert state.monitor.list(1)[0]["eval"] == {"recall@10": 0.8}
+    assert state.monitor.baseline()["run_id"] == first["run_id"]
+    third = state.monitor.add({"eval": {}}, baseline=True)
+    assert state.monitor.baseline()["run_id"] == third["run_id"]

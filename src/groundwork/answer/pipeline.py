@@ -27,9 +27,10 @@ from groundwork.filters import Filter
 from groundwork.guard import REFUSAL, Guardrails
 from groundwork.guard.output import OutputScreen, ReleaseBuffer
 from groundwork.llm.chat import ChatModel, Message
+from groundwork.llm.usage import metered
 from groundwork.retrieve import SearchPipeline
 from groundwork.retrieve.conversation import rewrite_question
-from groundwork.types import Access, Answer, Citation, ContextChunk
+from groundwork.types import Access, Answer, Citation, ContextChunk, TokenUsage
 
 
 @contextmanager
@@ -71,7 +72,23 @@ class AnswerPipeline:
 
     def run(self, q: Question, index_version: int | None) -> Answer:
         """The answer with ``timings_ms`` per stage (rewrite, embed, retrieve, rerank, assemble,
-        generate, guard; ``total`` is added by the caller)."""
+        generate, guard; ``total`` is added by the caller) and ``usage``: the tokens every LLM call
+        of the run reported (``groundwork.llm.usage``); without an LLM call (the extractive generator,
+        a refused question) the question and the context it read, and the answer, counted with the
+        generator's tokenizer (the embedding model's, for the extractive one). ``usage.cost_usd`` is
+        left to the caller (it knows the price table)."""
+        read: list[int] = []  # tokens of the context the generator read
+        with metered() as meter:
+            answer = self._run(q, index_version, read)
+        if meter.calls:
+            answer.usage = TokenUsage(meter.prompt, meter.completion, source="backend")
+        else:
+            count = self.generator.count_tokens
+            prompt = count(answer.search_query or answer.question) + sum(read)
+            answer.usage = TokenUsage(prompt, count(answer.answer), source="tokenizer")
+        return answer
+
+    def _run(self, q: Question, index_version: int | None, read: list[int]) -> Answer:
         prompt = self.generator.prompt
         answer = Answer(
             q.text,
@@ -89,6 +106,7 @@ class AnswerPipeline:
         with _timed(answer.timings_ms, "rewrite"):
             answer.search_query = rewrite_question(q.text, q.history, self.chat) if q.history else q.text
         context, flagged = self._retrieve_context(answer, q)
+        read.extend(c.tokens for c in context)
         screen = self.guardrails.output_screen([c.text for c in context])
         whole = q.on_token is None or self.guardrails.blocks_output
         with _timed(answer.timings_ms, "generate"):

@@ -16,7 +16,18 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
+from groundwork.cli import (
+    adapt_cmds,
+    agent_cmds,
+    check_cmds,
+    db_cmds,
+    eval_cmds,
+    kb_cmds,
+    monitor_cmds,
+    review_cmds,
+    service_cmds,
+    usage_cmds,
+)
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
 
 
@@ -58,12 +69,17 @@ for command in (kb_cmds.ingest, kb_cmds.search, kb_cmds.ask, kb_cmds.reindex, kb
 for command in (kb_cmds.versions, kb_cmds.documents, check_cmds.check, service_cmds.serve):
     app.command()(command)
 app.command("migrate")(db_cmds.migrate_cmd)
+app.command("mcp")(agent_cmds.mcp)
+app.command("agent")(agent_cmds.agent)
 app.command("decide")(adapt_cmds.decide_cmd)
+app.command("usage")(usage_cmds.usage_cmd)
 app.add_typer(service_cmds.keys_app, name="keys")
 app.add_typer(service_cmds.audit_app, name="audit")
 app.add_typer(service_cmds.config_app, name="config")
 app.add_typer(eval_cmds.eval_app, name="eval")
 app.add_typer(adapt_cmds.adapt_app, name="adapt")
 app.add_typer(db_cmds.db_app, name="db")
+app.add_typer(review_cmds.reviews_app, name="reviews")
+app.add_typer(monitor_cmds.monitor_app, name="monitor")
 
 __all__ = ["app"]

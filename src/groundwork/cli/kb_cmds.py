@@ -5,8 +5,10 @@ Exit codes: 0 success; 1 ``ingest`` finished but some files failed; 2 bad input 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -14,11 +16,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
-from groundwork.types import DocumentHit, SearchHit, document_label, page_label
+from groundwork.types import DocumentHit, IngestReport, SearchHit, document_label, page_label
+
+if TYPE_CHECKING:
+    from groundwork.kb import KnowledgeBase
 
 
 def ingest(
-    paths: list[str] = typer.Argument(..., help="Files, folders and s3://bucket/prefix sources to ingest"),
+    paths: list[str] = typer.Argument(
+        None,
+        help="Files, folders, s3://bucket/prefix, and web sources: https://site/sitemap.xml or a start page to crawl",
+        show_default=False,
+    ),
+    urls: list[Path] = typer.Option(
+        [], "--urls", help="A file of web page URLs to ingest (one a line, '#' comments); repeatable"
+    ),
     sync: bool = typer.Option(
         True, "--sync/--no-sync", help="Delete documents that vanished from the given folders/record files"
     ),
@@ -37,11 +49,24 @@ def ingest(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster to join ('auto', ray://host:10001); default: start a local Ray"
     ),
+    watch: bool = typer.Option(
+        False, "--watch", help="Then keep watching the given files and folders, re-syncing changes until Ctrl-C"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
     kb: KbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Index files and folders (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
+    """Index files, folders and web sites (.md .txt .html .pdf .docx .json .jsonl); re-running syncs changes."""
+    paths = paths or []
+    if not paths and not urls:
+        err.print("[red]error[/]: give a file, folder, s3:// or https:// source, or --urls FILE")
+        raise typer.Exit(2)
+    if watch and (urls or any("://" in p for p in paths) or engine != "local"):
+        err.print(
+            "[red]error[/]: --watch follows local files and folders with the local engine; "
+            "sync S3 and web sources on a schedule with `serve` (serve.sources, serve.sync_interval_s)"
+        )
+        raise typer.Exit(2)
     with user_errors():
         kbase = open_kb(kb, config, **{"chunking.strategy": chunker, "chunking.chunk_tokens": chunk_tokens})
         fields = [f.strip() for f in metadata_fields.split(",") if f.strip()] if metadata_fields else None
@@ -60,18 +85,50 @@ def ingest(
                 bar.update(task, total=total, completed=done, description=escape(display(path)[-50:]) or "finishing")
 
             groups = [g.strip() for g in (allowed_groups or "").split(",") if g.strip()]
+            args = {
+                "text_field": text_field,
+                "id_field": id_field,
+                "metadata_fields": fields,
+                "tenant": tenant,
+                "allowed_groups": groups,
+            }
             report = kbase.ingest(
-                paths,
-                sync=sync,
-                progress=progress,
-                text_field=text_field,
-                id_field=id_field,
-                metadata_fields=fields,
-                tenant=tenant,
-                allowed_groups=groups,
-                engine=engine,
-                ray_address=ray_address,
+                paths, sync=sync, progress=progress, engine=engine, ray_address=ray_address, url_lists=urls, **args
             )
+    _print_report(report, as_json)
+    if watch:
+        _watch(kbase, [Path(p) for p in paths], args, as_json)
+        raise typer.Exit(0)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _watch(kbase: KnowledgeBase, paths: list[Path], args: dict, as_json: bool) -> None:
+    """Re-sync each batch of changes under ``paths`` until Ctrl-C; one line (or JSON report) per batch."""
+    from groundwork.ingest.watch import Changes, watch
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[red]error[/]: cannot watch {escape(', '.join(missing))}: no such file or folder")
+        raise typer.Exit(2)
+
+    def apply(changes: Changes) -> None:
+        _print_report(kbase.sync_changes(changes.changed, changes.deleted, **args), as_json)
+
+    def ready() -> None:  # what changed while the watch was being set up (hashes only when nothing did)
+        report = kbase.ingest(paths, sync=True, **args)
+        if report.changed or report.failed:
+            _print_report(report, as_json)
+        if not as_json:
+            err.print(f"watching {len(paths)} path(s) for changes; Ctrl-C stops")
+
+    # Ctrl-C during a re-sync: its committed batches stay, and the next run finishes the rest.
+    with user_errors(), contextlib.suppress(KeyboardInterrupt):
+        watch(paths, apply, exclude=kbase.path, quiet_ms=kbase.settings.ingest.watch_quiet_ms, on_ready=ready)
+    if not as_json:
+        err.print("stopped watching")
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print_json(report.to_dict())
     else:
@@ -80,13 +137,14 @@ def ingest(
             f"{report.deleted} deleted, {len(report.failed)} failed  "
             f"({report.chunks_written} chunks written, {report.chunks_embedded} embedded, {report.seconds:.1f} s)"
         )
+        if report.not_modified:
+            out.print(f"{report.not_modified} web page(s) not modified (HTTP 304): not downloaded")
         if report.version:
             out.print(f"index version {report.version}")
         for f in report.skipped:
             out.print(f"[yellow]skipped[/] {escape(display(f.path))}: {escape(f.reason)}")
         for f in report.failed:
             out.print(f"[red]failed[/]  {escape(display(f.path))}: {escape(f.reason)}")
-    raise typer.Exit(1 if report.failed else 0)
 
 
 def _hits_table(hits: list[SearchHit]) -> Table:

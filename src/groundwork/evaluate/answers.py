@@ -121,7 +121,7 @@ def evaluate_answers(
     kb.search(WARM_UP, mode=mode)  # the model, tables and the parts the copy below shares
     with new_questions(kb) as fresh:
         fresh.search(WARM_UP, mode=mode)
-        answers = [fresh.ask(q.question, mode=mode, filter=q.filter) for q in queries]
+        answers = [fresh.ask(q.question, mode=mode, filter=q.filter, access=q.access) for q in queries]
     for q, ans in zip(queries, answers):
         if judge is not None and q.answerable:
             jr = judge.judge(q.question, q.answer, ans.answer)

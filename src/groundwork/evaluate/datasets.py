@@ -13,6 +13,11 @@ judgments). Three layouts:
   ``sources`` are document ids or file paths relative to the corpus folder; an empty list with an
   ``answer`` of "" marks an unanswerable question. The first line may name the corpus folder,
   relative to the eval set: {"corpus": "../docs"}.
+
+  A first line {"live": true} instead marks questions about the live knowledge base (``--kb``), such as
+  those of resolved reviews (``groundwork reviews export``): nothing is indexed, ``sources`` are the
+  knowledge base's document ids, and a question may carry the asker's ``"tenant"`` and ``"groups"``:
+  it is then searched with that access, as the asker would.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from groundwork.errors import GroundworkError
 from groundwork.ingest.records import RecordOptions
+from groundwork.types import Access
 
 
 class DatasetError(GroundworkError):
@@ -42,6 +48,7 @@ class EvalQuery:
     facts: list[str] = field(default_factory=list)
     qtype: str = ""
     filter: str | None = None
+    access: Access | None = None  # live eval sets: the asker's tenant and groups; None: every document
 
     @property
     def answerable(self) -> bool:
@@ -149,10 +156,39 @@ def load_multihop(corpus: Path, queries: Path) -> EvalDataset:
     return EvalDataset("multihop-rag", [corpus], options, qs, "multihop-rag")
 
 
+LIVE = "live"  # the format of an eval set about the live knowledge base (no corpus to index)
+
+
+def live_dataset(name: str, rows: list[dict]) -> EvalDataset:
+    """Questions about the live knowledge base: ``rows`` as in a Groundwork eval set, with sources
+    as document ids and optional ``tenant``/``groups`` (the access each question is asked with)."""
+    qs = []
+    for i, row in enumerate(rows, 1):
+        if "question" not in row:
+            raise DatasetError(f"{name}: question {i} has no 'question' field")
+        groups = row.get("groups")
+        access = None if "tenant" not in row and groups is None else Access(row.get("tenant"), tuple(groups or ()))
+        qs.append(
+            EvalQuery(
+                qid=str(row.get("id", i)),
+                question=row["question"],
+                answer=row.get("answer", ""),
+                qrels={str(s): 1 for s in row.get("sources", [])},
+                qtype=row.get("type", ""),
+                filter=row.get("filter"),
+                access=access,
+            )
+        )
+    return EvalDataset(name, [], None, qs, LIVE)
+
+
 def load_eval_set(path: Path, corpus: Path | None = None) -> EvalDataset:
     """A Groundwork eval set. ``corpus`` defaults to the ``corpus`` key of the file's first line
-    (a path relative to the eval set), e.g. {"corpus": "../docs"}."""
+    (a path relative to the eval set), e.g. {"corpus": "../docs"}; a first line {"live": true} makes
+    it a ``live_dataset`` (no corpus)."""
     rows = _read_jsonl(path)
+    if rows and rows[0].get("live") is True and "question" not in rows[0]:
+        return live_dataset(path.stem, rows[1:])
     if rows and "corpus" in rows[0] and "question" not in rows[0]:
         corpus = corpus or (path.parent / rows[0]["corpus"]).resolve()
         rows = rows[1:]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from groundwork import __version__
 from groundwork.config import Settings
-from groundwork.evaluate.datasets import DatasetError, EvalDataset
+from groundwork.evaluate.datasets import LIVE, DatasetError, EvalDataset
 from groundwork.kb import KnowledgeBase
 
 
@@ -37,15 +37,20 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
 
 
 def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None) -> KnowledgeBase:
-    """A KnowledgeBase over ``dataset``'s corpus, built on first use. Raises DatasetError when
-    corpus files fail to load."""
+    """A KnowledgeBase over ``dataset``'s corpus, built on first use; for a live eval set
+    (``{"live": true}``), the knowledge base of ``settings`` itself, read only. Raises DatasetError
+    when corpus files fail to load, StoreError when a live knowledge base does not exist."""
+    # Evaluation runs thousands of questions: they are not user answers, so they are not audited.
+    audit = settings.audit.model_copy(update={"enabled": False})
+    if dataset.fmt == LIVE:
+        kb = KnowledgeBase(settings=settings.model_copy(update={"audit": audit}))
+        kb.require_existing()
+        return kb
     root = cache_dir or default_cache_dir()
     path = root / f"{dataset.name}-{index_key(dataset, settings)}"
     # One embedding cache for every evaluation index: a variant that changes only the full-text or
     # chunk settings re-embeds only the chunk texts it has not seen.
     embedder = settings.embedder.model_copy(update={"cache_dir": settings.embedder.cache_dir or root})
-    # Evaluation runs thousands of questions: they are not user answers, so they are not audited.
-    audit = settings.audit.model_copy(update={"enabled": False})
     kb = KnowledgeBase(settings=settings.model_copy(update={"kb": path, "embedder": embedder, "audit": audit}))
     r = dataset.records
     report = kb.ingest(

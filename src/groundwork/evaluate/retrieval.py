@@ -40,13 +40,13 @@ def _unique_docs(doc_ids: list[str]) -> list[str]:
 
 def _rank_documents(kb: KnowledgeBase, q: EvalQuery, mode: str, top_k: int) -> tuple[list[str], list[str]]:
     """``top_k`` distinct document ids, best first, and the text of each one's best passage."""
-    docs = kb.search_documents(q.question, mode=mode, top_k=top_k, filter=q.filter)
+    docs = kb.search_documents(q.question, mode=mode, top_k=top_k, filter=q.filter, access=q.access)
     return [d.doc_id for d in docs], [d.passages[0].chunk.text for d in docs]
 
 
 def _rank_chunks(kb: KnowledgeBase, q: EvalQuery, mode: str, top_k: int) -> tuple[list[str], list[str]]:
     """The documents of the top ``top_k`` chunks (in order of first occurrence) and the chunks' texts."""
-    hits = kb.search(q.question, mode=mode, top_k=top_k, filter=q.filter)
+    hits = kb.search(q.question, mode=mode, top_k=top_k, filter=q.filter, access=q.access)
     return _unique_docs([h.chunk.doc_id for h in hits]), [h.chunk.text for h in hits]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from groundwork.config import BUNDLED_MODEL, EmbedderSettings
 from groundwork.errors import ConfigError
 from groundwork.index.cache import EmbeddingCache
+from groundwork.index.device import Placement, place
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -67,11 +68,12 @@ class Embedder(Protocol):
 
 
 @lru_cache(maxsize=4)
-def _load_model(path: str, device: str):
-    """One loaded model per (folder, device) per process, shared by every embedder using it."""
+def _load_model(path: str, device: str, fp16: bool = False):
+    """One loaded model per (folder, device, precision) per process, shared by every embedder using it."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device=device)
+    model = SentenceTransformer(path, device=device)
+    return model.half() if fp16 else model
 
 
 def model_path(model: str) -> tuple[Path, str]:
@@ -100,7 +102,8 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded lazily on first use, with an optional embedding cache.
 
     Args:
-        settings: model (``bundled:all-MiniLM-L6-v2`` or a folder), device, batch_size.
+        settings: model (``bundled:all-MiniLM-L6-v2`` or a folder), device, precision, batch_size
+            (resolved by ``index.device.place`` when the model is first needed).
         cache: where (model id, sha256(text)) -> vector is kept; None disables caching.
     Raises:
         ConfigError: the model folder does not exist or is not a sentence-transformers model.
@@ -113,9 +116,15 @@ class SentenceTransformerEmbedder:
         self.encoded = 0  # texts actually run through the model (cache misses), for reports and tests
         self.cache_hits = 0  # texts served from the embedding cache (a server metric)
 
+    @cached_property
+    def placement(self) -> Placement:
+        """Device, precision and batch size. Raises ConfigError for a device torch cannot use."""
+        return place(self.settings)
+
     @property
     def model(self):
-        return _load_model(str(self.path), self.settings.device)
+        p = self.placement
+        return _load_model(str(self.path), p.device, p.fp16)
 
     @cached_property
     def _tokenizer(self):
@@ -165,7 +174,7 @@ class SentenceTransformerEmbedder:
     def _model_encode(self, texts: list[str]) -> np.ndarray:
         vecs = self.model.encode(
             texts,
-            batch_size=self.settings.batch_size,
+            batch_size=self.placement.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
@@ -173,14 +182,14 @@ class SentenceTransformerEmbedder:
         return np.asarray(vecs, dtype=np.float32)
 
     def batches(self, texts: Sequence[str], token_counts: Sequence[int] | None = None) -> list[list[int]]:
-        """Indexes into ``texts``, one list per model batch of at most ``embedder.batch_size``, longest
+        """Indexes into ``texts``, one list per model batch of at most ``placement.batch_size``, longest
         texts first (ties in the given order).
 
         A batch is padded to its longest text, so batches are formed by token count (``token_counts``,
         else counted here with the model's tokenizer, capped at ``max_tokens`` as the model truncates);
         sentence-transformers orders by characters, and characters per token vary from text to text.
         """
-        size = self.settings.batch_size
+        size = self.placement.batch_size
         if len(texts) <= size:
             return [list(range(len(texts)))] if texts else []
         if token_counts is None:

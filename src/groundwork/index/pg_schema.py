@@ -18,7 +18,7 @@ from typing import Any
 
 from groundwork.config import Settings, redact_dsn
 from groundwork.errors import ConfigError, StoreError
-from groundwork.state.pg_tables import STATE_MIGRATIONS
+from groundwork.state.pg_tables import LATER_STATE_MIGRATIONS, STATE_MIGRATIONS
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LOCK_KEY = 0x67726F756E64  # pg_advisory_xact_lock key: 'ground' in hex
@@ -96,6 +96,8 @@ INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM c
 """
         ),
     ),
+    # Later service-state tables (review queue, monitor runs), also defined beside their classes.
+    *(Migration(v, name, lambda dim, lang, sql=sql: sql) for v, name, sql in LATER_STATE_MIGRATIONS),
 ]
 
 

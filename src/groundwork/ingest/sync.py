@@ -29,8 +29,10 @@ from groundwork.index.check import scan_rows
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
 from groundwork.ingest.chunking import Chunker
+from groundwork.ingest.chunking.semantic import SemanticChunker
 from groundwork.ingest.loaders import LoadLimits, load_file
 from groundwork.ingest.metadata import MetadataKinds
+from groundwork.ingest.overlap import BatchWriter
 from groundwork.ingest.records import RecordOptions
 from groundwork.ingest.sources import SourceItem, local_item
 from groundwork.types import ACL_NAME, ACL_NAME_RULE, Chunk, Document, DocumentInfo, FileResult, IngestReport
@@ -145,6 +147,9 @@ class Ingestor:
         # Access control is part of the fingerprint: re-ingesting with other groups updates every document.
         fingerprint = chunker.fingerprint + (f"|{transform_id}" if text_transform else "") + self.acl.fingerprint
         self.pipeline_hash = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        # Encoding overlaps parsing unless the chunker runs the model itself (semantic chunking).
+        self.overlap = settings.overlap_encode and not isinstance(chunker, SemanticChunker)
+        self._writer = BatchWriter(background=False)
 
     def run(
         self,
@@ -152,12 +157,17 @@ class Ingestor:
         sync: bool = True,
         progress: ProgressFn | None = None,
         items: Sequence[SourceItem] = (),
+        owned: Iterable[str] = (),
+        failed: Sequence[FileResult] = (),
     ) -> IngestReport:
         """Ingest ``paths`` (files, folders, ``s3://bucket/prefix``) and ``items``. With ``sync``,
         documents that vanished from a given folder or prefix, or records that vanished from a given
-        JSON file, are deleted from the index."""
+        JSON file, are deleted from the index, as are the documents in ``owned`` (ids a source such as
+        a web site yielded before) that no item of this run yields. ``failed``: sources that failed
+        before the run (listed in the report)."""
         started = time.perf_counter()
         report = IngestReport()
+        report.failed.extend(failed)
         local = [Path(p) for p in paths if not str(p).startswith("s3://")]
         files, folders, missing = discover(local, self.exclude)
         report.failed.extend(missing)
@@ -186,11 +196,12 @@ class Ingestor:
             by_source.setdefault(d.source, []).append(d.doc_id)
         seen: set[str] = set()
         changed: list[str] = []
-        self._process(all_items, existing, by_source, seen, changed, report, progress)
+        with BatchWriter(self.overlap) as self._writer:
+            self._process(all_items, existing, by_source, seen, changed, report, progress)
         if sync:
             # Files of several documents (records, an e-mail and its attachments) lose the ones they no longer hold.
-            several = {i.source for i in all_items if i.is_records or i.name.suffix.lower() == ".eml"}
-            gone = self._vanished(existing.values(), roots, several, seen)
+            listed = {i.source for i in all_items if i.is_records or i.name.suffix.lower() == ".eml"} | set(owned)
+            gone = self._vanished(existing.values(), roots, listed, seen)
             if gone:
                 self.store.delete_documents(gone)
                 report.deleted = len(gone)
@@ -410,24 +421,32 @@ class Ingestor:
         return out
 
     def _flush(self, batch: _Batch, report: IngestReport) -> None:
+        """Hand the batch to the writer (embedded and written in the background with ``overlap``) and
+        start a new one."""
         if not batch.hashes:
             return
+        hashes, chunks = batch.hashes, batch.chunks
+        batch.hashes, batch.chunks = {}, []
+        self._writer.submit(lambda: self._write(hashes, chunks, report))
+
+    def _write(self, hashes: dict[str, str], chunks: list[Chunk], report: IngestReport) -> None:
+        """Embed the chunks that have no vector yet and write the documents in one commit."""
         before = getattr(self.embedder, "encoded", 0)
-        todo = [c for c in batch.chunks if c.vector is None]  # the Ray engine's chunks arrive embedded
+        todo = [c for c in chunks if c.vector is None]  # the Ray engine's chunks arrive embedded
         # Batches ordered by token count pad less than sentence-transformers' order by characters.
         vectors = self.embedder.embed([c.search_text for c in todo], self._search_tokens(todo)) if todo else []
         for chunk, vec in zip(todo, vectors):
             chunk.vector = vec
-        self.store.replace_documents(batch.hashes, batch.chunks, self.pipeline_hash)
-        report.chunks_written += len(batch.chunks)
+        self.store.replace_documents(hashes, chunks, self.pipeline_hash)
+        report.chunks_written += len(chunks)
         report.chunks_embedded += getattr(self.embedder, "encoded", 0) - before
-        batch.hashes, batch.chunks = {}, []
 
     @staticmethod
     def _vanished(
         existing: Iterable[DocumentInfo], roots: list[str], record_files: set[str], seen: set[str]
     ) -> list[str]:
-        """Documents under a given folder/prefix (``roots``) or from a given records file not seen in this run."""
+        """Documents under a given folder/prefix (``roots``), or from a given records file or owned by a
+        given source (``record_files``), not seen in this run."""
         prefixes = tuple(roots)
         gone = []
         for d in existing:

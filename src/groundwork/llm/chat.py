@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -41,4 +42,42 @@ class ChatModel(Protocol):
 
     def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
         """The reply as it is produced; the pieces concatenate to what ``complete`` returns. Raises GeneratorError."""
+        ...
+
+
+@dataclass
+class ToolCall:
+    """One tool call the model asked for (OpenAI Chat Completions ``tool_calls[i]``): ``arguments`` is
+    the JSON text exactly as the model wrote it (it may be invalid JSON; the caller checks)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ToolReply:
+    """A model turn that may call tools: text (possibly empty), tool calls, completion tokens used."""
+
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class ToolChatModel(Protocol):
+    """A ChatModel that can call tools (OpenAI's ``tools`` / ``tool_choice``, see
+    https://platform.openai.com/docs/api-reference/chat/create). ``messages`` may hold assistant
+    messages with ``tool_calls`` and ``tool`` messages, hence ``dict[str, Any]``."""
+
+    model_id: str
+
+    def complete_tools(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        tool_choice: Any = None,
+        max_tokens: int | None = None,
+    ) -> ToolReply:
+        """The model's next turn. Raises GeneratorError once retries are spent."""
         ...

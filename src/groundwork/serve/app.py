@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from groundwork.config import Settings
 from groundwork.serve.errors import ApiError, error_response
 from groundwork.serve.limits import BodyLimit, BodyTooLarge
+from groundwork.serve.mcp import McpEndpoint
 from groundwork.serve.routes import ROUTERS
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
@@ -38,13 +39,15 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
     """The app: routers, error handlers, the request middleware and the web page at ``/``.
     Raises ConfigError / StoreError when the knowledge base or its state cannot be opened."""
     svc = Service(settings, no_auth, span_exporter)
+    mcp = McpEndpoint(svc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The process's worker pool for blocking routes (searches, answers): bounded and documented.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serve.threads
         svc.start()
-        yield
+        async with mcp.running():
+            yield
         svc.stop()
 
     app = FastAPI(
@@ -59,6 +62,7 @@ def create_app(settings: Settings, no_auth: bool = False, span_exporter: Any = N
     app.add_middleware(BodyLimit, limit_bytes=int(settings.serve.max_upload_mb * 1024 * 1024))  # outermost
     for router in ROUTERS:
         app.include_router(router)
+    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)  # MCP, streamable HTTP
     app.mount("/", StaticFiles(directory=Path(__file__).parent / "web", html=True), name="web")
     return app
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from groundwork.errors import FilterError, GroundworkError, QueryTimeoutError, StoreError
+from groundwork.errors import FilterError, GroundworkError, QueryTimeoutError, QuotaExceeded, StoreError
 from groundwork.serve import schemas as S
 
 
@@ -33,6 +33,8 @@ def user_error(exc: GroundworkError) -> ApiError:
         return ApiError(422, "invalid_filter", str(exc))
     if isinstance(exc, StoreError):
         return ApiError(409, "no_index", str(exc))
+    if isinstance(exc, QuotaExceeded):
+        return ApiError(429, "quota_exceeded", str(exc), {"Retry-After": str(exc.retry_after_s)})
     return ApiError(422, "invalid_request", str(exc))
 
 

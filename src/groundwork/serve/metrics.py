@@ -23,8 +23,25 @@ class _CacheCollector:
         yield c
 
 
+class _AnswerCacheCollector:
+    """Hits and misses of the answer and retrieval caches (``CacheCounter``s), read when scraped;
+    ``counters()`` maps the cache's name to its counter (absent while the cache is off or unbuilt)."""
+
+    def __init__(self, counters: Callable[[], dict[str, Any]]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Any:
+        hits = CounterMetricFamily("groundwork_cache_hits", "requests served from a cache", labels=["cache"])
+        misses = CounterMetricFamily("groundwork_cache_misses", "cache lookups that missed", labels=["cache"])
+        for name, c in sorted(self.counters().items()):
+            hits.add_metric([name], float(c.hits))
+            misses.add_metric([name], float(c.misses))
+        yield hits
+        yield misses
+
+
 class Metrics:
-    def __init__(self, cache_hits: Callable[[], int]) -> None:
+    def __init__(self, cache_hits: Callable[[], int], caches: Callable[[], dict[str, Any]] = dict) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -44,7 +61,10 @@ class Metrics:
         self.guardrails = Counter(
             "groundwork_guardrail_decisions", "guardrail decisions", ["guard", "action"], registry=r
         )
+        self.tokens = Counter("groundwork_tokens", "LLM tokens of answers", ["kind"], registry=r)  # prompt|completion
+        self.cost = Counter("groundwork_cost_usd", "cost of answers in USD (pricing table)", registry=r)
         r.register(_CacheCollector(cache_hits))
+        r.register(_AnswerCacheCollector(caches))
 
     def observe_answer(self, answer: Any) -> None:
         for stage, ms in answer.timings_ms.items():
@@ -53,3 +73,7 @@ class Metrics:
         self.answers.labels("blocked" if answer.blocked else "abstained" if answer.abstained else "answered").inc()
         for d in answer.guardrails:
             self.guardrails.labels(d.guard, d.action).inc()
+        if answer.usage is not None:
+            self.tokens.labels("prompt").inc(answer.usage.prompt_tokens)
+            self.tokens.labels("completion").inc(answer.usage.completion_tokens)
+            self.cost.inc(answer.usage.cost_usd)

@@ -124,6 +124,14 @@ class FileResultOut(BaseModel):
     reason: str = ""
 
 
+class SyncSummary(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+
+
 class JobOut(BaseModel):
     job_id: str
     status: Literal["queued", "running", "done", "failed"]
@@ -135,6 +143,7 @@ class JobOut(BaseModel):
     done: int
     results: list[FileResultOut]
     error: str | None
+    summary: SyncSummary | None = Field(None, description="sync jobs: what the run changed, in documents")
 
 
 class ParseReport(BaseModel):
@@ -242,6 +251,18 @@ class ChatMessageIn(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+class ToolFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = Field(None, max_length=4000)
+    parameters: dict[str, Any] | None = None
+
+
+class ToolIn(BaseModel):
+    type: Literal["function"]
+    function: ToolFunction
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field("groundwork", max_length=200)
@@ -251,18 +272,33 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     filter: str | None = Field(None, max_length=2000, description="Groundwork extension: metadata filter")
     mode: Mode | None = Field(None, description="Groundwork extension: retrieval mode")
+    tools: list[ToolIn] | None = Field(
+        None,
+        max_length=128,
+        description="OpenAI tools (functions) the model may call; their calls come back as tool_calls",
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        None, description="OpenAI tool_choice: none, auto, required, or {type: function, function: {name}}"
+    )
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"]
+    function: dict[str, str] = Field(description="{name, arguments}: arguments is JSON text")
 
 
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"]
-    content: str
+    content: str | None
     citations: list[Citation]
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class ChatChoice(BaseModel):
     index: int
     message: ChatMessageOut
-    finish_reason: Literal["stop"]
+    finish_reason: Literal["stop", "tool_calls"]
 
 
 class Usage(BaseModel):
@@ -279,6 +315,27 @@ class ChatCompletionOut(BaseModel):
     choices: list[ChatChoice]
     usage: Usage
     answer_id: str
+    pending_actions: list[dict[str, Any]] | None = Field(
+        None, description="agent mode: actions proposed in this turn that wait for a person (confirm or reject them)"
+    )
+    agent: dict[str, Any] | None = Field(
+        None,
+        description="agent mode: decision (answer, abstain, escalate, refuse, client_tools), confidence, review_id",
+    )
+
+
+class PendingActionOut(BaseModel):
+    id: str
+    action: str
+    arguments: dict[str, Any]
+    caller: str = Field(description="the key name that proposed it (never the key)")
+    tenant: str | None
+    answer_id: str
+    created_at: str
+    status: Literal["pending", "running", "done", "failed", "rejected"]
+    decided_by: str | None
+    decided_at: str | None
+    result: dict[str, Any] | None = Field(None, description="ok, status, output or error, attempts, ms")
 
 
 class Me(BaseModel):
@@ -288,7 +345,7 @@ class Me(BaseModel):
     groups: list[str]
     no_auth: bool = Field(description="the server runs with --no-auth: every request is this caller, no key needed")
     sync_configured: bool = Field(
-        description="admin keys: whether serve.sync_paths names a folder, so POST /v1/sync has work to do; "
+        description="admin keys: whether serve.sync_paths or serve.sources names a source, so POST /v1/sync has work to do; "
         "false for other keys"
     )
 
@@ -313,3 +370,62 @@ class EvalResult(BaseModel):
     results: dict[str, dict[str, Any]] = Field(
         description="configuration label -> metrics (per_type included where reported)"
     )
+
+
+# -- the review queue (admin) --------------------------------------------------------------------------
+class ReviewOut(BaseModel):
+    """One review item (groundwork.state.reviews.ReviewItem)."""
+
+    review_id: str
+    created_at: str
+    kind: str = Field(description="not_helpful | low_grounding | escalation | manual")
+    status: str = Field(description="open | resolved | dismissed")
+    question: str
+    answer: str
+    evidence: list[dict[str, Any]] = Field(description="citations / retrieved chunks: chunk_id, doc_id, source, score")
+    answer_id: str | None
+    tenant: str | None
+    groups: list[str] | None = Field(description="the asker's groups; null: the asker saw everything")
+    reasons: list[str]
+    asker: str | None = Field(description="the asking key's name (never the key)")
+    resolved_at: str | None
+    resolution: dict[str, Any] | None
+
+
+class NewDocument(BaseModel):
+    """New knowledge written by the reviewer, ingested as a document (a new index version)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=100_000, description="the document's text (Markdown)")
+    title: str | None = Field(None, max_length=200, description="its heading; default: the question")
+    tenant: str | None = Field(
+        None, max_length=128, description="default: the reviewer key's tenant; only a key without a tenant may choose"
+    )
+    groups: list[str] = Field(
+        default_factory=list, max_length=64, description="groups that may see it; only groups of the reviewer's key"
+    )
+
+
+class ResolveIn(BaseModel):
+    """At least one of ``answer``, ``doc_ids``, ``document``."""
+
+    model_config = ConfigDict(extra="forbid")
+    answer: str | None = Field(None, max_length=20_000, description="the correct answer (the eval reference)")
+    doc_ids: list[str] = Field(
+        default_factory=list, max_length=50, description="documents that answer it (ids the reviewer's key may see)"
+    )
+    document: NewDocument | None = None
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=4000)
+
+
+class EscalationOut(BaseModel):
+    review_id: str
+    status: Literal["open", "resolved", "dismissed"]
+    question: str
+    reply: str | None = Field(description="the reviewer's answer once the escalation is resolved; null until then")
+    replied_at: str | None
+    answer_id: str | None = Field(description="the escalated turn's audit record")

@@ -3,18 +3,24 @@ the tracer, and the worker thread that runs ingest jobs."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Any
 
+from groundwork.agent.runtime import AgentRuntime
 from groundwork.config import Settings
 from groundwork.ingest.sources import bytes_item
 from groundwork.kb import KnowledgeBase
 from groundwork.serve.limits import TenantGate
 from groundwork.serve.metrics import Metrics
+from groundwork.serve.monitoring import MonitorCollector, monitor_loop
 from groundwork.serve.telemetry import make_tracer
 from groundwork.state.jobs import MAX_STARTS, Job, staged_path
 from groundwork.types import FileResult, IngestReport
 from groundwork.wiring import build_service_state
+
+log = logging.getLogger("groundwork.serve")
 
 
 def upload_uri(tenant: str | None, groups: list[str], name: str) -> str:
@@ -37,12 +43,24 @@ class Service:
         state = build_service_state(settings, self.kb.components)
         self.keys, self.jobs, self.limiter = state.keys, state.jobs, state.limiter
         self.no_auth = no_auth
-        self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0)
+        self.agents = AgentRuntime.for_kb(self.kb)  # actions, pending actions, the agent loop
+        self.metrics = Metrics(lambda: self.kb.embedder.cache_hits if self.model_loaded else 0, self.cache_counters)
+        self.metrics.registry.register(MonitorCollector(lambda: self.kb.components.monitor.list(1)))
         self.tracer = make_tracer(settings.serve.otlp_endpoint, span_exporter)
         self.write_lock = threading.Lock()  # one writer to the index at a time
         self.gate = TenantGate(settings.serve.tenant_concurrency)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._scheduler: threading.Thread | None = None
+
+    def cache_counters(self) -> dict[str, Any]:
+        """The hit/miss counters of the answer and retrieval caches built so far (for /metrics)."""
+        c, out = self.kb.components, {}
+        if c.built("answer_cache") and c.answer_cache is not None:
+            out["answer"] = c.answer_cache.counter
+        if c.built("search_pipeline") and hasattr(c.search_pipeline, "counter"):
+            out["retrieval"] = c.search_pipeline.counter
+        return out
 
     @property
     def model_loaded(self) -> bool:
@@ -56,11 +74,33 @@ class Service:
             target=self.jobs.run_forever, args=(self.process, self._stop), daemon=True, name="ingest-worker"
         )
         self._worker.start()
+        if self.settings.serve.sync_interval_s > 0 and self.sync_sources:
+            self._scheduler = threading.Thread(target=self._schedule, daemon=True, name="sync-scheduler")
+            self._scheduler.start()
+        if self.settings.monitor.interval_s > 0:  # off by default: cron runs `groundwork monitor run`
+            threading.Thread(target=monitor_loop, args=(self.kb, self._stop), daemon=True, name="monitor").start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._worker:
-            self._worker.join(timeout=30)
+        for thread in (self._worker, self._scheduler):
+            if thread:
+                thread.join(timeout=30)
+
+    @property
+    def sync_sources(self) -> list[str]:
+        """What a sync job syncs: ``serve.sync_paths`` and ``serve.sources``."""
+        return [str(p) for p in self.settings.serve.sync_paths] + list(self.settings.serve.sources)
+
+    def _schedule(self) -> None:
+        """Queue a sync job at the start of every ``serve.sync_interval_s`` slot (of Unix time, so every
+        replica has the same slots). The queue inserts one job per slot across replicas, and none while
+        a sync job is queued or running: runs never overlap, and a slow run skips the slots it spans."""
+        interval = self.settings.serve.sync_interval_s
+        while not self._stop.wait(interval - time.time() % interval):
+            try:
+                self.jobs.submit_scheduled("sync", int(time.time() // interval))
+            except Exception:  # the database is briefly unreachable: the next slot tries again
+                log.exception("could not queue the scheduled sync")
 
     def process(self, job: Job) -> None:
         """Run one job: re-sync the configured folders, or ingest the uploaded files in one run (one
@@ -117,12 +157,21 @@ class Service:
             )
 
     def _sync(self, job: Job) -> None:
-        paths = self.settings.serve.sync_paths
+        """Sync every configured source (folders, S3 prefixes, web sites) in one run; the job's
+        ``summary`` counts documents added, updated, unchanged, deleted and failed."""
+        paths = self.sync_sources
         with self.write_lock:
             report = self.kb.ingest(paths, sync=True)
         done = {"status": "synced", "documents": report.added + report.updated, "chunks": report.chunks_written}
         job.results = [{"file": str(p), **done, "reason": ""} for p in paths]
         job.results += [{"file": f.path, "status": "failed", "reason": f.reason} for f in report.failed]
+        job.summary = {
+            "added": report.added,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "deleted": report.deleted,
+            "failed": len(report.failed),
+        }
         job.done = len(job.files)
 
 

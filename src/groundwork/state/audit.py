@@ -10,13 +10,13 @@ feedback given later. SQLite in WAL mode, one transaction per write, so a crash 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from groundwork.errors import GroundworkError, RequestError
+from groundwork.state.sqlite import open_db
 from groundwork.types import Access, Answer, to_wire
 
 _SCHEMA = """
@@ -100,11 +100,8 @@ class SqliteAuditLog:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, _SCHEMA)
 
     def write(self, record: dict[str, Any]) -> None:
         with self._lock:

@@ -51,6 +51,7 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
     creator: str | None = None  # key id of the key that submitted it (always sees it)
     starts: dict[str, int] = field(default_factory=dict)  # file name -> times a worker began reading it
+    summary: dict[str, int] = field(default_factory=dict)  # sync jobs: added, updated, unchanged, deleted, failed
 
     def visible_to(self, access: Access, key_id: str | None = None) -> bool:
         """Shown to its creator, and to callers who may see every document it writes (its tenant,
@@ -71,6 +72,7 @@ class Job:
             "done": self.done,
             "results": self.results,
             "error": self.error,
+            "summary": self.summary or None,
         }
 
 
@@ -99,6 +101,14 @@ def new_job(
         options=options or {},
         creator=creator,
     )
+
+
+def scheduled_job(kind: str, slot: int) -> Job:
+    """The job of schedule slot ``slot`` (``floor(unix time / interval)``): its id is the slot's, so
+    replicas scheduling the same slot insert one job between them."""
+    job = new_job([], "scheduler", Access(), [], None, kind)
+    job.job_id = f"{kind}-{slot}"
+    return job
 
 
 def staged_path(uploads: Path, job: Job, name: str) -> Path:
@@ -177,6 +187,41 @@ class SqliteJobQueue:
     def get(self, job_id: str, access: Access, key_id: str | None = None) -> Job | None:
         jobs = self._select("job_id = ?", (job_id,))
         return jobs[0] if jobs and jobs[0].visible_to(access, key_id) else None
+
+    def submit_scheduled(self, kind: str, slot: int) -> Job | None:
+        """Queue the job of schedule slot ``slot`` unless a job of ``kind`` is queued or running, or
+        that slot's job exists (one transaction). Returns the job, or None when none was queued."""
+        job = scheduled_job(kind, slot)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # the check and the insert are one step for every process
+            try:
+                busy = self._db.execute(
+                    "SELECT 1 FROM jobs WHERE job_id = ? OR (status IN ('queued', 'running') "
+                    "AND json_extract(body, '$.kind') = ?)",
+                    (job.job_id, kind),
+                ).fetchone()
+                if busy is None:
+                    self._db.execute(
+                        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?)",
+                        (job.job_id, job.created_at, job.status, job.tenant, json.dumps(job.__dict__)),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if busy is not None:
+            return None
+        self._wake.set()
+        return job
+
+    def recent(self, kind: str, limit: int = 20) -> list[Job]:
+        """The latest ``limit`` jobs of ``kind``, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM jobs WHERE json_extract(body, '$.kind') = ? ORDER BY created_at DESC LIMIT ?",
+                (kind, limit),
+            ).fetchall()
+        return [Job(**json.loads(r[0])) for r in rows]
 
     def next_queued(self) -> Job | None:
         jobs = self._select("status = 'queued'")
@@ -258,6 +303,31 @@ class PgJobQueue:
             row = conn.execute("SELECT body FROM jobs WHERE job_id = %s", (job_id,)).fetchone()
         job = Job(**row[0]) if row is not None else None
         return job if job is not None and job.visible_to(access, key_id) else None
+
+    def submit_scheduled(self, kind: str, slot: int) -> Job | None:
+        """As ``SqliteJobQueue.submit_scheduled``, across replicas: a transaction-scoped advisory lock
+        makes the check and the insert one step, and the slot's job id is unique."""
+        job = scheduled_job(kind, slot)
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"groundwork-schedule-{kind}",))
+            busy = conn.execute(
+                "SELECT 1 FROM jobs WHERE job_id = %s OR (status IN ('queued', 'running') AND body->>'kind' = %s)",
+                (job.job_id, kind),
+            ).fetchone()
+            if busy is None:
+                self._save(job, conn)
+        if busy is not None:
+            return None
+        self._wake.set()
+        return job
+
+    def recent(self, kind: str, limit: int = 20) -> list[Job]:
+        """The latest ``limit`` jobs of ``kind``, newest first."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT body FROM jobs WHERE body->>'kind' = %s ORDER BY created_at DESC LIMIT %s", (kind, limit)
+            ).fetchall()
+        return [Job(**r[0]) for r in rows]
 
     def claim(self) -> Job | None:
         """Take the oldest queued job, or a running one whose worker stopped heart-beating."""

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
 from groundwork.llm.chat import Message, estimate_tokens
+from groundwork.llm.usage import report_usage
 
 _FATAL = {"AccessDeniedException", "ValidationException", "ResourceNotFoundException", "UnrecognizedClientException"}
 
@@ -58,12 +59,16 @@ class BedrockChat:
         except (ClientError, BotoCoreError) as exc:
             raise _error(exc) from exc
         blocks = resp.get("output", {}).get("message", {}).get("content", [])
+        usage = resp.get("usage", {})  # Converse API: inputTokens, outputTokens
+        report_usage(usage.get("inputTokens", 0), usage.get("outputTokens", 0))
         return "".join(b.get("text", "") for b in blocks)
 
     def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
         try:
             resp = self.client.converse_stream(**self._args(messages, max_tokens))
             for event in resp["stream"]:
+                if usage := event.get("metadata", {}).get("usage"):  # the stream's last event
+                    report_usage(usage.get("inputTokens", 0), usage.get("outputTokens", 0))
                 delta = event.get("contentBlockDelta", {}).get("delta", {})
                 if delta.get("text"):
                     yield delta["text"]

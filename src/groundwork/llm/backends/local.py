@@ -11,6 +11,7 @@ from typing import Any
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
 from groundwork.llm.chat import Message
+from groundwork.llm.usage import report_usage
 
 
 class TransformersChat:
@@ -76,7 +77,9 @@ class TransformersChat:
                 out = self.model.generate(**inputs, **self._gen_args(max_tokens))
         except RuntimeError as exc:  # out of memory, device errors
             raise GeneratorError("transformers", str(exc)) from exc
-        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        prompt_len = inputs["input_ids"].shape[1]
+        report_usage(prompt_len, out.shape[1] - prompt_len)  # counted with the model's own tokenizer
+        return self.tokenizer.decode(out[0, prompt_len:], skip_special_tokens=True)
 
     def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
         from transformers import TextIteratorStreamer
@@ -97,12 +100,15 @@ class TransformersChat:
 
         thread = Thread(target=run, daemon=True)
         thread.start()
+        pieces: list[str] = []
         try:
             for piece in streamer:
                 if piece:
+                    pieces.append(piece)
                     yield piece
         except Exception as exc:  # queue.Empty on timeout
             raise GeneratorError("transformers", f"no token within {self.settings.timeout_s} s ({exc!r})") from exc
         thread.join()
         if errors:
             raise GeneratorError("transformers", str(errors[0])) from errors[0]
+        report_usage(inputs["input_ids"].shape[1], self.count_tokens("".join(pieces)))

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import openai
 
 from groundwork.config import GeneratorSettings
 from groundwork.errors import ConfigError, GeneratorError
-from groundwork.llm.chat import Message, estimate_tokens
+from groundwork.llm.chat import Message, ToolCall, ToolReply, estimate_tokens
+from groundwork.llm.usage import report_usage
 
 
 class OpenAIChat:
@@ -53,15 +55,63 @@ class OpenAIChat:
             raise _error(exc) from exc
         if not resp.choices:
             raise GeneratorError("openai", "the server returned no choices")
-        return resp.choices[0].message.content or ""
+        text = resp.choices[0].message.content or ""
+        self._report(messages, text, resp.usage)
+        return text
+
+    def complete_tools(
+        self,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]],
+        tool_choice: Any = None,
+        max_tokens: int | None = None,
+    ) -> ToolReply:
+        """One Chat Completions call with ``tools`` (and ``tool_choice`` when given), passed through as
+        the OpenAI API defines them. Raises GeneratorError."""
+        args: dict[str, Any] = self._args(messages, max_tokens)  # type: ignore[arg-type]
+        if tools:
+            args["tools"] = list(tools)
+            if tool_choice is not None:
+                args["tool_choice"] = tool_choice
+        try:
+            resp = self.client.chat.completions.create(**args)
+        except openai.APIError as exc:
+            raise _error(exc) from exc
+        if not resp.choices:
+            raise GeneratorError("openai", "the server returned no choices")
+        msg = resp.choices[0].message
+        calls = [
+            ToolCall(c.id, c.function.name, c.function.arguments or "")
+            for c in (msg.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        used = resp.usage.completion_tokens if resp.usage else estimate_tokens(msg.content or "")
+        self._report(messages, msg.content or "", resp.usage)  # an agent's tool calls are metered too
+        return ToolReply(msg.content or "", calls, used)
 
     def stream(self, messages: Sequence[Message], max_tokens: int | None = None) -> Iterator[str]:
+        pieces: list[str] = []
+        usage = None
+        # include_usage: the server sends the call's token counts in a last chunk without choices
+        # (OpenAI, vLLM, Ollama, llama.cpp); a server that sends none is counted by estimate.
+        args = self._args(messages, max_tokens) | {"stream_options": {"include_usage": True}}
         try:
-            for event in self.client.chat.completions.create(**self._args(messages, max_tokens), stream=True):
+            for event in self.client.chat.completions.create(**args, stream=True):
+                usage = getattr(event, "usage", None) or usage
                 if event.choices and event.choices[0].delta.content:
+                    pieces.append(event.choices[0].delta.content)
                     yield event.choices[0].delta.content
         except openai.APIError as exc:
             raise _error(exc) from exc
+        self._report(messages, "".join(pieces), usage)
+
+    def _report(self, messages: Sequence[Message], reply: str, usage: object) -> None:
+        """The server's ``usage`` when it sent one, else the characters/4 estimate of both sides."""
+        prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        if prompt is None or completion is None:
+            prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+            completion = estimate_tokens(reply)
+        report_usage(prompt, completion)
 
 
 def _error(exc: openai.APIError) -> GeneratorError:

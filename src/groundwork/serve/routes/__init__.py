@@ -1,6 +1,21 @@
 """The HTTP API, one ``APIRouter`` per area; ``groundwork.serve.app`` includes them all."""
 
-from groundwork.serve.routes import audit, chat, documents, evals, me, models, ops, query, versions
+from groundwork.serve.routes import (
+    actions,
+    audit,
+    chat,
+    documents,
+    escalations,
+    evals,
+    me,
+    models,
+    monitor,
+    ops,
+    query,
+    reviews,
+    usage,
+    versions,
+)
 
 ROUTERS = [
     ops.router,
@@ -12,6 +27,11 @@ ROUTERS = [
     audit.router,
     me.router,
     evals.router,
+    actions.router,
+    escalations.router,
+    reviews.router,
+    monitor.router,
+    usage.router,
 ]
 
 __all__ = ["ROUTERS"]

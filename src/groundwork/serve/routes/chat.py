@@ -25,7 +25,8 @@ from groundwork.serve import schemas as S
 from groundwork.serve.auth import Principal
 from groundwork.serve.deps import QUERY, SERVICE
 from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError
-from groundwork.serve.routes.query import answer_question
+from groundwork.serve.routes.agent_chat import agent_turn, run_agent_chat
+from groundwork.serve.routes.query import answer_question, check_quota
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import request_id
 from groundwork.types import Answer, to_wire
@@ -53,15 +54,20 @@ def _text(content: Any) -> str:
 
 @router.post("/v1/chat/completions", response_model=S.ChatCompletionOut, responses=_RESPONSES)
 def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
-    """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1."""
+    """OpenAI-compatible chat: point any OpenAI client's base_url at this server's /v1. With ``tools``
+    (OpenAI's schema) the model may call them and its calls come back as ``tool_calls``; in agent
+    mode (``agent.enabled``) the agent loop runs (see docs/agents.md)."""
+    if agent_turn(svc, req) and (out := run_agent_chat(svc, p, req)) is not None:
+        return out
     turns = [{"role": m.role, "content": _text(m.content)} for m in req.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
         raise ApiError(422, "invalid_request", "messages: the last message must be a user message with text")
     question, history = turns[-1]["content"], turns[:-1]
     created = int(time.time())
+    check_quota(svc, p)  # before a stream starts: its HTTP status is still ours to choose
     if not req.stream:
         ans = answer_question(svc, p, question, req.mode, None, req.filter, history=history)
-        return _completion(ans, req.model, created, turns)
+        return completion(ans, req.model, created, turns)
     return StreamingResponse(
         _stream(svc, p, req, question, history, created),
         media_type="text/event-stream",
@@ -69,10 +75,12 @@ def chat(req: S.ChatRequest, p: Principal = QUERY, svc: Service = SERVICE) -> An
     )
 
 
-def _completion(ans: Answer, model: str, created: int, turns: list[dict]) -> dict[str, Any]:
-    """A ``chat.completion`` object; token counts are estimates (characters / 4)."""
-    completion = max(1, len(ans.answer) // 4)
-    prompt_tokens = max(1, sum(len(t["content"]) for t in turns) // 4)
+def completion(ans: Answer, model: str, created: int, turns: list[dict]) -> dict[str, Any]:
+    """A ``chat.completion`` object; ``usage`` is the answer's own (``Answer.usage``: every LLM call of
+    it, or the tokenizer's count; 0 for an answer from the cache)."""
+    u = ans.usage
+    completion = u.completion_tokens if u is not None else max(1, len(ans.answer) // 4)
+    prompt_tokens = u.prompt_tokens if u is not None else max(1, sum(len(t["content"]) for t in turns) // 4)
     message = {"role": "assistant", "content": ans.answer, "citations": [to_wire(c) for c in ans.citations]}
     return {
         "id": f"chatcmpl-{ans.answer_id}",

@@ -115,9 +115,18 @@ def delete_document(doc_id: str, p: Principal = INGEST, svc: Service = SERVICE) 
 
 @router.post("/v1/sync", status_code=202, response_model=S.JobAccepted, responses=AUTH_ERRORS | {409: ERROR})
 def sync(p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
-    """Re-sync the configured folder sources (serve.sync_paths) as a background job; 409 when none
-    is configured."""
-    if not svc.settings.serve.sync_paths:
-        raise ApiError(409, "nothing_to_sync", "no folders to sync: set serve.sync_paths (groundwork.toml)")
+    """Re-sync the configured sources (serve.sync_paths and serve.sources) as a background job; 409
+    when none is configured."""
+    if not svc.sync_sources:
+        raise ApiError(
+            409, "nothing_to_sync", "no sources to sync: set serve.sources or serve.sync_paths (groundwork.toml)"
+        )
     job = svc.jobs.submit({}, p.name, Access(), [], kind="sync", creator=p.key_id)
-    return {"job_id": job.job_id, "status": job.status, "files": [str(x) for x in svc.settings.serve.sync_paths]}
+    return {"job_id": job.job_id, "status": job.status, "files": svc.sync_sources}
+
+
+@router.get("/v1/syncs", response_model=list[S.JobOut], responses=AUTH_ERRORS)
+def syncs(limit: int = Query(20, ge=1, le=100), p: Principal = ADMIN, svc: Service = SERVICE) -> Any:
+    """The latest sync jobs (scheduled every serve.sync_interval_s, or asked by POST /v1/sync), newest
+    first, each with its summary: documents added, updated, unchanged, deleted and failed."""
+    return [j.to_dict() for j in svc.jobs.recent("sync", limit)]

@@ -25,5 +25,5 @@ def me(p: Principal = QUERY, svc: Service = SERVICE) -> Any:
         "tenant": p.access.tenant,
         "groups": list(p.access.groups),
         "no_auth": p.access.everything,
-        "sync_configured": "admin" in p.scopes and bool(svc.settings.serve.sync_paths),
+        "sync_configured": "admin" in p.scopes and bool(svc.sync_sources),
     }

@@ -16,6 +16,7 @@ from groundwork.serve.errors import AUTH_ERRORS, ERROR, ApiError, user_error
 from groundwork.serve.service import Service
 from groundwork.serve.telemetry import record_pipeline
 from groundwork.state.audit import AuditNotFound
+from groundwork.state.reviews import open_for_record
 from groundwork.types import Answer
 
 router = APIRouter(tags=["query"])
@@ -51,9 +52,11 @@ def answer_question(
     history: list[dict] | None = None,
     on_token: Any = None,
 ) -> Answer:
-    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace."""
+    """``KnowledgeBase.ask`` for the caller ``p`` (its access, its name in the audit), with metrics and a trace.
+    Raises ApiError 429 when the caller's tenant used its daily token quota."""
     t0 = time.time_ns()
     check_filter(flt)
+    check_quota(svc, p)
     with svc.gate.slot(p.access.tenant) as ok:
         if not ok:
             raise busy(p)
@@ -62,6 +65,15 @@ def answer_question(
     attrs = {"groundwork.answer_id": ans.answer_id, "groundwork.abstained": ans.abstained}
     record_pipeline(svc.tracer, "groundwork.answer", t0, ans.timings_ms, attrs)
     return ans
+
+
+def check_quota(svc: Service, p: Principal) -> None:
+    """429 ``quota_exceeded`` (naming the limit and when it resets) when the caller's tenant used its
+    daily token quota; checked before anything is retrieved or generated."""
+    try:
+        svc.kb.check_quota(p.access)
+    except GroundworkError as exc:
+        raise user_error(exc) from None
 
 
 def check_filter(flt: str | None) -> None:
@@ -103,6 +115,7 @@ def _ask(
             on_token=on_token,
             caller=p.name,
             access=p.access,
+            key_id=p.key_id,
         )
     except GroundworkError as exc:
         raise user_error(exc) from None
@@ -116,10 +129,14 @@ def answer(req: S.AnswerRequest, p: Principal = QUERY, svc: Service = SERVICE) -
 
 @router.post("/v1/feedback", response_model=S.FeedbackOut, responses=AUTH_ERRORS | {404: ERROR})
 def feedback(req: S.FeedbackIn, p: Principal = QUERY, svc: Service = SERVICE) -> Any:
-    """Thumbs up/down and an optional comment on an answer (stored with its audit record)."""
+    """Thumbs up/down and an optional comment on an answer (stored with its audit record). "down"
+    opens a review item for an admin (``review.not_helpful``), or adds the comment to the open one."""
     try:
-        svc.kb.audit.get(req.answer_id, p.access)
+        record = svc.kb.audit.get(req.answer_id, p.access)
         svc.kb.audit.add_feedback(req.answer_id, req.rating, req.comment, p.name)
     except AuditNotFound as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+    if req.rating == "down" and svc.settings.review.not_helpful:
+        reason = svc.kb.components.guardrails.redact(req.comment) if req.comment else "marked not helpful"
+        open_for_record(svc.kb.reviews, record, "not_helpful", reason)  # PII masked, as the record's texts are
     return {"answer_id": req.answer_id, "recorded": True}

@@ -4,6 +4,8 @@
 // through markdown.js only (sanitised); everything else goes in as text nodes, never as HTML.
 
 import { highlight, renderMarkdown } from "/markdown.js";
+import { showHealth } from "/health.js";
+import { resolveReview, showReviews } from "/review.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = { key: sessionStorage.getItem("gw-key") || "", me: null, messages: [], docOffset: 0, docLimit: 20 };
@@ -40,6 +42,8 @@ const can = (scope) => state.me && (state.me.scopes.includes(scope) || state.me.
 const fileName = (p) => (p || "").split("/").pop();
 const fmtTime = (t) => (t || "").replace("T", " ").replace(/\+00:00$|Z$/, "").slice(0, 19);
 const nChunks = (n) => `${n} chunk${n === 1 ? "" : "s"}`;
+// what the page modules (review.js, health.js) use of this one
+const ctx = { api, h, $, fmtTime, fileName, me: () => state.me };
 const fmtSize = (chars) => (chars > 1024 ? `${(chars / 1024).toFixed(1)} k chars` : `${chars} chars`);
 
 // -- sign-in and routing -------------------------------------------------------------------------
@@ -66,7 +70,7 @@ function enter(me) {
   $("#who").hidden = false;
   $("#nav").hidden = false;
   document.querySelectorAll("[data-scope]").forEach((el) => { el.hidden = !can(el.dataset.scope); });
-  $("#resync").hidden = !(can("admin") && me.sync_configured); // nothing to re-sync without serve.sync_paths
+  $("#resync").hidden = !(can("admin") && me.sync_configured); // nothing to re-sync without serve.sync_paths or serve.sources
 }
 
 function signOut(message = "") {
@@ -89,7 +93,8 @@ function route() {
   const name = state.me ? (page || "chat") : "signin";
   document.querySelectorAll(".page").forEach((s) => { s.hidden = s.id !== `page-${name}`; });
   document.querySelectorAll("#nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.page === name ? "page" : "false"));
-  const show = { chat: showChat, documents: () => showDocuments(rest.join("/")), versions: showVersions, audit: () => showAudit(rest.join("/")), eval: showEval }[name];
+  const show = { chat: showChat, documents: () => showDocuments(rest.join("/")), versions: showVersions, audit: () => showAudit(rest.join("/")), eval: showEval,
+    reviews: () => showReviews(ctx, rest.join("/")), health: () => showHealth(ctx), actions: showActions }[name];
   if (show) show().catch((e) => toast(e.message));
 }
 
@@ -213,7 +218,35 @@ async function ask(question) {
   status.hidden = !status.textContent;
   if (final && final.abstained) item.classList.add("abstained");
   if (citations.length) item.append(sourceList(text, citations));
+  if (final && final.pending_actions && final.pending_actions.length) {
+    item.append(h("p", { class: "pending-note" }, h("a", { href: "#/actions" }, `Review ${final.pending_actions.length} pending action(s)`)));
+  }
   if (final && final.answer_id) item.append(feedbackForm(final.answer_id));
+}
+
+// -- pending actions (agent mode) -----------------------------------------------------------------------
+async function showActions() {
+  const items = await (await api("/v1/actions/pending?status=all")).json();
+  $("#actions-empty").hidden = items.some((a) => a.status === "pending");
+  $("#actions-table tbody").replaceChildren(...items.map((a) => h("tr", {},
+    h("td", {}, fmtTime(a.created_at)),
+    h("td", {}, a.action),
+    h("td", {}, h("code", {}, JSON.stringify(a.arguments))),
+    h("td", {}, a.caller),
+    h("td", { class: "action-status" }, a.status + (a.decided_by ? ` (${a.decided_by})` : "") + (a.result && a.result.error ? `: ${a.result.error}` : "")),
+    h("td", {}, a.status !== "pending" ? "" : [
+      h("button", { type: "button", "aria-label": `Confirm ${a.action} ${a.id}`, onclick: () => decideAction(a.id, "confirm") }, "Confirm"),
+      " ",
+      h("button", { type: "button", class: "secondary", "aria-label": `Reject ${a.action} ${a.id}`, onclick: () => decideAction(a.id, "reject") }, "Reject"),
+    ]))));
+}
+
+async function decideAction(id, verb) {
+  try {
+    const a = await (await api(`/v1/actions/pending/${encodeURIComponent(id)}/${verb}`, { method: "POST" })).json();
+    toast(`${a.action}: ${a.status}`);
+  } catch (e) { toast(e.message); }
+  await showActions();
 }
 
 let sourceLists = 0; // ids that tie each list to its title
@@ -260,6 +293,7 @@ async function showDocuments(docId) {
     h("td", {}, can("ingest") ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${fileName(d.source)}`,
       onclick: () => deleteDoc(d) }, "Delete") : ""))));
   if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 8 }, "No documents yet.")));
+  await showSyncs();
   $("#page-info").textContent = page.total ? `${page.offset + 1}–${page.offset + page.items.length} of ${page.total}` : "";
   $("#prev-page").disabled = page.offset === 0;
   $("#next-page").disabled = page.offset + page.items.length >= page.total;
@@ -289,6 +323,19 @@ function parseDetail(p) {
   if (!p || !p.loader) return "";
   const chars = p.chars != null ? ` · ${p.chars.toLocaleString()} characters` : "";
   return `Parsed as ${parseSummary(p)}${chars}${p.warnings ? ` — warnings: ${p.warnings}` : ""}`;
+}
+
+// the latest syncs of serve.sources / serve.sync_paths (scheduled or asked for), with what each changed
+async function showSyncs() {
+  const box = $("#sync-runs");
+  box.hidden = !(can("admin") && state.me.sync_configured);
+  if (box.hidden) return;
+  const runs = await (await api("/v1/syncs?limit=5")).json();
+  const n = (r, k) => (r.summary ? r.summary[k] : "");
+  $("#sync-table tbody").replaceChildren(...runs.map((r) => h("tr", { class: r.status === "failed" ? "error" : "" },
+    h("td", {}, fmtTime(r.created_at)), h("td", {}, r.error ? `${r.status}: ${r.error}` : r.status),
+    h("td", {}, n(r, "added")), h("td", {}, n(r, "updated")), h("td", {}, n(r, "deleted")), h("td", {}, n(r, "failed")))));
+  if (!runs.length) $("#sync-table tbody").append(h("tr", {}, h("td", { colspan: 6 }, "No syncs yet.")));
 }
 
 async function deleteDoc(d) {
@@ -441,6 +488,9 @@ $("#resync").addEventListener("click", async () => {
     await watchJob(job.job_id, box);
   } catch (e) { toast(e.message); }
 });
+$("#review-status").addEventListener("change", () => { location.hash = "#/reviews"; showReviews(ctx, "").catch((e) => toast(e.message)); });
+$("#review-form").addEventListener("submit", (e) => { e.preventDefault(); resolveReview(ctx, false); });
+$("#review-dismiss").addEventListener("click", () => resolveReview(ctx, true));
 $("#choose-files").addEventListener("click", () => $("#file-input").click());
 $("#file-input").addEventListener("change", (e) => { upload([...e.target.files]); e.target.value = ""; });
 const drop = $("#dropzone");
