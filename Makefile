@@ -9,15 +9,21 @@ DEMO_KB ?= .groundwork/demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install browser demo lint test gate bench clean
+.PHONY: install browser ocr demo lint test gate bench clean
 
-install: $(STAMP) browser
+install: $(STAMP) browser ocr
 
 # The web page's tests drive Debian's chromium through Playwright (never `playwright install`).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium (needs root and apt); browser tests will be skipped"; }
+
+# OCR of images and scanned PDFs runs Debian's Tesseract 5 with its English model (ingest/ocr.py).
+ocr:
+	@command -v tesseract >/dev/null 2>&1 || { echo "installing Debian's tesseract-ocr for OCR"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null) \
+	  || echo "warning: could not install tesseract-ocr (needs root and apt); OCR tests will be skipped"; }
 
 # torch is installed first and alone, pinned by constraints.txt, so nothing resolves a CUDA build.
 $(STAMP): pyproject.toml constraints.txt

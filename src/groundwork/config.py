@@ -94,6 +94,48 @@ class IngestSettings(_Section):
         description="zip-based files whose XML members hold more elements, attributes and text nodes than this "
         "are failed (a parser's memory grows with nodes, not bytes)",
     )
+    max_table_rows: int = Field(
+        100_000,
+        ge=1,
+        description="XLSX and CSV files with more data rows than this (all sheets together) are failed; "
+        "counted while reading",
+    )
+    max_table_columns: int = Field(
+        1_024, ge=1, description="XLSX and CSV rows wider than this many columns fail the file (a crafted sheet)"
+    )
+    table_row_units: int = Field(
+        500,
+        ge=0,
+        description="a sheet (XLSX) or CSV file with at most this many data rows is indexed one row per chunk "
+        "(its header repeated as 'column: value'), so a row is cited as 'sheet S, row R'; larger ones in "
+        "groups of table_rows_per_group rows",
+    )
+    table_rows_per_group: int = Field(
+        20, ge=1, description="rows per chunk of a large sheet (the header row is repeated in every group)"
+    )
+    max_attachments: int = Field(
+        20,
+        ge=0,
+        description="e-mail (.eml) attachments ingested per message, each as a document of its own; "
+        "further ones are reported and skipped",
+    )
+    ocr: bool = Field(True, description="read images (PNG, JPEG, TIFF) and PDF pages without a text layer through OCR")
+    ocr_max_pages: int = Field(
+        50,
+        ge=0,
+        description="PDF pages without a text layer that are OCR'd per document; further ones are skipped "
+        "with a warning",
+    )
+    ocr_max_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="images (and rendered PDF pages) with more pixels than this are refused before they are "
+        "decoded (a decompression bomb)",
+    )
+    ocr_dpi: int = Field(200, ge=72, le=600, description="resolution PDF pages are rendered at for OCR (dots per inch)")
+    ocr_timeout_s: float = Field(
+        120.0, gt=0, description="OCR of one page taking longer than this fails its file (seconds; no retry)"
+    )
     batch_chunks: int = Field(256, ge=1, description="chunks embedded and committed per atomic write")
     overlap_encode: bool = Field(
         True,

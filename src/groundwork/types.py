@@ -19,12 +19,15 @@ class Section:
     """A structural unit of a loaded document: a Markdown/HTML/DOCX section, a PDF page, a record.
 
     ``heading_path`` is the chain of headings above the text (outermost first); ``page`` is 1-based
-    and set only where the format has pages.
+    and set only where the format has pages: a PDF page, a PPTX slide, a spreadsheet's (first) row
+    (``page_label`` names the unit). ``metadata`` is added to the metadata of the section's chunks
+    (OCR: ``ocr`` and ``ocr_confidence``).
     """
 
     text: str
     heading_path: tuple[str, ...] = ()
     page: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 INTERNAL = {"wire": False}  # field metadata: not part of the wire format
@@ -233,6 +236,31 @@ def document_label(doc_id: str, source: str, title: str = "") -> str:
     return f"{label}, {title}" if title else label
 
 
+# What a chunk's ``page`` counts, by the file type of its document (default: pages).
+PAGE_UNITS = {".pptx": "slide", ".xlsx": "row", ".csv": "row", ".tsv": "row"}
+
+
+def _suffix(name: str) -> str:
+    last = name.rstrip("/").rsplit("/", 1)[-1]
+    return "." + last.rsplit(".", 1)[1].lower() if "." in last else ""
+
+
+def page_label(doc_id: str, source: str, page: int | None, heading: str = "") -> str:
+    """Where a chunk is in its document, for a reader: ``p. 4``, ``slide 3``, ``sheet S, row 5``
+    (a spreadsheet's sheet is its heading; a group of rows says ``rows 21-40``); "" without a page.
+    The unit comes from the document id's file type (an e-mail attachment's id names the attachment),
+    else the source's."""
+    if page is None:
+        return ""
+    unit = PAGE_UNITS.get(_suffix(doc_id)) or PAGE_UNITS.get(_suffix(source)) or "p."
+    if unit != "row":
+        return f"{unit} {page}"
+    parts = heading.split(" > ") if heading else []
+    if parts and parts[-1].startswith("rows "):
+        return ", ".join(parts)
+    return ", ".join([*parts, f"row {page}"])
+
+
 @dataclass
 class Citation:
     """A chunk an answer cites; ``n`` is the number used in the answer's ``[n]`` markers."""
@@ -250,9 +278,10 @@ class Citation:
 
     @property
     def label(self) -> str:
-        """How a reader finds it (see ``document_label``), with the page."""
+        """How a reader finds it (see ``document_label``), with the page, slide or sheet row (``page_label``)."""
         label = document_label(self.doc_id, self.source, self.title)
-        return f"{label}, p. {self.page}" if self.page else label
+        where = page_label(self.doc_id, self.source, self.page, self.heading)
+        return f"{label}, {where}" if where else label
 
 
 @dataclass
@@ -339,6 +368,18 @@ class DocumentInfo:
     allowed_groups: list[str] = field(default_factory=list)
     ingested_at: str = ""
     chars: int = 0  # characters of chunk text (a size that does not depend on the file format)
+    parse: dict[str, Any] = field(default_factory=dict)  # the parsing report: see ``parse_report``
+
+
+PARSE_PREFIX = "parse_"  # metadata fields of the parsing report (set by the loaders at ingest)
+
+
+def parse_report(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The parsing report in a chunk's metadata, without the prefix: ``loader`` (format), ``units`` and
+    ``unit`` (12 "pages", 8 "slides", 3 "sheets", 40 "rows"), ``chars`` (characters extracted),
+    ``ocr_share`` (0 to 1: the share of them read by OCR) and ``warnings`` ("; "-joined, "" when none).
+    Empty for a document ingested before the report existed, and for JSON/JSONL records."""
+    return {k[len(PARSE_PREFIX) :]: v for k, v in metadata.items() if k.startswith(PARSE_PREFIX)}
 
 
 @dataclass

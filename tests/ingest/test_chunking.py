@@ -113,6 +113,11 @@ def test_long_table_is_split_by_rows_and_keeps_its_layout(embedder) -> None:
         assert embedder.count_tokens(c.text) <= 120
         body = [ln for ln in c.text.splitlines() if ln.strip() and not ln.startswith("#")]
         assert all(ln.startswith("|") and ln.endswith("|") for ln in body), c.text
+    # Every chunk of the table repeats its header, so each group of rows says what its columns are.
+    table_chunks = [c for c in chunks if "`key_" in c.text]
+    assert len(table_chunks) > 2
+    assert all("| key | default | meaning |\n| --- | --- | --- |\n| `key_" in c.text for c in table_chunks)
+    assert sum(c.text.count("`key_") for c in table_chunks) == 40
 
 
 def test_wrapped_lines_are_joined_before_sentence_splitting() -> None:

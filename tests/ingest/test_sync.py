@@ -93,7 +93,7 @@ def test_bad_files_are_named_and_good_files_indexed(make_kb, tmp_path: Path) -> 
     write(docs / "binary.txt", bytes(range(256)) * 20)
     write(docs / "empty.md", b"")
     write(docs / "latin1.txt", "Größe und Gewicht".encode("latin-1"))
-    write(docs / "image.png", b"\x89PNG\r\n\x1a\n")
+    write(docs / "clip.mp4", b"\x00\x00\x00\x18ftypmp42")
     kb = make_kb()
     report = kb.ingest([docs])
     assert report.added == 4
@@ -101,7 +101,7 @@ def test_bad_files_are_named_and_good_files_indexed(make_kb, tmp_path: Path) -> 
     assert set(failed) == {"corrupt.pdf", "binary.txt", "empty.md", "latin1.txt"}
     assert "PDF" in failed["corrupt.pdf"] and "binary" in failed["binary.txt"]
     assert "empty" in failed["empty.md"] and "UTF-8" in failed["latin1.txt"]
-    assert [Path(s.path).name for s in report.skipped] == ["image.png"]
+    assert [Path(s.path).name for s in report.skipped] == ["clip.mp4"]
     hit = kb.search("how long is the warranty", top_k=1)[0]
     assert hit.chunk.source.endswith("good.pdf") and hit.chunk.page == 1
 

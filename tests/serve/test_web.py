@@ -179,8 +179,11 @@ def test_upload_ask_cite_feedback_audit_delete(web, browser) -> None:
     page.get_by_text("parking.md: added").wait_for()
     page.get_by_text("canteen.md: added").wait_for()
     expect(page.locator("#doc-table tbody tr")).to_have_count(2)
+    # the parsing report: its summary in the table, the whole of it above the document's chunks
+    expect(page.locator("#doc-table tbody tr", has_text="parking.md")).to_contain_text(re.compile(r"md · \d+ sections"))
     page.get_by_role("link", name="parking.md").click()
     page.locator("#doc-chunks").get_by_text("north car park").wait_for()
+    expect(page.locator("#doc-parse")).to_contain_text(re.compile(r"Parsed as md · \d+ sections · [\d,]+ characters"))
     # serve.sync_paths is empty: there is nothing to re-sync, so no button offers it
     assert page.get_by_role("button", name="Re-sync folders").count() == 0
     assert page.locator("#resync").is_hidden()

@@ -18,7 +18,7 @@ from groundwork.answer.generator import Generation, Generator, TokenCallback
 from groundwork.errors import GeneratorError
 from groundwork.llm.chat import ChatModel
 from groundwork.llm.prompts import PromptTemplate, load_prompt
-from groundwork.types import ContextChunk
+from groundwork.types import ContextChunk, page_label
 
 _ABSTAIN = re.compile(
     r"\b(could not|cannot|can't|couldn't|unable to) find\b.{0,40}\b(indexed documents|context|information)", re.I
@@ -38,7 +38,7 @@ def chunk_label(c: ContextChunk) -> str:
     if ch.heading:
         parts.append(ch.heading)
     if ch.page:
-        parts.append(f"p. {ch.page}")
+        parts.append(page_label(ch.doc_id, ch.source, ch.page))
     return f"[{c.n}] " + ", ".join(parts)
 
 

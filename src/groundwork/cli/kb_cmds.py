@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
-from groundwork.types import DocumentHit, IngestReport, SearchHit, document_label
+from groundwork.types import DocumentHit, IngestReport, SearchHit, document_label, page_label
 
 if TYPE_CHECKING:
     from groundwork.kb import KnowledgeBase
@@ -153,7 +153,7 @@ def _hits_table(hits: list[SearchHit]) -> Table:
         table.add_column(col, overflow="fold")
     for h in hits:
         c = h.chunk
-        where = " > ".join(x for x in (c.heading, f"p. {c.page}" if c.page else "") if x)
+        where = " > ".join(x for x in (c.heading, page_label(c.doc_id, c.source, c.page)) if x)
         snippet = " ".join(c.text.split())
         relevance = "" if h.relevance is None else f"{h.relevance:.3f}"
         table.add_row(
@@ -171,7 +171,7 @@ def _documents_table(docs: list[DocumentHit]) -> Table:
         lines = []
         for p in d.passages:
             c = p.chunk
-            where = " > ".join(x for x in (c.heading, f"p. {c.page}" if c.page else "") if x)
+            where = " > ".join(x for x in (c.heading, page_label(c.doc_id, c.source, c.page)) if x)
             lines.append(escape(f"[{where}] " if where else "") + escape(" ".join(c.text.split())[:160]))
         more = d.matched - len(d.passages)
         if more > 0:
@@ -325,8 +325,21 @@ def versions(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, co
     out.print(table if vs else "no versions yet: run `groundwork ingest PATH`")
 
 
+def _parse_summary(p: dict) -> str:
+    """The parsing report in a line: "pptx, 8 slides, OCR 40%, 1 warning" ("" when none was recorded)."""
+    if not p.get("loader"):
+        return ""
+    parts = [str(p["loader"]), f"{p.get('units', '')} {p.get('unit', '')}".strip()]
+    if p.get("ocr_share"):
+        parts.append(f"OCR {p['ocr_share']:.0%}")
+    if warnings := [w for w in str(p.get("warnings") or "").split("; ") if w]:
+        parts.append(f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}")
+    return ", ".join(x for x in parts if x)
+
+
 def documents(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, config: ConfigOpt = None) -> None:
-    """List indexed documents with their chunk counts."""
+    """List indexed documents with their chunk counts and parsing report (loader, pages/slides/sheets,
+    characters, OCR share, warnings; all of it with --json)."""
     with user_errors():
         kbase = open_kb(kb, config)
         kbase.require_existing()
@@ -335,8 +348,13 @@ def documents(as_json: bool = typer.Option(False, "--json"), kb: KbOpt = None, c
         print_json([d.__dict__ for d in docs])
         return
     table = Table()
-    for col in ("doc_id", "document", "chunks"):
+    for col in ("doc_id", "document", "chunks", "parsing"):
         table.add_column(col, overflow="fold")
     for d in docs:
-        table.add_row(escape(display(d.doc_id)), escape(d.title or document_label(d.doc_id, d.source)), str(d.chunks))
+        table.add_row(
+            escape(display(d.doc_id)),
+            escape(d.title or document_label(d.doc_id, d.source)),
+            str(d.chunks),
+            escape(_parse_summary(d.parse)),
+        )
     out.print(table)

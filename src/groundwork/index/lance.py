@@ -47,7 +47,7 @@ from groundwork.index.rows import (
     unknown_fields,
 )
 from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
-from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit, parse_report
 
 SCHEMA_VERSION = 1
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -642,7 +642,8 @@ class LanceStore:
             "ingested_at",
             "text",
         ]
-        table = self._scan_where(cols, self._where(None, access))
+        where = self._where(None, access)
+        table = self._scan_where(cols, where)
         docs: dict[str, DocumentInfo] = {}
         for row in table.to_pylist():
             info = docs.get(row["doc_id"])
@@ -662,6 +663,12 @@ class LanceStore:
             else:
                 info.chunks += 1
                 info.chars += len(row["text"] or "")
+        # The parsing report, from each document's first chunk only (the metadata JSON of every chunk is
+        # not read).
+        first = self._scan_where(["doc_id", "metadata"], f"({where}) AND position = 0" if where else "position = 0")
+        for row in first.to_pylist():
+            if row["doc_id"] in docs:
+                docs[row["doc_id"]].parse = parse_report(json.loads(row["metadata"] or "{}"))
         return sorted(docs.values(), key=lambda d: d.doc_id)
 
     def document_chunks(self, doc_id: str, access: Access | None = None) -> list[Chunk]:

@@ -50,7 +50,7 @@ from groundwork.index.rows import (
     unknown_fields,
 )
 from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
-from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit
+from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit, parse_report
 
 _COLS = (
     "chunk_id, doc_id, source, position, text, title, heading, page, content_hash, parent_id, parent_text, "
@@ -468,7 +468,10 @@ class PgStore:
         clause, params = self._where(None, access)
         rows = self._run_search(
             "SELECT doc_id, min(source), min(doc_hash), min(pipeline_hash), count(*), min(title), min(acl_tenant), "
-            f"min(array_to_string(acl_groups, '|')), min(ingested_at), sum(length(text)) FROM chunks WHERE {clause} "
+            f"min(array_to_string(acl_groups, '|')), min(ingested_at), sum(length(text)), "
+            # the parsing report: the parse_* fields of the first chunk's metadata
+            "(array_agg(metadata) FILTER (WHERE position = 0))[1] "
+            f"FROM chunks WHERE {clause} "
             "GROUP BY doc_id ORDER BY doc_id",
             params,
         )
@@ -484,6 +487,7 @@ class PgStore:
                 [g for g in (r[7] or "").split("|") if g],
                 r[8] or "",
                 int(r[9] or 0),
+                parse_report(r[10] or {}),
             )
             for r in rows
         ]

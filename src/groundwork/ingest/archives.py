@@ -76,23 +76,25 @@ def check_package(
     limits: ArchiveLimits = ArchiveLimits(),
     embedded_dirs: tuple[str, ...] = (),
     kind: str = "zip archive",
+    allow_dtd: bool = True,
 ) -> None:
     """Refuse a zip-based document that would cost a parser more than ``limits`` allow.
 
     ``name`` names the file in errors; ``raw`` is the whole file (already bounded by ingest.max_file_mb);
     ``embedded_dirs`` are member folders (``"word/embeddings/"``) where nested archives are allowed;
-    ``kind`` names the format in errors ("DOCX").
+    ``kind`` names the format in errors ("DOCX"); ``allow_dtd`` False refuses an XML member with a
+    document type declaration (OOXML parts never have one; it is how entity expansion gets in).
     Memory used: the central directory plus about 64 KiB, whatever the archive claims.
     Raises LoaderError naming the member, the limit and its setting.
     """
     with _open_directory(name, raw, limits, kind) as archive:
         members = archive.infolist()
     _check_directory(name, members, limits)
-    nodes = _XmlNodeCount(name, limits.max_xml_nodes)
+    nodes = _XmlNodeCount(name, limits.max_xml_nodes, allow_dtd)
     total = 0
     for info in members:
         head = b""
-        nodes.start()
+        nodes.start(info.filename)
         for chunk in _inflate(name, raw, info, limits):
             total += len(chunk)
             if total > limits.max_unzipped_bytes:
@@ -235,6 +237,10 @@ class _NodeTarget:
 
     def __init__(self) -> None:
         self.count = 0
+        self.dtd_seen = False
+
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        self.dtd_seen = True
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         self.count += 1 + len(attrib)
@@ -252,12 +258,14 @@ class _XmlNodeCount:
     parser at the first bytes. Entities are not resolved; no DTD or network resource is loaded. Raises
     LoaderError once the count passes ``limit`` (checked after each 64 KiB chunk)."""
 
-    def __init__(self, name: str, limit: int) -> None:
-        self.name, self.limit = name, limit
+    def __init__(self, name: str, limit: int, allow_dtd: bool = True) -> None:
+        self.name, self.limit, self.allow_dtd = name, limit, allow_dtd
         self._target = _NodeTarget()
         self._parser: etree.XMLParser | None = None
+        self._member = ""
 
-    def start(self) -> None:
+    def start(self, member: str = "") -> None:
+        self._member = member
         self._parser = etree.XMLParser(
             target=self._target, resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False
         )
@@ -269,6 +277,12 @@ class _XmlNodeCount:
             self._parser.feed(chunk)
         except etree.XMLSyntaxError:
             self._parser = None  # not XML, or XML that a parser rejects at this point: nothing more is built
+        if self._target.dtd_seen and not self.allow_dtd:
+            raise LoaderError(
+                self.name,
+                f"member '{self._member}' has a document type declaration (DTD), which this format never has: "
+                "a crafted file (entity expansion); re-save it",
+            )
         if self._target.count > self.limit:
             raise LoaderError(
                 self.name,

@@ -1,7 +1,10 @@
 """File loaders: one function per format, each returning Documents made of Sections.
 
 Every failure is a LoaderError naming the file and saying what to do; the sync step records it and
-goes on with the next file. Formats: .md .markdown .txt .html .htm .pdf .docx .json .jsonl.
+goes on with the next file. Formats: .md .markdown .txt .html .htm .pdf .docx .json .jsonl here;
+.pptx .xlsx .csv .tsv in ``formats``, .eml in ``mail``, images (.png .jpg .jpeg .tif .tiff) and the
+OCR of PDF pages without a text layer in ``ocr``. Every document's metadata gets the parsing report
+(``describe``).
 
 Limits (``LoadLimits``, from the ingest settings) bound what one file may cost: zip-based formats are
 checked by ``archives.check_package`` before their parser opens them, and every loader counts the text
@@ -10,115 +13,25 @@ it extracts against ``max_text_chars`` as it goes (``TextBudget``), stopping as 
 
 from __future__ import annotations
 
-import codecs
-import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from groundwork.config import IngestSettings
 from groundwork.errors import LoaderError, UnsupportedFileError
-from groundwork.ingest.archives import ArchiveLimits, check_package
+from groundwork.ingest.archives import check_package
+from groundwork.ingest.loading import LoadLimits, SourceName, TextBudget, describe, finish_report
+from groundwork.ingest.loading import decode_text as _decode_text
+from groundwork.ingest.loading import make_document as _doc
 from groundwork.ingest.markdown import markdown_sections, markdown_title
 from groundwork.ingest.records import RecordOptions, load_records
 from groundwork.types import Document, Section
 
 if TYPE_CHECKING:
     from docx.text.paragraph import Paragraph
-
-
-@dataclass(frozen=True)
-class LoadLimits:
-    """What one file may cost: ``max_text_chars`` characters of extracted text (per record for JSON and
-    JSONL files, whose records are documents of their own), and the ``archive`` limits of zip-based
-    formats. Defaults: the ingest settings' defaults."""
-
-    max_text_chars: int = IngestSettings.model_fields["max_text_chars"].default
-    archive: ArchiveLimits = field(default_factory=ArchiveLimits)
-
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> LoadLimits:
-        return cls(
-            max_text_chars=settings.max_text_chars,
-            archive=ArchiveLimits(
-                max_unzipped_bytes=int(settings.max_unzipped_mb * 1e6),
-                max_ratio=settings.max_zip_ratio,
-                max_members=settings.max_zip_members,
-                max_xml_nodes=settings.max_xml_nodes,
-            ),
-        )
-
-
-class TextBudget:
-    """The characters a file may still yield. ``take(text)`` returns ``text``, or raises LoaderError
-    naming the limit and its setting as soon as the file's text passes ``max_chars``."""
-
-    def __init__(self, path: Path, max_chars: int) -> None:
-        self.path, self.max_chars, self.used = path, max_chars, 0
-
-    def take(self, text: str) -> str:
-        self.used += len(text)
-        if self.used > self.max_chars:
-            raise LoaderError(
-                str(self.path),
-                f"more than {self.max_chars:,} characters of text, over the limit (ingest.max_text_chars); "
-                "split the file, or raise the limit",
-            )
-        return text
-
-
-_DECODE_STEP = 1024 * 1024  # bytes decoded per step of a text file
-
-
-def _decode_text(path: Path, raw: bytes, budget: TextBudget | None = None) -> str:
-    """Strict UTF-8 (a BOM is allowed). Binary content and invalid UTF-8 are errors, not mojibake.
-
-    With a ``budget``, decoding stops (LoaderError) as soon as the text passes it."""
-    head = raw[:8192]
-    if b"\x00" in head:
-        raise LoaderError(str(path), "binary content in a text file (NUL bytes); check the file type")
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    view, parts = memoryview(raw), []
-    try:
-        for pos in range(0, len(raw), _DECODE_STEP):
-            part = decoder.decode(view[pos : pos + _DECODE_STEP], final=pos + _DECODE_STEP >= len(raw))
-            parts.append(budget.take(part) if budget else part)
-    except UnicodeDecodeError:
-        # The incremental decoder's offsets are relative to its step: a plain decode of the bytes read
-        # so far fails at the same first invalid byte, and reports its offset in the file.
-        try:
-            raw[: pos + _DECODE_STEP].decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise LoaderError(
-                str(path),
-                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); re-save the file as UTF-8",
-            ) from None
-        raise
-    text = "".join(parts)
-    controls = sum(1 for ch in text[:8192] if ord(ch) < 32 and ch not in "\n\r\t\f")
-    if controls > 0.05 * max(1, min(len(text), 8192)):
-        raise LoaderError(str(path), "binary content in a text file (control characters); check the file type")
-    return text
-
-
-def _doc(path: Path, raw: bytes, sections: list[Section], title: str = "") -> list[Document]:
-    sections = [s for s in sections if s.text.strip()]
-    if not sections:
-        raise LoaderError(str(path), "no text could be extracted")
-    source = str(path)
-    return [
-        Document(
-            doc_id=source,
-            source=source,
-            sections=sections,
-            content_hash=hashlib.sha256(raw).hexdigest(),
-            title=title or path.stem,
-        )
-    ]
 
 
 def load_text(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits) -> list[Document]:
@@ -157,7 +70,7 @@ def load_pdf(path: Path, raw: bytes, options: RecordOptions, limits: LoadLimits)
     budget = TextBudget(path, limits.max_text_chars)
     with _pypdf_warnings() as warned:
         try:
-            return _read_pdf(path, raw, budget, PdfReader)
+            return _read_pdf(path, raw, budget, PdfReader, limits)
         except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
             said = f"; pypdf: {'; '.join(dict.fromkeys(warned))}" if warned else ""
             raise LoaderError(
@@ -188,7 +101,7 @@ def _pypdf_warnings() -> Iterator[list[str]]:
 _PLACEHOLDER_TITLES = {"untitled", "untitled document", "document", "microsoft word - document1"}
 
 
-def _read_pdf(path: Path, raw: bytes, budget: TextBudget, reader_cls: Any) -> list[Document]:
+def _read_pdf(path: Path, raw: bytes, budget: TextBudget, reader_cls: Any, limits: LoadLimits) -> list[Document]:
     reader = reader_cls(io.BytesIO(raw))
     if reader.is_encrypted:
         raise LoaderError(str(path), "the PDF is encrypted; decrypt it first")
@@ -198,9 +111,16 @@ def _read_pdf(path: Path, raw: bytes, budget: TextBudget, reader_cls: Any) -> li
     title = str((reader.metadata or {}).get("/Title") or "").strip()
     if title.lower() in _PLACEHOLDER_TITLES:  # what PDF writers put when nobody set a title
         title = ""
+    warnings: list[str] = []
+    if blank := [p.page for p in pages if not p.text and p.page is not None]:
+        from groundwork.ingest.ocr import ocr_pdf_pages  # a scan: pages without a text layer
+
+        read = ocr_pdf_pages(path, raw, blank, limits.ocr, budget, warnings)
+        pages = [read.get(p.page, p) if p.page is not None else p for p in pages]
     if not any(p.text for p in pages):
-        raise LoaderError(str(path), "the PDF has no extractable text (a scan? run OCR first)")
-    return _doc(path, raw, pages, title)
+        hint = "; ".join(warnings) or "OCR found no text either"
+        raise LoaderError(str(path), f"the PDF has no extractable text ({hint})")
+    return describe(_doc(path, raw, pages, title), "pdf", len(pages), "pages", warnings)
 
 
 # OOXML keeps embedded objects (a chart's workbook, an attached .xlsx) as packages of their own here;
@@ -284,23 +204,6 @@ LOADERS: dict[str, Loader] = {
 }
 
 
-class SourceName:
-    """The name of a source that is not a local file (``s3://bucket/key``, ``upload://tenant/name``):
-    what loaders need of a path (``str()``, ``.suffix``, ``.stem``) without collapsing ``//``."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.name = uri.rstrip("/").rsplit("/", 1)[-1]
-        self.suffix = "." + self.name.rsplit(".", 1)[1] if "." in self.name else ""
-        self.stem = self.name[: len(self.name) - len(self.suffix)] if self.suffix else self.name
-
-    def __str__(self) -> str:
-        return self.uri
-
-    def __repr__(self) -> str:
-        return f"SourceName({self.uri!r})"
-
-
 def check_size(name: str, suffix: str, size: int, max_bytes: int) -> None:
     """Raises UnsupportedFileError for an unknown type, LoaderError for an empty or oversized file."""
     if suffix.lower() not in LOADERS:
@@ -322,4 +225,27 @@ def load_file(
 ) -> list[Document]:
     """Load already-read bytes of ``path`` with the loader for its extension, within ``limits``
     (default: the default ingest settings). Raises LoaderError naming the file and the reason."""
-    return LOADERS[path.suffix.lower()](path, raw, options or RecordOptions(), limits or LoadLimits())
+    suffix = path.suffix.lower()
+    docs = LOADERS[suffix](path, raw, options or RecordOptions(), limits or LoadLimits())
+    return finish_report(docs, suffix.lstrip("."))
+
+
+def _more_loaders() -> dict[str, Loader]:
+    """Formats whose loaders live in modules of their own (they use this module's helpers, so they are
+    imported once those exist)."""
+    from groundwork.ingest import formats, mail, ocr
+
+    # An e-mail's attachments go through these same loaders (load_file), within the same limits.
+    eml = partial(mail.load_eml, load=load_file, suffixes=LOADERS)
+
+    return {
+        ".pptx": formats.load_pptx,
+        ".xlsx": formats.load_xlsx,
+        ".csv": formats.load_csv,
+        ".tsv": formats.load_csv,
+        ".eml": eml,
+        **dict.fromkeys(ocr.IMAGE_SUFFIXES, ocr.load_image),
+    }
+
+
+LOADERS.update(_more_loaders())

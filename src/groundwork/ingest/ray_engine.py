@@ -135,6 +135,7 @@ class RayIngestor(Ingestor):
                     continue
             if prev := self._unchanged_file(item, existing, raw):
                 seen.add(item.source)
+                seen.update(by_source.get(item.source, []))  # an e-mail's attachments share its source
                 report.unchanged += 1
                 report.files.append(FileResult(item.source, "unchanged", documents=1, chunks=prev.chunks))
                 continue

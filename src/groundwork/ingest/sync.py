@@ -199,7 +199,8 @@ class Ingestor:
         with BatchWriter(self.overlap) as self._writer:
             self._process(all_items, existing, by_source, seen, changed, report, progress)
         if sync:
-            listed = {i.source for i in all_items if i.is_records} | set(owned)
+            # Files of several documents (records, an e-mail and its attachments) lose the ones they no longer hold.
+            listed = {i.source for i in all_items if i.is_records or i.name.suffix.lower() == ".eml"} | set(owned)
             gone = self._vanished(existing.values(), roots, listed, seen)
             if gone:
                 self.store.delete_documents(gone)
@@ -325,6 +326,7 @@ class Ingestor:
         # Fast path: an unchanged file is recognised by its fingerprint or the hash of its bytes, before parsing.
         if prev := self._unchanged_file(item, existing, raw):
             seen.add(source)
+            seen.update(by_source.get(source, []))  # an e-mail's attachments are documents of the same source
             report.unchanged += 1
             return FileResult(source, "unchanged", documents=1, chunks=prev.chunks)
         if raw is None:

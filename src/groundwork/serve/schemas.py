@@ -146,6 +146,18 @@ class JobOut(BaseModel):
     summary: SyncSummary | None = Field(None, description="sync jobs: what the run changed, in documents")
 
 
+class ParseReport(BaseModel):
+    """How the document was parsed (recorded at ingest; empty for documents ingested before the
+    report existed, and for JSON/JSONL records)."""
+
+    loader: str | None = Field(None, description="the format's loader: pdf, docx, pptx, xlsx, csv, eml, png, ...")
+    units: int | None = Field(None, description="how many of ``unit`` the file has")
+    unit: str | None = Field(None, description="pages, slides, sheets, rows, attachments or sections")
+    chars: int | None = Field(None, description="characters of text extracted")
+    ocr_share: float | None = Field(None, description="share of those characters read by OCR, 0 to 1")
+    warnings: str | None = Field(None, description="what was skipped while parsing, '; '-joined ('' when nothing)")
+
+
 class DocumentOut(BaseModel):
     doc_id: str
     source: str
@@ -158,6 +170,7 @@ class DocumentOut(BaseModel):
     allowed_groups: list[str]
     ingested_at: str
     content_hash: str
+    parse: ParseReport = Field(default_factory=ParseReport, description="the parsing report")
 
 
 class DocumentPage(BaseModel):

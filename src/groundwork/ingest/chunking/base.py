@@ -51,7 +51,7 @@ def make_chunk(document: Document, position: int, text: str, section: Section, *
         heading_path=section.heading_path,
         page=section.page,
         title=document.title,
-        metadata=dict(document.metadata),
+        metadata={**document.metadata, **section.metadata},
         **extra,  # type: ignore[arg-type]
     )
 

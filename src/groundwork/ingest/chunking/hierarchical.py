@@ -33,7 +33,7 @@ class HierarchicalChunker:
         for p, (parent_text, _, section) in enumerate(self.parents.split_sections(document.sections)):
             parent_id = f"{document.doc_id}::p{p}"
             for child_text, n, _ in self.children.split_sections(
-                [Section(parent_text, section.heading_path, section.page)]
+                [Section(parent_text, section.heading_path, section.page, section.metadata)]
             ):
                 chunks.append(
                     make_chunk(

@@ -63,6 +63,7 @@ def _doc_out(d: DocumentInfo) -> dict:
         "allowed_groups": d.allowed_groups,
         "ingested_at": d.ingested_at,
         "content_hash": d.content_hash,
+        "parse": d.parse,
     }
 
 

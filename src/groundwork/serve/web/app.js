@@ -147,7 +147,15 @@ function supportingSentence(answerBefore) {
   return (parts[parts.length - 1] || "").trim();
 }
 
-const where = (c) => [c.heading, c.page ? `page ${c.page}` : ""].filter(Boolean).join(" · ");
+// What a chunk's page counts, by its document's file type (an e-mail attachment's id names the attachment).
+const PAGE_UNITS = { pptx: "slide", xlsx: "row", csv: "row", tsv: "row" };
+const suffixOf = (name) => { const last = (name || "").split("/").pop(); return last.includes(".") ? last.split(".").pop().toLowerCase() : ""; };
+function pageWord(c, doc) {
+  const unit = PAGE_UNITS[suffixOf(doc.doc_id)] || PAGE_UNITS[suffixOf(doc.source)] || "page";
+  if (unit === "row" && /(^| > )rows \d/.test(c.heading || "")) return "";  // a group of rows: its heading says which
+  return `${unit} ${c.page}`;
+}
+const where = (c, doc = c) => [c.heading, c.page ? pageWord(c, doc) : ""].filter(Boolean).join(" · ");
 
 function openCitation(c, answerBefore) {
   $("#citation-title").textContent = fileName(c.source);
@@ -279,11 +287,12 @@ async function showDocuments(docId) {
   const tbody = $("#doc-table tbody");
   tbody.replaceChildren(...page.items.map((d) => h("tr", {},
     h("td", {}, h("a", { href: `#/documents/${encodeURIComponent(d.doc_id)}` }, d.label || fileName(d.source))),
-    h("td", {}, d.type), h("td", {}, d.chunks), h("td", {}, fmtSize(d.chars)), h("td", {}, fmtTime(d.ingested_at)),
+    h("td", {}, d.type), h("td", {}, d.chunks), h("td", {}, fmtSize(d.chars)),
+    h("td", { title: (d.parse && d.parse.warnings) || "" }, parseSummary(d.parse)), h("td", {}, fmtTime(d.ingested_at)),
     h("td", {}, versionOf.get(d.doc_id) ?? ""),
     h("td", {}, can("ingest") ? h("button", { type: "button", class: "danger", "aria-label": `Delete ${fileName(d.source)}`,
       onclick: () => deleteDoc(d) }, "Delete") : ""))));
-  if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 7 }, "No documents yet.")));
+  if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 8 }, "No documents yet.")));
   await showSyncs();
   $("#page-info").textContent = page.total ? `${page.offset + 1}–${page.offset + page.items.length} of ${page.total}` : "";
   $("#prev-page").disabled = page.offset === 0;
@@ -292,10 +301,28 @@ async function showDocuments(docId) {
   if (docId) {
     const d = await (await api(`/v1/documents/${docId}`)).json();
     $("#doc-detail-title").textContent = `${d.label || fileName(d.source)} — ${nChunks(d.chunks)}`;
+    $("#doc-parse").textContent = parseDetail(d.parse);
     $("#doc-chunks").replaceChildren(...d.chunk_list.map((c) => h("li", {},
-      h("p", { class: "where" }, where(c)), h("div", { class: "md" }, renderMarkdown(c.text)))));
+      h("p", { class: "where" }, where(c, d)), h("div", { class: "md" }, renderMarkdown(c.text)))));
     detail.hidden = false;
   } else detail.hidden = true;
+}
+
+// The parsing report (recorded at ingest): "pptx · 8 slides · OCR 40% · 1 warning".
+function parseSummary(p) {
+  if (!p || !p.loader) return "";
+  const parts = [p.loader];
+  if (p.units != null) parts.push(`${p.units} ${p.unit || ""}`.trim());
+  if (p.ocr_share) parts.push(`OCR ${Math.round(p.ocr_share * 100)}%`);
+  const n = p.warnings ? p.warnings.split("; ").length : 0;
+  if (n) parts.push(`${n} warning${n > 1 ? "s" : ""}`);
+  return parts.join(" · ");
+}
+
+function parseDetail(p) {
+  if (!p || !p.loader) return "";
+  const chars = p.chars != null ? ` · ${p.chars.toLocaleString()} characters` : "";
+  return `Parsed as ${parseSummary(p)}${chars}${p.warnings ? ` — warnings: ${p.warnings}` : ""}`;
 }
 
 // the latest syncs of serve.sources / serve.sync_paths (scheduled or asked for), with what each changed
