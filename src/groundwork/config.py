@@ -94,6 +94,10 @@ class IngestSettings(_Section):
     text_field: str | None = None
     id_field: str | None = None
     metadata_fields: list[str] = Field(default_factory=list)
+    title_field: str | None = Field(
+        None,
+        description="JSON/JSONL: field holding the document's title (default: 'title'); it heads each chunk's indexed text",
+    )
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
     acl_groups_field: str | None = Field(
         None,
@@ -188,8 +192,11 @@ class RetrievalSettings(_Section):
     rrf_k: int = Field(60, ge=1, description="RRF constant (Cormack, Clarke & Buettcher 2009)")
     # Defaults measured with `groundwork eval compare` on SciFact train and MultiHop-RAG dev
     # (docs/benchmarks.md): convex 0.7/0.3 is the one setting that beats BM25 and dense alone on both.
-    fusion: Literal["rrf", "convex"] = Field(
-        "convex", description="hybrid: convex combination of min-max normalised scores, or reciprocal rank fusion"
+    fusion: Literal["rrf", "convex", "zscore", "dbsf", "combmnz", "adaptive"] = Field(
+        "convex",
+        description="hybrid: how the BM25 and dense lists are fused: convex (weighted min-max normalised scores), "
+        "rrf (reciprocal rank fusion), zscore, dbsf (distribution-based), combmnz, adaptive (per-query weights "
+        "from each list's score gap); sources in retrieve/fusion.py",
     )
     bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
     dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")

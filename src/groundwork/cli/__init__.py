@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds
+from groundwork.cli import adapt_cmds, check_cmds, db_cmds, eval_cmds, kb_cmds, service_cmds, tune_cmds
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
 
 
@@ -59,6 +59,7 @@ for command in (kb_cmds.versions, kb_cmds.documents, check_cmds.check, service_c
     app.command()(command)
 app.command("migrate")(db_cmds.migrate_cmd)
 app.command("decide")(adapt_cmds.decide_cmd)
+app.command("tune")(tune_cmds.tune_cmd)
 app.add_typer(service_cmds.keys_app, name="keys")
 app.add_typer(service_cmds.audit_app, name="audit")
 app.add_typer(service_cmds.config_app, name="config")
