@@ -70,6 +70,10 @@ def trials() -> list[Trial]:
         for w in (0.5, 0.6, 0.7):
             out.append(Trial(fusion="rrf", rrf_k=k, bm25_weight=w, dense_weight=round(1 - w, 2)))
     out += [replace(t, candidates=30) for t in out if t.mode == "hybrid" and t.fusion in ("convex", "dbsf")]
+    for method in ("convex", "zscore", "dbsf", "adaptive"):
+        for w in (0.5, 0.6):
+            for long in (0.7, 0.8, 0.9):
+                out.append(Trial(fusion=method, bm25_weight=w, dense_weight=round(1 - w, 2), long_bm25=long))
     return out
 
 

@@ -200,6 +200,19 @@ class RetrievalSettings(_Section):
     )
     bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
     dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")
+    long_query_bm25_weight: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="hybrid: BM25's share of the fusion weight for questions of long_query_words words or more "
+        "(moved linearly from bm25_weight's share at short_query_words); unset: the same weights for every question",
+    )
+    short_query_words: int = Field(
+        15, ge=0, description="hybrid: questions this short or shorter use bm25_weight/dense_weight as they are"
+    )
+    long_query_words: int = Field(
+        40, ge=1, description="hybrid: questions this long or longer use long_query_bm25_weight"
+    )
     decompose: Literal["off", "heuristic", "llm"] = Field(
         "off", description="multi-hop: split a question into sub-questions, retrieve for each, fuse (RRF)"
     )

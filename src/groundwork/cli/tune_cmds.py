@@ -50,7 +50,17 @@ def _arms(
 
 def _default_trial(s: Settings) -> Trial:
     r = s.retrieval
-    return Trial(r.mode, r.fusion, r.bm25_weight, r.dense_weight, r.candidates, r.rrf_k)
+    return Trial(
+        r.mode,
+        r.fusion,
+        r.bm25_weight,
+        r.dense_weight,
+        r.candidates,
+        r.rrf_k,
+        r.long_query_bm25_weight,
+        r.short_query_words,
+        r.long_query_words,
+    )
 
 
 def _print(result: TuneResult, top: int) -> None:

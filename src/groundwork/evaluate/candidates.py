@@ -22,7 +22,7 @@ from groundwork.evaluate.datasets import EvalDataset, EvalQuery
 from groundwork.evaluate.metrics import map_at_k, mrr_at_k, multihop_metrics, ndcg_at_k, recall_at_k
 from groundwork.filters import parse_filter
 from groundwork.kb import KnowledgeBase
-from groundwork.retrieve.fusion import fuse_scores
+from groundwork.retrieve.fusion import fuse_scores, length_weights
 from groundwork.types import Chunk
 
 Ranked = list[tuple[str, float]]
@@ -38,6 +38,9 @@ class Trial:
     dense_weight: float = 0.3
     candidates: int = 100
     rrf_k: int = 60
+    long_bm25: float | None = None  # retrieval.long_query_bm25_weight
+    short_words: int = 15
+    long_words: int = 40
     rerank: bool = False
 
     def settings(self) -> dict[str, Any]:
@@ -54,6 +57,10 @@ class Trial:
             )
             if self.fusion == "rrf":
                 out["retrieval.rrf_k"] = self.rrf_k
+            if self.long_bm25 is not None:
+                out["retrieval.long_query_bm25_weight"] = self.long_bm25
+                out["retrieval.short_query_words"] = self.short_words
+                out["retrieval.long_query_words"] = self.long_words
         return out
 
     def label(self) -> str:
@@ -61,6 +68,8 @@ class Trial:
             return self.mode + (" + rerank" if self.rerank else "")
         w = f"{self.bm25_weight:g}/{self.dense_weight:g}"
         k = f" k={self.rrf_k}" if self.fusion == "rrf" else ""
+        if self.long_bm25 is not None:
+            w += f" -> {self.long_bm25:g} at {self.long_words} words"
         return f"hybrid {self.fusion}{k} {w} c={self.candidates}" + (" + rerank" if self.rerank else "")
 
 
@@ -110,7 +119,9 @@ def fused(c: CandidateLists, i: int, t: Trial) -> Ranked:
     if t.mode == "dense":
         return c.dense[i]
     lists = {"bm25": c.bm25[i][: t.candidates], "dense": c.dense[i][: t.candidates]}
-    return fuse_scores(lists, t.fusion, {"bm25": t.bm25_weight, "dense": t.dense_weight}, t.rrf_k)
+    words = len(c.queries[i].question.split())
+    weights = length_weights(t.bm25_weight, t.dense_weight, words, t.long_bm25, t.short_words, t.long_words)
+    return fuse_scores(lists, t.fusion, weights, t.rrf_k)
 
 
 def documents(c: CandidateLists, ranking: Sequence[str], top_k: int = 10) -> list[str]:

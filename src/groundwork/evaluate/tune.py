@@ -37,12 +37,20 @@ def default_metric(fmt: str) -> str:
 
 def grid(depth: int, reranker: bool = False) -> list[Trial]:
     """The settings searched per index: bm25, dense, and hybrid by each fusion method with BM25's
-    share of the weight 0.3-0.8 and 30 or ``depth`` candidates per list; RRF with k = 60."""
+    share of the weight 0.3-0.8 and 30 or ``depth`` candidates per list (RRF with k = 60), and the
+    score fusions with BM25's share rising to 0.8 for long questions (retrieval.long_query_bm25_weight)."""
     out = [Trial(mode="bm25"), Trial(mode="dense")]
     for cands in sorted({min(30, depth), depth}):
         for method in ("convex", "zscore", "dbsf", "combmnz", "rrf"):
             for share in (0.3, 0.5, 0.6, 0.7, 0.8):
                 out.append(Trial(fusion=method, bm25_weight=share, dense_weight=round(1 - share, 2), candidates=cands))
+    for method in ("convex", "zscore", "dbsf"):
+        for share in (0.5, 0.6):
+            out.append(
+                Trial(
+                    fusion=method, bm25_weight=share, dense_weight=round(1 - share, 2), candidates=depth, long_bm25=0.8
+                )
+            )
     return out
 
 

@@ -21,6 +21,12 @@ them per chunk; a chunk missing from a list gets 0 from it. Ties are broken by c
   predictor in the spirit of Shtok et al. 2012 ("Predicting query performance by query-drift
   estimation", ACM TOIS), so the list that is sure of its top hits counts more for that query.
 
+``length_weights`` makes the weights query-adaptive before fusion by the question's length, a
+pre-retrieval query performance predictor (He & Ounis 2004, "Inferring query performance using
+pre-retrieval predictors", SPIRE): every further word is more evidence for BM25, while a small
+mean-pooled encoder trained on short queries (all-MiniLM-L6-v2: MS MARCO-style questions of a few
+words) blurs a long, many-entity question into one vector.
+
 ``fuse_scores`` works on (chunk id, score) pairs; ``fuse`` on SearchHit lists (the retriever's path).
 """
 
@@ -71,6 +77,21 @@ _SCORE_NORMS: dict[str, Callable[[list[float]], list[float]]] = {
     "combmnz": _contrib_convex,
     "adaptive": _contrib_convex,
 }
+
+
+def length_weights(
+    bm25_weight: float, dense_weight: float, words: int, long_bm25_share: float | None, short: int, long: int
+) -> dict[str, float]:
+    """{"bm25", "dense"} weights for a question of ``words`` words. With ``long_bm25_share`` None they
+    are the given ones; else BM25's share of their sum moves linearly from its given share at
+    ``short`` words (and fewer) to ``long_bm25_share`` at ``long`` words (and more), the sum kept."""
+    total = bm25_weight + dense_weight
+    if long_bm25_share is None or total <= 0:
+        return {"bm25": bm25_weight, "dense": dense_weight}
+    base = bm25_weight / total
+    x = min(1.0, max(0.0, (words - short) / (long - short))) if long > short else float(words >= long)
+    share = base + x * (long_bm25_share - base)
+    return {"bm25": total * share, "dense": total * (1 - share)}
 
 
 def fuse_scores(
