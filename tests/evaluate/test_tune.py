@@ -102,6 +102,9 @@ def test_write_toml_keeps_the_users_settings(tmp_path: Path) -> None:
     assert data["answer"]["abstain_threshold"] == 0.2 and data["retrieval"]["top_k"] == 7
     assert data["retrieval"]["fusion"] == "zscore" and "# my settings" in text and "held-out ndcg@10 0.8000" in text
     assert load_settings(path).retrieval.fusion == "zscore"  # what tune writes is a valid settings file
+    write_toml(path, values, ["groundwork tune: held-out ndcg@10 0.8100 (default 0.7000)"])
+    text = path.read_text()
+    assert "0.8100" in text and "0.8000" not in text and "# my settings" in text  # the old notes go
 
 
 def test_tune_command_reports_and_writes(eval_set: Path, tmp_path: Path) -> None:

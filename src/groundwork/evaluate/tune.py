@@ -210,11 +210,18 @@ def chosen_settings(result: TuneResult, arms: Sequence[Arm], reranker_dir: str |
 
 def write_toml(path, values: dict[str, Any], notes: Sequence[str]) -> None:
     """Set dotted ``values`` in the TOML file ``path`` (created when missing), keeping every other key
-    and comment of it; ``notes`` become comment lines above the first table written. Raises OSError
-    when the file cannot be read or written, tomlkit's ParseError when it is not valid TOML."""
+    and comment of it; ``notes`` become comment lines in the first table written (the notes of an
+    earlier run, comments that say "groundwork tune", are removed). Raises OSError when the file cannot
+    be read or written, tomlkit's ParseError when it is not valid TOML."""
     import tomlkit  # only tune writes TOML
+    from tomlkit.items import Comment, Null
 
     doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    for _, table in doc.body:  # an earlier run's notes describe settings about to be replaced
+        body = getattr(getattr(table, "value", None), "body", None)
+        for j, (_, item) in enumerate(body or []):
+            if isinstance(item, Comment) and "groundwork tune" in item.as_string():
+                body[j] = (None, Null())  # how tomlkit removes an item: the key indexes stay valid
     first = True
     for dotted, value in values.items():
         section, key = dotted.split(".", 1)
