@@ -190,18 +190,20 @@ class RetrievalSettings(_Section):
     top_k: int = Field(10, ge=1, le=1000)
     candidates: int = Field(100, ge=1, le=10000, description="hybrid: depth of each candidate list before fusion")
     rrf_k: int = Field(60, ge=1, description="RRF constant (Cormack, Clarke & Buettcher 2009)")
-    # Defaults measured with `groundwork eval compare` on SciFact train and MultiHop-RAG dev
-    # (docs/benchmarks.md): convex 0.7/0.3 is the one setting that beats BM25 and dense alone on both.
+    # Defaults measured on SciFact train and MultiHop-RAG dev (docs/benchmarks.md, bench/fusion.py): of
+    # every fusion tried, adaptive 0.5/0.5 moving to 0.8 BM25 for long questions is the one within
+    # 0.005 of the best on both (SciFact nDCG@10, MultiHop-RAG Hits@10 and MRR@10); convex 0.7/0.3, the
+    # earlier default, was a compromise 0.010 below the best on SciFact.
     fusion: Literal["rrf", "convex", "zscore", "dbsf", "combmnz", "adaptive"] = Field(
-        "convex",
+        "adaptive",
         description="hybrid: how the BM25 and dense lists are fused: convex (weighted min-max normalised scores), "
         "rrf (reciprocal rank fusion), zscore, dbsf (distribution-based), combmnz, adaptive (per-query weights "
         "from each list's score gap); sources in retrieve/fusion.py",
     )
-    bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
-    dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")
+    bm25_weight: float = Field(0.5, ge=0, description="hybrid: weight of the BM25 list in fusion")
+    dense_weight: float = Field(0.5, ge=0, description="hybrid: weight of the dense list in fusion")
     long_query_bm25_weight: float | None = Field(
-        None,
+        0.8,
         ge=0,
         le=1,
         description="hybrid: BM25's share of the fusion weight for questions of long_query_words words or more "

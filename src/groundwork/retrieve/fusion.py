@@ -84,9 +84,10 @@ def length_weights(
 ) -> dict[str, float]:
     """{"bm25", "dense"} weights for a question of ``words`` words. With ``long_bm25_share`` None they
     are the given ones; else BM25's share of their sum moves linearly from its given share at
-    ``short`` words (and fewer) to ``long_bm25_share`` at ``long`` words (and more), the sum kept."""
+    ``short`` words (and fewer) to ``long_bm25_share`` at ``long`` words (and more), the sum kept.
+    A list weighted 0 is left off for every question."""
     total = bm25_weight + dense_weight
-    if long_bm25_share is None or total <= 0:
+    if long_bm25_share is None or bm25_weight <= 0 or dense_weight <= 0:  # a list weighted 0 stays off
         return {"bm25": bm25_weight, "dense": dense_weight}
     base = bm25_weight / total
     x = min(1.0, max(0.0, (words - short) / (long - short))) if long > short else float(words >= long)
