@@ -44,7 +44,7 @@ from groundwork import KnowledgeBase, load_settings
 from groundwork.evaluate.datasets import load_beir
 from groundwork.evaluate.index_cache import open_index
 from groundwork.retrieve import SearchPipeline
-from groundwork.retrieve.fusion import convex_fusion, rrf_fusion
+from groundwork.retrieve.fusion import fuse, length_weights
 from groundwork.retrieve.retriever import _POOL, Retrieval, Retriever
 from machine import Load
 
@@ -61,7 +61,7 @@ class PreviousRetriever(Retriever):
         keyword = _POOL.submit(self.store.keyword_search, query, depth, where, access)
         vector = self.embedder.embed([query])[0]
         dense = self.store.vector_search(vector, depth, where, access)
-        return Retrieval(_fuse(self, keyword.result(), dense, top_k, vector))
+        return Retrieval(_fuse(self, keyword.result(), dense, top_k, vector, query))
 
 
 class SequentialRetriever(Retriever):
@@ -73,16 +73,21 @@ class SequentialRetriever(Retriever):
         vector = self.embedder.embed([query])[0]
         dense = self.store.vector_search(vector, depth, where, access)
         keyword = self.store.keyword_search(query, depth, where, access)
-        return Retrieval(_fuse(self, keyword, dense, top_k, vector))
+        return Retrieval(_fuse(self, keyword, dense, top_k, vector, query))
 
 
-def _fuse(r: Retriever, keyword, dense, top_k: int, vector):
+def _fuse(r: Retriever, keyword, dense, top_k: int, vector, query: str = ""):
     lists = {"bm25": keyword, "dense": dense}
-    weights = {"bm25": r.settings.bm25_weight, "dense": r.settings.dense_weight}
-    if r.settings.fusion == "rrf":
-        hits = rrf_fusion(lists, k=r.settings.rrf_k, weights=weights)[:top_k]
-    else:
-        hits = convex_fusion(lists, weights=weights)[:top_k]
+    s = r.settings
+    weights = length_weights(
+        s.bm25_weight,
+        s.dense_weight,
+        len(query.split()),
+        s.long_query_bm25_weight,
+        s.short_query_words,
+        s.long_query_words,
+    )
+    hits = fuse(lists, s.fusion, weights, s.rrf_k)[:top_k]
     for h in hits:  # as Retriever does: part of the work a search does
         if h.chunk.vector is not None:
             h.relevance = round(float(np.dot(vector, h.chunk.vector)), 6)

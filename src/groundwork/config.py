@@ -154,6 +154,10 @@ class IngestSettings(_Section):
         le=60_000,
         description="`ingest --watch`: changes are re-synced once the watched folders were quiet this long (ms)",
     )
+    title_field: str | None = Field(
+        None,
+        description="JSON/JSONL: field holding the document's title (default: 'title'); it heads each chunk's indexed text",
+    )
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
     acl_groups_field: str | None = Field(
         None,
@@ -295,13 +299,31 @@ class RetrievalSettings(_Section):
     top_k: int = Field(10, ge=1, le=1000)
     candidates: int = Field(100, ge=1, le=10000, description="hybrid: depth of each candidate list before fusion")
     rrf_k: int = Field(60, ge=1, description="RRF constant (Cormack, Clarke & Buettcher 2009)")
-    # Defaults measured with `groundwork eval compare` on SciFact train and MultiHop-RAG dev
-    # (docs/benchmarks.md): convex 0.7/0.3 is the one setting that beats BM25 and dense alone on both.
-    fusion: Literal["rrf", "convex"] = Field(
-        "convex", description="hybrid: convex combination of min-max normalised scores, or reciprocal rank fusion"
+    # Defaults measured on SciFact train and MultiHop-RAG dev (docs/benchmarks.md, bench/fusion.py): of
+    # every fusion tried, adaptive 0.5/0.5 moving to 0.8 BM25 for long questions is the one within
+    # 0.005 of the best on both (SciFact nDCG@10, MultiHop-RAG Hits@10 and MRR@10); convex 0.7/0.3, the
+    # earlier default, was a compromise 0.010 below the best on SciFact.
+    fusion: Literal["rrf", "convex", "zscore", "dbsf", "combmnz", "adaptive"] = Field(
+        "adaptive",
+        description="hybrid: how the BM25 and dense lists are fused: convex (weighted min-max normalised scores), "
+        "rrf (reciprocal rank fusion), zscore, dbsf (distribution-based), combmnz, adaptive (per-query weights "
+        "from each list's score gap); sources in retrieve/fusion.py",
     )
-    bm25_weight: float = Field(0.7, ge=0, description="hybrid: weight of the BM25 list in fusion")
-    dense_weight: float = Field(0.3, ge=0, description="hybrid: weight of the dense list in fusion")
+    bm25_weight: float = Field(0.5, ge=0, description="hybrid: weight of the BM25 list in fusion")
+    dense_weight: float = Field(0.5, ge=0, description="hybrid: weight of the dense list in fusion")
+    long_query_bm25_weight: float | None = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="hybrid: BM25's share of the fusion weight for questions of long_query_words words or more "
+        "(moved linearly from bm25_weight's share at short_query_words); unset: the same weights for every question",
+    )
+    short_query_words: int = Field(
+        15, ge=0, description="hybrid: questions this short or shorter use bm25_weight/dense_weight as they are"
+    )
+    long_query_words: int = Field(
+        40, ge=1, description="hybrid: questions this long or longer use long_query_bm25_weight"
+    )
     decompose: Literal["off", "heuristic", "llm"] = Field(
         "off", description="multi-hop: split a question into sub-questions, retrieve for each, fuse (RRF)"
     )

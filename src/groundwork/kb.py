@@ -157,6 +157,7 @@ class KnowledgeBase:
         id_field: str | None = None,
         metadata_fields: Sequence[str] | None = None,
         tenant: str | None = None,
+        title_field: str | None = None,
         allowed_groups: Sequence[str] = (),
         items: Sequence[SourceItem] = (),
         url_lists: Sequence[str | Path] = (),
@@ -191,7 +192,10 @@ class KnowledgeBase:
                 raise ConfigError(f"invalid tenant or group name {name!r}: {ACL_NAME_RULE}")
         s = self.settings.ingest
         records = RecordOptions(
-            text_field or s.text_field, id_field or s.id_field, tuple(metadata_fields or s.metadata_fields)
+            text_field or s.text_field,
+            id_field or s.id_field,
+            tuple(metadata_fields or s.metadata_fields),
+            title_field=title_field or s.title_field,
         )
         args = (self.store, self.embedder, make_chunker(self.settings.chunking, self.embedder), s, records)
         g = self.settings.guard

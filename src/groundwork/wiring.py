@@ -58,6 +58,7 @@ PROTOCOLS: dict[str, type] = {
     "audit": AuditLog,
     "reviews": ReviewQueue,
     "monitor": MonitorStore,
+    "usage": UsageLog,
     "reranker": Reranker,
     "decomposer": Decomposer,
 }
@@ -224,7 +225,7 @@ class Components:
     Args:
         settings: the one settings object.
         **parts: any of ``store``, ``embedder``, ``chat_model``, ``generator``, ``reranker``,
-            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit``, ``reviews``, ``monitor`` to use instead of the
+            ``decomposer``, ``search_pipeline``, ``guardrails``, ``audit``, ``reviews``, ``monitor``, ``usage`` to use instead of the
             configured one.
     Raises:
         ConfigError: an unknown part name, or a part that does not implement its protocol.

@@ -127,3 +127,18 @@ def test_size_limit_and_unknown_type(tmp_path: Path) -> None:
         read_file(big, 100)
     with pytest.raises(UnsupportedFileError):
         read_file(write(tmp_path / "x.xyz", "data"), MB)
+
+
+def test_title_field_names_the_title_that_heads_every_chunk(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "headline": "Leeds warehouse moves", "title": "ignored", "text": "Orders now ship from York."},
+        {"id": "b", "headline": ["not", "a", "title"], "text": "Second record."},
+    ]
+    p = write(tmp_path / "news.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    default = load(p, RecordOptions(id_field="id"))
+    assert [d.title for d in default] == ["ignored", ""]  # by default the field named "title"
+    docs = load(p, RecordOptions(id_field="id", title_field="headline"))
+    assert [d.title for d in docs] == ["Leeds warehouse moves"]
+    assert [(pr.label, "--title-field" in pr.reason) for pr in docs.problems] == [("line 2", True)]
+    # another title is other indexed text: the document must not look unchanged to a re-ingest
+    assert docs[0].content_hash != default[0].content_hash

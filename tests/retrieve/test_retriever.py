@@ -21,7 +21,7 @@ def docs(tmp_path: Path) -> Path:
     return tmp_path / "docs"
 
 
-@pytest.mark.parametrize("fusion", ["rrf", "convex"])
+@pytest.mark.parametrize("fusion", ["rrf", "convex", "adaptive"])
 def test_zero_dense_weight_reproduces_bm25_order(make_kb, docs: Path, fusion: str) -> None:
     kb = make_kb(**{"retrieval.fusion": fusion, "retrieval.dense_weight": 0.0})
     kb.ingest([docs])

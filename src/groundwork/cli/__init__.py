@@ -27,6 +27,7 @@ from groundwork.cli import (
     monitor_cmds,
     review_cmds,
     service_cmds,
+    tune_cmds,
     usage_cmds,
 )
 from groundwork.cli.common import CONFIG_HELP, KB_HELP, err, set_global
@@ -74,6 +75,7 @@ app.command("mcp")(agent_cmds.mcp)
 app.command("agent")(agent_cmds.agent)
 app.command("decide")(adapt_cmds.decide_cmd)
 app.command("usage")(usage_cmds.usage_cmd)
+app.command("tune")(tune_cmds.tune_cmd)
 app.add_typer(service_cmds.keys_app, name="keys")
 app.add_typer(service_cmds.audit_app, name="audit")
 app.add_typer(service_cmds.config_app, name="config")

@@ -39,6 +39,9 @@ def ingest(
     metadata_fields: str | None = typer.Option(
         None, help="JSON/JSONL: comma-separated fields kept as filterable metadata"
     ),
+    title_field: str | None = typer.Option(
+        None, help="JSON/JSONL: field holding the title that heads each chunk's indexed text [default: title]"
+    ),
     chunker: str | None = typer.Option(None, help="fixed | structure | hierarchical | semantic"),
     chunk_tokens: int | None = typer.Option(None, help="Max tokens per chunk"),
     tenant: str | None = typer.Option(None, "--tenant", help="Access control: the documents' tenant"),
@@ -89,6 +92,7 @@ def ingest(
                 "text_field": text_field,
                 "id_field": id_field,
                 "metadata_fields": fields,
+                "title_field": title_field,
                 "tenant": tenant,
                 "allowed_groups": groups,
             }

@@ -74,6 +74,8 @@ class EvalDataset:
                 h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
                 h.update(f.read_bytes())
         h.update(repr(self.records).encode())
+        if self.records and self.records.title_field:
+            h.update(f"title_field={self.records.title_field}".encode())
         return h.hexdigest()[:16]
 
 

@@ -36,6 +36,11 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def index_path(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None) -> Path:
+    """The folder of ``dataset``'s index under ``settings`` (it exists once built)."""
+    return (cache_dir or default_cache_dir()) / f"{dataset.name}-{index_key(dataset, settings)}"
+
+
 def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None = None) -> KnowledgeBase:
     """A KnowledgeBase over ``dataset``'s corpus, built on first use; for a live eval set
     (``{"live": true}``), the knowledge base of ``settings`` itself, read only. Raises DatasetError
@@ -47,7 +52,7 @@ def open_index(dataset: EvalDataset, settings: Settings, cache_dir: Path | None 
         kb.require_existing()
         return kb
     root = cache_dir or default_cache_dir()
-    path = root / f"{dataset.name}-{index_key(dataset, settings)}"
+    path = index_path(dataset, settings, root)
     # One embedding cache for every evaluation index: a variant that changes only the full-text or
     # chunk settings re-embeds only the chunk texts it has not seen.
     embedder = settings.embedder.model_copy(update={"cache_dir": settings.embedder.cache_dir or root})

@@ -159,6 +159,10 @@ def evaluate_retrieval(
         "chunks": kb.count_chunks(),
         "candidates": s.retrieval.candidates,
         "rrf_k": s.retrieval.rrf_k,
+        "fusion": s.retrieval.fusion,
+        "bm25_weight": s.retrieval.bm25_weight,
+        "dense_weight": s.retrieval.dense_weight,
+        "long_query_bm25_weight": s.retrieval.long_query_bm25_weight,
         "embedder": kb.embedder.model_id,
     }
     return out

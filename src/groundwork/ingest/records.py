@@ -2,7 +2,8 @@
 
 A ``.json`` file holds an array of objects (or one object); a ``.jsonl`` file one object per line.
 ``text_field`` names the text, ``id_field`` the stable id (default: ``<file>#<index>``), and
-``metadata_fields`` the fields kept as filterable metadata. Example, the MultiHop-RAG corpus:
+``metadata_fields`` the fields kept as filterable metadata, ``title_field`` the document's title
+(default: a field named ``title``; the title heads every chunk's indexed text, see Chunk.search_text). Example, the MultiHop-RAG corpus:
 ``--text-field body --id-field url --metadata-fields title,source,category,published_at``.
 """
 
@@ -49,6 +50,8 @@ class RecordOptions:
     id_field: str | None = None
     metadata_fields: tuple[str, ...] = field(default_factory=tuple)
     id_prefix: str = ""
+    # Left out of repr: the eval index cache keys on repr(RecordOptions); EvalDataset.fingerprint adds it when set.
+    title_field: str | None = field(default=None, repr=False)
 
 
 def _iter_records(path: Path, raw: str) -> Iterator[tuple[str, int, Any]]:
@@ -109,14 +112,25 @@ def _record_document(
         if problem := check_value(name, value):
             raise ValueError(problem)
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
+    if options.title_field:  # another title is other chunk text: the document is re-indexed
+        canonical += f"\x00title_field={options.title_field}".encode()
     return Document(
         doc_id=doc_id,
         source=source,
         sections=[Section(text=text.strip())],
         content_hash=hashlib.sha256(canonical).hexdigest(),
-        title=str(record.get("title") or ""),
+        title=_title(record, options.title_field),
         metadata=metadata,
     )
+
+
+def _title(record: dict, title_field: str | None) -> str:
+    """The record's title: ``title_field`` (a string or number) or, by default, ``title``.
+    Raises ValueError naming --title-field when that field holds a list or an object."""
+    value = record.get(title_field or "title")
+    if title_field and isinstance(value, dict | list):
+        raise ValueError(f"title field '{title_field}' is not a string or number; check --title-field")
+    return str(value or "")
 
 
 def load_records(path: Path, raw: str, options: RecordOptions, max_text_chars: int | None = None) -> LoadedDocuments:

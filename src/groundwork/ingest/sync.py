@@ -139,7 +139,9 @@ class Ingestor:
         self.kinds = MetadataKinds(None)
         self.records_given = records is not None and records != RecordOptions()
         self.stored_options: dict[str, dict] = {}
-        self.records = records or RecordOptions(settings.text_field, settings.id_field, tuple(settings.metadata_fields))
+        self.records = records or RecordOptions(
+            settings.text_field, settings.id_field, tuple(settings.metadata_fields), title_field=settings.title_field
+        )
         self.limits = LoadLimits.from_settings(settings)
         self.exclude = exclude
         self.text_transform = text_transform
@@ -303,7 +305,10 @@ class Ingestor:
             stored = self.stored_options.get(item.source)
             if stored:
                 records = RecordOptions(
-                    stored.get("text_field"), stored.get("id_field"), tuple(stored.get("metadata_fields") or ())
+                    stored.get("text_field"),
+                    stored.get("id_field"),
+                    tuple(stored.get("metadata_fields") or ()),
+                    title_field=stored.get("title_field"),
                 )
         return replace(records, id_prefix=f"{item.source}#") if self.namespace_ids else records
 
@@ -458,4 +463,9 @@ class Ingestor:
 
 
 def options_dict(r: RecordOptions) -> dict[str, object]:
-    return {"text_field": r.text_field, "id_field": r.id_field, "metadata_fields": list(r.metadata_fields)}
+    return {
+        "text_field": r.text_field,
+        "id_field": r.id_field,
+        "metadata_fields": list(r.metadata_fields),
+        "title_field": r.title_field,
+    }

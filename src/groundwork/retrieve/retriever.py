@@ -13,7 +13,7 @@ from groundwork.errors import RequestError
 from groundwork.filters import Filter, parse_filter
 from groundwork.index.embedder import Embedder
 from groundwork.index.store import Store
-from groundwork.retrieve.fusion import convex_fusion, rrf_fusion
+from groundwork.retrieve.fusion import fuse, length_weights
 from groundwork.types import Access, SearchHit
 
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="keyword-search")
@@ -32,9 +32,10 @@ class Retrieval:
 class Retriever:
     """Searches a store.
 
-    ``hybrid`` takes ``settings.candidates`` hits from BM25 and from dense search, fuses them with RRF
-    (k = ``settings.rrf_k``, Cormack et al. 2009) or a convex combination of min-max normalised scores
-    (``settings.fusion``), each list weighted by ``bm25_weight`` / ``dense_weight``, and keeps ``top_k``. The filter is applied inside each
+    ``hybrid`` takes ``settings.candidates`` hits from BM25 and from dense search, fuses them by
+    ``settings.fusion`` (one of retrieve.fusion.FUSIONS, each with its source there; RRF uses
+    k = ``settings.rrf_k``), each list weighted by ``bm25_weight`` / ``dense_weight`` (moved towards
+    BM25 for long questions by ``long_query_bm25_weight``, see fusion.length_weights), and keeps ``top_k``. The filter is applied inside each
     search (pre-filter), so a filtered query still returns ``top_k`` hits when that many chunks match.
 
     Raises:
@@ -81,12 +82,16 @@ class Retriever:
             keyword = _POOL.submit(self.store.keyword_search, query, depth, flt, access)
             dense = self.store.vector_search(vector, depth, flt, access)
             lists = {"bm25": keyword.result(), "dense": dense}
-            weights = {"bm25": self.settings.bm25_weight, "dense": self.settings.dense_weight}
-            if self.settings.fusion == "rrf":
-                fused = rrf_fusion(lists, k=self.settings.rrf_k, weights=weights)
-            else:
-                fused = convex_fusion(lists, weights=weights)
-            hits = fused[:top_k]
+            s = self.settings
+            weights = length_weights(
+                s.bm25_weight,
+                s.dense_weight,
+                len(query.split()),
+                s.long_query_bm25_weight,
+                s.short_query_words,
+                s.long_query_words,
+            )
+            hits = fuse(lists, self.settings.fusion, weights, self.settings.rrf_k)[:top_k]
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         if vector is not None:  # a score that means the same for every query (the fused one does not)
             for h in hits:
