@@ -398,6 +398,11 @@ class AnswerSettings(_Section):
     relative_margin: float = Field(
         0.12, ge=0, le=2, description="only sentences within this margin of the best one are quoted"
     )
+    sentence_context: bool = Field(
+        True,
+        description="extractive: also score each sentence behind its chunk's title and heading path, keep the better "
+        "score (a sentence under a matching heading answers without repeating the question's words)",
+    )
     abstain_threshold: float = Field(
         0.50,
         ge=-1,

@@ -2,7 +2,8 @@
 sub-questions, so each piece is retrieved on its own (the union is then fused and answered over).
 
 - ``heuristic`` (no model): split at clause boundaries that join two claims about different sources
-  or entities - ", while", ", whereas", "; ", ", and does/did/is/was ...", " as does", " and is also",
+  or entities - ", while", ", whereas", "; ", ", and does/did/is/was ...", "(,) and how/what/where ...",
+  " as does", " and is also",
   and the "Between A and B," frame of temporal comparisons. Parts shorter than four words are dropped.
   Good for comparison questions ("Did A report X, while B reported Y?"); it cannot split an inference
   question whose parts are not joined by such a connective.
@@ -36,7 +37,7 @@ from groundwork.types import SearchHit
 
 _SPLIT = re.compile(
     r",?\s+(?:while|whereas)\s+|;\s+|,\s+and\s+(?=(?:does|did|do|is|was|are|were|has|have|had|can|will|would)\b)"
-    r"|,?\s+as\s+(?=does\b|did\b|do\b)|,?\s+and\s+(?=(?:is|was|has|had)\s+also\b)|,?\s+and\s+(?=also\b)",
+    r"|,?\s+and\s+(?=(?:how|what|where|when|who|which|why)\b)|,?\s+as\s+(?=does\b|did\b|do\b)|,?\s+and\s+(?=(?:is|was|has|had)\s+also\b)|,?\s+and\s+(?=also\b)",
     re.I,
 )
 _BETWEEN = re.compile(r"^\s*between\s+(.+?),?\s+and\s+(.+?),\s+(.+)$", re.I | re.S)
