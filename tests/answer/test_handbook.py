@@ -86,3 +86,11 @@ def test_table_rows_pair_header_and_cells() -> None:
     assert table_rows(["Item | Allowance", "Monitor | 150 EUR"]) == ["Item: Monitor; Allowance: 150 EUR"]
     assert table_rows(["| only a header |"]) == []
     assert Unit(1, 0, "x").table_row is False
+
+
+def test_a_quoted_table_row_counts_as_faithful() -> None:
+    from groundwork.evaluate.answers import _row_in
+
+    table = "| Country | Per diem |\n| --- | --- |\n| Japan | 12,000 |"
+    assert _row_in("Country: Japan; Per diem: 12,000", [table])
+    assert not _row_in("Country: Japan; Per diem: 13,000", [table])
