@@ -52,7 +52,8 @@ test: lint
 	$(VENV)/bin/pytest -q
 
 # Regression gate: re-measure the docs eval set and fail when a metric drops below eval/baseline.json.
-# After an intended change: `$(GW) eval gate --baseline eval/baseline.json --eval-set eval/docs.jsonl --update`.
+# After an intended change: `$(GW) eval gate --baseline eval/baseline.json --eval-set eval/docs.jsonl
+# --eval-set eval/handbook.jsonl --update` (the handbook set is then gated too, under "also").
 gate: install
 	$(GW) eval gate --baseline eval/baseline.json
 

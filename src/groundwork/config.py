@@ -330,6 +330,15 @@ class RetrievalSettings(_Section):
     decompose_original_weight: float = Field(
         1.0, ge=0, description="multi-hop: RRF weight of the original question's list (each sub-question weighs 1)"
     )
+    decompose_merge: Literal["rrf", "interleave", "coverage"] = Field(
+        "rrf",
+        description="multi-hop: how the question's and the sub-questions' lists share the top_k: RRF of all lists, "
+        "round-robin interleaving (question first), or the question's ranking with each sub-question's best "
+        "decompose_slots chunks in the last places of the top_k (coverage)",
+    )
+    decompose_slots: int = Field(
+        1, ge=1, le=10, description="multi-hop, decompose_merge = 'coverage': top_k places kept per sub-question"
+    )
     group_by: Literal["chunk", "document"] = Field(
         "chunk",
         description="what `groundwork search` and POST /v1/search rank by default: chunks, or distinct documents "
@@ -592,6 +601,11 @@ class AnswerSettings(_Section):
     )
     relative_margin: float = Field(
         0.12, ge=0, le=2, description="only sentences within this margin of the best one are quoted"
+    )
+    sentence_context: bool = Field(
+        True,
+        description="extractive: also score each sentence behind its chunk's title and heading path, keep the better "
+        "score (a sentence under a matching heading answers without repeating the question's words)",
     )
     abstain_threshold: float = Field(
         0.50,

@@ -108,15 +108,26 @@ def test_compare_writes_table_json_and_chart(eval_set: Path, tmp_path: Path) -> 
 
 def test_gate_passes_on_baseline_and_fails_on_a_worse_configuration(eval_set: Path, tmp_path: Path) -> None:
     cache, baseline = str(tmp_path / "cache"), tmp_path / "eval" / "baseline.json"
-    r = gw("eval", "gate", "--baseline", str(baseline), "--eval-set", str(eval_set), "--update", "--cache", cache)
+    # a second eval set over the same corpus, recorded in the same baseline ("also")
+    rows = eval_set.read_text().splitlines()
+    extra = write(tmp_path / "eval" / "extra.jsonl", "\n".join([rows[0], rows[1], rows[-1]]) + "\n")
+    r = gw(
+        "eval", "gate", "--baseline", str(baseline), "--eval-set", str(eval_set), "--eval-set", str(extra),
+        "--update", "--cache", cache,
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert json.loads(baseline.read_text())["eval_set"] == "set.jsonl"
-    assert gw("eval", "gate", "--baseline", str(baseline), "--cache", cache).exit_code == 0
+    recorded = json.loads(baseline.read_text())
+    assert recorded["eval_set"] == "set.jsonl"
+    assert [a["eval_set"] for a in recorded["also"]] == ["extra.jsonl"]
+    assert recorded["also"][0]["metrics"]["abstention_null"] == 1.0
+    r = gw("eval", "gate", "--baseline", str(baseline), "--cache", cache)
+    assert r.exit_code == 0 and "extra: containment" in r.output, r.output
 
     worse = write(tmp_path / "worse.toml", "[answer]\nabstain_threshold = 0.95\n[retrieval]\nmode = 'bm25'\n")
     r = gw("eval", "gate", "--baseline", str(baseline), "--config", str(worse), "--cache", cache)
     assert r.exit_code == 1
     assert "REGRESSION" in r.output and "false_abstention" in r.output
+    assert "extra: containment" in r.output.split("gate failed:")[-1]  # the extra set is gated too
 
 
 def test_index_cache_key_depends_on_corpus_location(eval_set: Path, tmp_path: Path) -> None:

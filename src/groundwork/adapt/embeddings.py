@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from groundwork.adapt.pairs import PairSet, mine_bm25_negatives, split_by_query
+from groundwork.adapt.pairs import PairSet, cpu_training_args, mine_bm25_negatives, split_by_query, write_dev_qrels
 from groundwork.evaluate.metrics import ndcg_at_k, recall_at_k
 
 
@@ -93,18 +93,7 @@ def fine_tune(
     if mined and all(p.negative for p in train):
         cols["negative"] = [p.negative for p in train]  # type: ignore[misc]
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / ".checkpoints"),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        learning_rate=lr,
-        warmup_steps=0.1,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no",
-        logging_steps=5,
-        report_to=[],
-        use_cpu=True,
-        seed=seed,
-        disable_tqdm=True,
+        **cpu_training_args(out, epochs, batch_size, lr, seed, 5), batch_sampler=BatchSamplers.NO_DUPLICATES
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=Dataset.from_dict(cols), loss=MultipleNegativesRankingLoss(model)
@@ -130,10 +119,9 @@ def fine_tune(
         losses,
     )
     write_model_card(out, result, ps.source)
-    # The held-out judgments, so the full pipeline can be measured on exactly the queries not trained on:
+    # measure the full pipeline on the held-out queries:
     # groundwork eval retrieval --qrels OUT/dev-qrels.tsv --embedder OUT
-    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q in dev for d, s in ps.qrels.get(q, {}).items()]
-    (out / "dev-qrels.tsv").write_text("\n".join(rows) + "\n")
+    write_dev_qrels(out, ps, dev)
     return result
 
 

@@ -152,19 +152,54 @@ _TOKEN = re.compile(r"\w+")
 
 def mine_bm25_negatives(pairs: list[Pair], ps: PairSet) -> int:
     """Set ``negative`` on each pair to the best BM25 document not judged relevant. Returns how many."""
+    found = 0
+    for p, negs in zip(pairs, bm25_negatives(pairs, ps, 1)):
+        if not p.negative and negs:
+            p.negative = negs[0]
+            found += 1
+    return found
+
+
+def bm25_negatives(pairs: list[Pair], ps: PairSet, n: int) -> list[list[str]]:
+    """Per pair, the ``n`` best BM25 documents (of the top 20) that are not judged relevant to its
+    query and are not its positive passage (texts, best first)."""
+    out = []
+    for p, top in zip(pairs, bm25_top(ps, [p.query for p in pairs], 20)):
+        relevant = ps.qrels.get(p.query_id, {})
+        negs = [ps.corpus[d] for d in top if d not in relevant and ps.corpus[d] != p.positive]
+        out.append(negs[:n])
+    return out
+
+
+def bm25_top(ps: PairSet, queries: list[str], depth: int) -> list[list[str]]:
+    """Per query, the ids of the ``depth`` best BM25 documents of ``ps.corpus``, best first."""
     from rank_bm25 import BM25Okapi
 
     ids = list(ps.corpus)
     bm25 = BM25Okapi([_TOKEN.findall(ps.corpus[i].lower()) for i in ids])
-    found = 0
-    for p in pairs:
-        if p.negative:
-            continue
-        scores = bm25.get_scores(_TOKEN.findall(p.query.lower()))
-        relevant = ps.qrels.get(p.query_id, {})
-        for idx in scores.argsort()[::-1][:20]:
-            if ids[idx] not in relevant and ps.corpus[ids[idx]] != p.positive:
-                p.negative = ps.corpus[ids[idx]]
-                found += 1
-                break
-    return found
+    return [[ids[i] for i in bm25.get_scores(_TOKEN.findall(q.lower())).argsort()[::-1][:depth]] for q in queries]
+
+
+def write_dev_qrels(out: Path, ps: PairSet, dev: list[str]) -> None:
+    """``out/dev-qrels.tsv``: the held-out queries' judgments (BEIR layout), so the whole pipeline can be
+    measured on exactly the queries a model was not trained on."""
+    rows = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q in dev for d, s in ps.qrels.get(q, {}).items()]
+    (out / "dev-qrels.tsv").write_text("\n".join(rows) + "\n")
+
+
+def cpu_training_args(out: Path, epochs: int, batch_size: int, lr: float, seed: int, logging_steps: int) -> dict:
+    """Keyword arguments shared by the sentence-transformers trainers here: CPU, no checkpoints, no
+    reporting, linear decay after 10% warm-up, seeded."""
+    return {
+        "output_dir": str(out / ".checkpoints"),
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": lr,
+        "warmup_steps": 0.1,
+        "save_strategy": "no",
+        "logging_steps": logging_steps,
+        "report_to": [],
+        "use_cpu": True,
+        "seed": seed,
+        "disable_tqdm": True,
+    }

@@ -1,50 +1,34 @@
-"""The extractive generator: answers with verbatim sentences from the context, no LLM needed.
+"""The extractive generator: answers with verbatim sentences and table rows from the context, no LLM.
 
-Every context sentence is embedded and scored by cosine similarity to the question. If the best score
-is below ``abstain_threshold`` the generator abstains. Otherwise, among the sentences scoring at least
-max(``min_sentence_score``, best - ``relative_margin``), up to ``max_sentences`` are chosen by Maximal
-Marginal Relevance (Carbonell & Goldstein 1998): argmax lambda * sim(q, s) - (1 - lambda) *
-max sim(s, chosen), so the answer covers several facts rather than one fact three times. Chosen
-sentences keep their document order and each is followed by the ``[n]`` of its chunk.
+Every answer unit (answer.units: a sentence, or a table row as "Header: cell; ...") is embedded and
+scored by cosine similarity to the question; with ``answer.sentence_context`` a unit is also embedded
+behind its chunk's title and heading path, and scores the better of the two (a sentence under
+"Remote access" answers a question about remote access without repeating the words). The question is
+split into parts (retrieve.decompose's heuristic: "how many remote days, and how do I connect?"): each
+part whose best unit reaches ``abstain_threshold`` gets that unit, so a two-part question gets one
+supporting unit per part. A part that asks for a value (how many, a rate, a price: answer.units)
+is only supported by a unit with a number of its own, not by one that repeats the question's words.
+With no supported part the generator abstains. Otherwise, among the units scoring at least
+max(``min_sentence_score``, best - ``relative_margin``), more are added, up to ``max_sentences``, by
+Maximal Marginal Relevance (Carbonell & Goldstein 1998): argmax lambda * sim(q, s) - (1 - lambda) *
+max sim(s, chosen), so the answer covers several facts rather than one fact three times. Chosen units
+keep their context order and each is followed by the ``[n]`` of its chunk.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from groundwork.answer.generator import UNLIMITED_TOKENS, Generation, TokenCallback
+from groundwork.answer.units import Unit, asks_for_value, candidate_units, new_values
 from groundwork.config import AnswerSettings
 from groundwork.index.embedder import Embedder
-from groundwork.text import split_sentences
+from groundwork.retrieve.decompose import HeuristicDecomposer
 from groundwork.types import ContextChunk
 
 ABSTAIN_MESSAGE = "I could not find this in the indexed documents."
-_FENCED = re.compile(r"(```|~~~).*?(?:\1|\Z)", re.S)
-_HEADING = re.compile(r"^\s*#{1,6}\s")
-_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
-
-
-def _clean(sentence: str) -> str:
-    lines = [_MARKUP.sub("", ln).strip() for ln in sentence.splitlines()]
-    return " ".join(ln for ln in lines if ln)
-
-
-def candidate_sentences(context: Sequence[ContextChunk]) -> list[tuple[int, int, str]]:
-    """(chunk n, sentence index, sentence) for every quotable sentence: 4+ words, outside code blocks,
-    tables and headings (those are context, not answers)."""
-    out = []
-    for ctx in context:
-        text = _FENCED.sub("\n\n", ctx.text)
-        for para in re.split(r"\n\s*\n", text):
-            lines = [ln for ln in para.splitlines() if not ln.lstrip().startswith("|") and not _HEADING.match(ln)]
-            for sent in split_sentences("\n".join(lines)):
-                clean = _clean(sent)
-                if len(clean.split()) >= 4:
-                    out.append((ctx.n, len(out), clean))
-    return out
 
 
 class ExtractiveGenerator:
@@ -79,32 +63,62 @@ class ExtractiveGenerator:
         return gen
 
     def _generate(self, question: str, context: Sequence[ContextChunk]) -> Generation:
-        sents = candidate_sentences(context)
-        if not sents:
+        units = candidate_units(context)
+        if not units:
             return Generation(ABSTAIN_MESSAGE, abstained=True, evidence_score=None)
-        vecs = self.embedder.embed([question] + [s for _, _, s in sents])
-        q, s = vecs[0], vecs[1:]
-        rel = s @ q
-        best = float(rel.max())
         st = self.settings
-        if best < st.abstain_threshold:
+        parts = [question, *HeuristicDecomposer().decompose(question)]
+        vecs = self.embedder.embed(parts + [u.text for u in units])
+        qs, s = vecs[: len(parts)], vecs[len(parts) :]
+        rel = s @ qs.T  # (units, parts)
+        if st.sentence_context:
+            with_head = [i for i, u in enumerate(units) if u.head]
+            if with_head:
+                ctx = self.embedder.embed([f"{units[i].head}: {units[i].text}" for i in with_head])
+                rel[with_head] = np.maximum(rel[with_head], ctx @ qs.T)
+        support = [_best_support(units, rel[:, j], p) for j, p in enumerate(parts)]
+        best = max(score for _, score in support)
+        if not any(i is not None and score >= st.abstain_threshold for i, score in support):
             return Generation(ABSTAIN_MESSAGE, abstained=True, evidence_score=best)
-        chosen: list[int] = []
-        floor = max(st.min_sentence_score, best - st.relative_margin)
-        pool = [i for i in range(len(sents)) if rel[i] >= floor]
-        while pool and len(chosen) < st.max_sentences:
-            if chosen:
-                redundancy = np.max(s[pool] @ s[chosen].T, axis=1)
-            else:
-                redundancy = np.zeros(len(pool))
-            mmr = st.mmr_lambda * rel[pool] - (1 - st.mmr_lambda) * redundancy
-            pick = pool[int(np.argmax(mmr))]
-            if chosen and float(np.max(s[chosen] @ s[pick])) > 0.9:  # a near-repeat adds nothing
-                pool.remove(pick)
-                continue
-            chosen.append(pick)
-            pool.remove(pick)
-        chosen.sort(key=lambda i: (sents[i][0], sents[i][1]))
-        text = " ".join(f"{sents[i][2]} [{sents[i][0]}]" for i in chosen)
-        cited = list(dict.fromkeys(sents[i][0] for i in chosen))
+        # answerable: the question's best unit, then each part's (a short part scores lower than a
+        # whole question, so a part needs only min_sentence_score): one supporting unit per part
+        first = list(dict.fromkeys(i for i, score in support if i is not None and score >= st.min_sentence_score))
+        value = asks_for_value(question)
+        rows_of = {units[i].n for i in first if units[i].table_row}  # one row answers a question about a row
+        allowed = [
+            i
+            for i, u in enumerate(units)
+            if (not value or new_values(u.text, question)) and not (u.table_row and u.n in rows_of)
+        ]
+        chosen = self._fill(first, rel[:, 0], s, allowed, max(st.max_sentences, len(first)), best)
+        chosen.sort(key=lambda i: units[i].order)
+        text = " ".join(f"{units[i].text} [{units[i].n}]" for i in chosen)
+        cited = list(dict.fromkeys(units[i].n for i in chosen))
         return Generation(text, abstained=False, cited=cited, evidence_score=best)
+
+    def _fill(
+        self, chosen: list[int], rel: np.ndarray, s: np.ndarray, allowed: list[int], limit: int, best: float
+    ) -> list[int]:
+        """Add ``allowed`` units to ``chosen`` by MMR among those within ``relative_margin`` of ``best``."""
+        st = self.settings
+        chosen = list(chosen)
+        floor = max(st.min_sentence_score, best - st.relative_margin)
+        pool = [i for i in allowed if rel[i] >= floor and i not in chosen]
+        while pool and len(chosen) < limit:
+            redundancy = np.max(s[pool] @ s[chosen].T, axis=1)
+            mmr = st.mmr_lambda * rel[pool] - (1 - st.mmr_lambda) * redundancy
+            pick = pool.pop(int(np.argmax(mmr)))
+            if float(np.max(s[chosen] @ s[pick])) <= 0.9:  # a near-repeat adds nothing
+                chosen.append(pick)
+        return chosen
+
+
+def _best_support(units: Sequence[Unit], rel: np.ndarray, question: str) -> tuple[int | None, float]:
+    """(index, score) of the unit that best answers ``question`` (for a value question: the best unit
+    with a number of its own), or (None, best score) when no unit qualifies."""
+    value = asks_for_value(question)
+    ok = [i for i, u in enumerate(units) if not value or new_values(u.text, question)]
+    if not ok:
+        return None, float(rel.max())
+    i = max(ok, key=lambda k: rel[k])
+    return i, float(rel[i])

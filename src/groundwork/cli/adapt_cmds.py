@@ -1,4 +1,4 @@
-"""`groundwork adapt ...` commands: embeddings, lora."""
+"""`groundwork adapt ...` commands: embeddings, reranker, lora."""
 
 from __future__ import annotations
 
@@ -16,17 +16,47 @@ adapt_app = typer.Typer(
 )
 
 
+_PAIRS = typer.Option(None, "--pairs", exists=True, dir_okay=False, help="JSONL of {query, positive[, negative]}")
+_BEIR_DIR = typer.Option(
+    None, "--beir-dir", exists=True, file_okay=False, help="BEIR folder (corpus.jsonl, queries.jsonl)"
+)
+_QRELS = typer.Option(None, "--qrels", exists=True, dir_okay=False, help="BEIR qrels TSV (with --beir-dir)")
+_DEV_FRACTION = typer.Option(
+    0.2, "--dev-fraction", min=0.0, max=0.9, help="Share of queries held out for the before/after figures"
+)
+
+
+def _read_pairs(
+    pairs: Path | None, beir_dir: Path | None, qrels: Path | None, synthesize: Path | None = None, can_synth=True
+):
+    """The PairSet of exactly one of --pairs, --beir-dir (+ --qrels), --synthesize; raises PairsError."""
+    from groundwork.adapt.pairs import PairsError, load_documents, read_beir, read_pairs, synthesize_pairs
+
+    if sum(x is not None for x in (pairs, beir_dir, synthesize)) != 1:
+        raise PairsError(
+            "give exactly one of --pairs F, --beir-dir DIR --qrels F" + (", --synthesize DIR" if can_synth else "")
+        )
+    if pairs:
+        return read_pairs(pairs)
+    if beir_dir:
+        if qrels is None:
+            raise PairsError("--beir-dir needs --qrels F (e.g. DIR/qrels/train.tsv)")
+        return read_beir(beir_dir, qrels)
+    return synthesize_pairs(load_documents(synthesize))
+
+
+def _base_path(base: str | None) -> str:
+    from groundwork.config import BUNDLED_MODEL
+    from groundwork.index.embedder import model_path
+
+    return str(model_path(base or BUNDLED_MODEL)[0])
+
+
 @adapt_app.command("embeddings")
 def embeddings_cmd(
-    pairs: Path | None = typer.Option(
-        None, "--pairs", exists=True, dir_okay=False, help="JSONL of {query, positive[, negative]}"
-    ),
-    beir_dir: Path | None = typer.Option(
-        None, "--beir-dir", exists=True, file_okay=False, help="BEIR folder (corpus.jsonl, queries.jsonl)"
-    ),
-    qrels: Path | None = typer.Option(
-        None, "--qrels", exists=True, dir_okay=False, help="BEIR qrels TSV (with --beir-dir)"
-    ),
+    pairs: Path | None = _PAIRS,
+    beir_dir: Path | None = _BEIR_DIR,
+    qrels: Path | None = _QRELS,
     synthesize: Path | None = typer.Option(
         None, "--synthesize", exists=True, help="Build (heading/title, section) pairs from the documents in this folder"
     ),
@@ -35,37 +65,21 @@ def embeddings_cmd(
     epochs: int = typer.Option(1, "--epochs", min=1),
     batch_size: int = typer.Option(32, "--batch-size", min=2),
     lr: float = typer.Option(2e-5, "--lr", help="Learning rate (AdamW, linear decay after 10% warm-up)"),
-    dev_fraction: float = typer.Option(
-        0.2, "--dev-fraction", min=0.0, max=0.9, help="Share of queries held out for the before/after figures"
-    ),
+    dev_fraction: float = _DEV_FRACTION,
     out_dir: Path = typer.Option(Path("models/groundwork-embedder"), "--out", help="Output model folder"),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON"),
 ) -> None:
     """Fine-tune the embedding model (MultipleNegativesRankingLoss), report dev nDCG@10 before/after."""
     from groundwork.adapt.embeddings import fine_tune
-    from groundwork.adapt.pairs import PairsError, read_beir, read_pairs, synthesize_pairs
-    from groundwork.config import BUNDLED_MODEL
-    from groundwork.index.embedder import model_path
 
     with user_errors():
         if hard_negatives not in ("bm25", "none"):
             raise RequestError("--hard-negatives must be bm25 or none")
-        if sum(x is not None for x in (pairs, beir_dir, synthesize)) != 1:
-            raise PairsError("give exactly one of --pairs F, --beir-dir DIR --qrels F, --synthesize DIR")
-        if pairs:
-            ps = read_pairs(pairs)
-        elif beir_dir:
-            if qrels is None:
-                raise PairsError("--beir-dir needs --qrels F (e.g. DIR/qrels/train.tsv)")
-            ps = read_beir(beir_dir, qrels)
-        else:
-            from groundwork.adapt.pairs import load_documents
-
-            ps = synthesize_pairs(load_documents(synthesize))
+        ps = _read_pairs(pairs, beir_dir, qrels, synthesize)
         with err.status(f"fine-tuning on {len(ps.pairs)} pairs"):
             result = fine_tune(
                 ps,
-                str(model_path(base or BUNDLED_MODEL)[0]),
+                _base_path(base),
                 out_dir,
                 epochs,
                 batch_size,
@@ -85,6 +99,63 @@ def embeddings_cmd(
     out.print(f"model written to {out_dir} (model card: {out_dir / 'README.md'})")
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
+
+
+@adapt_app.command("reranker")
+def reranker_cmd(
+    pairs: Path | None = _PAIRS,
+    beir_dir: Path | None = _BEIR_DIR,
+    qrels: Path | None = _QRELS,
+    base: str | None = typer.Option(None, "--base", help="Base encoder folder [default: the bundled MiniLM]"),
+    negatives: int = typer.Option(3, "--negatives", min=0, max=20, help="BM25 hard negatives per judged pair"),
+    max_rows: int = typer.Option(
+        4000, "--max-rows", min=0, help="Cap on training rows, positives + negatives (0 = all)"
+    ),
+    max_length: int = typer.Option(256, "--max-length", min=16, max=512, help="Tokens per (query, passage)"),
+    epochs: int = typer.Option(1, "--epochs", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=2),
+    lr: float = typer.Option(5e-5, "--lr", help="Learning rate (AdamW, linear decay after 10% warm-up)"),
+    dev_fraction: float = _DEV_FRACTION,
+    dev_depth: int = typer.Option(
+        30, "--dev-depth", min=0, max=1000, help="Dev figures: BM25 documents reordered per query (0 = skip)"
+    ),
+    seed: int = typer.Option(13, "--seed", help="Seed of the train/dev split, the row order and the head"),
+    out_dir: Path = typer.Option(Path("models/groundwork-reranker"), "--out", help="Output model folder"),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON"),
+) -> None:
+    """Train a cross-encoder reranker (BCE, BM25 hard negatives); report dev nDCG@10 before/after."""
+    from groundwork.adapt.reranker import train_reranker
+
+    with user_errors():
+        ps = _read_pairs(pairs, beir_dir, qrels, can_synth=False)
+        with err.status(f"training a reranker on {len(ps.pairs)} judged pairs"):
+            r = train_reranker(
+                ps,
+                _base_path(base),
+                out_dir,
+                epochs,
+                batch_size,
+                lr,
+                negatives,
+                max_rows,
+                max_length,
+                dev_fraction,
+                dev_depth,
+                seed,
+            )
+    out.print(f"trained {r.train_rows} rows of {r.train_queries} queries, {r.steps} steps, {r.train_seconds} s")
+    if r.before:
+        out.print(
+            f"dev nDCG@10 (BM25 top {dev_depth} reordered) {r.before['ndcg@10']:.4f} -> {r.after['ndcg@10']:.4f} "
+            f"({r.after['ndcg@10'] - r.before['ndcg@10']:+.4f}) on {r.dev_queries} held-out queries; "
+            f"scoring {r.after['ms_p50']:.0f} ms p50 per query"
+        )
+    out.print(
+        f"model written to {out_dir} (model card: {out_dir / 'README.md'}); use it with "
+        f'rerank.method = "cross-encoder", rerank.model_path = "{out_dir}"'
+    )
+    if json_out:
+        json_out.write_text(json.dumps(r.to_dict(), indent=2))
 
 
 @adapt_app.command("lora")

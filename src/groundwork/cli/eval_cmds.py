@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -229,30 +230,38 @@ def gate_cmd(
     baseline: Path = typer.Option(..., "--baseline", help="Baseline JSON (see groundwork.evaluate.gate)"),
     config: ConfigOpt = None,
     update: bool = typer.Option(False, "--update", help="Write the measured figures as the new baseline"),
-    eval_set: Path | None = typer.Option(None, "--eval-set", help="With --update: the eval set to record"),
+    eval_set: list[Path] = typer.Option(
+        [], "--eval-set", help="With --update: the eval set(s) to record (repeat: the first is the main one)"
+    ),
     cache: Path | None = _CACHE,
 ) -> None:
-    """Exit 1 when any metric falls more than its tolerance below the baseline."""
+    """Exit 1 when any metric of any recorded eval set falls more than its tolerance below the baseline."""
     from rich.table import Table
 
-    from groundwork.evaluate.gate import compare, new_baseline, read_baseline
+    from groundwork.evaluate.gate import compare, new_baseline, read_baseline, suites
 
     with user_errors():
         base = None if (update and eval_set) else read_baseline(baseline)
-        set_path = eval_set or (baseline.parent / base["eval_set"])
         mode = base.get("mode") if base else None
-        dataset, current = measure(set_path, mode, settings_for(config), cache)
-    if update:
-        rel = (
-            Path(set_path).resolve().relative_to(baseline.resolve().parent)
-            if Path(set_path).resolve().is_relative_to(baseline.resolve().parent)
-            else Path(set_path)
+        sets = (
+            [(Path(p).stem if i else "", Path(p), None) for i, p in enumerate(eval_set)]
+            if base is None
+            else [(label, baseline.parent / b["eval_set"], b) for label, b in suites(base)]
         )
-        write_json(baseline, new_baseline(str(rel), mode, current, base.get("tolerance", 0.02) if base else 0.02))
+        measured = [(label, path, b, _measure_gate_set(path, config, cache, mode)) for label, path, b in sets]
+    if update:
+        names = [_relative(path, baseline) for _, path, _, _ in measured]
+        extra = [(name, cur) for name, (_, _, _, cur) in zip(names[1:], measured[1:])]
+        tol = base.get("tolerance", 0.02) if base else 0.02
+        write_json(baseline, new_baseline(names[0], mode, measured[0][3], tol, extra))
         out.print(f"wrote {baseline}")
         return
-    checks = compare(base, current)
-    table = Table(title=f"gate: {dataset.name} against {baseline}")
+    checks = [
+        replace(c, metric=f"{label}: {c.metric}" if label else c.metric)
+        for label, _, b, current in measured
+        for c in compare(b, current)
+    ]
+    table = Table(title=f"gate: {', '.join(p.name for _, p, _, _ in measured)} against {baseline}")
     for col in ("metric", "baseline", "current", "tolerance", "result"):
         table.add_column(col, justify="right" if col != "metric" else "left")
     for c in checks:
@@ -270,3 +279,13 @@ def gate_cmd(
         err.print(f"[bold red]gate failed:[/] {', '.join(failed)}")
         raise typer.Exit(1)
     out.print("gate passed")
+
+
+def _measure_gate_set(path: Path, config: Path | None, cache: Path | None, mode: str | None) -> dict:
+    return measure(path, mode, settings_for(config), cache)[1]
+
+
+def _relative(path: Path, baseline: Path) -> str:
+    """``path`` relative to the baseline's folder when it lies under it, else as given."""
+    folder = baseline.resolve().parent
+    return str(path.resolve().relative_to(folder)) if path.resolve().is_relative_to(folder) else str(path)

@@ -15,7 +15,7 @@ Metrics (answerable queries unless said otherwise):
   citations (micro average).
 - faithfulness: share of answer sentences supported by the chunk they cite: the sentence's words occur
   in that chunk in order (punctuation and markup ignored), or its embedding has cosine >= 0.8 with a
-  sentence of that chunk.
+  sentence of that chunk; a quoted table row ("Header: cell; ...") when each header and cell occurs in it.
 An LLM-as-judge metric needs an LLM generator; none is configured in this version, so it is reported
 as skipped rather than guessed.
 """
@@ -69,7 +69,7 @@ def faithfulness(answer: Answer, kb: KnowledgeBase, threshold: float = 0.8) -> f
         texts = [cited[n] for n in ns if n in cited]
         if not texts:
             continue
-        if any(_squash(sentence) in _squash(t) for t in texts):
+        if any(_squash(sentence) in _squash(t) for t in texts) or _row_in(sentence, texts):
             supported += 1
             continue
         candidates = [s for t in texts for s in split_sentences(t)]
@@ -78,6 +78,14 @@ def faithfulness(answer: Answer, kb: KnowledgeBase, threshold: float = 0.8) -> f
             if float(np.max(vecs[1:] @ vecs[0])) >= threshold:
                 supported += 1
     return supported / len(segs)
+
+
+def _row_in(unit: str, texts: list[str]) -> bool:
+    """A quoted table row ("Header: cell; Header: cell"): every header and cell occurs in one cited text."""
+    pairs = [p.split(": ", 1) for p in unit.split("; ")]
+    if len(pairs) < 2 or any(len(p) != 2 for p in pairs):
+        return False
+    return any(all(_squash(x) in _squash(t) for p in pairs for x in p) for t in texts)
 
 
 def contains_answer(reference: str, answer: str, abstained: bool = False) -> float:

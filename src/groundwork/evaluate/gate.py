@@ -6,7 +6,11 @@ A baseline file (JSON) records what was measured, on what, and how much each met
      "mode": null,                           # retrieval mode, null = the configured default
      "tolerance": 0.02,                      # default allowed drop
      "tolerances": {"bertscore_f1": 0.01},   # per-metric overrides
-     "metrics": {"ndcg@10": 0.91, "false_abstention": 0.19, ...}}
+     "metrics": {"ndcg@10": 0.91, "false_abstention": 0.19, ...},
+     "also": [{"eval_set": "handbook.jsonl", "metrics": {...}}]}  # optional: more eval sets, same rules
+
+Each eval set in ``also`` is measured on its own and its checks are named "SET: metric" (e.g.
+"handbook: containment"); the gate fails when any check of any set fails.
 
 Higher is better for every metric except those in LOWER_IS_BETTER. Latencies are not gated: they
 depend on the machine, not the change (they live in benchmarks).
@@ -78,11 +82,32 @@ def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Check]:
     ]
 
 
-def new_baseline(eval_set: str, mode: str | None, current: dict[str, Any], tolerance: float = 0.02) -> dict[str, Any]:
-    return {
-        "eval_set": eval_set,
-        "mode": mode,
-        "tolerance": tolerance,
-        "tolerances": {},
-        "metrics": {m: current[m] for m in GATED if current.get(m) is not None},
-    }
+def suites(baseline: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, baseline of one eval set) for the main eval set ("" label) and each one in ``also``;
+    each inherits ``mode``, ``tolerance`` and ``tolerances`` from the top level. Raises DatasetError
+    when an ``also`` entry lacks 'eval_set' or 'metrics'."""
+    out = [("", baseline)]
+    for extra in baseline.get("also", []):
+        if not isinstance(extra, dict) or "eval_set" not in extra or not isinstance(extra.get("metrics"), dict):
+            raise DatasetError("each entry of the baseline's 'also' needs 'eval_set' and 'metrics'")
+        inherited = {k: baseline[k] for k in ("mode", "tolerance", "tolerances") if k in baseline}
+        out.append((Path(extra["eval_set"]).stem, inherited | extra))
+    return out
+
+
+def _metrics(current: dict[str, Any]) -> dict[str, Any]:
+    return {m: current[m] for m in GATED if current.get(m) is not None}
+
+
+def new_baseline(
+    eval_set: str,
+    mode: str | None,
+    current: dict[str, Any],
+    tolerance: float = 0.02,
+    also: list[tuple[str, dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """A baseline of ``current`` on ``eval_set``, plus ``also``: (eval set, its figures) per extra set."""
+    base = {"eval_set": eval_set, "mode": mode, "tolerance": tolerance, "tolerances": {}, "metrics": _metrics(current)}
+    if also:
+        base["also"] = [{"eval_set": name, "metrics": _metrics(cur)} for name, cur in also]
+    return base

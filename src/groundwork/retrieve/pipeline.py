@@ -2,8 +2,8 @@
 
 Used by every search and answer path (CLI, API, evaluation), so what is measured is what users get.
 With decomposition, the question and each sub-question are retrieved at the candidate depth and the
-lists are fused with RRF (Cormack, Clarke & Buettcher 2009, k = ``retrieval.rrf_k``), the original
-question weighted ``retrieval.decompose_original_weight`` and each sub-question 1; with a reranker, ``rerank.depth`` candidates are
+lists are merged as ``retrieval.decompose_merge`` says (RRF, round-robin interleaving, or the
+question's ranking with slots kept for each sub-question: see retrieve.decompose); with a reranker, ``rerank.depth`` candidates are
 reordered and cut to ``top_k``.
 
 ``search_documents`` groups the ranked chunks by document (retrieve.grouping): it ranks chunks at
@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from groundwork.config import RetrievalSettings
 from groundwork.filters import Filter, parse_filter
-from groundwork.retrieve.decompose import Decomposer
+from groundwork.retrieve.decompose import Decomposer, coverage, interleave
 from groundwork.retrieve.fusion import rrf_fusion
 from groundwork.retrieve.grouping import group_by_document
 from groundwork.retrieve.rerank import Reranker
@@ -78,8 +79,7 @@ class SearchPipeline:
                 r = self.retriever.retrieve(q, mode, wide, flt, access)
                 _add(timings, r)
                 lists[f"q{i}"] = r.hits
-            weights = {"q0": self.retriever.settings.decompose_original_weight}
-            hits = rrf_fusion(lists, k=self.retriever.settings.rrf_k, weights=weights)[:depth]
+            hits = _merge(lists, self.retriever.settings, top_k, depth)
         else:
             r = self.retriever.retrieve(query, mode, depth, flt, access)
             _add(timings, r)
@@ -125,6 +125,17 @@ class SearchPipeline:
             if len(docs) >= top_k or len(r.hits) < depth or depth >= cap:
                 return DocumentResult(docs, len(r.hits), r.sub_questions, timings)
             depth = min(cap, depth * 2)
+
+
+def _merge(lists: dict[str, list[SearchHit]], s: RetrievalSettings, top_k: int, depth: int) -> list[SearchHit]:
+    """The question's list (``q0``) and its sub-questions' lists -> one list ``depth`` deep, merged as
+    ``retrieval.decompose_merge`` says (see retrieve.decompose)."""
+    ranked = list(lists.values())
+    if s.decompose_merge == "interleave":
+        return interleave(ranked, depth)
+    if s.decompose_merge == "coverage":
+        return coverage(ranked[0], ranked[1:], top_k, s.decompose_slots, depth)
+    return rrf_fusion(lists, k=s.rrf_k, weights={"q0": s.decompose_original_weight})[:depth]
 
 
 def _add(timings: dict[str, float], r: Retrieval) -> None:
