@@ -106,7 +106,7 @@ def padding(embedder: SentenceTransformerEmbedder, groups, size: int) -> dict:
 
 
 def timed(embedder: SentenceTransformerEmbedder, groups, repeats: int) -> dict:
-    model, size = embedder.model, embedder.settings.batch_size
+    model, size = embedder.model, embedder.placement.batch_size
     wall: dict[str, list[float]] = {"before": [], "after": []}
     cpu: dict[str, list[float]] = {"before": [], "after": []}
     max_delta = 0.0
@@ -193,7 +193,7 @@ def main() -> None:
     settings = load_settings()
     corpus = Path(args.data, "corpus.jsonl")
     embedder, groups = flush_groups(corpus, args.docs, settings)
-    size = settings.embedder.batch_size
+    size = embedder.placement.batch_size
     result: dict = {"padding": padding(embedder, groups, size)}
     p = result["padding"]
     print(f"{p['chunks']} chunks in {p['flushes']} flushes, batches of {size}")

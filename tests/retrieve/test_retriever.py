@@ -44,7 +44,7 @@ def test_hybrid_finds_what_only_dense_finds(make_kb, docs: Path) -> None:
 def test_hybrid_starts_the_keyword_search_after_the_query_is_embedded(make_kb, docs: Path, monkeypatch) -> None:
     """The keyword search beside the encoder took CPU from its threads (bench/hybrid_latency.py):
     it starts once the vector exists, and runs beside the vector search."""
-    kb = make_kb(**{"embedder.cache": False})
+    kb = make_kb(**{"embedder.cache": False, "cache.enabled": False})  # the same search runs twice
     kb.ingest([docs])
     expected = [h.chunk.chunk_id for h in kb.search("electricity from sunlight", mode="hybrid", top_k=4)]
     events: list[str] = []

@@ -18,6 +18,7 @@ import numpy as np
 
 from groundwork.config import Settings
 from groundwork.errors import LoaderError
+from groundwork.index.device import place
 from groundwork.ingest.sources import SourceItem
 from groundwork.ingest.sync import Ingestor, ProgressFn, _Batch, options_dict
 from groundwork.types import DocumentInfo, FileResult, IngestReport
@@ -170,7 +171,7 @@ class RayIngestor(Ingestor):
         ds = ds.map_batches(
             _Embed,
             fn_constructor_args=(pickle.dumps(self.settings_all),),
-            batch_size=self.settings_all.embedder.batch_size * 4,
+            batch_size=place(self.settings_all.embedder).batch_size * 4,
             compute=pool,
         )
         chunks_by_source: dict[str, list] = {}
