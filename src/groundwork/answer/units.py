@@ -64,8 +64,12 @@ def _is_row(line: str) -> bool:
 
 def table_rows(lines: Sequence[str]) -> list[str]:
     """The data rows of one table block (its first row is the header) as "Header: cell; ..." texts;
-    empty cells are left out."""
+    empty cells are left out. A block of one row is a row that carries its own column names (the
+    XLSX/CSV loaders' "column: value | ..." chunks) and is one unit as it is."""
     rows = [_cells(ln) for ln in lines if not _TABLE_SEP.match(ln)]
+    if len(rows) == 1:  # a row that names its own columns: a spreadsheet row chunk ("City: Bergen | Manager: ...")
+        cells = [c for c in rows[0] if c]
+        return ["; ".join(cells)] if len(cells) >= 2 else []
     if len(rows) < 2:
         return []
     header, out = rows[0], []
