@@ -9,9 +9,12 @@ default) and empty for each variant and repeat, so every search misses it as a n
 
 Variants, each run once per question per repeat, their order alternating from question to question:
 
-- ``before``  hybrid reading every candidate's row (text, metadata, vector) from both lists
-              (``Retriever.late_rows`` False: the path before this change)
-- ``after``   hybrid ranking ids and scores only, then reading the fused ``top_k`` rows
+- ``before``  the path before this change: hybrid reading every candidate's row (text, metadata,
+              vector) from both lists (``Retriever.late_rows`` False), each query built through
+              ``Table.search`` (which reads the table's schema first): ``MainPathStore`` below, a second
+              store object on the same folder
+- ``after``   hybrid ranking ids and scores only, then reading the fused ``top_k`` rows; query
+              builders made without the schema read
 - ``after, 1 torch thread`` (``--one-thread``): ``after`` with the encoder on one intra-op thread
               (``torch.set_num_threads(1)`` around the search), to show what thread contention costs
               the query embedding on a loaded machine
@@ -41,6 +44,7 @@ import torch
 from groundwork import KnowledgeBase, load_settings
 from groundwork.evaluate.datasets import load_beir
 from groundwork.evaluate.index_cache import index_path, open_index
+from groundwork.index.lance import LanceStore
 from groundwork.retrieve import SearchPipeline
 from groundwork.retrieve.cache import CachedSearchPipeline, retrieval_settings_hash
 from groundwork.retrieve.retriever import Retriever
@@ -64,16 +68,36 @@ def open_kb(kb_path: Path | None) -> KnowledgeBase:
     return KnowledgeBase(settings=load_settings(kb=path, **overrides))
 
 
-def variant(base: KnowledgeBase, late_rows: bool) -> KnowledgeBase:
-    """A knowledge base on ``base``'s store and loaded model with its own empty retrieval cache."""
+class MainPathStore(LanceStore):
+    """LanceStore building its queries as before this change, through ``Table.search``."""
+
+    def _vector_query(self, vector, where, access):
+        q = self._chunks.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+        q = q.distance_type("cosine")
+        if self.has_ann_index():
+            q = q.ef(self.settings.hnsw_ef_search)
+            if self.settings.refine_factor:
+                q = q.refine_factor(self.settings.refine_factor)
+        sql = self._where(where, access)
+        return q.where(sql, prefilter=True) if sql else q
+
+    def _keyword_query(self, query, where, access):
+        q = self._chunks.search(query, query_type="fts", fts_columns="search_text")
+        sql = self._where(where, access)
+        return q.where(sql, prefilter=True) if sql else q
+
+
+def variant(base: KnowledgeBase, before: bool) -> KnowledgeBase:
+    """A knowledge base on ``base``'s index and loaded model with its own empty retrieval cache."""
     s = base.settings
-    retriever = Retriever(base.store, base.embedder, s.retrieval)
-    retriever.late_rows = late_rows
+    store = MainPathStore(base.store.path, s.index) if before else base.store
+    retriever = Retriever(store, base.embedder, s.retrieval)
+    retriever.late_rows = not before
     plain = SearchPipeline(retriever, None, None, s.rerank.depth)
     pipeline = CachedSearchPipeline(
-        plain, base.store.current_version, retrieval_settings_hash(s), s.cache.max_entries, s.cache.ttl_s
+        plain, store.current_version, retrieval_settings_hash(s), s.cache.max_entries, s.cache.ttl_s
     )
-    return KnowledgeBase(settings=s, store=base.store, embedder=base.embedder, search_pipeline=pipeline)
+    return KnowledgeBase(settings=s, store=store, embedder=base.embedder, search_pipeline=pipeline)
 
 
 def pct(xs: list[float], q: int) -> float:
@@ -109,7 +133,7 @@ def main() -> None:
     identical = compared = 0
     load = Load()
     for r in range(args.repeats):
-        kbs = {n: variant(base, n != "before") for n in names}
+        kbs = {n: variant(base, n == "before") for n in names}
         for q in warm:  # model, tables, indexes, threads
             for k in kbs.values():
                 k.search(q, mode="hybrid", top_k=args.top_k)
