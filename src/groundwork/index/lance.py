@@ -645,7 +645,8 @@ class LanceStore:
         return _ranked(table, "_score", float)
 
     def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
-        """The rows ``refs`` name, by LanceDB row id (``Table.take_row_ids``), in ``refs``' order.
+        """The rows ``refs`` name, by LanceDB row id (``Table.take_row_ids``, which leaves out missing
+        and deleted rows: https://docs.lancedb.com/curation/selective-sampling), in ``refs``' order.
 
         A row id addresses one immutable row of one data fragment (fragment ids are never reused),
         and it came from a search pre-filtered by the caller's access, so the row read is the row
