@@ -106,6 +106,7 @@ def tenant_kb(tmp_path_factory: pytest.TempPathFactory):
     return kb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", ["rrf", "convex", "adaptive"])
 def test_hybrid_reading_only_the_kept_rows_ranks_as_reading_every_row(tenant_kb, fusion: str, monkeypatch) -> None:
     """Late materialisation changes what is read, not what is returned: the same hits, scores and
