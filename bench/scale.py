@@ -106,6 +106,7 @@ def main() -> None:
         action="store_true",
         help="open the index already built in --work and only run the queries: peak RSS is then the store's serving RAM",
     )
+    ap.add_argument("--build-only", action="store_true", help="build the index in --work, measure nothing")
     args = ap.parse_args()
     if args.serve_only:
         return serve_only(args)
@@ -144,6 +145,9 @@ def main() -> None:
     else:
         write_s = index_s = float("nan")  # reused an index built by an earlier run
     kb.store.record_version(n, 0, 0, [])
+    if args.build_only:
+        print(f"built {n} chunks in {work / 'kb'}: write {write_s:.1f} s, indexes {index_s:.1f} s")
+        return
 
     if args.store == "lance":
         disk = sum(f.stat().st_size for f in (work / "kb").rglob("*") if f.is_file())

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import write
@@ -49,7 +51,8 @@ def test_hybrid_starts_the_keyword_search_after_the_query_is_embedded(make_kb, d
     expected = [h.chunk.chunk_id for h in kb.search("electricity from sunlight", mode="hybrid", top_k=4)]
     events: list[str] = []
     store, embedder = kb.store, kb.embedder
-    keyword, vector, embed = store.keyword_search, store.vector_search, embedder.embed
+    # LanceDB ranks ids first (RankingStore): hybrid calls its rankings, not the full searches
+    keyword, vector, embed = store.keyword_ranking, store.vector_ranking, embedder.embed
 
     def logged(name, fn):
         def run(*args, **kwargs):
@@ -61,10 +64,106 @@ def test_hybrid_starts_the_keyword_search_after_the_query_is_embedded(make_kb, d
 
         return run
 
-    monkeypatch.setattr(store, "keyword_search", logged("keyword", keyword))
-    monkeypatch.setattr(store, "vector_search", logged("vector", vector))
+    monkeypatch.setattr(store, "keyword_ranking", logged("keyword", keyword))
+    monkeypatch.setattr(store, "vector_ranking", logged("vector", vector))
     monkeypatch.setattr(embedder, "embed", logged("embed", embed))
     hits = kb.search("electricity from sunlight", mode="hybrid", top_k=4)
     assert [h.chunk.chunk_id for h in hits] == expected
     assert events.index("embed end") < events.index("keyword start")
     assert {"keyword end", "vector end"} <= set(events)
+
+
+def _same_hits(a: list, b: list) -> bool:
+    """Equal rankings: chunk ids, order, fused and per-list scores, relevance, and every chunk field."""
+    key = [(h.chunk.chunk_id, h.score, h.rank, h.scores, h.relevance) for h in a]
+    if key != [(h.chunk.chunk_id, h.score, h.rank, h.scores, h.relevance) for h in b]:
+        return False
+    for x, y in zip(a, b):
+        fields = {k: v for k, v in vars(x.chunk).items() if k != "vector"}
+        if fields != {k: v for k, v in vars(y.chunk).items() if k != "vector"}:
+            return False
+        if not np.array_equal(x.chunk.vector, y.chunk.vector):
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def tenant_kb(tmp_path_factory: pytest.TempPathFactory):
+    """One real knowledge base (the bundled MiniLM): the four texts public, and again for tenants."""
+    from groundwork import KnowledgeBase, load_settings
+
+    root = tmp_path_factory.mktemp("ranking")
+    for name, text in TEXTS.items():
+        write(root / "docs" / name, f"# {name}\n\n{text}\n")
+        write(root / "one" / name, f"# {name}\n\n{text} Tenant one copy.\n")
+        write(root / "two" / name, f"# {name}\n\n{text} Tenant two copy, hr only.\n")
+    # the embedding cache on: each test question is encoded once, however many searches repeat it
+    overrides = {"embedder.cache_dir": root / "embeddings", "cache.enabled": False}
+    kb = KnowledgeBase(settings=load_settings(kb=root / "kb", **overrides))
+    kb.ingest([root / "docs"])
+    kb.ingest([root / "one"], tenant="one")
+    kb.ingest([root / "two"], tenant="two", allowed_groups=["hr"])
+    return kb
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fusion", ["rrf", "convex", "adaptive"])
+def test_hybrid_reading_only_the_kept_rows_ranks_as_reading_every_row(tenant_kb, fusion: str, monkeypatch) -> None:
+    """Late materialisation changes what is read, not what is returned: the same hits, scores and
+    chunks as fusing two fully read lists, under every access view and a filter; and only top_k rows
+    are read."""
+    from groundwork.retrieve.retriever import Retriever
+    from groundwork.types import Access
+
+    kb = tenant_kb
+    settings = kb.settings.retrieval.model_copy(update={"fusion": fusion})
+    late = Retriever(kb.store, kb.embedder, settings)
+    full = Retriever(kb.store, kb.embedder, settings)
+    full.late_rows = False
+    assert late.late_rows
+    read: list[int] = []
+    chunks_at = kb.store.chunks_at
+    monkeypatch.setattr(kb.store, "chunks_at", lambda refs: read.append(len(refs)) or chunks_at(refs))
+    views = [None, Access(), Access("one"), Access("two", ("hr",))]
+    for q in ("electricity from sunlight", "insects producing sweet food", "tenant copy"):
+        for access in views:
+            for top_k, where in ((1, None), (20, None), (5, "source != 'x'")):
+                a = late.retrieve(q, "hybrid", top_k, where, access).hits
+                b = full.retrieve(q, "hybrid", top_k, where, access).hits
+                assert _same_hits(a, b), (q, access, top_k)
+                assert read[-1] == len(a) <= top_k
+    seen = {h.chunk.tenant for h in late.retrieve("electricity", "hybrid", 20, None, Access("one")).hits}
+    assert seen == {"one"}  # the tenant's own documents only (public ones need Access(None))
+    assert not late.retrieve("electricity", "hybrid", 20, None, Access("two")).hits  # hr-only, no group
+
+
+def test_hybrid_searches_again_when_a_write_moves_a_kept_row(tenant_kb, monkeypatch) -> None:
+    """A write between the ranking and the read of the kept rows (here: the document replaced right
+    after the keyword ranking) is detected, and the search runs again on whole rows: the hits are
+    those of the index after the write, never a row the write removed."""
+    from groundwork.retrieve.retriever import Retriever
+
+    kb = tenant_kb
+    late = Retriever(kb.store, kb.embedder, kb.settings.retrieval)
+    full = Retriever(kb.store, kb.embedder, kb.settings.retrieval)
+    full.late_rows = False
+    ranking, chunks_at = kb.store.keyword_ranking, kb.store.chunks_at
+    doc = next(d for d in kb.store.list_documents() if d.source.endswith("docs/a.md"))
+    old = kb.store.document_chunks(doc.doc_id)[0]
+    text = "Solar panels, rewritten."
+    new = dataclasses.replace(old, text=text, content_hash="rewritten", vector=kb.embedder.embed([text])[0])
+    read: list[bool] = []
+
+    def ranking_then_write(*args):
+        refs = ranking(*args)
+        with kb.store.writing("test"):
+            kb.store.replace_documents({doc.doc_id: "rewritten"}, [new], doc.pipeline_hash)
+        return refs
+
+    monkeypatch.setattr(kb.store, "keyword_ranking", ranking_then_write)
+    monkeypatch.setattr(kb.store, "chunks_at", lambda refs: read.append((c := chunks_at(refs)) is not None) or c)
+    hits = late.retrieve("solar panels sunlight", "hybrid", 4).hits
+    monkeypatch.undo()
+    assert read == [False]  # the replaced row was not read: the search ran again
+    assert _same_hits(hits, full.retrieve("solar panels sunlight", "hybrid", 4).hits)
+    assert [h.chunk.text for h in hits if h.chunk.doc_id == doc.doc_id] == [text]

@@ -10,6 +10,8 @@ Contract every implementation keeps:
   repair) happens inside ``writing()``, an inter-process lock held for the whole operation, so two
   runs never interleave their batches (which left duplicate chunk ids and rows of two versions of a
   document). Readers never wait for it.
+- A ``RankingStore`` may also rank without reading chunk rows (``vector_ranking`` /
+  ``keyword_ranking``, same pre-filters) and read only the rows a caller keeps (``chunks_at``).
 """
 
 from __future__ import annotations
@@ -173,6 +175,42 @@ class Store(Protocol):
     def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
         """Recount the statistics the store keeps beside the chunks; returns those that differ from
         the recount ([] for a store that keeps none). With ``apply``, the recount replaces them."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RankedRef:
+    """One hit of a ranking that read no chunk row: the chunk id, the list's score (cosine or BM25,
+    as ``vector_search`` / ``keyword_search`` give it) and ``ref``, the store's handle to read the row
+    afterwards (LanceDB: the row id in the version searched)."""
+
+    chunk_id: str
+    score: float
+    ref: Any
+
+
+@runtime_checkable
+class RankingStore(Protocol):
+    """A store that ranks first and reads chunk rows afterwards, for only the hits a caller keeps
+    (late materialisation): hybrid search fuses two lists of ``retrieval.candidates`` ids and keeps
+    ``top_k``, so reading every candidate's text and vector was wasted work (bench/hybrid_latency.py)."""
+
+    def vector_ranking(
+        self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[RankedRef]:
+        """The ranking ``vector_search`` returns, as ids, scores and refs only (the same pre-filters)."""
+        ...
+
+    def keyword_ranking(
+        self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[RankedRef]:
+        """The ranking ``keyword_search`` returns, as ids, scores and refs only (the same pre-filters)."""
+        ...
+
+    def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
+        """The chunks (``vector`` set) of ``refs`` from the rankings above, in their order; None when a
+        row is no longer where its ref says (a concurrent write moved it): the caller then searches
+        again with ``vector_search`` / ``keyword_search``."""
         ...
 
 

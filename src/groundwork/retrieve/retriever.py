@@ -12,8 +12,8 @@ from groundwork.config import RetrievalSettings
 from groundwork.errors import RequestError
 from groundwork.filters import Filter, parse_filter
 from groundwork.index.embedder import Embedder
-from groundwork.index.store import Store
-from groundwork.retrieve.fusion import fuse, length_weights
+from groundwork.index.store import RankedRef, RankingStore, Store
+from groundwork.retrieve.fusion import fuse, fuse_scores, length_weights
 from groundwork.types import Access, SearchHit
 
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="keyword-search")
@@ -45,6 +45,8 @@ class Retriever:
     def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:
         self.store, self.embedder = store, embedder
         self.settings = settings or RetrievalSettings()
+        # Hybrid reads only the fused top_k rows when the store can rank without reading rows.
+        self.late_rows = isinstance(store, RankingStore)
 
     def retrieve(
         self,
@@ -74,27 +76,69 @@ class Retriever:
         elif mode == "dense":
             hits = self.store.vector_search(vector, top_k, flt, access)
         else:
-            # The keyword search starts only once the query is embedded: run beside the encoder it
-            # took CPU from the encoder's threads (on 2 cores the encode went from 12-15 to ~20 ms)
-            # and saved less than it cost. It runs beside the vector search instead (both stores
-            # release the GIL in their queries): hybrid costs embed + max(bm25, dense) + fusion.
-            # Measured in bench/hybrid_latency.py.
-            keyword = _POOL.submit(self.store.keyword_search, query, depth, flt, access)
-            dense = self.store.vector_search(vector, depth, flt, access)
-            lists = {"bm25": keyword.result(), "dense": dense}
-            s = self.settings
-            weights = length_weights(
-                s.bm25_weight,
-                s.dense_weight,
-                len(query.split()),
-                s.long_query_bm25_weight,
-                s.short_query_words,
-                s.long_query_words,
-            )
-            hits = fuse(lists, self.settings.fusion, weights, self.settings.rrf_k)[:top_k]
+            hits = self._hybrid(query, vector, depth, top_k, flt, access)
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         if vector is not None:  # a score that means the same for every query (the fused one does not)
             for h in hits:
                 if h.chunk.vector is not None:
                     h.relevance = round(float(np.dot(vector, h.chunk.vector)), 6)
         return Retrieval(hits=hits, timings_ms=timings)
+
+    def _hybrid(
+        self, query: str, vector: np.ndarray, depth: int, top_k: int, flt: Filter | None, access: Access | None
+    ) -> list[SearchHit]:
+        """Both lists ``depth`` deep, fused, cut to ``top_k``.
+
+        The keyword search starts only once the query is embedded: run beside the encoder it took CPU
+        from the encoder's threads (on 2 cores the encode went from 12-15 to ~20 ms) and saved less
+        than it cost. It runs beside the vector search instead (both stores release the GIL in their
+        queries): hybrid costs embed + max(bm25, dense) + fusion. Measured in bench/hybrid_latency.py."""
+        s = self.settings
+        words = len(query.split())
+        weights = length_weights(
+            s.bm25_weight, s.dense_weight, words, s.long_query_bm25_weight, s.short_query_words, s.long_query_words
+        )
+        if self.late_rows:
+            hits = self._hybrid_by_ranking(query, vector, depth, top_k, flt, access, weights)
+            if hits is not None:
+                return hits
+        keyword = _POOL.submit(self.store.keyword_search, query, depth, flt, access)
+        dense = self.store.vector_search(vector, depth, flt, access)
+        return fuse({"bm25": keyword.result(), "dense": dense}, s.fusion, weights, s.rrf_k)[:top_k]
+
+    def _hybrid_by_ranking(
+        self,
+        query: str,
+        vector: np.ndarray,
+        depth: int,
+        top_k: int,
+        flt: Filter | None,
+        access: Access | None,
+        weights: dict[str, float],
+    ) -> list[SearchHit] | None:
+        """``_hybrid`` on a RankingStore: the two lists are ids and scores; only the ``top_k`` fused
+        chunks are read. The same hits as ``fuse`` over full lists (same scores, ranks, per-list
+        ``scores``, first list's row); None when the store could not read a kept row."""
+        store: RankingStore = self.store  # type: ignore[assignment]
+        keyword = _POOL.submit(store.keyword_ranking, query, depth, flt, access)
+        dense = store.vector_ranking(vector, depth, flt, access)
+        lists = {"bm25": keyword.result(), "dense": dense}
+        fused = fuse_scores(
+            {n: [(r.chunk_id, r.score) for r in ranked] for n, ranked in lists.items()},
+            self.settings.fusion,
+            weights,
+            self.settings.rrf_k,
+        )[:top_k]
+        first: dict[str, RankedRef] = {}
+        scores: dict[str, dict[str, float]] = {}
+        for name, ranked in lists.items():
+            for r in ranked:
+                first.setdefault(r.chunk_id, r)
+                scores.setdefault(r.chunk_id, {})[name] = r.score
+        chunks = store.chunks_at([first[c] for c, _ in fused])
+        if chunks is None:
+            return None
+        return [
+            SearchHit(chunk=chunk, score=score, rank=i, scores=scores[c])
+            for i, ((c, score), chunk) in enumerate(zip(fused, chunks), 1)
+        ]
