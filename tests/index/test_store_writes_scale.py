@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from groundwork.config import IndexSettings
 from groundwork.index.lance import LanceStore
 from groundwork.index.lance_storage import latest
@@ -18,6 +20,7 @@ def rows_scanned(plan: str) -> float:
     return sum(float(n) * scale[unit] for n, unit in re.findall(r"rows_scanned=([\d.]+) ?([KMB]?)", plan))
 
 
+@pytest.mark.slow  # builds a 1,000-chunk index with its full-text index (~3 s idle)
 def test_a_lance_write_finds_its_documents_through_the_doc_id_index(tmp_path: Path) -> None:
     """Finding the old chunks of a batch's documents reads the ``doc_id`` B-tree and the matching
     rows, plus the rows written since the last optimize; not the table (which made every write
