@@ -20,7 +20,7 @@ def rows_scanned(plan: str) -> float:
     return sum(float(n) * scale[unit] for n, unit in re.findall(r"rows_scanned=([\d.]+) ?([KMB]?)", plan))
 
 
-@pytest.mark.slow  # builds a 1,000-chunk index with its full-text index (~3 s idle)
+@pytest.mark.slow  # builds a 1,000-chunk index with its full-text index (14 s at load average 8)
 def test_a_lance_write_finds_its_documents_through_the_doc_id_index(tmp_path: Path) -> None:
     """Finding the old chunks of a batch's documents reads the ``doc_id`` B-tree and the matching
     rows, plus the rows written since the last optimize; not the table (which made every write
