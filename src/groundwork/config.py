@@ -158,6 +158,11 @@ class IngestSettings(_Section):
         None,
         description="JSON/JSONL: field holding the document's title (default: 'title'); it heads each chunk's indexed text",
     )
+    metadata_context: bool = Field(
+        True,
+        description="JSON/JSONL: each declared metadata field is written as a 'field: value' line after the title "
+        "in every chunk's indexed text (BM25 and embedding; dates as 'November 27, 2023'); access-control fields never",
+    )
     acl_tenant_field: str | None = Field(None, description="metadata field whose value becomes the document's tenant")
     acl_groups_field: str | None = Field(
         None,

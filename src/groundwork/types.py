@@ -99,6 +99,9 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
     tenant: str | None = None
     allowed_groups: tuple[str, ...] = ()
+    # "field: value" lines of the metadata that describe the document (a record's declared fields),
+    # indexed after the title with every chunk (see Chunk.search_text); "" when none.
+    context: str = ""
 
     @property
     def text(self) -> str:
@@ -132,6 +135,7 @@ class Chunk:
     tenant: str | None = None
     allowed_groups: tuple[str, ...] = ()
     tokens: int | None = field(default=None, compare=False)
+    context: str = ""  # the document's context lines (Document.context), indexed with the chunk
 
     @property
     def heading(self) -> str:
@@ -139,13 +143,17 @@ class Chunk:
 
     @property
     def search_head(self) -> str:
-        """The line ``search_text`` puts before the text ("" when none): title and heading path."""
+        """What ``search_text`` puts before the text ("" when none): a line of the title and heading
+        path, then the document's context lines (e.g. ``source: Mashable``)."""
         head = " > ".join(p for p in (self.title, *self.heading_path) if p)
-        return head if head and not self.text.startswith(head) else ""
+        head = head if head and not self.text.startswith(head) else ""
+        return "\n".join(p for p in (head, self.context) if p)
 
     @property
     def search_text(self) -> str:
-        """What is embedded and indexed for BM25: the title and heading path give a chunk its context."""
+        """What is embedded and indexed for BM25: the title, heading path and the document's context
+        lines give a chunk its context (contextual chunk text, as in Anthropic's "Contextual Retrieval",
+        2024, and LlamaIndex's metadata in the embedded text)."""
         head = self.search_head
         return f"{head}\n{self.text}" if head else self.text
 

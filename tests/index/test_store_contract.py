@@ -128,6 +128,21 @@ def test_keyword_search_matches_any_term_and_stems(store: Store) -> None:
     assert store.keyword_search("   ", 10) == []
 
 
+def test_context_lines_are_searched_and_come_back_with_the_chunk(store: Store) -> None:
+    # The document's context lines (record metadata) are indexed text, not shown text.
+    rows = [chunk("a", 0, "Quarterly results beat the forecast", unit(1)), chunk("b", 0, "Results were flat", unit(2))]
+    rows[0].context = "source: Mashable\npublished_at: November 27, 2023"
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    hits = store.keyword_search("what did Mashable publish", 10)
+    assert [h.chunk.doc_id for h in hits] == ["a"]
+    assert hits[0].chunk.context == rows[0].context and hits[0].chunk.text == rows[0].text
+    assert (
+        hits[0].chunk.search_text
+        == "source: Mashable\npublished_at: November 27, 2023\nQuarterly results beat the forecast"
+    )
+    assert store.vector_search(unit(2), 1)[0].chunk.context == ""
+
+
 def test_metadata_types_new_fields_and_comparisons(store: Store) -> None:
     a = [chunk("a", 0, "alpha", unit(1), year=2021, date="2023-09-30", score=0.5)]
     store.replace_documents({"a": "h"}, a, "p")

@@ -1,7 +1,7 @@
 """Indexes built for evaluation, cached by corpus fingerprint and configuration.
 
 Key: sha256 of (corpus bytes, their absolute paths and how they are read, chunking settings, embedder
-model, full-text index settings, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
+model, full-text index settings, whether record metadata is context text, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
 settings and share one index, so bm25 / dense / hybrid runs of the same corpus build it once.
 Building is an ordinary idempotent ingest, so an interrupted build is completed by the next run.
 """
@@ -31,6 +31,7 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
         "chunking": settings.chunking.model_dump(),
         "embedder": settings.embedder.model,
         "fts": {k: v for k, v in settings.index.model_dump().items() if k.startswith("fts_")},
+        "metadata_context": settings.ingest.metadata_context,
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

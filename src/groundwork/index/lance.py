@@ -68,6 +68,7 @@ _CHUNK_COLUMNS = [
     "metadata",
     "acl_tenant",
     "acl_groups",
+    "context",
 ]
 
 
@@ -171,6 +172,9 @@ class LanceStore:
         if self._chunks is not None and "acl_tenant" not in self._chunks.schema.names:
             # Indexes written before access control: every document public (no tenant, no groups).
             self._chunks.add_columns({"acl_tenant": "CAST(NULL AS STRING)", "acl_groups": "CAST(NULL AS STRING)"})
+        if self._chunks is not None and "context" not in self._chunks.schema.names:
+            # Indexes written before context lines: no chunk has any (records re-ingested get them).
+            self._chunks.add_columns({"context": "CAST('' AS STRING)"})
 
     # -- housekeeping -------------------------------------------------------------------------------
     def _open(self, name: str):
@@ -297,6 +301,7 @@ class LanceStore:
             ("vector", pa.list_(pa.float32(), dim)),
             ("acl_tenant", pa.string()),
             ("acl_groups", pa.string()),
+            ("context", pa.string()),
         ]
         cols += [(f"meta_{k}", t) for k, t in sorted(meta_types.items())]
         return pa.schema(cols)
@@ -381,6 +386,7 @@ class LanceStore:
                 "vector": np.asarray(c.vector, dtype=np.float32),
                 "acl_tenant": c.tenant,
                 "acl_groups": _groups_value(c.allowed_groups),
+                "context": c.context,
             }
             for k, t in meta_types.items():
                 row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)

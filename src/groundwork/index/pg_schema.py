@@ -99,6 +99,11 @@ INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM c
     # Later service-state tables (review queue, monitor runs), also defined beside their classes.
     *(Migration(v, name, lambda dim, lang, sql=sql: sql) for v, name, sql in LATER_STATE_MIGRATIONS),
     *(Migration(v, name, lambda dim, lang, sql=sql: sql) for v, name, sql in EXPERIMENT_MIGRATIONS),
+    Migration(  # numbered after issue 16, so parallel work's numbers do not collide
+        161,
+        "context lines of chunks (record metadata in the indexed text)",
+        lambda dim, lang: "ALTER TABLE chunks ADD COLUMN context TEXT NOT NULL DEFAULT '';",
+    ),
 ]
 
 

@@ -54,7 +54,7 @@ from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHi
 
 _COLS = (
     "chunk_id, doc_id, source, position, text, title, heading, page, content_hash, parent_id, parent_text, "
-    "metadata, acl_tenant, acl_groups, embedding"
+    "metadata, acl_tenant, acl_groups, context, embedding"
 )
 _COPY_COLS = (
     "chunk_id",
@@ -76,6 +76,7 @@ _COPY_COLS = (
     "embedding",
     "acl_tenant",
     "acl_groups",
+    "context",
 )
 _COPY_TYPES = [
     "text",
@@ -97,8 +98,9 @@ _COPY_TYPES = [
     "vector",
     "text",
     "text[]",
+    "text",
 ]
-_ROW_KEYS = [c.strip() for c in _COLS.split(",")][:14]  # the columns of _COLS before the embedding
+_ROW_KEYS = [c.strip() for c in _COLS.split(",")][:-1]  # the columns of _COLS before the embedding
 _JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
 K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
 _WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
@@ -305,6 +307,7 @@ class PgStore:
                             np.asarray(c.vector, dtype=np.float32),
                             c.tenant,
                             sorted(set(c.allowed_groups)) or None,
+                            c.context,
                         )
                     )
             _update_stats(conn, doc_ids, +1)
@@ -794,8 +797,9 @@ def _write_recount(conn) -> None:
 def _hits(rows: list[tuple], key: str, transform: Callable[[float], float] = lambda s: s) -> list[SearchHit]:
     hits = []
     for rank, r in enumerate(rows, 1):
-        chunk = chunk_from_row(dict(zip(_ROW_KEYS, r[:14], strict=True)), _array(r[14]))
-        score = float(transform(float(r[15])))
+        n = len(_ROW_KEYS)
+        chunk = chunk_from_row(dict(zip(_ROW_KEYS, r[:n], strict=True)), _array(r[n]))
+        score = float(transform(float(r[n + 1])))
         hits.append(SearchHit(chunk=chunk, score=score, rank=rank, scores={key: score}))
     return hits
 

@@ -53,6 +53,7 @@ def chunk_from_row(row: Mapping[str, Any], vector: np.ndarray | None = None) -> 
         vector=vector,
         tenant=row.get("acl_tenant"),
         allowed_groups=tuple(row.get("acl_groups") or ()),
+        context=row.get("context") or "",
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwork.errors import LoaderError
+from groundwork.ingest.context import context_lines
 from groundwork.ingest.metadata import check_value
 from groundwork.types import Document, Section
 
@@ -52,6 +53,10 @@ class RecordOptions:
     id_prefix: str = ""
     # Left out of repr: the eval index cache keys on repr(RecordOptions); EvalDataset.fingerprint adds it when set.
     title_field: str | None = field(default=None, repr=False)
+    # Set by the ingest pipeline from ingest.metadata_context and the access-control fields (never
+    # written as context); not stored per file and not compared.
+    metadata_context: bool = field(default=False, repr=False, compare=False)
+    context_exclude: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 def _iter_records(path: Path, raw: str) -> Iterator[tuple[str, int, Any]]:
@@ -111,16 +116,21 @@ def _record_document(
     for name, value in metadata.items():
         if problem := check_value(name, value):
             raise ValueError(problem)
+    title = _title(record, options.title_field)
+    context = context_lines(metadata, options.context_exclude, title) if options.metadata_context else ""
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
     if options.title_field:  # another title is other chunk text: the document is re-indexed
         canonical += f"\x00title_field={options.title_field}".encode()
+    if context:  # so is context turned on or off
+        canonical += b"\x00context"
     return Document(
         doc_id=doc_id,
         source=source,
         sections=[Section(text=text.strip())],
         content_hash=hashlib.sha256(canonical).hexdigest(),
-        title=_title(record, options.title_field),
+        title=title,
         metadata=metadata,
+        context=context,
     )
 
 

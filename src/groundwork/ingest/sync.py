@@ -310,6 +310,11 @@ class Ingestor:
                     tuple(stored.get("metadata_fields") or ()),
                     title_field=stored.get("title_field"),
                 )
+        records = replace(
+            records,
+            metadata_context=self.settings.metadata_context,
+            context_exclude=tuple(f for f in (self.acl.tenant_field, self.acl.groups_field) if f),
+        )
         return replace(records, id_prefix=f"{item.source}#") if self.namespace_ids else records
 
     def _ingest_file(

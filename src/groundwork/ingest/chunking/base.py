@@ -52,6 +52,7 @@ def make_chunk(document: Document, position: int, text: str, section: Section, *
         page=section.page,
         title=document.title,
         metadata={**document.metadata, **section.metadata},
+        context=document.context,
         **extra,  # type: ignore[arg-type]
     )
 
