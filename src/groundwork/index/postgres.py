@@ -108,19 +108,37 @@ _WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in e
 # taken inside the run), (this class, the schema's CRC-32), so knowledge bases in other schemas don't wait.
 _RUN_LOCK_CLASS = 0x67776C6B
 _APP_PREFIX = "groundwork writer: "
-_SET_LEN = (
-    "UPDATE chunks SET tsv_len = (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv)) "
-    "WHERE doc_id = ANY(%s)"
-)
-# A chunk's BM25 length (the tokens of its tsvector, as _SET_LEN counts them) and every lexeme's
+# A chunk's BM25 length (the tokens of its tsvector, as _staged_copy counts them) and every lexeme's
 # document frequency, recounted from the stored tsvectors (what `groundwork check` compares).
-_LEN_OF_TSV = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest(c.tsv)"
+_LEN_OF = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest({tsv})"
+_LEN_OF_TSV = _LEN_OF.format(tsv="c.tsv")
 _COUNTED_DF = "counted AS (SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme)"
 
 
 def _lock_writes(conn) -> None:
     """One writer at a time (across replicas): the statistics rows would otherwise deadlock or race."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+
+
+@contextmanager
+def _staged_copy(conn, language: str) -> Iterator[Any]:
+    """A binary ``COPY`` of ``_COPY_COLS`` rows (yielded: call ``write_row``) that lands in ``chunks``
+    with each row's BM25 length (``tsv_len``) set as it is inserted.
+
+    The rows go to a temporary table, then one ``INSERT ... SELECT`` computes ``tsv_len`` from the
+    same ``to_tsvector`` as the generated ``tsv`` column. Setting it by an ``UPDATE`` after the
+    ``COPY`` (as before) wrote every new row twice: the new versions do not fit on the ``COPY``'s
+    full pages, so every index, the HNSW graph too, got a second entry per row, and the table a dead
+    row to vacuum. Runs inside the caller's transaction; the temporary table is dropped at its end.
+    """
+    cols = ", ".join(_COPY_COLS)
+    conn.execute("DROP TABLE IF EXISTS pg_temp.gw_stage")
+    conn.execute(f"CREATE TEMP TABLE gw_stage ON COMMIT DROP AS SELECT {cols} FROM chunks WITH NO DATA")
+    with conn.cursor().copy(f"COPY pg_temp.gw_stage ({cols}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        yield copy
+    length = _LEN_OF.format(tsv=f"to_tsvector('{language}'::regconfig, s.search_text)")
+    conn.execute(f"INSERT INTO chunks ({cols}, tsv_len) SELECT {cols}, ({length}) FROM pg_temp.gw_stage s")
+    conn.execute("DROP TABLE pg_temp.gw_stage")
 
 
 def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
@@ -166,6 +184,7 @@ class PgStore:
         self._owns_pool = False
         self._ann: bool | None = None
         self._ann_checked = 0.0
+        self._tsv_language: str | None = None
         self._writer = threading.local()  # this thread's writer-lock depth (see writing())
 
     @classmethod
@@ -245,6 +264,14 @@ class PgStore:
         rows = self._query("SELECT value FROM gw_meta WHERE key = 'model'")
         return {"model_id": rows[0][0]["model_id"], "dimension": rows[0][0]["dimension"]} if rows else None
 
+    def _language(self, conn) -> str:
+        """The full-text configuration the ``tsv`` column was created with (recorded by migration 1;
+        it may differ from ``fts_language`` when the store was opened without migrating)."""
+        if self._tsv_language is None:
+            row = conn.execute("SELECT value->>'fts_language' FROM gw_meta WHERE key = 'schema'").fetchone()
+            self._tsv_language = check_identifier(row[0] if row and row[0] else self.fts_language, "fts_language")
+        return self._tsv_language
+
     # -- writes -------------------------------------------------------------------------------------
     def replace_documents(self, doc_hashes: Mapping[str, str], chunks: Sequence[Chunk], pipeline_hash: str) -> None:
         doc_ids = list(doc_hashes)
@@ -256,7 +283,7 @@ class PgStore:
             _lock_writes(conn)
             _update_stats(conn, doc_ids, -1)
             conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (doc_ids,))
-            with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            with _staged_copy(conn, self._language(conn)) as copy:
                 copy.set_types(_COPY_TYPES)
                 for c in chunks:
                     copy.write_row(
@@ -283,7 +310,6 @@ class PgStore:
                             c.context,
                         )
                     )
-            conn.execute(_SET_LEN, (doc_ids,))
             _update_stats(conn, doc_ids, +1)
             if new_fields:
                 conn.execute(
@@ -524,7 +550,7 @@ class PgStore:
         doc_ids = sorted({r["doc_id"] for r in rows})
         with self.pool.connection() as conn, conn.transaction():
             _lock_writes(conn)
-            with conn.cursor().copy(f"COPY chunks ({', '.join(_COPY_COLS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            with _staged_copy(conn, self._language(conn)) as copy:
                 copy.set_types(_COPY_TYPES)
                 for r in rows:
                     search_text = chunk_from_row(r).search_text
@@ -540,7 +566,6 @@ class PgStore:
                             for c in _COPY_COLS
                         )
                     )
-            conn.execute(_SET_LEN, (doc_ids,))
             _update_stats(conn, doc_ids, +1)
             if new_fields:
                 conn.execute(
