@@ -45,6 +45,19 @@ class EmbedderSettings(_Section):
     cache_dir: Path | None = Field(
         None, description="folder of the embedding cache; default: the knowledge-base folder"
     )
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="'torch'; 'onnx' (ONNX Runtime on the CPU, same vectors and model id); 'onnx-int8' "
+        "(dynamic int8 quantisation: faster, other vectors, so another model id: an index built with another "
+        "backend refuses it until re-ingested)",
+    )
+    onnx_quantization: Literal["auto", "avx2", "avx512_vnni", "arm64"] = Field(
+        "auto",
+        description="onnx-int8: the int8 configuration; 'auto' picks it from the CPU's flags (part of the model id)",
+    )
+    onnx_dir: Path | None = Field(
+        None, description="folder of the ONNX files exported from embedder.model; default ~/.cache/groundwork/models"
+    )
 
 
 class ChunkingSettings(_Section):

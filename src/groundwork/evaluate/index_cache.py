@@ -1,7 +1,8 @@
 """Indexes built for evaluation, cached by corpus fingerprint and configuration.
 
 Key: sha256 of (corpus bytes, their absolute paths and how they are read, chunking settings, embedder
-model, full-text index settings, whether record metadata is context text, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
+model (and backend where it changes the vectors), full-text index settings, whether record metadata is
+context text, Groundwork version). Retrieval mode, top_k, fusion and answer settings are query-time
 settings and share one index, so bm25 / dense / hybrid runs of the same corpus build it once.
 Building is an ordinary idempotent ingest, so an interrupted build is completed by the next run.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from groundwork import __version__
 from groundwork.config import Settings
 from groundwork.evaluate.datasets import LIVE, DatasetError, EvalDataset
+from groundwork.index.embedder import backend_model_id
 from groundwork.kb import KnowledgeBase
 
 
@@ -29,7 +31,8 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
         # Document ids and sources are absolute paths: the same files elsewhere are another index.
         "paths": [str(p.resolve()) for p in dataset.corpus],
         "chunking": settings.chunking.model_dump(),
-        "embedder": settings.embedder.model,
+        # The backend only where it changes the vectors (onnx-int8), so torch and onnx share an index.
+        "embedder": settings.embedder.model + backend_model_id("", settings.embedder),
         "fts": {k: v for k, v in settings.index.model_dump().items() if k.startswith("fts_")},
         "metadata_context": settings.ingest.metadata_context,
         "version": __version__,

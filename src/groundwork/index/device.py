@@ -5,6 +5,7 @@ On CUDA the model runs in fp16 (sentence-transformers' documentation, "Speeding 
 precision on GPU) and takes bigger batches, since a GPU is host-bound at MiniLM size with 32 texts per
 call. fp16 rounds the vectors slightly but keeps the model id: a GPU ingest and a CPU query process
 share one index (``bench/ingest_gpu.py`` reports the largest difference to fp32 on the GPU).
+The ONNX backends (``embedder.backend``) run on the CPU: device 'auto' or 'cpu', never fp16.
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ def _cuda_available() -> bool:
 
 def place(settings: EmbedderSettings) -> Placement:
     """Resolve ``embedder.device``, ``precision`` and ``batch_size``. Imports torch only when the device
-    must be detected. Raises ConfigError for a CUDA device torch cannot see, or fp16 off CUDA."""
+    must be detected. Raises ConfigError for a CUDA device torch cannot see, fp16 off CUDA, or an ONNX backend off the CPU."""
     device = settings.device.strip().lower()
+    if settings.backend != "torch":  # ONNX Runtime's CPU provider: the only one installed
+        if device not in ("auto", "cpu") or settings.precision == "fp16":
+            raise ConfigError(
+                f"embedder.backend = {settings.backend!r} runs on the CPU; set embedder.device = 'cpu' "
+                "(and precision 'auto' or 'fp32'), or embedder.backend = 'torch'"
+            )
+        return Placement("cpu", False, settings.batch_size or CPU_BATCH)
     if device == "auto":
         device = "cuda" if _cuda_available() else "cpu"
     elif device.startswith("cuda") and not _cuda_available():

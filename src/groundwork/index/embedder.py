@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -90,12 +91,40 @@ def model_path(model: str) -> tuple[Path, str]:
         )
     # A folder's id includes a digest of its weights, so a re-trained model in the same folder is a
     # different model to the index's model check.
-    weights = next((p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()), None)
-    digest = ""
-    if weights is not None:
-        with weights.open("rb") as fh:
-            digest = hashlib.sha256(fh.read(1 << 20) + str(weights.stat().st_size).encode()).hexdigest()[:12]
+    digest = weights_digest(path)
     return path, f"{path.resolve().name}@{digest}" if digest else str(path.resolve())
+
+
+def weights_digest(path: Path) -> str:
+    """12 hex digits of sha256(first MiB of the weights file + its size in bytes); '' without weights."""
+    weights = next((p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()), None)
+    if weights is None:
+        return ""
+    with weights.open("rb") as fh:
+        return hashlib.sha256(fh.read(1 << 20) + str(weights.stat().st_size).encode()).hexdigest()[:12]
+
+
+def backend_model_id(base_id: str, settings: EmbedderSettings) -> str:
+    """The model id of ``base_id`` run by ``settings.backend``: 'torch' and 'onnx' (fp32, the same
+    function to ~1e-7) keep it; 'onnx-int8' appends '+onnx-int8-<flavour>', since its vectors differ
+    and differ again between the avx2 and the avx512_vnni/arm64 configurations."""
+    if settings.backend != "onnx-int8":
+        return base_id
+    return f"{base_id}+onnx-int8-{quant_flavour(settings)}"
+
+
+def quant_flavour(settings: EmbedderSettings) -> str:
+    from groundwork.index.onnx_model import cpu_flavour
+
+    return cpu_flavour() if settings.onnx_quantization == "auto" else settings.onnx_quantization
+
+
+def onnx_export_dir(settings: EmbedderSettings, path: Path, base_id: str) -> Path:
+    """Where the ONNX files of the model at ``path`` are exported: ``embedder.onnx_dir`` (default
+    ~/.cache/groundwork/models) / '<model id, path characters replaced>-<weights digest>'."""
+    root = settings.onnx_dir or Path.home() / ".cache" / "groundwork" / "models"
+    name = re.sub(r"[^A-Za-z0-9._@-]", "_", base_id).lstrip(".")[:120]
+    return Path(root).expanduser() / f"{name}-{weights_digest(path) or 'noweights'}"
 
 
 class SentenceTransformerEmbedder:
@@ -111,7 +140,9 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, settings: EmbedderSettings | None = None, cache: EmbeddingCache | None = None) -> None:
         self.settings = settings or EmbedderSettings()
-        self.path, self.model_id = model_path(self.settings.model)
+        self.path, base_id = model_path(self.settings.model)
+        self.model_id = backend_model_id(base_id, self.settings)
+        self._onnx_dir = onnx_export_dir(self.settings, self.path, base_id)
         self.cache = cache
         self.encoded = 0  # texts actually run through the model (cache misses), for reports and tests
         self.cache_hits = 0  # texts served from the embedding cache (a server metric)
@@ -123,8 +154,19 @@ class SentenceTransformerEmbedder:
 
     @property
     def model(self):
+        """The sentence-transformers model ('torch') or an ``OnnxEncoder`` (the ONNX backends, exported
+        on first use into ``embedder.onnx_dir``)."""
         p = self.placement
-        return _load_model(str(self.path), p.device, p.fp16)
+        if self.settings.backend == "torch":
+            return _load_model(str(self.path), p.device, p.fp16)
+        from groundwork.index.onnx_model import load_onnx
+
+        seq = self._config("sentence_bert_config.json", "max_seq_length") or self._config(
+            "config.json", "max_position_embeddings"
+        )
+        int8 = self.settings.backend == "onnx-int8"
+        flavour = quant_flavour(self.settings) if int8 else ""
+        return load_onnx(str(self.path), str(self._onnx_dir), int8, flavour, int(seq or 512))
 
     @cached_property
     def _tokenizer(self):
@@ -172,6 +214,8 @@ class SentenceTransformerEmbedder:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def _model_encode(self, texts: list[str]) -> np.ndarray:
+        if self.settings.backend != "torch":
+            return self.model.encode(texts, self.placement.batch_size)
         vecs = self.model.encode(
             texts,
             batch_size=self.placement.batch_size,
