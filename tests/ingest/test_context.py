@@ -47,7 +47,7 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
         {
             "id": "2",
-            "title": "Scores",
+            "title": "Scores  of the final",
             "body": "The home side won the final.",
             "source": "Sporting News",
             "team": "sales",
@@ -63,7 +63,7 @@ def _kb(tmp: Path, records: Path, **ingest) -> KnowledgeBase:
         kb=tmp / "kb",
         ingest={
             "id_field": "id",
-            "metadata_fields": ["source", "team", "published_at"],
+            "metadata_fields": ["title", "source", "team", "published_at"],
             "text_field": "body",
             "acl_groups_field": "team",
             **ingest,
@@ -80,7 +80,9 @@ def test_a_question_naming_the_publisher_and_date_finds_the_record(tmp_path: Pat
     assert hits[0].chunk.doc_id.endswith("2")
     chunk = hits[0].chunk
     assert chunk.text == "The home side won the final."  # what is shown and quoted is the text alone
-    assert chunk.search_text.splitlines()[:3] == ["Scores", "source: Sporting News", "published_at: October 4, 2023"]
+    lines = chunk.search_text.splitlines()
+    assert lines[:3] == ["Scores  of the final", "source: Sporting News", "published_at: October 4, 2023"]
+    assert not any(ln.startswith("title:") for ln in lines)  # the title field is the head line, not a context line
     assert "team" not in chunk.search_text  # the access-control field is never indexed text
 
 

@@ -117,7 +117,8 @@ def _record_document(
         if problem := check_value(name, value):
             raise ValueError(problem)
     title = _title(record, options.title_field)
-    context = context_lines(metadata, options.context_exclude, title) if options.metadata_context else ""
+    skip = (*options.context_exclude, options.title_field or "title")  # the title is the head line already
+    context = context_lines(metadata, skip, title) if options.metadata_context else ""
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
     if options.title_field:  # another title is other chunk text: the document is re-indexed
         canonical += f"\x00title_field={options.title_field}".encode()
