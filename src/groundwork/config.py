@@ -41,6 +41,14 @@ class EmbedderSettings(_Section):
     precision: Literal["auto", "fp32", "fp16"] = Field(
         "auto", description="'auto': fp16 on CUDA, fp32 elsewhere (fp16 on CPU is slower, not faster)"
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="CPU threads of one model call (torch's intra-op threads, process-wide; ONNX Runtime's "
+        "intra_op_num_threads); default: the library's (one per core). 1 keeps a busy server's encodes from "
+        "contending with each other and with the store's threads",
+    )
     cache: bool = Field(True, description="reuse embeddings keyed by (model id, text sha256)")
     cache_dir: Path | None = Field(
         None, description="folder of the embedding cache; default: the knowledge-base folder"

@@ -116,6 +116,27 @@ def test_int8_is_another_model_and_a_torch_index_refuses_it(exports, make_kb, tm
     assert fp32.search("where to park", mode="dense", top_k=1)[0].chunk.source.endswith("parking.md")
 
 
+@pytest.mark.slow
+def test_threads_setting_reaches_both_backends(exports) -> None:
+    import torch
+
+    from groundwork.index import embedder as embedder_module
+
+    before = torch.get_num_threads()
+    try:
+        one = SentenceTransformerEmbedder(EmbedderSettings(cache=False, threads=1))
+        vec = one.embed(["the encoder on one thread"])
+        assert torch.get_num_threads() == 1 and vec.shape == (1, 384)
+        onnx = SentenceTransformerEmbedder(
+            EmbedderSettings(cache=False, backend="onnx", onnx_dir=exports[0].parent, threads=1)
+        )
+        assert onnx.model.session.get_session_options().intra_op_num_threads == 1
+        assert np.abs(onnx.embed(["the encoder on one thread"]) - vec).max() < 1e-4
+    finally:
+        torch.set_num_threads(before)
+        embedder_module._set_torch_threads.cache_clear()
+
+
 def test_onnx_runs_on_the_cpu_only() -> None:
     assert place(EmbedderSettings(backend="onnx")).device == "cpu"
     with pytest.raises(ConfigError, match="CPU"):

@@ -77,6 +77,16 @@ def _load_model(path: str, device: str, fp16: bool = False):
     return model.half() if fp16 else model
 
 
+@lru_cache(maxsize=8)
+def _set_torch_threads(n: int) -> None:
+    """torch's intra-op thread count is one per process (``torch.set_num_threads``); set it once per value.
+    Under CPU contention two OpenMP threads per forward pass wait on each other: a MiniLM query encode
+    took 1.5 s on 2 threads against 128 ms on 1 at load average 17 (docs/benchmarks.md, query latency)."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def model_path(model: str) -> tuple[Path, str]:
     """(the model folder, the model id) of ``embedder.model``: the bundled MiniLM or a sentence-transformers
     folder, whose id carries a digest of its weights. Raises ConfigError for anything else."""
@@ -158,6 +168,8 @@ class SentenceTransformerEmbedder:
         on first use into ``embedder.onnx_dir``)."""
         p = self.placement
         if self.settings.backend == "torch":
+            if self.settings.threads:
+                _set_torch_threads(self.settings.threads)
             return _load_model(str(self.path), p.device, p.fp16)
         from groundwork.index.onnx_model import load_onnx
 
@@ -166,7 +178,9 @@ class SentenceTransformerEmbedder:
         )
         int8 = self.settings.backend == "onnx-int8"
         flavour = quant_flavour(self.settings) if int8 else ""
-        return load_onnx(str(self.path), str(self._onnx_dir), int8, flavour, int(seq or 512))
+        return load_onnx(
+            str(self.path), str(self._onnx_dir), int8, flavour, int(seq or 512), self.settings.threads or 0
+        )
 
     @cached_property
     def _tokenizer(self):

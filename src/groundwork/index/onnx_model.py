@@ -168,7 +168,7 @@ class OnnxEncoder:
     ``max_seq_length`` tokens (special tokens included), as sentence-transformers truncates.
     """
 
-    def __init__(self, onnx_file: Path, model_dir: Path, max_seq_length: int) -> None:
+    def __init__(self, onnx_file: Path, model_dir: Path, max_seq_length: int, threads: int = 0) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -181,6 +181,7 @@ class OnnxEncoder:
         self.max_seq_length = max_seq_length
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        opts.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per physical core)
         self.session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
@@ -200,8 +201,10 @@ class OnnxEncoder:
 
 
 @lru_cache(maxsize=4)
-def load_onnx(model_dir: str, dest: str, int8: bool, flavour: str, max_seq_length: int) -> OnnxEncoder:
-    """One session per (model, export folder, variant) per process, exported on first use."""
+def load_onnx(
+    model_dir: str, dest: str, int8: bool, flavour: str, max_seq_length: int, threads: int = 0
+) -> OnnxEncoder:
+    """One session per (model, export folder, variant, threads) per process, exported on first use."""
     check_mean_pooling(Path(model_dir))
     onnx_file = ensure_exported(Path(model_dir), Path(dest), int8, flavour)
-    return OnnxEncoder(onnx_file, Path(model_dir), max_seq_length)
+    return OnnxEncoder(onnx_file, Path(model_dir), max_seq_length, threads)
