@@ -222,3 +222,29 @@ def test_an_index_from_before_the_doc_id_btree_gets_it_in_line_with_the_full_tex
     assert segments["doc_id_idx"] == segments["search_text_idx"]
     assert len(latest(store._chunks).get_fragments()) <= 4  # 8 one-row writes merged by tiers of 2
     assert store.count_chunks() == 11 and [c.text for c in store.document_chunks("b")] == ["b0"]
+
+
+def test_one_run_of_many_batches_is_indexed_as_one_fragment(tmp_path: Path) -> None:
+    """An ingest run writes a fragment per batch; they are compacted before being indexed as one segment,
+    since a segment's fragments are never merged later and a search visits every fragment."""
+    from groundwork.index.lance_storage import latest
+
+    store = LanceStore(tmp_path / "kb", IndexSettings(cleanup_interval_minutes=0))
+    store.check_model("m", DIM)
+    base_index(store, docs=10)
+    before = len(latest(store._chunks).get_fragments())
+    words = ["canteen", "parking", "badge", "laptop", "holiday"]
+    for b in range(12):  # one run of 12 mid-size batches (300 rows each), optimized once at its end
+        batch = []
+        for d in range(60):
+            doc = f"run/{b}/{d}"
+            batch += chunks_of(
+                doc, [f"{words[(b + d) % 5]} batch{b} doc{d} part{i}" for i in range(5)], seed=100 * b + d
+            )
+        store.replace_documents({c.doc_id: "h" for c in batch}, batch, "p")
+    assert len(latest(store._chunks).get_fragments()) == before + 12
+    store.optimize()
+    assert len(latest(store._chunks).get_fragments()) == before + 1
+    assert store.count_chunks() == 50 + 12 * 300
+    hits = store.keyword_search("parking batch7 doc4", top_k=3)  # the rows are searchable after the rewrite
+    assert [h.chunk.doc_id for h in hits] == ["run/7/4"] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,36 @@ def test_cross_encoder_reranker_orders_by_model_score(make_kb, docs: Path, tmp_p
     ce = CrossEncoderReranker(model)
     direct = ce.model.predict([("robot recall", h.chunk.search_text) for h in hits])
     assert [round(float(s), 5) for s in direct] == [round(s, 5) for s in scores]
+
+
+def test_reranker_scores_only_its_window_and_deeper_hits_follow_in_order(make_kb, docs: Path) -> None:
+    """top_k above rerank.depth (recall@100, a long document list): the reranker scores the first
+    ``depth`` hits only; the others follow in first-stage order, below every reranked hit."""
+    from groundwork.retrieve.pipeline import SearchPipeline
+
+    seen: list[int] = []
+
+    class Reverse:  # reverses its window: any reordering shows where the window ends
+        name = "reverse"
+
+        def rerank(self, query, hits, top_k):
+            seen.append(len(hits))
+            out = list(reversed(hits))[:top_k]
+            return [replace(h, rank=i + 1, score=10.0 - i) for i, h in enumerate(out)]
+
+    kb = make_kb()
+    kb.ingest([docs])
+    plain = kb.search("robot recall battery fire", mode="hybrid", top_k=4)
+    assert len(plain) == 4
+    pipeline = SearchPipeline(kb.pipeline.retriever, Reverse(), None, rerank_depth=2)
+    hits = pipeline.search("robot recall battery fire", mode="hybrid", top_k=4).hits
+    assert seen == [2]  # not 4
+    ids = [h.chunk.chunk_id for h in plain]
+    assert [h.chunk.chunk_id for h in hits] == [ids[1], ids[0], ids[2], ids[3]]
+    assert [h.rank for h in hits] == [1, 2, 3, 4]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True) and hits[2].score < 9.0
+    assert hits[2].scores == plain[2].scores  # the first-stage scores kept
+    assert pipeline.search("robot recall battery fire", mode="hybrid", top_k=2).hits[0].chunk.chunk_id == ids[1]
 
 
 def test_follow_up_rewriting() -> None:

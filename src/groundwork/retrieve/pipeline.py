@@ -15,7 +15,7 @@ depth, up to ``retrieval.group_max_chunks``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from groundwork.config import RetrievalSettings
 from groundwork.filters import Filter, parse_filter
@@ -86,9 +86,23 @@ class SearchPipeline:
             hits = r.hits
         if self.reranker:
             t0 = time.perf_counter()
-            hits = self.reranker.rerank(query, hits, top_k)
+            hits = self._rerank_window(query, hits, top_k)
             timings["rerank"] = (time.perf_counter() - t0) * 1000
         return PipelineResult(hits[:top_k], subs, timings)
+
+    def _rerank_window(self, query: str, hits: list[SearchHit], top_k: int) -> list[SearchHit]:
+        """The first ``rerank_depth`` hits reordered by the reranker; deeper hits (``top_k`` above the
+        depth, e.g. 100 documents for recall@100) follow in first-stage order, so one search never costs
+        more than ``rerank_depth`` reranker scores (Elasticsearch's rescore ``window_size``: documents
+        outside the window keep their order after it). Their scores are shifted by one constant to rank
+        below the window's lowest; ``scores`` keeps each hit's first-stage scores."""
+        window, tail = hits[: self.rerank_depth], hits[self.rerank_depth :]
+        if not tail:
+            return self.reranker.rerank(query, window, top_k)
+        ranked = self.reranker.rerank(query, window, len(window))
+        shift = min(h.score for h in ranked) - max(h.score for h in tail) - 1e-6
+        start = len(ranked)
+        return ranked + [replace(h, score=h.score + shift, rank=start + i + 1) for i, h in enumerate(tail)]
 
     def search_documents(
         self,
