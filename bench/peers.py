@@ -31,7 +31,7 @@ downloaded at run time (HF_HUB_OFFLINE=1, HAYSTACK_TELEMETRY_ENABLED=False).
 
 Usage:
   python bench/peers.py [--limit-docs 300] [--repeats 1] [--venv /work/peers-venv]
-      [--order groundwork,groundwork-onnx-int8,llamaindex,haystack]      -> bench/results/peers.json
+      [--order groundwork,groundwork-onnx-int8,llamaindex,haystack] [--keep DIR]   -> bench/results/peers.json
 """
 
 from __future__ import annotations
@@ -265,6 +265,11 @@ def main() -> int:
     ap.add_argument("--order", default=",".join(FRAMEWORKS))
     ap.add_argument("--venv", type=Path, default=Path("/work/peers-venv"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/peers.json")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="build in this folder and keep it (Groundwork's knowledge bases: kb-torch, kb-onnx-int8)",
+    )
     ap.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -286,7 +291,10 @@ def main() -> int:
     order = [f for f in args.order.split(",") if f]
     runs: dict[str, list[dict]] = {f: [] for f in order}
     with tempfile.TemporaryDirectory(prefix="gw-peers-") as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep
+        if args.keep is not None and args.keep.exists():
+            raise SystemExit(f"--keep {args.keep}: exists; give a new folder")
+        work.mkdir(parents=True, exist_ok=True)
         data = prepare(args.data, args.limit_docs, args.latency_questions, work)
         for r in range(args.repeats):
             for f in order[r % len(order) :] + order[: r % len(order)]:

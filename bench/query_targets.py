@@ -3,7 +3,8 @@ the query embedding included, for several query-encoder settings, interleaved in
 
 Each ``--variant NAME=KB[,key=value...]`` opens the knowledge base folder KB with the given settings
 overrides (e.g. ``embedder.backend=onnx-int8``, ``embedder.threads=1``); the embedding cache is off
-(every question is embedded), the retrieval cache on and empty (every question misses it, as a new
+(every question is embedded; torch's process-wide thread count is set to each variant's
+``embedder.threads`` before each of its searches), the retrieval cache on and empty (every question misses it, as a new
 question does). An index refuses a query encoder of another model id, so an ``onnx-int8`` variant
 needs an index built with ``onnx-int8`` (``groundwork eval compare ... --set embedder.backend=onnx-int8``
 builds one in the eval cache).
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from groundwork import KnowledgeBase, load_settings
 from hybrid_latency import timed_embedder
@@ -67,16 +69,20 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/query_targets.json")
     args = ap.parse_args()
     specs = [parse_variant(v) for v in args.variant]
-    kbs, spans = {}, {}
+    default_threads = torch.get_num_threads()
+    kbs, spans, threads = {}, {}, {}
     for name, path, overrides in specs:
         kbs[name] = open_variant(path, overrides)
         spans[name] = []
+        # torch's thread count is one per process: set each variant's own before each of its searches
+        threads[name] = int(overrides.get("embedder.threads", default_threads))
         timed_embedder(kbs[name], spans[name])
     texts = [json.loads(x)["text"] for x in args.questions.read_text().splitlines() if x.strip()]
     pick = np.random.default_rng(1).choice(len(texts), size=min(args.queries + 20, len(texts)), replace=False)
     warm, questions = [texts[i] for i in pick[:20]], [texts[i] for i in pick[20:]]
     for q in warm:  # models, tables, thread pools
-        for kb in kbs.values():
+        for name, kb in kbs.items():
+            torch.set_num_threads(threads[name])
             kb.search(q, mode="hybrid", top_k=args.top_k)
     names = list(kbs)
     total: dict[str, list[float]] = defaultdict(list)
@@ -84,6 +90,7 @@ def main() -> None:
     load = Load()
     for i, q in enumerate(questions):
         for name in names if i % 2 == 0 else names[::-1]:
+            torch.set_num_threads(threads[name])
             before = len(spans[name])
             t0 = time.perf_counter()
             kbs[name].search(q, mode="hybrid", top_k=args.top_k)
