@@ -21,6 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from groundwork.answer.cache import AnswerCache, answer_key
 from groundwork.answer.cost import cost_usd
 from groundwork.answer.generator import Generator, TokenCallback
@@ -383,12 +385,17 @@ class KnowledgeBase:
         self.components.usage.record(row)
 
     # -- model changes ------------------------------------------------------------------------------
-    def reindex(self, embedder_model: str) -> tuple[int, IndexVersion]:
-        """Re-embed every chunk with another sentence-transformers model (a new index version; the
-        old one stays restorable with ``rollback``). Afterwards set ``embedder.model`` to the new
-        model: the model check refuses queries with the old one. Returns (chunks, version)."""
+    def reindex(self, embedder_model: str | None = None, backend: str | None = None) -> tuple[int, IndexVersion]:
+        """Re-embed every chunk with another sentence-transformers model and/or ``embedder.backend``
+        (None: the current one; e.g. 'onnx-int8', whose vectors are another model id) as a new index
+        version; the old one stays restorable with ``rollback``. Afterwards set ``embedder.model`` /
+        ``embedder.backend`` to match: the model check refuses queries with the old one. Returns
+        (chunks, version). Raises ConfigError for an unknown backend or model folder."""
         self._require_index()
-        new = self.components.with_embedder_model(embedder_model)
+        try:
+            new = self.components.with_embedder_model(embedder_model or self.settings.embedder.model, backend)
+        except ValidationError as e:
+            raise ConfigError(f"reindex: {e.errors()[0]['loc'][-1]}: {e.errors()[0]['msg']}") from None
         with self.store.writing("reindex"):
             n = self.store.reembed(new.embedder.model_id, new.embedder.dimension, new.embedder.embed)
             docs = [d.doc_id for d in self.store.list_documents()]

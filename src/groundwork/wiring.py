@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from groundwork.answer import ExtractiveGenerator, Generator
 from groundwork.answer.cache import AnswerCache, answer_settings_hash
 from groundwork.answer.llm import FallbackGenerator, LLMGenerator
-from groundwork.config import GeneratorSettings, Settings
+from groundwork.config import EmbedderSettings, GeneratorSettings, Settings
 from groundwork.errors import ConfigError
 from groundwork.guard import ConfiguredGuardrails, Guardrails
 from groundwork.index.device import place
@@ -365,11 +365,12 @@ class Components:
                 self._profiles[profile.ref] = new
             return self._profiles[profile.ref]
 
-    def with_embedder_model(self, model: str) -> Components:
-        """The same store with another embedding model (after ``reindex``): the embedder and every
+    def with_embedder_model(self, model: str, backend: str | None = None) -> Components:
+        """The same store with another embedding model or backend (``reindex``): the embedder and every
         part built on it are new; the store, its pool and the audit log are kept."""
+        update = {"model": model} | ({"backend": backend} if backend else {})
         settings = self.settings.model_copy(
-            update={"embedder": self.settings.embedder.model_copy(update={"model": model})}
+            update={"embedder": EmbedderSettings.model_validate(self.settings.embedder.model_dump() | update)}
         )
         kept = {k: self._parts[k] for k in ("store", "audit", "reviews", "chat_model") if k in self._parts}
         new = Components(settings, **kept)

@@ -137,6 +137,32 @@ def test_threads_setting_reaches_both_backends(exports) -> None:
         embedder_module._set_torch_threads.cache_clear()
 
 
+@pytest.mark.slow
+def test_reindex_switches_the_backend_and_rollback_returns(exports, make_kb, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from groundwork.cli import app
+
+    root = exports[0].parent
+    write(tmp_path / "d" / "parking.md", "# Parking\n\nVisitors park in the north car park.\n")
+    kb = make_kb(**{"embedder.onnx_dir": str(root)})
+    kb.ingest([tmp_path / "d"])
+    cfg = write(tmp_path / "g.toml", f'[embedder]\nonnx_dir = "{root}"\n')
+    run = lambda *a: CliRunner().invoke(app, ["--kb", str(kb.path), "--config", str(cfg), *a])  # noqa: E731
+    bad = run("reindex", "--backend", "onnx-int9")
+    assert bad.exit_code != 0 and "backend" in bad.output
+    assert run("reindex").exit_code != 0  # nothing to change: a clear error, not a silent re-embed
+    r = run("reindex", "--backend", "onnx-int8")
+    assert r.exit_code == 0, r.output
+    assert 'embedder.backend = "onnx-int8"' in r.output
+    int8 = make_kb(**{"embedder.backend": "onnx-int8", "embedder.onnx_dir": str(root)})
+    assert int8.search("where to park", mode="dense", top_k=1)[0].chunk.source.endswith("parking.md")
+    with pytest.raises(ModelMismatchError):
+        make_kb().search("where to park")
+    assert run("rollback").exit_code == 0
+    assert make_kb().search("where to park", mode="dense", top_k=1)[0].chunk.source.endswith("parking.md")
+
+
 def test_onnx_runs_on_the_cpu_only() -> None:
     assert place(EmbedderSettings(backend="onnx")).device == "cpu"
     with pytest.raises(ConfigError, match="CPU"):

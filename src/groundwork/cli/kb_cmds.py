@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from groundwork.cli.common import ConfigOpt, KbOpt, display, err, open_kb, out, print_json, user_errors
+from groundwork.errors import ConfigError
 from groundwork.types import DocumentHit, IngestReport, SearchHit, document_label, page_label
 
 if TYPE_CHECKING:
@@ -278,21 +279,29 @@ def ask(
 
 
 def reindex(
-    embedder: Path = typer.Option(
-        ..., "--embedder", help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`)"
+    embedder: str | None = typer.Option(
+        None,
+        "--embedder",
+        help="A sentence-transformers model folder (e.g. from `groundwork adapt embeddings`) [default: embedder.model]",
+    ),
+    backend: str | None = typer.Option(
+        None, "--backend", help="torch | onnx | onnx-int8 [default: embedder.backend]; onnx-int8 is another model id"
     ),
     kb: KbOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Re-embed the knowledge base with another embedding model, as a new index version."""
+    """Re-embed the knowledge base with another embedding model or backend, as a new index version."""
     with user_errors():
+        if embedder is None and backend is None:
+            raise ConfigError("reindex: give --embedder (a model folder) and/or --backend (torch, onnx, onnx-int8)")
         kbase = open_kb(kb, config)
         with err.status("re-embedding every chunk"):
-            n, v = kbase.reindex(str(embedder))
-    out.print(f"re-embedded {n} chunks with {escape(str(embedder))}: index version {v.version}")
+            n, v = kbase.reindex(embedder, backend)
+    s = kbase.settings.embedder
+    out.print(f"re-embedded {n} chunks with {escape(s.model)} ({s.backend}): index version {v.version}")
     out.print(
-        f'now set embedder.model = "{escape(str(embedder))}" (groundwork.toml or GROUNDWORK_EMBEDDER__MODEL); '
-        "`groundwork rollback` restores the previous model"
+        f'now set embedder.model = "{escape(s.model)}" and embedder.backend = "{s.backend}" (groundwork.toml, or '
+        "GROUNDWORK_EMBEDDER__MODEL / GROUNDWORK_EMBEDDER__BACKEND); `groundwork rollback` restores the previous model"
     )
 
 
