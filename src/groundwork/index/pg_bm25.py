@@ -1,0 +1,156 @@
+"""BM25 keyword search on PostgreSQL: the exact top-k, with MaxScore early termination.
+
+Scoring (unchanged, Robertson & Zaragoza 2009, as LanceDB's full-text search): for each query lexeme t
+in chunk c, ``idf_t * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` with k1 = 1.2, b = 0.75,
+``idf_t = ln(1 + (N - df_t + 0.5) / (df_t + 0.5))``; ``tf`` and the chunk length ``dl`` (``tsv_len``)
+come from the chunk's stored ``tsvector``, ``df`` from ``lexeme_df``, N and avgdl from ``corpus_stats``.
+
+Where the data lives: the posting lists are the GIN index on ``chunks.tsv`` (lexeme -> chunks), the
+term frequencies are each chunk's own ``tsvector`` (a forward index), and the statistics are the
+tables every write keeps exact. No extra table is maintained, so a write costs what it did.
+
+Early termination: MaxScore (Turtle & Flood 1995, "Query evaluation: strategies and
+optimizations"). A term adds less than ``ub_t = idf_t * (k1 + 1)`` to any chunk's score (the tf part
+is below k1 + 1). Terms are sorted by ``ub`` descending (rarest first). A round scores, exactly, the
+chunks that hold one of the first j terms (the *essential* terms) and pass the pre-filter, and keeps
+the top k; the k-th score is θ. A chunk holding none of the essential terms scores at most the sum of
+the other terms' bounds, so when that sum is below θ no such chunk can enter the top k and the round's
+answer is exact. Otherwise the essential set grows to the fewest terms whose remaining bounds sum below
+θ (or to every term when fewer than k chunks matched) and the round repeats; θ only grows, and the
+last possible round is the full query. The common terms of a question (low idf) are then only read
+from the candidates' own ``tsvector``s instead of scoring every chunk that holds them.
+
+The rounds run in one ``REPEATABLE READ`` read-only transaction, so they see one snapshot: a write
+committed between two rounds cannot change θ under the answer. The pre-filter (access clause and
+user filter) is inside every round's ``WHERE``, so it never lets another tenant's chunk in and a
+filtered query still returns top_k chunks whenever that many match.
+
+``full_scan`` is the previous query (scores every chunk holding any query lexeme), kept for the
+benchmark's before/after and the equivalence tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from groundwork.errors import QueryTimeoutError
+
+K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
+# The bound is strict (the tf part is at most (k1 + 1) * tf / (tf + k1 * (1 - b)) < k1 + 1); the factor
+# keeps it a bound after float rounding of the scores it is compared with.
+_UB_FACTOR = (K1 + 1) * (1 + 1e-9)
+
+# The statistics of the query's lexemes: those with df > 0 (a lexeme no chunk holds adds nothing).
+_TERMS = (
+    "SELECT d.lexeme, d.df, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))::float8 AS idf "
+    "FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0"
+)
+
+
+def _scored(match: str, clause: str) -> str:
+    """SQL of (chunk_id, score), the top %s by score then chunk id, of the chunks that satisfy
+    ``match`` and ``clause``. Parameters: lexemes, lexemes, the match's, the clause's, limit."""
+    return f"""
+        WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
+                   FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0),
+             st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats)
+        SELECT c.chunk_id, sum(w.idf * t.tf * {K1 + 1} / (t.tf + {K1} * (1 - {B} + {B} * c.tsv_len / st.avgdl))) AS score
+        FROM chunks c CROSS JOIN st
+        CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
+                            FROM unnest(ts_filter(setweight(c.tsv, 'A', %s), '{{a}}')) u) t
+        JOIN w ON w.lexeme = t.lexeme
+        WHERE {match} AND {clause}
+        GROUP BY c.chunk_id ORDER BY score DESC, c.chunk_id LIMIT %s"""
+
+
+def tsquery_of(lexemes: Sequence[str]) -> str:
+    """``'a' | 'b' | ...`` as tsquery input: each lexeme quoted as it is (no normalisation again),
+    quotes and backslashes doubled as PostgreSQL's tsquery syntax requires."""
+    return " | ".join("'" + lx.replace("\\", "\\\\").replace("'", "''") + "'" for lx in lexemes)
+
+
+def _set_budget(conn, deadline: float, budget_s: float) -> None:
+    left_ms = int((deadline - time.monotonic()) * 1000)
+    if left_ms < 1:
+        raise QueryTimeoutError(
+            f"the search ran past its time budget ({budget_s:g} s) and was cancelled; "
+            "narrow the filter or try again later"
+        )
+    conn.execute(f"SET LOCAL statement_timeout = {left_ms}")
+
+
+def top_k(
+    conn,
+    lang: str,
+    query: str,
+    top_k: int,
+    clause: str,
+    params: list[Any],
+    budget_s: float,
+    trace: list[tuple[int, int]] | None = None,
+) -> list[tuple[str, float]]:
+    """The exact BM25 top ``top_k`` as (chunk_id, score), best first (ties by chunk id).
+
+    Args:
+        conn: a connection inside a transaction that is ``REPEATABLE READ`` (one snapshot for all rounds).
+        lang: the text-search configuration of the query (a checked identifier).
+        clause, params: the pre-filter as SQL over ``chunks`` columns and its parameters.
+        budget_s: the time budget of all rounds together (seconds); each round's ``statement_timeout``
+            is what is left of it.
+        trace: when given, gets (essential terms, chunks scored) per round (tests and benchmarks).
+    Raises:
+        QueryTimeoutError: the budget ran out between rounds (psycopg's QueryCanceled within one).
+    """
+    deadline = time.monotonic() + budget_s
+    _set_budget(conn, deadline, budget_s)
+    lexemes = conn.execute(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])
+    words = lexemes.fetchone()[0]
+    if not words:
+        return []  # only stop words
+    terms = conn.execute(_TERMS, [words]).fetchall()
+    if not terms:
+        return []
+    terms.sort(key=lambda t: (-t[2], t[0]))  # rarest (highest bound) first
+    names = [t[0] for t in terms]
+    bounds = [t[2] * _UB_FACTOR for t in terms]
+    rest = [sum(bounds[i:]) for i in range(len(bounds))] + [0.0]  # rest[j]: bound of terms j..end
+    j, seen = 0, 0
+    while j < len(terms) and seen < top_k:  # first round: the rarest terms that reach top_k chunks
+        seen += terms[j][1]
+        j += 1
+    while True:
+        _set_budget(conn, deadline, budget_s)
+        sql = _scored("c.tsv @@ %s::tsquery", clause)
+        rows = conn.execute(sql, [names, names, tsquery_of(names[:j]), *params, top_k]).fetchall()
+        if trace is not None:
+            trace.append((j, _count(conn, tsquery_of(names[:j]), clause, params)))
+        if j == len(terms):
+            return [(r[0], float(r[1])) for r in rows]
+        theta = float(rows[-1][1]) if len(rows) == top_k else None
+        if theta is not None and rest[j] < theta:
+            return [(r[0], float(r[1])) for r in rows]
+        need = len(terms) if theta is None else next((i for i in range(len(terms)) if rest[i] < theta), len(terms))
+        j = max(need, j + 1)
+
+
+def _count(conn, tsq: str, clause: str, params: list[Any]) -> int:
+    sql = f"SELECT count(*) FROM chunks c WHERE c.tsv @@ %s::tsquery AND {clause}"
+    return int(conn.execute(sql, [tsq, *params]).fetchone()[0])
+
+
+def full_scan(
+    conn, lang: str, query: str, top_k: int, clause: str, params: list[Any], budget_s: float = 0
+) -> list[tuple[str, float]]:
+    """The query before MaxScore: every chunk holding any query lexeme is scored (one statement, so
+    ``budget_s`` is the caller's ``statement_timeout``). For the benchmark's before/after and the
+    equivalence tests only."""
+    words = conn.execute(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])
+    lexemes = words.fetchone()[0]
+    if not lexemes:
+        return []
+    # plainto_tsquery ANDs the terms; a question should match chunks holding any of them.
+    tsq = f"replace(plainto_tsquery('{lang}', %s)::text, '&', '|')::tsquery"
+    rows = conn.execute(_scored(f"c.tsv @@ {tsq}", clause), [lexemes, lexemes, query, *params, top_k]).fetchall()
+    return [(r[0], float(r[1])) for r in rows]
