@@ -31,6 +31,7 @@ benchmark's before/after and the equivalence tests.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,13 +50,31 @@ _TERMS = (
 )
 
 
-def _scored(match: str, clause: str) -> str:
-    """SQL of (chunk_id, score), the top %s by score then chunk id, of the chunks that satisfy
-    ``match`` and ``clause``. Parameters: lexemes, lexemes, the match's, the clause's, limit."""
-    return f"""
-        WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
+_PART = f"w.idf * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * p.dl / st.avgdl))"  # one posting's share
+
+
+# The query's lexemes with idf (w) and the average chunk length (st). Parameter: the lexemes.
+_STATS = """WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
                    FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0),
-             st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats)
+             st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats)"""
+# The survivors (s): chunks whose postings of the essential lexemes (their partial score, pe) reach the
+# cut θ - (the other terms' bound). θ is the larger of round 1's and, without a pre-filter, the k-th
+# largest partial score (a chunk's score is at least its partial score). Parameters: the essential
+# lexemes, round 1's θ, k - 1 (or a huge offset, for none), the other terms' bound.
+_SURVIVORS = f""", pe AS MATERIALIZED (SELECT p.chunk_id, sum({_PART}) AS part
+                   FROM postings p JOIN w ON w.lexeme = p.lexeme CROSS JOIN st
+                   WHERE p.lexeme = ANY(%s) GROUP BY p.chunk_id),
+             th AS (SELECT greatest(%s::float8, coalesce(
+                   (SELECT part FROM pe ORDER BY part DESC LIMIT 1 OFFSET %s), 0)) AS theta),
+             s AS (SELECT pe.chunk_id FROM pe, th WHERE pe.part >= (th.theta - %s) * (1 - 1e-9) - 1e-9)"""
+
+
+def _scored(match: str, clause: str, survivors: bool = False) -> str:
+    """SQL of (chunk_id, score), the top %s by score then chunk id, of the chunks that satisfy
+    ``match`` and ``clause``, scored from their ``tsvector``s. Parameters: lexemes, [those of
+    ``_SURVIVORS`` when ``survivors`` (``s`` is then defined)], lexemes, the match's, the clause's,
+    limit."""
+    return f"""{_STATS}{_SURVIVORS if survivors else ""}
         SELECT c.chunk_id, sum(w.idf * t.tf * {K1 + 1} / (t.tf + {K1} * (1 - {B} + {B} * c.tsv_len / st.avgdl))) AS score
         FROM chunks c CROSS JOIN st
         CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
@@ -116,23 +135,40 @@ def top_k(
     names = [t[0] for t in terms]
     bounds = [t[2] * _UB_FACTOR for t in terms]
     rest = [sum(bounds[i:]) for i in range(len(bounds))] + [0.0]  # rest[j]: bound of terms j..end
-    j, seen = 0, 0
-    while j < len(terms) and seen < top_k:  # first round: the rarest terms that reach top_k chunks
-        seen += terms[j][1]
-        j += 1
-    while True:
+
+    def scored(match: str, match_params: list[Any], cte: list[Any] = ()) -> list[tuple[str, float]]:
         _set_budget(conn, deadline, budget_s)
-        sql = _scored("c.tsv @@ %s::tsquery", clause)
-        rows = conn.execute(sql, [names, names, tsquery_of(names[:j]), *params, top_k]).fetchall()
+        sql = _scored(match, clause, bool(cte))
+        rows = conn.execute(sql, [names, *cte, names, *match_params, *params, top_k]).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    # Round 1: θ from the rarest terms, their prefix growing until top_k chunks pass the pre-filter.
+    df_sums = list(itertools.accumulate(t[1] for t in terms))
+    j, target = 0, top_k
+    while True:
+        j = max(j + 1, next((i + 1 for i, n in enumerate(df_sums) if n >= target), len(terms)))
+        rows = scored("c.tsv @@ %s::tsquery", [tsquery_of(names[:j])])
         if trace is not None:
             trace.append((j, _count(conn, tsquery_of(names[:j]), clause, params)))
-        if j == len(terms):
-            return [(r[0], float(r[1])) for r in rows]
-        theta = float(rows[-1][1]) if len(rows) == top_k else None
-        if theta is not None and rest[j] < theta:
-            return [(r[0], float(r[1])) for r in rows]
-        need = len(terms) if theta is None else next((i for i in range(len(terms)) if rest[i] < theta), len(terms))
-        j = max(need, j + 1)
+        if len(rows) == top_k or j == len(terms):
+            break
+        target *= 8
+    if len(rows) < top_k or rest[j] < rows[-1][1]:
+        return rows  # every term was essential, or the others cannot reach θ: exact
+    # Round 2: essential terms for θ; a chunk can reach θ only if its essential postings sum to at
+    # least θ minus the other terms' bound: those (the survivors) are scored in full.
+    theta = rows[-1][1]
+    e = next(i for i in range(1, len(terms) + 1) if rest[i] < theta)
+    offset = top_k - 1 if clause == "TRUE" else 2**62  # a filtered query's partial scores may not pass it
+    cte = [names[:e], theta, offset, rest[e]]
+    out = scored("c.chunk_id IN (SELECT chunk_id FROM s)", [], cte)
+    if trace is not None:
+        trace.append((e, len(_survivors(conn, names, cte))))
+    return out
+
+
+def _survivors(conn, names: list[str], cte: list[Any]) -> list[str]:
+    return [r[0] for r in conn.execute(f"{_STATS}{_SURVIVORS} SELECT chunk_id FROM s", [names, *cte])]
 
 
 def _count(conn, tsq: str, clause: str, params: list[Any]) -> int:

@@ -112,6 +112,10 @@ _APP_PREFIX = "groundwork writer: "
 # document frequency, recounted from the stored tsvectors (what `groundwork check` compares).
 _LEN_OF = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest({tsv})"
 _LEN_OF_TSV = _LEN_OF.format(tsv="c.tsv")
+# The BM25 postings of chunks c (lexeme, chunk_id, tf, dl), as pg_bm25 reads them; tf as the length counts it.
+_POSTINGS_OF = (
+    "SELECT u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1), c.tsv_len FROM chunks c, unnest(c.tsv) u"
+)
 _COUNTED_DF = "counted AS (SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme)"
 
 
@@ -142,7 +146,15 @@ def _staged_copy(conn, language: str) -> Iterator[Any]:
 
 
 def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
-    """Add (+1) or remove (-1) the BM25 statistics of ``doc_ids``' current rows."""
+    """Add (+1) or remove (-1) the BM25 statistics and postings of ``doc_ids``' current rows."""
+    if sign < 0:  # by primary key, from the rows' own tsvectors: no index on postings.chunk_id needed
+        conn.execute(
+            "DELETE FROM postings p USING chunks c, unnest(c.tsv) u "
+            "WHERE c.doc_id = ANY(%s) AND p.lexeme = u.lexeme AND p.chunk_id = c.chunk_id",
+            (doc_ids,),
+        )
+    else:
+        conn.execute(f"INSERT INTO postings {_POSTINGS_OF} WHERE c.doc_id = ANY(%s) ORDER BY 1, 2", (doc_ids,))
     conn.execute(
         "INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
         "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
@@ -338,6 +350,7 @@ class PgStore:
                     )
                     self._ann = None
                 conn.execute("ANALYZE chunks")
+                conn.execute("VACUUM (ANALYZE) postings")  # sets the visibility map: index-only scans in pg_bm25
             finally:
                 conn.autocommit = False
 
@@ -745,8 +758,8 @@ class PgStore:
         return n
 
     def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
-        """Compare ``corpus_stats`` (n, total_len), each chunk's ``tsv_len`` and ``lexeme_df`` with a
-        recount from the stored ``tsvector``s; with ``apply``, write the recount (one transaction,
+        """Compare ``corpus_stats`` (n, total_len), each chunk's ``tsv_len``, ``lexeme_df`` and
+        ``postings`` with a recount from the stored ``tsvector``s; with ``apply``, write the recount (one transaction,
         under the write lock of ``replace_documents``)."""
         with self.pool.connection() as conn, conn.transaction():
             if apply:
@@ -780,11 +793,22 @@ def _stat_mismatches(conn) -> list[StatisticMismatch]:
     if lexemes:
         note = f"{lexemes} lexemes' document frequencies differ (e.g. {example})"
         found.append(StatisticMismatch("lexeme_df", int(stored_sum), int(counted_sum), note))
+    stored_n, counted_n, differ = conn.execute(
+        f"WITH r AS ({_POSTINGS_OF}), p AS (SELECT * FROM postings) "
+        "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM r), "
+        "(SELECT count(*) FROM ((TABLE p EXCEPT ALL TABLE r) UNION ALL (TABLE r EXCEPT ALL TABLE p)) x)"
+    ).fetchone()
+    if differ:
+        note = f"{differ} postings differ from the chunks' tsvectors"
+        found.append(StatisticMismatch("postings", int(stored_n), int(counted_n), note))
     return found
 
 
 def _write_recount(conn) -> None:
     conn.execute(f"UPDATE chunks c SET tsv_len = ({_LEN_OF_TSV}) WHERE c.tsv_len <> ({_LEN_OF_TSV})")
+    conn.execute(f"CREATE TEMP TABLE counted_postings ON COMMIT DROP AS {_POSTINGS_OF}")
+    conn.execute("DELETE FROM postings")  # rare (check --repair): rebuilt whole, in this transaction
+    conn.execute("INSERT INTO postings SELECT * FROM counted_postings ORDER BY 1, 2")
     conn.execute(f"CREATE TEMP TABLE counted ON COMMIT DROP AS WITH {_COUNTED_DF} SELECT * FROM counted")
     conn.execute("DELETE FROM lexeme_df d WHERE NOT EXISTS (SELECT 1 FROM counted c WHERE c.lexeme = d.lexeme)")
     conn.execute(
