@@ -6,6 +6,7 @@ and many are rare; skewed term frequencies; tenants, groups and metadata), share
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import numpy as np
@@ -168,3 +169,79 @@ def test_a_write_between_searches_is_seen_and_ranking_stays_exact(corpus) -> Non
     finally:
         store.delete_documents(["new"])
     assert "new::0" not in {h.chunk.chunk_id for h in store.keyword_search(query, 10)}
+
+
+def _small_store(dsn: str, schema: str):
+    from groundwork.index.postgres import PgStore
+
+    store = PgStore.connect(dsn, DIM, IndexSettings(), schema=schema, pool_size=2)
+    store.check_model("m", DIM)
+    rows = [
+        Chunk(
+            chunk_id=f"{d}::{i}",
+            doc_id=d,
+            source=f"/src/{d}",
+            position=i,
+            text=text,
+            content_hash=f"h{d}{i}",
+            metadata={},
+            vector=np.eye(DIM, dtype=np.float32)[i % DIM],
+        )
+        for d, texts in {
+            "pumps": ["the pump impeller pump seal", "pump pressure weekly"],
+            "valves": ["valve replaced yearly", "valve seal and pump"],
+            "canteen": ["lunch menu soup"],
+        }.items()
+        for i, text in enumerate(texts)
+    ]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    return store, rows
+
+
+def test_postings_follow_every_write_and_check_repairs_them(pg_dsn: str, pg_schema: str) -> None:
+    import psycopg
+
+    store, rows = _small_store(pg_dsn, pg_schema)
+    changed = dataclasses.replace(rows[0], text="impeller impeller balance")
+    store.replace_documents({"pumps": "h2"}, [changed], "p")  # replace: a document's chunks change
+    store.delete_documents(["canteen"])
+    store.drop_rows(["valves::1"])
+    assert store.recount_statistics() == []  # postings equal a recount from the stored tsvectors
+    other = f"{pg_schema}_b"
+    try:
+        from groundwork.index.postgres import PgStore
+
+        copy = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=other, pool_size=2)
+        copy.check_model("m", DIM)
+        copy.import_rows(list(store.export_rows()))
+        assert copy.recount_statistics() == []
+        assert [h.chunk.chunk_id for h in copy.keyword_search("impeller valve", 5)] == ["pumps::0", "valves::0"]
+        copy.close()
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {other} CASCADE")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # what a writer that skipped the postings leaves
+        conn.execute(f"DELETE FROM {pg_schema}.postings WHERE lexeme = 'impel'")
+        conn.execute(f"UPDATE {pg_schema}.postings SET tf = tf + 3 WHERE lexeme = 'valv'")
+    found = store.recount_statistics()
+    assert [m.name for m in found] == ["postings"] and "differ" in found[0].note
+    store.recount_statistics(apply=True)
+    assert store.recount_statistics() == []
+    hits = store.keyword_search("impeller valve", 5)
+    _same(hits, store._keyword("impeller valve", 5, None, None, pg_bm25.full_scan))
+    store.close()
+
+
+def test_migration_builds_the_postings_of_an_existing_database(pg_dsn: str, pg_schema: str) -> None:
+    import psycopg
+
+    from groundwork.index.pg_schema import migrate
+
+    store, _ = _small_store(pg_dsn, pg_schema)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a database from before migration 193
+        conn.execute(f"DROP TABLE {pg_schema}.postings")
+        conn.execute(f"DELETE FROM {pg_schema}.schema_migrations WHERE version = 193")
+    assert migrate(pg_dsn, pg_schema, DIM) == [193]
+    assert store.recount_statistics() == []
+    _same(store.keyword_search("pump seal", 5), store._keyword("pump seal", 5, None, None, pg_bm25.full_scan))
+    store.close()

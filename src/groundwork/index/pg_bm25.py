@@ -57,24 +57,43 @@ _PART = f"w.idf * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * p.dl / st.av
 _STATS = """WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
                    FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0),
              st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats)"""
-# The survivors (s): chunks whose postings of the essential lexemes (their partial score, pe) reach the
-# cut θ - (the other terms' bound). θ is the larger of round 1's and, without a pre-filter, the k-th
-# largest partial score (a chunk's score is at least its partial score). Parameters: the essential
-# lexemes, round 1's θ, k - 1 (or a huge offset, for none), the other terms' bound.
-_SURVIVORS = f""", pe AS MATERIALIZED (SELECT p.chunk_id, sum({_PART}) AS part
+# Round 2 (MaxScore's pruning). pe: each chunk's partial score over the essential lexemes, from their
+# postings. θ: the larger of round 1's and, without a pre-filter, the k-th largest partial score (a
+# chunk's score is at least its partial score). s0: the chunks whose partial score plus the other
+# terms' bound can reach θ. Parameters: the essential lexemes, round 1's θ, k - 1 (or a huge offset,
+# for none), the other terms' bound.
+_ROUND2 = f""", pe AS MATERIALIZED (SELECT p.chunk_id, sum({_PART}) AS part
                    FROM postings p JOIN w ON w.lexeme = p.lexeme CROSS JOIN st
                    WHERE p.lexeme = ANY(%s) GROUP BY p.chunk_id),
              th AS (SELECT greatest(%s::float8, coalesce(
                    (SELECT part FROM pe ORDER BY part DESC LIMIT 1 OFFSET %s), 0)) AS theta),
-             s AS (SELECT pe.chunk_id FROM pe, th WHERE pe.part >= (th.theta - %s) * (1 - 1e-9) - 1e-9)"""
+             s0 AS (SELECT pe.chunk_id, pe.part FROM pe, th WHERE pe.part >= (th.theta - %s) * (1 - 1e-9) - 1e-9)"""
+# Then one step per non-essential term, highest bound first: its posting of each remaining chunk (a
+# primary-key probe, or a scan of its list when cheaper) is added, and the chunks that can no longer
+# reach θ are dropped. Parameters: the lexeme, the bound of the terms after it.
+_STEP = f""",
+             s{{i}} AS (SELECT s.chunk_id, s.part + coalesce({_PART}, 0) AS part
+                   FROM s{{prev}} s CROSS JOIN st CROSS JOIN th
+                   LEFT JOIN postings p ON p.lexeme = %s AND p.chunk_id = s.chunk_id
+                   LEFT JOIN w ON w.lexeme = p.lexeme
+                   WHERE s.part + coalesce({_PART}, 0) >= (th.theta - %s) * (1 - 1e-9) - 1e-9)"""
 
 
-def _scored(match: str, clause: str, survivors: bool = False) -> str:
+def _round2(steps: int, clause: str) -> str:
+    """SQL of (chunk_id, score) of the top %s (score, then chunk id) among the last step's chunks that
+    pass ``clause``; their scores are complete. Parameters: lexemes, ``_ROUND2``'s, each step's, the
+    clause's, limit."""
+    sql = _STATS + _ROUND2 + "".join(_STEP.format(i=i, prev=i - 1) for i in range(1, steps + 1))
+    return f"""{sql}
+        SELECT c.chunk_id, s.part FROM s{steps} s JOIN chunks c USING (chunk_id)
+        WHERE {clause} ORDER BY s.part DESC, c.chunk_id LIMIT %s"""
+
+
+def _scored(match: str, clause: str) -> str:
     """SQL of (chunk_id, score), the top %s by score then chunk id, of the chunks that satisfy
-    ``match`` and ``clause``, scored from their ``tsvector``s. Parameters: lexemes, [those of
-    ``_SURVIVORS`` when ``survivors`` (``s`` is then defined)], lexemes, the match's, the clause's,
-    limit."""
-    return f"""{_STATS}{_SURVIVORS if survivors else ""}
+    ``match`` and ``clause``, scored from their ``tsvector``s (as the query before MaxScore did).
+    Parameters: lexemes, lexemes, the match's, the clause's, limit."""
+    return f"""{_STATS}
         SELECT c.chunk_id, sum(w.idf * t.tf * {K1 + 1} / (t.tf + {K1} * (1 - {B} + {B} * c.tsv_len / st.avgdl))) AS score
         FROM chunks c CROSS JOIN st
         CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
@@ -136,10 +155,10 @@ def top_k(
     bounds = [t[2] * _UB_FACTOR for t in terms]
     rest = [sum(bounds[i:]) for i in range(len(bounds))] + [0.0]  # rest[j]: bound of terms j..end
 
-    def scored(match: str, match_params: list[Any], cte: list[Any] = ()) -> list[tuple[str, float]]:
+    def scored(match: str, match_params: list[Any]) -> list[tuple[str, float]]:
         _set_budget(conn, deadline, budget_s)
-        sql = _scored(match, clause, bool(cte))
-        rows = conn.execute(sql, [names, *cte, names, *match_params, *params, top_k]).fetchall()
+        sql = _scored(match, clause)
+        rows = conn.execute(sql, [names, names, *match_params, *params, top_k]).fetchall()
         return [(r[0], float(r[1])) for r in rows]
 
     # Round 1: θ from the rarest terms, their prefix growing until top_k chunks pass the pre-filter.
@@ -155,20 +174,17 @@ def top_k(
         target *= 8
     if len(rows) < top_k or rest[j] < rows[-1][1]:
         return rows  # every term was essential, or the others cannot reach θ: exact
-    # Round 2: essential terms for θ; a chunk can reach θ only if its essential postings sum to at
-    # least θ minus the other terms' bound: those (the survivors) are scored in full.
+    # Round 2: the essential terms for θ; only chunks holding one can reach it (see _ROUND2, _STEP).
     theta = rows[-1][1]
     e = next(i for i in range(1, len(terms) + 1) if rest[i] < theta)
     offset = top_k - 1 if clause == "TRUE" else 2**62  # a filtered query's partial scores may not pass it
-    cte = [names[:e], theta, offset, rest[e]]
-    out = scored("c.chunk_id IN (SELECT chunk_id FROM s)", [], cte)
+    head = [names, names[:e], theta, offset, rest[e]]
+    steps = [x for i in range(e, len(terms)) for x in (names[i], rest[i + 1])]
+    _set_budget(conn, deadline, budget_s)
+    out = conn.execute(_round2(len(terms) - e, clause), [*head, *steps, *params, top_k]).fetchall()
     if trace is not None:
-        trace.append((e, len(_survivors(conn, names, cte))))
-    return out
-
-
-def _survivors(conn, names: list[str], cte: list[Any]) -> list[str]:
-    return [r[0] for r in conn.execute(f"{_STATS}{_SURVIVORS} SELECT chunk_id FROM s", [names, *cte])]
+        trace.append((e, conn.execute(f"{_STATS}{_ROUND2} SELECT count(*) FROM s0", head).fetchone()[0]))
+    return [(r[0], float(r[1])) for r in out]
 
 
 def _count(conn, tsq: str, clause: str, params: list[Any]) -> int:
