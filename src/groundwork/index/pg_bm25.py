@@ -50,11 +50,13 @@ _TERMS = (
 )
 
 
-_PART = f"w.idf * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * p.dl / st.avgdl))"  # one posting's share
+_PART = f"w.fidf * p.tf * {K1 + 1} / (p.tf + {K1} * (1 - {B} + {B} * p.dl / st.avgdl))"  # one posting's share
 
 
-# The query's lexemes with idf (w) and the average chunk length (st). Parameter: the lexemes.
-_STATS = """WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
+# The query's lexemes with idf (w: numeric as the query before MaxScore computed it, fidf: float8, for
+# the postings' sums) and the average chunk length (st). Parameter: the lexemes.
+_STATS = """WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf,
+                          ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))::float8 AS fidf
                    FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0),
              st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats)"""
 # Round 2 (MaxScore's pruning). pe: each chunk's partial score over the essential lexemes, from their
