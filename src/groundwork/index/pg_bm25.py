@@ -5,25 +5,33 @@ in chunk c, ``idf_t * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` wit
 ``idf_t = ln(1 + (N - df_t + 0.5) / (df_t + 0.5))``; ``tf`` and the chunk length ``dl`` (``tsv_len``)
 come from the chunk's stored ``tsvector``, ``df`` from ``lexeme_df``, N and avgdl from ``corpus_stats``.
 
-Where the data lives: the posting lists are the GIN index on ``chunks.tsv`` (lexeme -> chunks), the
-term frequencies are each chunk's own ``tsvector`` (a forward index), and the statistics are the
-tables every write keeps exact. No extra table is maintained, so a write costs what it did.
+Where the data lives: ``postings`` (lexeme, chunk_id, tf, dl; primary key (lexeme, chunk_id) with
+tf and dl included, so a lexeme's list is one index range read without the table) is kept by every
+write in its own transaction (``postgres._update_stats``) and rebuilt by ``check --repair``; the GIN
+index on ``chunks.tsv`` and each chunk's ``tsvector`` (its term frequencies) serve the first round.
 
-Early termination: MaxScore (Turtle & Flood 1995, "Query evaluation: strategies and
-optimizations"). A term adds less than ``ub_t = idf_t * (k1 + 1)`` to any chunk's score (the tf part
-is below k1 + 1). Terms are sorted by ``ub`` descending (rarest first). A round scores, exactly, the
-chunks that hold one of the first j terms (the *essential* terms) and pass the pre-filter, and keeps
-the top k; the k-th score is θ. A chunk holding none of the essential terms scores at most the sum of
-the other terms' bounds, so when that sum is below θ no such chunk can enter the top k and the round's
-answer is exact. Otherwise the essential set grows to the fewest terms whose remaining bounds sum below
-θ (or to every term when fewer than k chunks matched) and the round repeats; θ only grows, and the
-last possible round is the full query. The common terms of a question (low idf) are then only read
-from the candidates' own ``tsvector``s instead of scoring every chunk that holds them.
+Early termination: MaxScore (Turtle & Flood 1995, "Query evaluation: strategies and optimizations").
+A term adds less than ``ub_t = idf_t * (k1 + 1)`` to any chunk's score (the tf part is below k1 + 1).
+Terms are sorted by ``ub`` descending (rarest first); ``rest[j]`` is the sum of the bounds of terms j..m.
 
-The rounds run in one ``REPEATABLE READ`` read-only transaction, so they see one snapshot: a write
-committed between two rounds cannot change θ under the answer. The pre-filter (access clause and
-user filter) is inside every round's ``WHERE``, so it never lets another tenant's chunk in and a
-filtered query still returns top_k chunks whenever that many match.
+1. Round 1 scores, exactly, the chunks that hold one of the rarest terms (enough of them to reach k
+   chunks; more when the pre-filter leaves fewer) and pass the pre-filter: θ is the k-th score, a
+   lower bound of the true k-th score. When the other terms' bounds sum below θ (``rest[j] < θ``),
+   no other chunk can enter the top k: the answer is exact. Otherwise:
+2. Round 2, one statement: the essential terms are the fewest rarest ones with ``rest[e] < θ``. Their
+   postings give each chunk that holds one its partial score; without a pre-filter, the k-th largest
+   partial score raises θ (a score is at least its partial score). Chunks whose partial score plus
+   ``rest[e]`` cannot reach θ are dropped; then the other terms are added one at a time (highest
+   bound first), each by a primary-key probe of the remaining chunks' postings, dropping those that
+   can no longer reach θ. The chunks left have complete scores; the pre-filter and the top k are
+   applied to them. The long lists of a question's common words are never read whole.
+
+Both rounds run in one ``REPEATABLE READ`` read-only transaction, so they see one snapshot: a write
+committed between them cannot change θ under the answer. The pre-filter (access clause and user
+filter) is in round 1's ``WHERE`` and applied to round 2's complete scores (with a pre-filter, θ is
+round 1's, which only filtered chunks set), so it never lets another tenant's chunk in and a filtered
+query still returns top_k chunks whenever that many match. Round 1's scores are computed as the full
+scan computes them, round 2's from the postings in float8: within 1e-9 relative of the full scan's.
 
 ``full_scan`` is the previous query (scores every chunk holding any query lexeme), kept for the
 benchmark's before/after and the equivalence tests.

@@ -3,7 +3,7 @@
 Selected by ``store = "postgres"`` and ``GROUNDWORK_PG_DSN``. Tables (see ``pg_schema``): ``chunks``
 (``embedding vector(dim)``, a generated ``tsv`` column with a GIN index, ``metadata jsonb`` with a
 GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_versions``,
-``filter_fields``, ``gw_meta``.
+``filter_fields``, ``gw_meta``, and the BM25 tables ``lexeme_df``, ``corpus_stats``, ``postings``.
 
 - Dense: cosine distance ``<=>``; exact until ``index.ann_min_rows`` chunks, then an HNSW index
   (Malkov & Yashunin 2018; pgvector's, with ``index.hnsw_m``, ``hnsw_ef_construction``,
@@ -12,9 +12,9 @@ GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_v
   keeps the store contract (a filtered search returns top_k rows whenever that many match).
 - Keyword: BM25 (Robertson & Zaragoza 2009; k1 = 1.2, b = 0.75, idf = ln(1 + (N - df + 0.5) /
   (df + 0.5)), as LanceDB's) over PostgreSQL's text-search lexemes, the exact top-k found with
-  MaxScore early termination (``pg_bm25``): posting lists from the GIN index on ``tsv``, term
-  frequencies from the stored ``tsvector``, document frequencies from ``lexeme_df`` and N / average
-  length from ``corpus_stats``, both kept exact by every write.
+  MaxScore early termination (``pg_bm25``): term frequencies and chunk lengths in ``postings`` and
+  the stored ``tsvector``, document frequencies in ``lexeme_df``, N / average length in
+  ``corpus_stats``, all kept exact by every write (in its transaction).
 - Writes: ``replace_documents`` deletes and inserts (``COPY ... BINARY``) a batch's documents in one
   transaction; readers see the batch all or nothing.
 - One writer at a time (``writing``): a session-level advisory lock, keyed by the schema, held on one
