@@ -13,7 +13,7 @@ the two alternates from query to query):
 - chunks scored per query (median): the full scan scores every chunk holding any query lexeme,
   MaxScore only those holding an essential term (last round);
 - write: one 1,000-chunk batch ``replace_documents`` (new documents) then ``delete_documents``,
-  ``--writes`` times; MaxScore keeps no data of its own, so this is the write cost before and after.
+  ``--writes`` times each with and without the postings maintenance (interleaved).
 
 Usage (data as in docs/benchmarks.md "Scale: 100k chunks, both stores"):
   python bench/scale_data.py --out /tmp/scale-eval --from-index ~/.cache/groundwork/eval/scifact-<key> \
@@ -126,8 +126,13 @@ def hybrid_runs(kb, queries: list[str]) -> dict:
 
 
 def write_cost(store, rows: list[dict], vecs: np.ndarray, repeats: int) -> dict:
-    """Seconds for one 1,000-chunk batch (new documents) written, then deleted."""
-    writes, deletes = [], []
+    """Seconds for one 1,000-chunk batch (new documents) written, then deleted, with the postings
+    maintained ("after") and, interleaved, without ("before": ``_update_postings`` skipped for both the
+    write and the delete, so the postings stay as they were)."""
+    from groundwork.index import postgres
+
+    keep = postgres._update_postings
+    times: dict[str, dict[str, list[float]]] = {x: {"write": [], "delete": []} for x in ("before", "after")}
     for r in range(repeats):
         chunks = [
             Chunk(
@@ -143,11 +148,16 @@ def write_cost(store, rows: list[dict], vecs: np.ndarray, repeats: int) -> dict:
             for i, row in enumerate(rows[r * 1000 : (r + 1) * 1000])
         ]
         docs = {c.doc_id: "h" for c in chunks}
-        writes.append(timed(lambda d=docs, c=chunks: store.replace_documents(d, c, "bench"))[0] / 1000)
-        deletes.append(timed(lambda d=docs: store.delete_documents(list(d)))[0] / 1000)
+        for label in ("before", "after") if r % 2 else ("after", "before"):
+            postgres._update_postings = keep if label == "after" else lambda *a: None
+            try:
+                times[label]["write"].append(timed(lambda d=docs, c=chunks: store.replace_documents(d, c, "b"))[0])
+                times[label]["delete"].append(timed(lambda d=docs: store.delete_documents(list(d)))[0])
+            finally:
+                postgres._update_postings = keep
     return {
-        "write_s_median": round(statistics.median(writes), 3),
-        "delete_s_median": round(statistics.median(deletes), 3),
+        label: {f"{op}_ms_median": round(statistics.median(v), 1) for op, v in ops.items()}
+        for label, ops in times.items()
     }
 
 
@@ -158,7 +168,7 @@ def main() -> None:
     ap.add_argument("--multiply", type=int, default=5)
     ap.add_argument("--sigma", type=float, default=0.01)
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--writes", type=int, default=5)
+    ap.add_argument("--writes", type=int, default=6)
     ap.add_argument("--work", required=True, help="folder of the PostgreSQL data (reused when built)")
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--out", default=None)
@@ -223,7 +233,7 @@ def main() -> None:
         f"{'hybrid (with embedding)':<22}{b['p50_ms']:>11}{'':>9}{b['p99_ms']:>9}{a['p50_ms']:>11}{'':>9}{a['p99_ms']:>9}"
     )
     print(f"chunks scored per query: {scored}")
-    print(f"1,000-chunk batch: {writes}")
+    print(f"1,000-chunk batch, median ms (before = without postings maintenance): {writes}")
     server.stop()
 
 

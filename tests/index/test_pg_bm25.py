@@ -92,7 +92,7 @@ ACCESS = [
     Access(tenant=None, groups=("eng",)),
     Access(tenant="globex", groups=("ops", "hr")),
 ]
-FILTERS = [None, "kind = 'spec'", "year >= 2020", "kind IN ('note', 'log') AND year < 2010"]
+FILTERS = [None, "kind = 'spec'", "year >= 2020", "kind IN ('note', 'log') AND year < 2010", "year >= 2001"]
 
 
 def test_maxscore_ranking_equals_the_full_scan(corpus) -> None:

@@ -77,7 +77,8 @@ _ROUND2 = f""", pe AS MATERIALIZED (SELECT p.chunk_id, sum({_PART}) AS part
                    WHERE p.lexeme = ANY(%s) GROUP BY p.chunk_id),
              th AS (SELECT greatest(%s::float8, coalesce(
                    (SELECT part FROM pe ORDER BY part DESC LIMIT 1 OFFSET %s), 0)) AS theta),
-             s0 AS (SELECT pe.chunk_id, pe.part FROM pe, th WHERE pe.part >= (th.theta - %s) * (1 - 1e-9) - 1e-9)"""
+             s0 AS (SELECT pe.chunk_id, pe.part FROM pe JOIN chunks c USING (chunk_id) CROSS JOIN th
+                   WHERE pe.part >= (th.theta - %s) * (1 - 1e-9) - 1e-9 AND {{clause}})"""
 # Then one step per non-essential term, highest bound first: its posting of each remaining chunk (a
 # primary-key probe, or a scan of its list when cheaper) is added, and the chunks that can no longer
 # reach θ are dropped. Parameters: the lexeme, the bound of the terms after it.
@@ -90,13 +91,15 @@ _STEP = f""",
 
 
 def _round2(steps: int, clause: str) -> str:
-    """SQL of (chunk_id, score) of the top %s (score, then chunk id) among the last step's chunks that
-    pass ``clause``; their scores are complete. Parameters: lexemes, ``_ROUND2``'s, each step's, the
-    clause's, limit."""
-    sql = _STATS + _ROUND2 + "".join(_STEP.format(i=i, prev=i - 1) for i in range(1, steps + 1))
-    return f"""{sql}
-        SELECT c.chunk_id, s.part FROM s{steps} s JOIN chunks c USING (chunk_id)
-        WHERE {clause} ORDER BY s.part DESC, c.chunk_id LIMIT %s"""
+    """SQL of (chunk_id, score) of the top %s (score, then chunk id) among the last step's chunks (they
+    passed ``clause``; their scores are complete). Parameters: lexemes, ``_ROUND2``'s, each step's,
+    limit."""
+    sql = (
+        _STATS
+        + _ROUND2.replace("{clause}", clause)
+        + "".join(_STEP.format(i=i, prev=i - 1) for i in range(1, steps + 1))
+    )
+    return f"{sql} SELECT chunk_id, part FROM s{steps} ORDER BY part DESC, chunk_id LIMIT %s"
 
 
 def _scored(match: str, clause: str) -> str:
@@ -184,17 +187,29 @@ def top_k(
         target *= 8
     if len(rows) < top_k or rest[j] < rows[-1][1]:
         return rows  # every term was essential, or the others cannot reach θ: exact
+    if clause != "TRUE" and _selective(conn, clause, params):
+        return scored("c.tsv @@ %s::tsquery", [tsquery_of(names)])  # the filter cuts before scoring
     # Round 2: the essential terms for θ; only chunks holding one can reach it (see _ROUND2, _STEP).
     theta = rows[-1][1]
     e = next(i for i in range(1, len(terms) + 1) if rest[i] < theta)
     offset = top_k - 1 if clause == "TRUE" else 2**62  # a filtered query's partial scores may not pass it
-    head = [names, names[:e], theta, offset, rest[e]]
+    head = [names, names[:e], theta, offset, rest[e], *params]
     steps = [x for i in range(e, len(terms)) for x in (names[i], rest[i + 1])]
     _set_budget(conn, deadline, budget_s)
-    out = conn.execute(_round2(len(terms) - e, clause), [*head, *steps, *params, top_k]).fetchall()
+    out = conn.execute(_round2(len(terms) - e, clause), [*head, *steps, top_k]).fetchall()
     if trace is not None:
-        trace.append((e, conn.execute(f"{_STATS}{_ROUND2} SELECT count(*) FROM s0", head).fetchone()[0]))
+        count = f"{_STATS}{_ROUND2.replace('{clause}', clause)} SELECT count(*) FROM s0"
+        trace.append((e, conn.execute(count, head).fetchone()[0]))
     return [(r[0], float(r[1])) for r in out]
+
+
+def _selective(conn, clause: str, params: list[Any]) -> bool:
+    """Whether the planner expects the pre-filter to keep under half of the chunks: then scoring the
+    filtered chunks that hold any query term (the filter applied first, from its own indexes) is
+    cheaper than round 2, whose postings hold every chunk. An estimate, no rows read (EXPLAIN)."""
+    plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM chunks WHERE {clause}", params).fetchone()[0]
+    n = conn.execute("SELECT n FROM corpus_stats").fetchone()[0]
+    return plan[0]["Plan"]["Plan Rows"] < 0.5 * n
 
 
 def _count(conn, tsq: str, clause: str, params: list[Any]) -> int:

@@ -145,8 +145,8 @@ def _staged_copy(conn, language: str) -> Iterator[Any]:
     conn.execute("DROP TABLE pg_temp.gw_stage")
 
 
-def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
-    """Add (+1) or remove (-1) the BM25 statistics and postings of ``doc_ids``' current rows."""
+def _update_postings(conn, doc_ids: list[str], sign: int) -> None:
+    """Add (+1) or remove (-1) the BM25 postings of ``doc_ids``' current rows."""
     if sign < 0:  # by primary key, from the rows' own tsvectors: no index on postings.chunk_id needed
         conn.execute(
             "DELETE FROM postings p USING chunks c, unnest(c.tsv) u "
@@ -155,6 +155,11 @@ def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
         )
     else:
         conn.execute(f"INSERT INTO postings {_POSTINGS_OF} WHERE c.doc_id = ANY(%s) ORDER BY 1, 2", (doc_ids,))
+
+
+def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
+    """Add (+1) or remove (-1) the BM25 statistics and postings of ``doc_ids``' current rows."""
+    _update_postings(conn, doc_ids, sign)
     conn.execute(
         "INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
         "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
