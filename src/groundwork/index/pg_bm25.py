@@ -23,12 +23,13 @@ Terms are sorted by ``ub`` descending (rarest first); ``rest[j]`` is the sum of 
    partial score raises θ (a score is at least its partial score). Chunks whose partial score plus
    ``rest[e]`` cannot reach θ are dropped; then the other terms are added one at a time (highest
    bound first), each by a primary-key probe of the remaining chunks' postings, dropping those that
-   can no longer reach θ. The chunks left have complete scores; the pre-filter and the top k are
-   applied to them. The long lists of a question's common words are never read whole.
+   can no longer reach θ. The chunks left have complete scores. The long lists of a question's
+   common words are never read whole. When the planner expects the pre-filter to keep under half of
+   the chunks, round 2 is the filter-first scan instead (``_selective``).
 
 Both rounds run in one ``REPEATABLE READ`` read-only transaction, so they see one snapshot: a write
 committed between them cannot change θ under the answer. The pre-filter (access clause and user
-filter) is in round 1's ``WHERE`` and applied to round 2's complete scores (with a pre-filter, θ is
+filter) is in round 1's ``WHERE`` and applied in round 2 before the probes (with a pre-filter, θ is
 round 1's, which only filtered chunks set), so it never lets another tenant's chunk in and a filtered
 query still returns top_k chunks whenever that many match. Round 1's scores are computed as the full
 scan computes them, round 2's from the postings in float8: within 1e-9 relative of the full scan's.
