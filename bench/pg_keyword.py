@@ -12,6 +12,7 @@ the two alternates from query to query):
   with the store's keyword search being one or the other; p50/p99 in ms;
 - chunks scored per query (median): the full scan scores every chunk holding any query lexeme,
   MaxScore only those holding an essential term (last round);
+- disk: ``pg_total_relation_size`` of ``chunks`` and of ``postings``;
 - write: one 1,000-chunk batch ``replace_documents`` (new documents) then ``delete_documents``,
   ``--writes`` times each with and without the postings maintenance (interleaved).
 
@@ -208,8 +209,10 @@ def main() -> None:
     writes = write_cost(kb.store, rows, vecs, args.writes)
     machine = load_meter.report()
     scored = scored_counts(kb.store, queries)
+    disk = kb.store._query("SELECT pg_total_relation_size('chunks'), pg_total_relation_size('postings')")[0]
     result = {
         "chunks": n,
+        "disk_mb": {"chunks": round(disk[0] / 1e6, 1), "postings": round(disk[1] / 1e6, 1)},
         "queries": len(queries),
         "keyword": keyword,
         "hybrid": hybrid,
@@ -233,6 +236,7 @@ def main() -> None:
         f"{'hybrid (with embedding)':<22}{b['p50_ms']:>11}{'':>9}{b['p99_ms']:>9}{a['p50_ms']:>11}{'':>9}{a['p99_ms']:>9}"
     )
     print(f"chunks scored per query: {scored}")
+    print(f"disk (MB, indexes included): {result['disk_mb']}")
     print(f"1,000-chunk batch, median ms (before = without postings maintenance): {writes}")
     server.stop()
 
