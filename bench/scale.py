@@ -86,6 +86,16 @@ def build(store, rows: list[dict], vecs: np.ndarray, batch: int = 4000) -> tuple
     return write_s, time.perf_counter() - t0
 
 
+def local_postgres(work: Path):
+    """A pgserver PostgreSQL with its data in ``work/pg`` (reused when there), tuned for the build."""
+    from groundwork.index.pg_local import LocalPostgres
+
+    return LocalPostgres(
+        work / "pg",
+        settings={"shared_buffers": "1GB", "maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "2"},
+    ).start()
+
+
 def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(np.asarray(xs), p))
 
@@ -124,16 +134,7 @@ def main() -> None:
     if args.store == "postgres":
         dsn = args.pg_dsn
         if dsn is None:
-            from groundwork.index.pg_local import LocalPostgres
-
-            server = LocalPostgres(
-                work / "pg",
-                settings={
-                    "shared_buffers": "1GB",
-                    "maintenance_work_mem": "2GB",
-                    "max_parallel_maintenance_workers": "2",
-                },
-            ).start()
+            server = local_postgres(work)
             dsn = server.dsn
         overrides |= {"store": "postgres", "pg_dsn": dsn, "postgres.schema_name": f"scale_{n}"}
     kb = KnowledgeBase(settings=load_settings(kb=work / "kb", **overrides))

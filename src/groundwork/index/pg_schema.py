@@ -104,6 +104,18 @@ INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM c
         "context lines of chunks (record metadata in the indexed text)",
         lambda dim, lang: "ALTER TABLE chunks ADD COLUMN context TEXT NOT NULL DEFAULT '';",
     ),
+    Migration(  # issue 19: BM25 postings for MaxScore (see pg_bm25); built here for an existing database
+        193,
+        "BM25 postings: lexeme, chunk, term frequency, chunk length",
+        lambda dim, lang: (
+            """
+CREATE TABLE postings (lexeme TEXT NOT NULL, chunk_id TEXT NOT NULL, tf INTEGER NOT NULL, dl INTEGER NOT NULL,
+                       PRIMARY KEY (lexeme, chunk_id) INCLUDE (tf, dl));
+INSERT INTO postings SELECT u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1), c.tsv_len
+FROM chunks c, unnest(c.tsv) u ORDER BY 1, 2;
+"""
+        ),
+    ),
 ]
 
 

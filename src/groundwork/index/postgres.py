@@ -3,7 +3,7 @@
 Selected by ``store = "postgres"`` and ``GROUNDWORK_PG_DSN``. Tables (see ``pg_schema``): ``chunks``
 (``embedding vector(dim)``, a generated ``tsv`` column with a GIN index, ``metadata jsonb`` with a
 GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_versions``,
-``filter_fields``, ``gw_meta``.
+``filter_fields``, ``gw_meta``, and the BM25 tables ``lexeme_df``, ``corpus_stats``, ``postings``.
 
 - Dense: cosine distance ``<=>``; exact until ``index.ann_min_rows`` chunks, then an HNSW index
   (Malkov & Yashunin 2018; pgvector's, with ``index.hnsw_m``, ``hnsw_ef_construction``,
@@ -11,10 +11,10 @@ GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_v
   leave fewer than top_k rows; then the query is re-run as an exact scan over the filtered rows, which
   keeps the store contract (a filtered search returns top_k rows whenever that many match).
 - Keyword: BM25 (Robertson & Zaragoza 2009; k1 = 1.2, b = 0.75, idf = ln(1 + (N - df + 0.5) /
-  (df + 0.5)), as LanceDB's) over PostgreSQL's text-search lexemes. Candidates are the chunks
-  matching any query lexeme (GIN index on ``tsv``); term frequencies come from the stored
-  ``tsvector`` (``ts_filter(setweight(...))`` keeps only the query's lexemes), document frequencies
-  from ``lexeme_df`` and N / average length from ``corpus_stats``, both kept exact by every write.
+  (df + 0.5)), as LanceDB's) over PostgreSQL's text-search lexemes, the exact top-k found with
+  MaxScore early termination (``pg_bm25``): term frequencies and chunk lengths in ``postings`` and
+  the stored ``tsvector``, document frequencies in ``lexeme_df``, N / average length in
+  ``corpus_stats``, all kept exact by every write (in its transaction).
 - Writes: ``replace_documents`` deletes and inserts (``COPY ... BINARY``) a batch's documents in one
   transaction; readers see the batch all or nothing.
 - One writer at a time (``writing``): a session-level advisory lock, keyed by the schema, held on one
@@ -40,6 +40,7 @@ import pyarrow as pa
 from groundwork.config import IndexSettings, redact_dsn
 from groundwork.errors import ConfigError, FilterError, QueryTimeoutError, StoreError
 from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or
+from groundwork.index import pg_bm25
 from groundwork.index.pg_schema import check_identifier, make_pool, migrate
 from groundwork.index.rows import (
     check_access_names,
@@ -102,7 +103,6 @@ _COPY_TYPES = [
 ]
 _ROW_KEYS = [c.strip() for c in _COLS.split(",")][:-1]  # the columns of _COLS before the embedding
 _JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
-K1, B = 1.2, 0.75  # BM25 parameters (Robertson & Zaragoza 2009), the values LanceDB's full-text search uses
 _WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
 # The writer lock of a whole run: a two-int4 advisory key (its own key space: no clash with _WRITE_LOCK,
 # taken inside the run), (this class, the schema's CRC-32), so knowledge bases in other schemas don't wait.
@@ -112,6 +112,10 @@ _APP_PREFIX = "groundwork writer: "
 # document frequency, recounted from the stored tsvectors (what `groundwork check` compares).
 _LEN_OF = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest({tsv})"
 _LEN_OF_TSV = _LEN_OF.format(tsv="c.tsv")
+# The BM25 postings of chunks c (lexeme, chunk_id, tf, dl), as pg_bm25 reads them; tf as the length counts it.
+_POSTINGS_OF = (
+    "SELECT u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1), c.tsv_len FROM chunks c, unnest(c.tsv) u"
+)
 _COUNTED_DF = "counted AS (SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme)"
 
 
@@ -141,8 +145,21 @@ def _staged_copy(conn, language: str) -> Iterator[Any]:
     conn.execute("DROP TABLE pg_temp.gw_stage")
 
 
+def _update_postings(conn, doc_ids: list[str], sign: int) -> None:
+    """Add (+1) or remove (-1) the BM25 postings of ``doc_ids``' current rows."""
+    if sign < 0:  # by primary key, from the rows' own tsvectors: no index on postings.chunk_id needed
+        conn.execute(
+            "DELETE FROM postings p USING chunks c, unnest(c.tsv) u "
+            "WHERE c.doc_id = ANY(%s) AND p.lexeme = u.lexeme AND p.chunk_id = c.chunk_id",
+            (doc_ids,),
+        )
+    else:
+        conn.execute(f"INSERT INTO postings {_POSTINGS_OF} WHERE c.doc_id = ANY(%s) ORDER BY 1, 2", (doc_ids,))
+
+
 def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
-    """Add (+1) or remove (-1) the BM25 statistics of ``doc_ids``' current rows."""
+    """Add (+1) or remove (-1) the BM25 statistics and postings of ``doc_ids``' current rows."""
+    _update_postings(conn, doc_ids, sign)
     conn.execute(
         "INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
         "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
@@ -338,6 +355,7 @@ class PgStore:
                     )
                     self._ann = None
                 conn.execute("ANALYZE chunks")
+                conn.execute("VACUUM (ANALYZE) postings")  # sets the visibility map: index-only scans in pg_bm25
             finally:
                 conn.autocommit = False
 
@@ -428,16 +446,21 @@ class PgStore:
             clauses.append(_compile(where, params))
         return (" AND ".join(clauses) or "TRUE"), params
 
-    def _run_search(self, sql: str, params: list[Any], settings: Sequence[str] = ()) -> list[tuple]:
+    @contextmanager
+    def _reading(self, isolation: str = "") -> Iterator[Any]:
+        """A connection in a read transaction with ``statement_timeout`` = ``index.query_timeout_s``;
+        ``isolation`` (e.g. "REPEATABLE READ") when the reads must share one snapshot. Raises
+        QueryTimeoutError when the server cancels a statement past the budget, FilterError when a
+        filter value does not fit its field's type."""
         import psycopg
 
         budget_ms = max(1, int(self.settings.query_timeout_s * 1000))  # 0 would mean no limit at all
         with self.pool.connection() as conn, conn.transaction():
+            if isolation:
+                conn.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}, READ ONLY")
             conn.execute(f"SET LOCAL statement_timeout = {budget_ms}")  # the server cancels the query past it
-            for s in settings:
-                conn.execute(s)
             try:
-                return conn.execute(sql, params).fetchall()
+                yield conn
             except psycopg.errors.QueryCanceled:
                 raise QueryTimeoutError(
                     f"the search ran past its time budget ({self.settings.query_timeout_s:g} s) and was cancelled; "
@@ -445,6 +468,12 @@ class PgStore:
                 ) from None
             except (psycopg.errors.DataError, psycopg.errors.UndefinedFunction):
                 raise FilterError("filter: a value does not fit its field's type; check the value types") from None
+
+    def _run_search(self, sql: str, params: list[Any], settings: Sequence[str] = ()) -> list[tuple]:
+        with self._reading() as conn:
+            for s in settings:
+                conn.execute(s)
+            return conn.execute(sql, params).fetchall()
 
     def vector_search(
         self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
@@ -467,30 +496,22 @@ class PgStore:
     def keyword_search(
         self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
     ) -> list[SearchHit]:
+        """BM25 top_k, exact, with MaxScore early termination (see ``pg_bm25``)."""
+        return self._keyword(query, top_k, where, access, pg_bm25.top_k)
+
+    def _keyword(self, query: str, top_k: int, where, access, ranker: Callable[..., list]) -> list[SearchHit]:
         if not query.strip():
             return []
-        lang = self.fts_language
-        lexemes = self._query(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])[0][
-            0
-        ]
-        if not lexemes:
-            return []  # only stop words
         clause, params = self._where(where, access)
-        # plainto_tsquery ANDs the terms; a question should match chunks holding any of them.
-        tsq = f"replace(plainto_tsquery('{lang}', %s)::text, '&', '|')::tsquery"
-        sql = f"""
-            WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)) AS idf
-                       FROM lexeme_df d, corpus_stats s WHERE d.lexeme = ANY(%s) AND d.df > 0),
-                 st AS (SELECT greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats),
-                 r AS (SELECT c.chunk_id, sum(w.idf * t.tf * {K1 + 1} / (t.tf + {K1} * (1 - {B} + {B} * c.tsv_len / st.avgdl))) AS score
-                       FROM chunks c CROSS JOIN st
-                       CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
-                                           FROM unnest(ts_filter(setweight(c.tsv, 'A', %s), '{{a}}')) u) t
-                       JOIN w ON w.lexeme = t.lexeme
-                       WHERE c.tsv @@ {tsq} AND {clause}
-                       GROUP BY c.chunk_id ORDER BY score DESC, c.chunk_id LIMIT %s)
-            SELECT {_COLS}, r.score FROM r JOIN chunks USING (chunk_id) ORDER BY r.score DESC, chunk_id"""
-        return _hits(self._run_search(sql, [lexemes, lexemes, query, *params, top_k]), "bm25")
+        with self._reading("REPEATABLE READ") as conn:
+            ranked = ranker(conn, self.fts_language, query, top_k, clause, params, self.settings.query_timeout_s)
+            if not ranked:
+                return []
+            rows = {
+                r[0]: r
+                for r in conn.execute(f"SELECT {_COLS} FROM chunks WHERE chunk_id = ANY(%s)", [[i for i, _ in ranked]])
+            }
+        return _hits([(*rows[i], score) for i, score in ranked], "bm25")
 
     def list_documents(self, access: Access | None = None) -> list[DocumentInfo]:
         """Every document the caller may see (all with ``access`` None), sorted by doc id."""
@@ -742,8 +763,8 @@ class PgStore:
         return n
 
     def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
-        """Compare ``corpus_stats`` (n, total_len), each chunk's ``tsv_len`` and ``lexeme_df`` with a
-        recount from the stored ``tsvector``s; with ``apply``, write the recount (one transaction,
+        """Compare ``corpus_stats`` (n, total_len), each chunk's ``tsv_len``, ``lexeme_df`` and
+        ``postings`` with a recount from the stored ``tsvector``s; with ``apply``, write the recount (one transaction,
         under the write lock of ``replace_documents``)."""
         with self.pool.connection() as conn, conn.transaction():
             if apply:
@@ -777,11 +798,22 @@ def _stat_mismatches(conn) -> list[StatisticMismatch]:
     if lexemes:
         note = f"{lexemes} lexemes' document frequencies differ (e.g. {example})"
         found.append(StatisticMismatch("lexeme_df", int(stored_sum), int(counted_sum), note))
+    stored_n, counted_n, differ = conn.execute(
+        f"WITH r AS ({_POSTINGS_OF}), p AS (SELECT * FROM postings) "
+        "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM r), "
+        "(SELECT count(*) FROM ((TABLE p EXCEPT ALL TABLE r) UNION ALL (TABLE r EXCEPT ALL TABLE p)) x)"
+    ).fetchone()
+    if differ:
+        note = f"{differ} postings differ from the chunks' tsvectors"
+        found.append(StatisticMismatch("postings", int(stored_n), int(counted_n), note))
     return found
 
 
 def _write_recount(conn) -> None:
     conn.execute(f"UPDATE chunks c SET tsv_len = ({_LEN_OF_TSV}) WHERE c.tsv_len <> ({_LEN_OF_TSV})")
+    conn.execute(f"CREATE TEMP TABLE counted_postings ON COMMIT DROP AS {_POSTINGS_OF}")
+    conn.execute("DELETE FROM postings")  # rare (check --repair): rebuilt whole, in this transaction
+    conn.execute("INSERT INTO postings SELECT * FROM counted_postings ORDER BY 1, 2")
     conn.execute(f"CREATE TEMP TABLE counted ON COMMIT DROP AS WITH {_COUNTED_DF} SELECT * FROM counted")
     conn.execute("DELETE FROM lexeme_df d WHERE NOT EXISTS (SELECT 1 FROM counted c WHERE c.lexeme = d.lexeme)")
     conn.execute(

@@ -1,0 +1,247 @@
+"""PostgreSQL keyword side before/after MaxScore: BM25 and hybrid latency, identical rankings, write cost.
+
+Builds (or reuses, in ``--work``) the chunk set of bench/scale_data.py in PostgreSQL through
+bench/scale.py's ``load`` / ``build`` / ``local_postgres``, then per query, interleaved (the order of
+the two alternates from query to query):
+
+- bm25: ``PgStore.keyword_search`` (MaxScore, ``pg_bm25.top_k``) against the previous full-scan
+  query (``pg_bm25.full_scan``), top_k 10, without and with the filter ``bucket = 3`` (10% of the
+  chunks), and top_k 100 (the depth hybrid search asks the keyword side for); p50/p95/p99 in ms;
+  the rankings compared (ids and order equal, scores within 1e-9 relative);
+- hybrid: ``KnowledgeBase.search(mode="hybrid")``, query embedding included (embedding and retrieval
+  caches off),
+  with the store's keyword search being one or the other; p50/p99 in ms;
+- chunks scored per query (median): the full scan scores every chunk holding any query lexeme,
+  MaxScore only those holding an essential term (last round);
+- disk: ``pg_total_relation_size`` of ``chunks`` and of ``postings``;
+- write: one 1,000-chunk batch ``replace_documents`` (new documents) then ``delete_documents``,
+  ``--writes`` times each with and without the postings maintenance (interleaved).
+
+Usage (data as in docs/benchmarks.md "Scale: 100k chunks, both stores"):
+  python bench/scale_data.py --out /tmp/scale-eval --from-index ~/.cache/groundwork/eval/scifact-<key> \
+      ~/.cache/groundwork/eval/multihop-rag-<key>
+  python bench/pg_keyword.py --data /tmp/scale-eval --multiply 5 --work /tmp/pgkw [--build-only]
+Writes bench/results/pg-keyword-<n>.json. Prints the load average: other processes skew the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from groundwork import KnowledgeBase, load_settings
+from groundwork.filters import parse_filter
+from groundwork.index import pg_bm25
+from groundwork.types import Access, Chunk
+from machine import Load
+from scale import build, load, local_postgres, pct
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def same(new, old) -> bool:
+    """Same ranking: scores within 1e-9 relative at every rank and the same chunks at every rank but
+    among equal scores (the full scan's sums of one text's copies can differ in the last bit, which
+    then decides their order); at the last score the tie may be cut at different copies."""
+    if len(new) != len(old) or any(abs(a.score - b.score) > 1e-9 * abs(b.score) for a, b in zip(new, old)):
+        return False
+    last = round(old[-1].score, 9) if old else None
+    groups = [{(round(h.score, 9), h.chunk.chunk_id) for h in hits if round(h.score, 9) != last} for hits in (new, old)]
+    return groups[0] == groups[1]
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {f"p{p}_ms": round(pct(ms, p), 2) for p in (50, 95, 99)}
+
+
+def keyword_runs(store, queries: list[str]) -> dict:
+    """Interleaved old/new keyword searches: latency per variant and the identical-ranking count."""
+    access = Access.all()
+    variants = {"bm25 top10": (10, None), "bm25 top10 +filter": (10, "bucket = 3"), "bm25 top100": (100, None)}
+    out = {}
+    for name, (k, flt) in variants.items():
+        where = parse_filter(flt) if flt else None
+        lat: dict[str, list[float]] = {"before": [], "after": []}
+        identical = 0
+        for i, q in enumerate(queries):
+            runs = {
+                "before": lambda q=q, k=k, w=where: store._keyword(q, k, w, access, pg_bm25.full_scan),
+                "after": lambda q=q, k=k, w=where: store.keyword_search(q, k, w, access),
+            }
+            res = {}
+            for label in ("before", "after") if i % 2 else ("after", "before"):
+                ms, res[label] = timed(runs[label])
+                lat[label].append(ms)
+            identical += same(res["after"], res["before"])
+        out[name] = {"before": summary(lat["before"]), "after": summary(lat["after"]), "identical": identical}
+    return out
+
+
+def scored_counts(store, queries: list[str]) -> dict:
+    """Median chunks scored per query: full scan (every chunk holding a query lexeme) vs MaxScore."""
+    full, pruned, rounds = [], [], []
+    for q in queries:
+        trace: list[tuple[int, int]] = []
+        store._keyword(q, 10, None, None, lambda *a, trace=trace: pg_bm25.top_k(*a, trace=trace))
+        if not trace:
+            continue
+        with store.pool.connection() as conn:
+            words = conn.execute("SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('english', %s))", [q])
+            lexemes = words.fetchone()[0] or []
+            full.append(pg_bm25._count(conn, pg_bm25.tsquery_of(lexemes), "TRUE", []))
+        pruned.append(trace[-1][1])
+        rounds.append(len(trace))
+    return {
+        "full_scan_median": statistics.median(full),
+        "maxscore_median": statistics.median(pruned),
+        "rounds_median": statistics.median(rounds),
+        "rounds_max": max(rounds),
+    }
+
+
+def hybrid_runs(kb, queries: list[str]) -> dict:
+    store = kb.store
+    new = store.keyword_search
+
+    def old(query, top_k, where=None, access=None):
+        return store._keyword(query, top_k, where, access, pg_bm25.full_scan)
+
+    lat: dict[str, list[float]] = {"before": [], "after": []}
+    for i, q in enumerate(queries):
+        for label in ("before", "after") if i % 2 else ("after", "before"):
+            store.keyword_search = old if label == "before" else new
+            lat[label].append(timed(lambda q=q: kb.search(q, mode="hybrid", top_k=10, access=Access.all()))[0])
+    store.keyword_search = new
+    return {label: {k: v for k, v in summary(ms).items() if k != "p95_ms"} for label, ms in lat.items()}
+
+
+def write_cost(store, rows: list[dict], vecs: np.ndarray, repeats: int) -> dict:
+    """Seconds for one 1,000-chunk batch (new documents) written, then deleted, with the postings
+    maintained ("after") and, interleaved, without ("before": ``_update_postings`` skipped for both the
+    write and the delete, so the postings stay as they were)."""
+    from groundwork.index import postgres
+
+    keep = postgres._update_postings
+    times: dict[str, dict[str, list[float]]] = {x: {"write": [], "delete": []} for x in ("before", "after")}
+    for r in range(repeats):
+        chunks = [
+            Chunk(
+                chunk_id=f"w{r}-{row['id']}",
+                doc_id=f"w{r}-{row['doc']}",
+                source=row["doc"],
+                position=row["position"],
+                text=row["text"],
+                content_hash=row["id"],
+                metadata=row["metadata"],
+                vector=vecs[i],
+            )
+            for i, row in enumerate(rows[r * 1000 : (r + 1) * 1000])
+        ]
+        docs = {c.doc_id: "h" for c in chunks}
+        for label in ("before", "after") if r % 2 else ("after", "before"):
+            postgres._update_postings = keep if label == "after" else lambda *a: None
+            try:
+                times[label]["write"].append(timed(lambda d=docs, c=chunks: store.replace_documents(d, c, "b"))[0])
+                times[label]["delete"].append(timed(lambda d=docs: store.delete_documents(list(d)))[0])
+            finally:
+                postgres._update_postings = keep
+    return {
+        label: {f"{op}_ms_median": round(statistics.median(v), 1) for op, v in ops.items()}
+        for label, ops in times.items()
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="/tmp/scale-eval")
+    ap.add_argument("--chunks", type=int, default=1_000_000, help="chunks read from --data before --multiply")
+    ap.add_argument("--multiply", type=int, default=5)
+    ap.add_argument("--sigma", type=float, default=0.01)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--writes", type=int, default=6)
+    ap.add_argument("--work", required=True, help="folder of the PostgreSQL data (reused when built)")
+    ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    data, work = Path(args.data), Path(args.work)
+    rows, vecs = load(data, args.chunks, args.multiply, args.sigma)
+    n = len(rows)
+    server = local_postgres(work)
+    overrides = {
+        "embedder.cache": False,
+        "cache.enabled": False,  # each question runs twice (before, after): no retrieval cache hits
+        "index.ann_min_rows": 1,
+        "store": "postgres",
+        "pg_dsn": server.dsn,
+        "postgres.schema_name": f"scale_{n}",
+    }
+    kb = KnowledgeBase(settings=load_settings(kb=work / "kb", **overrides))
+    kb.store.check_model(kb.embedder.model_id, kb.embedder.dimension)
+    if kb.store.count_chunks() != n:
+        if kb.store.count_chunks():
+            raise SystemExit(f"{kb.store.path} holds another chunk set; use an empty --work")
+        write_s, index_s = build(kb.store, rows, vecs)
+        print(f"built {n} chunks: write {write_s:.1f} s, indexes {index_s:.1f} s")
+    if args.build_only:
+        return server.stop()
+
+    texts = [json.loads(x)["text"] for x in (data / "queries.jsonl").read_text().splitlines()]
+    pick = np.random.default_rng(1).choice(len(texts), size=min(args.queries + 20, len(texts)), replace=False)
+    queries = [texts[i] for i in pick]
+    for q in queries[:20]:  # warm-up: caches, pool, model
+        kb.search(q, mode="hybrid", top_k=10, access=Access.all())
+        kb.store._keyword(q, 10, None, None, pg_bm25.full_scan)
+    queries = queries[20:]
+    load_meter = Load()
+    keyword = keyword_runs(kb.store, queries)
+    hybrid = hybrid_runs(kb, queries)
+    writes = write_cost(kb.store, rows, vecs, args.writes)
+    machine = load_meter.report()
+    scored = scored_counts(kb.store, queries)
+    disk = kb.store._query("SELECT pg_total_relation_size('chunks'), pg_total_relation_size('postings')")[0]
+    result = {
+        "chunks": n,
+        "disk_mb": {"chunks": round(disk[0] / 1e6, 1), "postings": round(disk[1] / 1e6, 1)},
+        "queries": len(queries),
+        "keyword": keyword,
+        "hybrid": hybrid,
+        "chunks_scored": scored,
+        "write_1000_chunks": writes,
+        "machine": machine,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    out = Path(args.out or ROOT / f"bench/results/pg-keyword-{n}.json")
+    out.write_text(json.dumps(result, indent=2))
+    print(f"PostgreSQL keyword side, {n} chunks, {len(queries)} queries (ms; load {machine})")
+    print(f"{'':<22}{'before p50':>11}{'p95':>9}{'p99':>9}{'after p50':>11}{'p95':>9}{'p99':>9}{'identical':>11}")
+    for name, v in keyword.items():
+        b, a = v["before"], v["after"]
+        print(
+            f"{name:<22}{b['p50_ms']:>11}{b['p95_ms']:>9}{b['p99_ms']:>9}"
+            f"{a['p50_ms']:>11}{a['p95_ms']:>9}{a['p99_ms']:>9}{v['identical']:>8}/{len(queries)}"
+        )
+    b, a = hybrid["before"], hybrid["after"]
+    print(
+        f"{'hybrid (with embedding)':<22}{b['p50_ms']:>11}{'':>9}{b['p99_ms']:>9}{a['p50_ms']:>11}{'':>9}{a['p99_ms']:>9}"
+    )
+    print(f"chunks scored per query: {scored}")
+    print(f"disk (MB, indexes included): {result['disk_mb']}")
+    print(f"1,000-chunk batch, median ms (before = without postings maintenance): {writes}")
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

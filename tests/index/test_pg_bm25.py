@@ -1,0 +1,254 @@
+"""PostgreSQL BM25 with MaxScore early termination against the full-scan query it replaced.
+
+One store of a few hundred synthetic chunks (Zipf-distributed words, so a few terms are in most chunks
+and many are rare; skewed term frequencies; tenants, groups and metadata), shared by the module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import numpy as np
+import pytest
+
+from groundwork.config import IndexSettings
+from groundwork.filters import parse_filter
+from groundwork.index import pg_bm25
+from groundwork.types import Access, Chunk
+
+DIM = 8
+# Words with punctuation the parser splits or keeps (hyphens, apostrophes, e-mail, URL, version, '\').
+ODD = ["x-ray", "o'brien", "e-mail", "c++", "foo@bar.com", "http://ex.org/a", "1.5", "back\\slash", "don't"]
+SYLL = ["ka", "lo", "mi", "ren", "tus", "vel", "dor", "pha", "qui", "zen", "bar", "nox"]
+
+
+def _vocab(rng: np.random.Generator, n: int = 160) -> list[str]:
+    words = {"".join(rng.choice(SYLL, size=rng.integers(2, 4))) for _ in range(n * 2)}
+    return sorted(words)[:n] + ODD
+
+
+@pytest.fixture(scope="module")
+def corpus(pg_dsn: str):
+    """(store, vocabulary): 400 chunks over 3 tenants (one None), groups on some, metadata kind/year."""
+    import psycopg
+
+    from groundwork.index.postgres import PgStore
+
+    rng = np.random.default_rng(19)
+    vocab = _vocab(rng)
+    zipf = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
+    zipf /= zipf.sum()
+    chunks = []
+    for i in range(400):
+        words = list(rng.choice(vocab, size=int(rng.integers(3, 90)), p=zipf))
+        if i % 7 == 0:  # a skewed term frequency: one word many times
+            words += [words[0]] * int(rng.integers(5, 40))
+        tenant = [None, "acme", "globex"][i % 3]
+        groups = ("hr",) if i % 5 == 0 else ("eng", "ops") if i % 11 == 0 else ()
+        vec = rng.normal(size=DIM).astype(np.float32)
+        chunks.append(
+            Chunk(
+                chunk_id=f"d{i // 2}::{i % 2}",
+                doc_id=f"d{i // 2}",
+                source=f"/src/d{i // 2}",
+                position=i % 2,
+                text=" ".join(str(w) for w in words) + (" and the of" if i % 4 == 0 else ""),
+                content_hash=f"h{i}",
+                metadata={"kind": ["note", "spec", "log"][i % 3], "year": 2000 + i % 25},
+                vector=vec / np.linalg.norm(vec),
+                tenant=tenant,
+                allowed_groups=groups,
+            )
+        )
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=schema, pool_size=2)
+    store.check_model("m", DIM)
+    store.replace_documents({c.doc_id: "h" for c in chunks}, chunks, "p")
+    yield store, vocab
+    store.close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _same(new, old) -> None:
+    """Same ranking: scores within 1e-9 relative at every rank, and the same chunks at every rank but
+    among equal scores (equal within 1e-9: the full scan sums a chunk's terms in whatever order its
+    plan gives, so copies of one text can differ in the last bit, which decides their order). At the
+    last score the tie may be cut at different chunks."""
+    assert len(new) == len(old)
+    for a, b in zip(new, old):
+        assert a.score == pytest.approx(b.score, rel=1e-9)
+    last = round(old[-1].score, 9) if old else None
+    groups = [{(round(h.score, 9), h.chunk.chunk_id) for h in hits if round(h.score, 9) != last} for hits in (new, old)]
+    assert groups[0] == groups[1]
+
+
+ACCESS = [
+    None,
+    Access.all(),
+    Access(tenant="acme"),
+    Access(tenant="acme", groups=("hr",)),
+    Access(tenant=None, groups=("eng",)),
+    Access(tenant="globex", groups=("ops", "hr")),
+]
+FILTERS = [None, "kind = 'spec'", "year >= 2020", "kind IN ('note', 'log') AND year < 2010", "year >= 2001"]
+
+
+def test_maxscore_ranking_equals_the_full_scan(corpus) -> None:
+    store, vocab = corpus
+    rng = np.random.default_rng(7)
+    # Queries mix the commonest words (in most chunks), rare ones, odd tokens and stop words.
+    for n in range(160):
+        words = list(rng.choice(vocab[:12], size=int(rng.integers(0, 4))))
+        words += list(rng.choice(vocab, size=int(rng.integers(1, 6))))
+        query = " ".join(str(w) for w in words) + (" the what is" if n % 3 == 0 else "")
+        top_k = [1, 5, 10, 50][n % 4]
+        where = parse_filter(FILTERS[n % len(FILTERS)]) if FILTERS[n % len(FILTERS)] else None
+        access = ACCESS[n % len(ACCESS)]
+        new = store.keyword_search(query, top_k, where, access)
+        old = store._keyword(query, top_k, where, access, pg_bm25.full_scan)
+        _same(new, old)
+
+
+def test_common_terms_are_not_scanned(corpus) -> None:
+    # A rare term decides the top 5; the commonest terms stay non-essential, so fewer chunks are
+    # scored than the full scan scores (every chunk holding any term).
+    store, vocab = corpus
+    query = f"{vocab[0]} {vocab[1]} {vocab[2]} {vocab[-12]}"
+    trace: list[tuple[int, int]] = []
+
+    def traced(*args):
+        return pg_bm25.top_k(*args, trace=trace)
+
+    _same(store._keyword(query, 5, None, None, traced), store._keyword(query, 5, None, None, pg_bm25.full_scan))
+    with store.pool.connection() as conn:
+        matching = conn.execute(
+            "SELECT count(*) FROM chunks WHERE tsv @@ %s::tsquery",
+            [
+                pg_bm25.tsquery_of(
+                    [
+                        r[0]
+                        for r in conn.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))", [query])
+                    ]
+                )
+            ],
+        ).fetchone()[0]
+    essential, scored = trace[-1]
+    assert essential < 4 and scored < matching, (trace, matching)
+
+
+def test_a_filter_never_lets_another_tenants_chunk_in_and_still_fills_top_k(corpus) -> None:
+    # The attack: the query's best chunks all belong to tenant "globex"; an "acme" caller must get
+    # only acme's chunks (no group, or a group it has), and top_k of them when that many match.
+    store, vocab = corpus
+    query = " ".join(vocab[:6])
+    everyone = store.keyword_search(query, 400)
+    caller = Access(tenant="acme", groups=("eng",))
+    visible = [h for h in everyone if caller.can_see(h.chunk.tenant, h.chunk.allowed_groups)]
+    assert len(visible) >= 20
+    hits = store.keyword_search(query, 20, access=caller)
+    assert [h.chunk.chunk_id for h in hits] == [h.chunk.chunk_id for h in visible[:20]]
+    hits = store.keyword_search(query, 15, parse_filter("year < 2012"), caller)
+    assert len(hits) == 15
+    assert all(h.chunk.tenant == "acme" and h.chunk.metadata["year"] < 2012 for h in hits)
+    assert all(not h.chunk.allowed_groups or "eng" in h.chunk.allowed_groups for h in hits)
+
+
+def test_a_write_between_searches_is_seen_and_ranking_stays_exact(corpus) -> None:
+    store, vocab = corpus
+    query = f"{vocab[0]} {vocab[40]} {vocab[41]}"
+    extra = Chunk(
+        chunk_id="new::0",
+        doc_id="new",
+        source="/src/new",
+        position=0,
+        text=f"{vocab[40]} {vocab[41]}",
+        content_hash="hn",
+        metadata={},
+        vector=np.eye(DIM, dtype=np.float32)[0],
+    )
+    store.replace_documents({"new": "h"}, [extra], "p")
+    try:
+        new = store.keyword_search(query, 10)
+        assert new[0].chunk.chunk_id == "new::0"
+        _same(new, store._keyword(query, 10, None, None, pg_bm25.full_scan))
+    finally:
+        store.delete_documents(["new"])
+    assert "new::0" not in {h.chunk.chunk_id for h in store.keyword_search(query, 10)}
+
+
+def _small_store(dsn: str, schema: str):
+    from groundwork.index.postgres import PgStore
+
+    store = PgStore.connect(dsn, DIM, IndexSettings(), schema=schema, pool_size=2)
+    store.check_model("m", DIM)
+    rows = [
+        Chunk(
+            chunk_id=f"{d}::{i}",
+            doc_id=d,
+            source=f"/src/{d}",
+            position=i,
+            text=text,
+            content_hash=f"h{d}{i}",
+            metadata={},
+            vector=np.eye(DIM, dtype=np.float32)[i % DIM],
+        )
+        for d, texts in {
+            "pumps": ["the pump impeller pump seal", "pump pressure weekly"],
+            "valves": ["valve replaced yearly", "valve seal and pump"],
+            "canteen": ["lunch menu soup"],
+        }.items()
+        for i, text in enumerate(texts)
+    ]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    return store, rows
+
+
+def test_postings_follow_every_write_and_check_repairs_them(pg_dsn: str, pg_schema: str) -> None:
+    import psycopg
+
+    store, rows = _small_store(pg_dsn, pg_schema)
+    changed = dataclasses.replace(rows[0], text="impeller impeller balance")
+    store.replace_documents({"pumps": "h2"}, [changed], "p")  # replace: a document's chunks change
+    store.delete_documents(["canteen"])
+    store.drop_rows(["valves::1"])
+    assert store.recount_statistics() == []  # postings equal a recount from the stored tsvectors
+    other = f"{pg_schema}_b"
+    try:
+        from groundwork.index.postgres import PgStore
+
+        copy = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=other, pool_size=2)
+        copy.check_model("m", DIM)
+        copy.import_rows(list(store.export_rows()))
+        assert copy.recount_statistics() == []
+        assert [h.chunk.chunk_id for h in copy.keyword_search("impeller valve", 5)] == ["pumps::0", "valves::0"]
+        copy.close()
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {other} CASCADE")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # what a writer that skipped the postings leaves
+        conn.execute(f"DELETE FROM {pg_schema}.postings WHERE lexeme = 'impel'")
+        conn.execute(f"UPDATE {pg_schema}.postings SET tf = tf + 3 WHERE lexeme = 'valv'")
+    found = store.recount_statistics()
+    assert [m.name for m in found] == ["postings"] and "differ" in found[0].note
+    store.recount_statistics(apply=True)
+    assert store.recount_statistics() == []
+    hits = store.keyword_search("impeller valve", 5)
+    _same(hits, store._keyword("impeller valve", 5, None, None, pg_bm25.full_scan))
+    store.close()
+
+
+def test_migration_builds_the_postings_of_an_existing_database(pg_dsn: str, pg_schema: str) -> None:
+    import psycopg
+
+    from groundwork.index.pg_schema import migrate
+
+    store, _ = _small_store(pg_dsn, pg_schema)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a database from before migration 193
+        conn.execute(f"DROP TABLE {pg_schema}.postings")
+        conn.execute(f"DELETE FROM {pg_schema}.schema_migrations WHERE version = 193")
+    assert migrate(pg_dsn, pg_schema, DIM) == [193]
+    assert store.recount_statistics() == []
+    _same(store.keyword_search("pump seal", 5), store._keyword("pump seal", 5, None, None, pg_bm25.full_scan))
+    store.close()
