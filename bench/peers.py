@@ -190,7 +190,7 @@ def worker(framework: str, work: Path, model_dir: str) -> dict:
         if q["qrels"]:
             scores.append(ndcg10(ranking, q["qrels"]))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    bare = bare_encode(model_dir, texts)
+    bare = bare_encode(model_dir, texts) if os.environ.get("GW_PEERS_BARE", "1") == "1" else float("nan")
     return {
         "build_s": round(build, 2),
         "chunks": len(texts),
@@ -247,8 +247,8 @@ def versions(python: Path) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
-def run_one(python: Path, framework: str, work: Path, model_dir: str) -> dict:
-    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(ROOT / "src")}
+def run_one(python: Path, framework: str, work: Path, model_dir: str, bare: bool = True) -> dict:
+    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(ROOT / "src"), "GW_PEERS_BARE": "1" if bare else "0"}
     cmd = [str(python), str(Path(__file__).resolve()), "--worker", framework, "--work", str(work)]
     proc = subprocess.run([*cmd, "--model-dir", model_dir], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -265,6 +265,7 @@ def main() -> int:
     ap.add_argument("--order", default=",".join(FRAMEWORKS))
     ap.add_argument("--venv", type=Path, default=Path("/work/peers-venv"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/peers.json")
+    ap.add_argument("--no-bare", action="store_true", help="skip the bare encodes (ratio to bare: nan)")
     ap.add_argument(
         "--keep",
         type=Path,
@@ -292,14 +293,15 @@ def main() -> int:
     runs: dict[str, list[dict]] = {f: [] for f in order}
     with tempfile.TemporaryDirectory(prefix="gw-peers-") as tmp:
         work = Path(tmp) if args.keep is None else args.keep
-        if args.keep is not None and args.keep.exists():
-            raise SystemExit(f"--keep {args.keep}: exists; give a new folder")
+        for f in order:  # a kept folder may hold other frameworks' builds, never this run's
+            if f.startswith("groundwork") and (work / f"kb-{'onnx-int8' if f.endswith('int8') else 'torch'}").exists():
+                raise SystemExit(f"--keep {work}: {f} was built there already; give another folder")
         work.mkdir(parents=True, exist_ok=True)
         data = prepare(args.data, args.limit_docs, args.latency_questions, work)
         for r in range(args.repeats):
             for f in order[r % len(order) :] + order[: r % len(order)]:
                 python = Path(sys.executable) if f.startswith("groundwork") else peer_python
-                runs[f].append(run_one(python, f, work, model_dir))
+                runs[f].append(run_one(python, f, work, model_dir, not args.no_bare))
                 print(f"repeat {r + 1}: {f}: {runs[f][-1]}", file=sys.stderr)
     rows = {f: min(rs, key=lambda x: x["build_s"]) | {"builds_s": [x["build_s"] for x in rs]} for f, rs in runs.items()}
     title = f"SciFact: {data['documents']} documents, {data['questions']} questions ({data['judged_questions']} judged)"
