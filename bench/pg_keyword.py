@@ -38,9 +38,9 @@ import numpy as np
 from groundwork import KnowledgeBase, load_settings
 from groundwork.filters import parse_filter
 from groundwork.index import pg_bm25
-from groundwork.types import Access, Chunk
+from groundwork.types import Access
 from machine import Load
-from scale import build, load, local_postgres, pct
+from scale import build, chunk_of, load, local_postgres, pct
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,19 +136,7 @@ def write_cost(store, rows: list[dict], vecs: np.ndarray, repeats: int) -> dict:
     keep = postgres._update_postings
     times: dict[str, dict[str, list[float]]] = {x: {"write": [], "delete": []} for x in ("before", "after")}
     for r in range(repeats):
-        chunks = [
-            Chunk(
-                chunk_id=f"w{r}-{row['id']}",
-                doc_id=f"w{r}-{row['doc']}",
-                source=row["doc"],
-                position=row["position"],
-                text=row["text"],
-                content_hash=row["id"],
-                metadata=row["metadata"],
-                vector=vecs[i],
-            )
-            for i, row in enumerate(rows[r * 1000 : (r + 1) * 1000])
-        ]
+        chunks = [chunk_of(row, vecs[i], f"w{r}-") for i, row in enumerate(rows[r * 1000 : (r + 1) * 1000])]
         docs = {c.doc_id: "h" for c in chunks}
         for label in ("before", "after") if r % 2 else ("after", "before"):
             postgres._update_postings = keep if label == "after" else lambda *a: None

@@ -58,6 +58,20 @@ def load(data: Path, n: int, multiply: int, sigma: float) -> tuple[list[dict], n
     return out_rows, np.concatenate(out_vecs).astype(np.float32)
 
 
+def chunk_of(row: dict, vector: np.ndarray, prefix: str = "") -> Chunk:
+    """A chunk of the scale set (a chunks.jsonl row and its vector); ``prefix`` makes other ids."""
+    return Chunk(
+        chunk_id=prefix + row["id"],
+        doc_id=prefix + row["doc"],
+        source=row["doc"],
+        position=row["position"],
+        text=row["text"],
+        content_hash=row["id"],
+        metadata=row["metadata"],
+        vector=vector,
+    )
+
+
 def build(store, rows: list[dict], vecs: np.ndarray, batch: int = 4000) -> tuple[float, float]:
     t0 = time.perf_counter()
     start = 0
@@ -65,19 +79,7 @@ def build(store, rows: list[dict], vecs: np.ndarray, batch: int = 4000) -> tuple
         end = min(start + batch, len(rows))
         while end < len(rows) and rows[end]["doc"] == rows[end - 1]["doc"]:
             end += 1
-        chunks = [
-            Chunk(
-                chunk_id=r["id"],
-                doc_id=r["doc"],
-                source=r["doc"],
-                position=r["position"],
-                text=r["text"],
-                content_hash=r["id"],
-                metadata=r["metadata"],
-                vector=vecs[i],
-            )
-            for i, r in zip(range(start, end), rows[start:end])
-        ]
+        chunks = [chunk_of(r, vecs[i]) for i, r in zip(range(start, end), rows[start:end])]
         store.replace_documents({c.doc_id: "h" for c in chunks}, chunks, "bench")
         start = end
     write_s = time.perf_counter() - t0
