@@ -46,14 +46,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def same(new, old) -> bool:
-    """Same ranking: scores within 1e-9 relative at every rank and the same chunks at every rank but
-    among equal scores (the full scan's sums of one text's copies can differ in the last bit, which
-    then decides their order); at the last score the tie may be cut at different copies."""
+    """Same ranking: scores within 1e-9 relative at every rank, and the same chunks at every rank but
+    among tied scores (the full scan's float sums of one text's copies differ in the last bits, which
+    then decide their order); the last tie group may be cut at different copies. Ties are runs of
+    ranks whose scores are within 1e-9 relative of the run's first (not rounded values: a rounding
+    boundary can fall inside a run)."""
     if len(new) != len(old) or any(abs(a.score - b.score) > 1e-9 * abs(b.score) for a, b in zip(new, old)):
         return False
-    last = round(old[-1].score, 9) if old else None
-    groups = [{(round(h.score, 9), h.chunk.chunk_id) for h in hits if round(h.score, 9) != last} for hits in (new, old)]
-    return groups[0] == groups[1]
+    runs, start = [], 0
+    for i in range(1, len(old) + 1):
+        if i == len(old) or abs(old[i].score - old[start].score) > 1e-9 * abs(old[start].score):
+            runs.append((start, i))
+            start = i
+    return all({h.chunk.chunk_id for h in new[a:b]} == {h.chunk.chunk_id for h in old[a:b]} for a, b in runs[:-1])
 
 
 def timed(fn):

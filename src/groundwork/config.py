@@ -250,6 +250,11 @@ class IndexSettings(_Section):
     ann_min_rows: int = Field(
         100_000, ge=1, description="build an HNSW index once the table has this many chunks; flat search below"
     )
+    flat_in_memory: bool = Field(
+        True,
+        description="LanceDB, below ann_min_rows: exact vector search from an in-process copy of the vectors "
+        "(rows x dimension x 4 bytes of memory, reloaded after each write) instead of reading them on every query",
+    )
     hnsw_m: int = Field(20, ge=4)
     hnsw_ef_construction: int = Field(300, ge=16)
     hnsw_ef_search: int = Field(128, ge=10, description="HNSW query-time candidate list size (recall vs latency)")

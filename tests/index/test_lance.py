@@ -104,3 +104,94 @@ def test_rankings_are_the_searches_ids_and_kept_rows_are_read_by_ref(store: Lanc
     store.delete_documents([ranked[1].chunk_id.split("::")[0]])
     assert store.chunks_at(ranked[1:2]) is None  # the row is gone
     assert store.chunks_at([]) == []
+
+
+def _tenant_rows(n: int, dim: int = 8) -> list[Chunk]:
+    from dataclasses import replace
+
+    return [
+        replace(chunk(f"d{i}", 0, f"solar report {i}", unit(i), kind="a" if i % 3 else "b"), tenant=t)
+        for i, t in zip(range(n), [None, "one", "two"] * n)
+    ]
+
+
+def test_flat_search_from_memory_ranks_as_lancedb_under_every_view(tmp_path: Path) -> None:
+    """The in-memory exact search (index/lance_reads.py) returns LanceDB's flat search: same ids in
+    the same order, cosine within float32 rounding, with the caller's access and a filter applied
+    before ranking (a tenant never sees another tenant's row, however similar)."""
+    from groundwork.filters import parse_filter
+    from groundwork.types import Access
+
+    rows = _tenant_rows(40)
+    memory = LanceStore(tmp_path / "kb", IndexSettings())
+    memory.check_model("m", 8)
+    memory.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    lancedb = LanceStore(tmp_path / "kb", IndexSettings(flat_in_memory=False))
+    for seed in range(5):
+        for access in (None, Access(), Access("one"), Access("two")):
+            for flt in (None, parse_filter("kind = 'a'")):
+                got = memory.vector_search(unit(100 + seed), 10, flt, access)
+                want = lancedb.vector_search(unit(100 + seed), 10, flt, access)
+                assert [h.chunk.chunk_id for h in got] == [h.chunk.chunk_id for h in want]
+                assert np.allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+                if access is not None and access.tenant:
+                    assert {h.chunk.tenant for h in got} <= {access.tenant}
+    assert memory._flat._version is not None and lancedb._flat._version is None  # each took its own path
+
+
+def test_flat_search_sees_another_writers_changes_at_once(tmp_path: Path) -> None:
+    """The in-memory copy belongs to one table version: a document written or deleted by another
+    store (another process, say) is in, or out of, the very next search."""
+    reader = LanceStore(tmp_path / "kb", IndexSettings())
+    reader.check_model("m", 8)
+    rows = _tenant_rows(10)
+    reader.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    probe = unit(999)
+    assert "new" not in {h.chunk.doc_id for h in reader.vector_search(probe, 3)}
+    writer = LanceStore(tmp_path / "kb", IndexSettings())
+    writer.replace_documents({"new": "h"}, [chunk("new", 0, "the probe itself", probe)], "p")
+    hits = reader.vector_search(probe, 3)
+    assert hits[0].chunk.doc_id == "new" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert reader.vector_ranking(probe, 1)[0].chunk_id == "new::0"
+    writer.delete_documents(["new"])
+    assert "new" not in {h.chunk.doc_id for h in reader.vector_search(probe, 3)}
+    assert "new::0" not in {r.chunk_id for r in reader.vector_ranking(probe, 3)}
+
+
+def test_a_table_past_the_flat_bound_is_not_copied_into_memory(tmp_path: Path) -> None:
+    """The copy's memory is bounded by index.ann_min_rows rows: past it (the ANN index not built yet,
+    or built by another process) the search is LanceDB's, and nothing is loaded."""
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=5))
+    store.check_model("m", 8)
+    rows = _tenant_rows(6)
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    assert not store.has_ann_index()
+    assert [h.chunk.doc_id for h in store.vector_search(unit(3), 1)] == ["d3"]
+    assert store._flat._version is None
+
+
+def test_an_unfiltered_hnsw_search_through_pylance_is_lancedbs(tmp_path: Path) -> None:
+    """Above the ANN bound a search with no pre-filter goes to the HNSW index through pylance: the
+    same ids, order and scores as LanceDB's vector query on the same index; a filtered one stays on
+    LanceDB's query."""
+    from groundwork.filters import parse_filter
+
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(800, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=500))
+    store.check_model("m", 8)
+    rows = [chunk(f"d{i}", 0, f"t{i}", vecs[i], kind="a" if i % 2 else "b") for i in range(800)]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    store.optimize()
+    assert store.has_ann_index()
+    for qi in range(10):
+        q = vecs[qi * 71]
+        direct = store._direct_ranking(q, 10, None, None)
+        query = store._vector_query(q, None, None).select(["chunk_id", "_distance"]).with_row_id(True).limit(10)
+        table = store._read(query)
+        assert [r.chunk_id for r in direct] == table.column("chunk_id").to_pylist()
+        assert np.allclose([r.score for r in direct], [1 - d for d in table.column("_distance").to_pylist()])
+        assert [h.chunk.chunk_id for h in store.vector_search(q, 10)] == [r.chunk_id for r in direct]
+    assert store._direct_ranking(vecs[0], 10, parse_filter("kind = 'a'"), None) is None
+    assert store._flat._version is None  # past the bound: nothing copied into memory

@@ -129,9 +129,9 @@ def test_hybrid_reading_only_the_kept_rows_ranks_as_reading_every_row(tenant_kb,
         for access in views:
             for top_k, where in ((1, None), (20, None), (5, "source != 'x'")):
                 a = late.retrieve(q, "hybrid", top_k, where, access).hits
+                assert read[-1] == len(a) <= top_k  # (the full lists' vector search reads by ref too)
                 b = full.retrieve(q, "hybrid", top_k, where, access).hits
                 assert _same_hits(a, b), (q, access, top_k)
-                assert read[-1] == len(a) <= top_k
     seen = {h.chunk.tenant for h in late.retrieve("electricity", "hybrid", 20, None, Access("one")).hits}
     assert seen == {"one"}  # the tenant's own documents only (public ones need Access(None))
     assert not late.retrieve("electricity", "hybrid", 20, None, Access("two")).hits  # hr-only, no group
@@ -164,6 +164,49 @@ def test_hybrid_searches_again_when_a_write_moves_a_kept_row(tenant_kb, monkeypa
     monkeypatch.setattr(kb.store, "chunks_at", lambda refs: read.append((c := chunks_at(refs)) is not None) or c)
     hits = late.retrieve("solar panels sunlight", "hybrid", 4).hits
     monkeypatch.undo()
-    assert read == [False]  # the replaced row was not read: the search ran again
+    # the replaced row was not read; the search ran again on whole lists (whose exact vector search
+    # reads its rows by ref too, from the index after the write)
+    assert read == [False, True]
     assert _same_hits(hits, full.retrieve("solar panels sunlight", "hybrid", 4).hits)
     assert [h.chunk.text for h in hits if h.chunk.doc_id == doc.doc_id] == [text]
+
+
+def test_the_keyword_search_runs_while_the_query_is_embedded_when_the_encoder_leaves_a_core(
+    tenant_kb, monkeypatch
+) -> None:
+    """With embedder.threads below the core count, hybrid search starts the keyword search before
+    the query is embedded (the two overlap), and returns the same hits as the default order."""
+    import threading
+    from types import SimpleNamespace
+
+    from groundwork.retrieve import retriever as module
+    from groundwork.retrieve.retriever import Retriever
+
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+    rule = {
+        t: Retriever(tenant_kb.store, SimpleNamespace(settings=SimpleNamespace(threads=t))).keyword_first
+        for t in (None, 1, 2)
+    }
+    assert rule == {None: False, 1: True, 2: False}
+
+    kb = tenant_kb
+    default = Retriever(kb.store, kb.embedder, kb.settings.retrieval)
+    early = Retriever(kb.store, kb.embedder, kb.settings.retrieval)
+    early.keyword_first = True
+    started, overlapped = threading.Event(), []
+    ranking, embed = kb.store.keyword_ranking, kb.embedder.embed
+
+    def keyword_ranking(*args):
+        started.set()
+        return ranking(*args)
+
+    def embed_waiting(texts):
+        overlapped.append(started.wait(timeout=10))  # the keyword search began before this returned
+        return embed(texts)
+
+    monkeypatch.setattr(kb.store, "keyword_ranking", keyword_ranking)
+    monkeypatch.setattr(kb.embedder, "embed", embed_waiting)
+    hits = early.retrieve("solar panels sunlight", "hybrid", 5).hits
+    assert overlapped == [True]
+    monkeypatch.undo()
+    assert _same_hits(hits, default.retrieve("solar panels sunlight", "hybrid", 5).hits)

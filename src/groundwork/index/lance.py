@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, QueryTimeoutError, StoreError
 from groundwork.filters import Filter, to_sql
+from groundwork.index.lance_reads import FlatVectors, LatestDataset, ann_ranking, take_rows
 from groundwork.index.lance_storage import compact, index_segments, latest, maintain, swap_rows
 from groundwork.index.rows import (
     check_access_names,
@@ -176,6 +177,8 @@ class LanceStore:
             raise StoreError(f"cannot open the knowledge base at {self.path}: {exc}") from None
         self._writer = threading.local()  # this thread's writer-lock depth (see writing())
         self._ann: bool | None = None  # whether the vector index exists; looked up once, reset by optimize()
+        self._reader: LatestDataset | None = None  # query-time reads through pylance (index/lance_reads.py)
+        self._flat = FlatVectors()
         if self._chunks is not None and "acl_tenant" not in self._chunks.schema.names:
             # Indexes written before access control: every document public (no tenant, no groups).
             self._chunks.add_columns({"acl_tenant": "CAST(NULL AS STRING)", "acl_groups": "CAST(NULL AS STRING)"})
@@ -207,6 +210,14 @@ class LanceStore:
     @_chunks.setter
     def _chunks(self, table: Any) -> None:
         self._tables["chunks"] = table
+        self._reader = None
+
+    def _dataset(self) -> Any:
+        """The chunk table as a pylance dataset at its newest committed version (``LatestDataset``)."""
+        table = self._chunks
+        if self._reader is None or self._reader.table is not table:
+            self._reader = LatestDataset(table, self.settings.read_consistency_s)
+        return self._reader.get()
 
     @property
     def _versions(self) -> Any:
@@ -621,6 +632,14 @@ class LanceStore:
     ) -> list[SearchHit]:
         if self._chunks is None:
             return []
+        refs = self._direct_ranking(vector, top_k, where, access)
+        if refs is not None:
+            chunks = self.chunks_at(refs)
+            if chunks is not None:  # else a write moved the rows: LanceDB's search below
+                return [
+                    SearchHit(chunk=c, score=r.score, rank=i, scores={"dense": r.score})
+                    for i, (c, r) in enumerate(zip(chunks, refs), 1)
+                ]
         q = self._vector_query(vector, where, access)
         table = self._read(q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k), where)
         return self._hits(table, "_distance", "dense", _similarity)
@@ -642,9 +661,49 @@ class LanceStore:
     ) -> list[RankedRef]:
         if self._chunks is None:
             return []
+        refs = self._direct_ranking(vector, top_k, where, access)
+        if refs is not None:
+            return refs
         q = self._vector_query(vector, where, access)
         table = self._read(q.select(["chunk_id", "_distance"]).with_row_id(True).limit(top_k), where)
         return _ranked(table, "_distance", _similarity)
+
+    def _direct_ranking(
+        self, vector: np.ndarray, top_k: int, where: Filter | None, access: Access | None
+    ) -> list[RankedRef] | None:
+        """The vector ranking without LanceDB's query layer (index/lance_reads.py): exact from memory
+        below the ANN bound; the HNSW index through pylance for a search with no pre-filter (bounded
+        by ef: nothing to cancel). None: LanceDB's query, with its time budget, does it."""
+        flat = self._flat_dataset()
+        if flat is not None:
+            return self._flat_ranking(*flat, vector, top_k, where, access)
+        if self.has_ann_index() and self._where(where, access) is None:
+            s = self.settings
+            return ann_ranking(self._dataset(), vector, top_k, s.hnsw_ef_search, s.refine_factor)
+        return None
+
+    def _flat_dataset(self) -> tuple[Any, int] | None:
+        """(pylance dataset, its row count) when vector search is exact from memory (``FlatVectors``):
+        ``index.flat_in_memory`` on, no ANN index, at most ``index.ann_min_rows`` rows (the bound on
+        the copy's memory, whoever grew the table)."""
+        if not self.settings.flat_in_memory or self.has_ann_index():
+            return None
+        ds = self._dataset()
+        rows = ds.count_rows()
+        return (ds, rows) if rows <= self.settings.ann_min_rows else None
+
+    def _flat_ranking(
+        self, ds: Any, rows: int, vector: np.ndarray, top_k: int, where: Filter | None, access: Access | None
+    ) -> list[RankedRef]:
+        """Exact search from the in-process copy of ``ds``'s vectors (``FlatVectors``). The pre-filter
+        (access, user filter) is evaluated by LanceDB, within the query time budget, as the row ids it
+        keeps; a row id names one immutable row, so a row kept is a row the caller may see."""
+        sql = self._where(where, access)
+        if not sql:
+            return self._flat.ranking(ds, vector, top_k)
+        query = self._chunks.search().select(["chunk_id"]).with_row_id(True).where(sql).limit(max(rows, 1))
+        allowed = self._read(query, where).column("_rowid").to_numpy()
+        return self._flat.ranking(ds, vector, top_k, np.asarray(allowed, dtype=np.uint64))
 
     def keyword_ranking(
         self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
@@ -656,8 +715,8 @@ class LanceStore:
         return _ranked(table, "_score", float)
 
     def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
-        """The rows ``refs`` name, by LanceDB row id (``Table.take_row_ids``, which leaves out missing
-        and deleted rows: https://docs.lancedb.com/curation/selective-sampling), in ``refs``' order.
+        """The rows ``refs`` name, by Lance row id (pylance's take by row id, which leaves out missing
+        and deleted rows; ``lance_reads.take_rows``), in ``refs``' order, from the newest version.
 
         A row id addresses one immutable row of one data fragment (fragment ids are never reused),
         and it came from a search pre-filtered by the caller's access, so the row read is the row
@@ -668,8 +727,7 @@ class LanceStore:
         if self._chunks is None:
             return None
         try:
-            query = self._chunks.take_row_ids([int(r.ref) for r in refs])
-            table = self._read(query.select([*_CHUNK_COLUMNS, "vector"]).with_row_id())
+            table = take_rows(self._dataset(), [int(r.ref) for r in refs], [*_CHUNK_COLUMNS, "vector"])
         except (RuntimeError, ValueError, OSError):  # a fragment removed by compaction since
             return None
         where = {rid: i for i, rid in enumerate(table.column("_rowid").to_pylist())}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,10 @@ class Retriever:
         self.settings = settings or RetrievalSettings()
         # Hybrid reads only the fused top_k rows when the store can rank without reading rows.
         self.late_rows = isinstance(store, RankingStore)
+        # An encoder held to fewer threads than there are cores leaves a core to the keyword search,
+        # which then runs while the query is embedded (see _hybrid).
+        threads = getattr(getattr(embedder, "settings", None), "threads", None)
+        self.keyword_first = bool(threads) and threads < (os.cpu_count() or 1)
 
     def retrieve(
         self,
@@ -67,6 +72,9 @@ class Retriever:
         t0 = time.perf_counter()
         vector = None
         depth = max(self.settings.candidates, top_k)
+        early = None
+        if mode == "hybrid" and self.keyword_first:
+            early = _POOL.submit(self._keyword_list, query, depth, flt, access)
         if mode in ("dense", "hybrid"):
             vector = self.embedder.embed([query])[0]
             timings["embed"] = (time.perf_counter() - t0) * 1000
@@ -76,7 +84,7 @@ class Retriever:
         elif mode == "dense":
             hits = self.store.vector_search(vector, top_k, flt, access)
         else:
-            hits = self._hybrid(query, vector, depth, top_k, flt, access)
+            hits = self._hybrid(query, vector, depth, top_k, flt, access, early)
         timings["retrieve"] = (time.perf_counter() - t1) * 1000
         if vector is not None:  # a score that means the same for every query (the fused one does not)
             for h in hits:
@@ -84,31 +92,51 @@ class Retriever:
                     h.relevance = round(float(np.dot(vector, h.chunk.vector)), 6)
         return Retrieval(hits=hits, timings_ms=timings)
 
-    def _hybrid(
-        self, query: str, vector: np.ndarray, depth: int, top_k: int, flt: Filter | None, access: Access | None
-    ) -> list[SearchHit]:
-        """Both lists ``depth`` deep, fused, cut to ``top_k``.
+    def _keyword_list(
+        self, query: str, depth: int, flt: Filter | None, access: Access | None
+    ) -> list[RankedRef] | list[SearchHit]:
+        """The keyword list ``_hybrid`` fuses: ids and scores on a RankingStore, else full hits."""
+        if self.late_rows:
+            return self.store.keyword_ranking(query, depth, flt, access)  # type: ignore[attr-defined]
+        return self.store.keyword_search(query, depth, flt, access)
 
-        The keyword search starts only once the query is embedded: run beside the encoder it took CPU
-        from the encoder's threads (on 2 cores the encode went from 12-15 to ~20 ms) and saved less
-        than it cost. It runs beside the vector search instead (both stores release the GIL in their
-        queries): hybrid costs embed + max(bm25, dense) + fusion. Measured in bench/hybrid_latency.py."""
+    def _hybrid(
+        self,
+        query: str,
+        vector: np.ndarray,
+        depth: int,
+        top_k: int,
+        flt: Filter | None,
+        access: Access | None,
+        early: Future | None = None,
+    ) -> list[SearchHit]:
+        """Both lists ``depth`` deep, fused, cut to ``top_k``; ``early`` is the keyword list
+        (``_keyword_list``) when it was started before the query was embedded.
+
+        By default the keyword search starts once the query is embedded: run beside an encoder that
+        uses every core it took CPU from the encoder's threads (on 2 cores the encode went from 12-15
+        to ~20 ms) and saved less than it cost. It runs beside the vector search instead (both stores
+        release the GIL in their queries): hybrid costs embed + max(bm25, dense) + fusion. With
+        ``embedder.threads`` below the core count it starts first and costs max(embed, bm25) + dense
+        + fusion. Measured in bench/hybrid_latency.py and bench/query_targets.py."""
         s = self.settings
         words = len(query.split())
         weights = length_weights(
             s.bm25_weight, s.dense_weight, words, s.long_query_bm25_weight, s.short_query_words, s.long_query_words
         )
         if self.late_rows:
-            hits = self._hybrid_by_ranking(query, vector, depth, top_k, flt, access, weights)
+            keyword = early or _POOL.submit(self._keyword_list, query, depth, flt, access)
+            hits = self._hybrid_by_ranking(keyword, vector, depth, top_k, flt, access, weights)
             if hits is not None:
                 return hits
-        keyword = _POOL.submit(self.store.keyword_search, query, depth, flt, access)
+            early = None  # the rows moved under the ranking: both lists again, with their rows
+        keyword = early or _POOL.submit(self.store.keyword_search, query, depth, flt, access)
         dense = self.store.vector_search(vector, depth, flt, access)
         return fuse({"bm25": keyword.result(), "dense": dense}, s.fusion, weights, s.rrf_k)[:top_k]
 
     def _hybrid_by_ranking(
         self,
-        query: str,
+        keyword: Future,
         vector: np.ndarray,
         depth: int,
         top_k: int,
@@ -120,7 +148,6 @@ class Retriever:
         chunks are read. The same hits as ``fuse`` over full lists (same scores, ranks, per-list
         ``scores``, first list's row); None when the store could not read a kept row."""
         store: RankingStore = self.store  # type: ignore[assignment]
-        keyword = _POOL.submit(store.keyword_ranking, query, depth, flt, access)
         dense = store.vector_ranking(vector, depth, flt, access)
         lists = {"bm25": keyword.result(), "dense": dense}
         fused = fuse_scores(
