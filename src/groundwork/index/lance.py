@@ -38,9 +38,24 @@ from groundwork.config import IndexSettings
 from groundwork.errors import FilterError, QueryTimeoutError, StoreError
 from groundwork.filters import Filter, to_sql
 from groundwork.index.lance_reads import FlatVectors, LatestDataset, ann_ranking, take_rows
+from groundwork.index.lance_rows import (
+    CHUNK_COLUMNS,
+    access_sql,
+    arrow_type,
+    chunks_of,
+    coerce,
+    column_kind,
+    filter_column,
+    groups_tuple,
+    groups_value,
+    plain,
+    ranked,
+    similarity,
+    sql_str,
+    with_zero,
+)
 from groundwork.index.lance_storage import compact, index_segments, latest, maintain, swap_rows
 from groundwork.index.rows import (
-    check_access_names,
     check_same_model,
     chunk_from_row,
     embed_all,
@@ -59,88 +74,6 @@ from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHi
 
 SCHEMA_VERSION = 1
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CHUNK_COLUMNS = [
-    "chunk_id",
-    "doc_id",
-    "source",
-    "position",
-    "text",
-    "title",
-    "heading",
-    "page",
-    "content_hash",
-    "doc_hash",
-    "pipeline_hash",
-    "parent_id",
-    "parent_text",
-    "metadata",
-    "acl_tenant",
-    "acl_groups",
-    "context",
-]
-
-
-def _sql_str(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
-
-
-def _groups_value(groups: Sequence[str]) -> str | None:
-    """Groups stored as '|g1|g2|' so one strpos() tests membership; None = no group restriction."""
-    return "|" + "|".join(sorted(set(groups))) + "|" if groups else None
-
-
-def _groups_tuple(value: str | None) -> tuple[str, ...]:
-    return tuple(g for g in (value or "").split("|") if g)
-
-
-def access_sql(access: Access) -> str:
-    """SQL for Access's visibility rule (see groundwork.types.Access); names are validated first."""
-    check_access_names(access)
-    tenant = "acl_tenant IS NULL" if access.tenant is None else f"acl_tenant = {_sql_str(access.tenant)}"
-    groups = " OR ".join(f"strpos(acl_groups, {_sql_str('|' + g + '|')}) > 0" for g in access.groups)
-    return f"({tenant} AND (acl_groups IS NULL" + (f" OR {groups}" if groups else "") + "))"
-
-
-def _arrow_type(value: Any) -> pa.DataType:
-    """A new metadata column's type, from its first value: every number is float64, so that a later
-    1e20 or 2.5 in the same field fits (see groundwork.ingest.metadata for what is refused)."""
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, int | float):
-        return pa.float64()
-    return pa.string()
-
-
-def _column(field: str, unknown: set[str]) -> str:
-    """The SQL for a filter field: a built-in column, a ``meta_`` column, or NULL for a field no
-    document has (see ``unknown_fields``)."""
-    if field in unknown:
-        return "NULL"
-    return f"`{field}`" if field in BUILTIN_FIELDS else f"`meta_{field}`"
-
-
-def _kind(typ: pa.DataType) -> str:
-    if pa.types.is_boolean(typ):
-        return "bool"
-    if pa.types.is_integer(typ):
-        return "integer"  # indexes written before all numbers were float64
-    return "number" if pa.types.is_floating(typ) else "string"
-
-
-def _coerce(value: Any, typ: pa.DataType) -> Any:
-    """Fit a metadata value to its column's type; values that do not fit become null."""
-    if value is None:
-        return None
-    try:
-        if pa.types.is_boolean(typ):
-            return value if isinstance(value, bool) else None
-        if pa.types.is_integer(typ):
-            return int(value) if not isinstance(value, bool) and float(value) == int(value) else None
-        if pa.types.is_floating(typ):
-            return float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 class LanceStore:
@@ -336,7 +269,7 @@ class LanceStore:
         for c in chunks:
             for k, v in c.metadata.items():
                 if k not in known and k not in new and v is not None and _FIELD_NAME.match(k):
-                    new[k] = _arrow_type(v)
+                    new[k] = arrow_type(v)
         if self._chunks is None:
             dim = len(chunks[0].vector)
             self._chunks = self._db.create_table("chunks", schema=self._schema(dim, new), exist_ok=True)
@@ -403,11 +336,11 @@ class LanceStore:
                 "ingested_at": now,
                 "vector": np.asarray(c.vector, dtype=np.float32),
                 "acl_tenant": c.tenant,
-                "acl_groups": _groups_value(c.allowed_groups),
+                "acl_groups": groups_value(c.allowed_groups),
                 "context": c.context,
             }
             for k, t in meta_types.items():
-                row[f"meta_{k}"] = _coerce(c.metadata.get(k), t)
+                row[f"meta_{k}"] = coerce(c.metadata.get(k), t)
             rows.append(row)
         return pa.Table.from_pylist(rows, schema=self._chunks.schema)
 
@@ -564,7 +497,7 @@ class LanceStore:
     # -- reads --------------------------------------------------------------------------------------
     def metadata_kinds(self) -> dict[str, str]:
         """The kind of value each metadata column holds (number, integer, bool, string)."""
-        return {name: _kind(t) for name, t in self._meta_columns().items()}
+        return {name: column_kind(t) for name, t in self._meta_columns().items()}
 
     def filter_fields(self) -> set[str]:
         return set(BUILTIN_FIELDS) | set(self._meta_columns())
@@ -576,12 +509,12 @@ class LanceStore:
             clauses.append(access_sql(access))
         if where is not None:
             unknown = unknown_fields(where, self.filter_fields(), access)
-            clauses.append("(" + to_sql(where, partial(_column, unknown=unknown)) + ")")
+            clauses.append("(" + to_sql(where, partial(filter_column, unknown=unknown)) + ")")
         return " AND ".join(clauses) or None
 
     def _hits(self, table: pa.Table, score_col: str, key: str, transform=lambda s: s) -> list[SearchHit]:
         scores = [float(transform(x)) for x in table.column(score_col).to_pylist()]
-        chunks = _chunks_of(table.drop_columns([score_col]))
+        chunks = chunks_of(table.drop_columns([score_col]))
         return [
             SearchHit(chunk=c, score=score, rank=rank, scores={key: score})
             for rank, (c, score) in enumerate(zip(chunks, scores), 1)
@@ -641,8 +574,8 @@ class LanceStore:
                     for i, (c, r) in enumerate(zip(chunks, refs), 1)
                 ]
         q = self._vector_query(vector, where, access)
-        table = self._read(q.select([*_CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k), where)
-        return self._hits(table, "_distance", "dense", _similarity)
+        table = self._read(q.select([*CHUNK_COLUMNS, "vector", "_distance"]).limit(top_k), where)
+        return self._hits(table, "_distance", "dense", similarity)
 
     def keyword_search(
         self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
@@ -650,7 +583,7 @@ class LanceStore:
         if self._chunks is None or not query.strip():
             return []
         q = self._keyword_query(query, where, access)
-        table = self._read(q.select([*_CHUNK_COLUMNS, "vector", "_score"]).limit(top_k), where)
+        table = self._read(q.select([*CHUNK_COLUMNS, "vector", "_score"]).limit(top_k), where)
         return self._hits(table, "_score", "bm25")
 
     # Late materialisation (RankingStore): a ranking reads the chunk id and the score only, and
@@ -666,7 +599,7 @@ class LanceStore:
             return refs
         q = self._vector_query(vector, where, access)
         table = self._read(q.select(["chunk_id", "_distance"]).with_row_id(True).limit(top_k), where)
-        return _ranked(table, "_distance", _similarity)
+        return ranked(table, "_distance", similarity)
 
     def _direct_ranking(
         self, vector: np.ndarray, top_k: int, where: Filter | None, access: Access | None
@@ -712,7 +645,7 @@ class LanceStore:
             return []
         q = self._keyword_query(query, where, access)
         table = self._read(q.select(["chunk_id", "_score"]).with_row_id(True).limit(top_k), where)
-        return _ranked(table, "_score", float)
+        return ranked(table, "_score", float)
 
     def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
         """The rows ``refs`` name, by Lance row id (pylance's take by row id, which leaves out missing
@@ -727,7 +660,7 @@ class LanceStore:
         if self._chunks is None:
             return None
         try:
-            table = take_rows(self._dataset(), [int(r.ref) for r in refs], [*_CHUNK_COLUMNS, "vector"])
+            table = take_rows(self._dataset(), [int(r.ref) for r in refs], [*CHUNK_COLUMNS, "vector"])
         except (RuntimeError, ValueError, OSError):  # a fragment removed by compaction since
             return None
         where = {rid: i for i, rid in enumerate(table.column("_rowid").to_pylist())}
@@ -737,7 +670,7 @@ class LanceStore:
         table = table.take(order).drop_columns(["_rowid"])
         if table.column("chunk_id").to_pylist() != [r.chunk_id for r in refs]:
             return None
-        return _chunks_of(table)
+        return chunks_of(table)
 
     def _scan(self, columns: list[str]) -> pa.Table:
         n = self._chunks.count_rows()
@@ -779,7 +712,7 @@ class LanceStore:
                     1,
                     row["title"] or "",
                     row["acl_tenant"],
-                    list(_groups_tuple(row["acl_groups"])),
+                    list(groups_tuple(row["acl_groups"])),
                     row["ingested_at"] or "",
                     len(row["text"] or ""),
                 )
@@ -798,8 +731,8 @@ class LanceStore:
         """The chunks of one document in order ([] when it does not exist or the caller may not see it)."""
         if self._chunks is None:
             return []
-        sql = " AND ".join(x for x in (f"doc_id = {_sql_str(doc_id)}", self._where(None, access)) if x)
-        hits = self._hits(_with_zero(self._scan_where(_CHUNK_COLUMNS, sql)), "_zero", "none")
+        sql = " AND ".join(x for x in (f"doc_id = {sql_str(doc_id)}", self._where(None, access)) if x)
+        hits = self._hits(with_zero(self._scan_where(CHUNK_COLUMNS, sql)), "_zero", "none")
         return sorted((h.chunk for h in hits), key=lambda c: c.position)
 
     def chunk_ids(self) -> list[str]:
@@ -813,9 +746,9 @@ class LanceStore:
         """Every chunk as a plain dict (all stored columns, ``vector`` as float32), for ``migrate``."""
         if self._chunks is None:
             return
-        for row in self._scan([*_CHUNK_COLUMNS, "ingested_at", "vector"]).to_pylist():
+        for row in self._scan([*CHUNK_COLUMNS, "ingested_at", "vector"]).to_pylist():
             row["metadata"] = json.loads(row["metadata"] or "{}")
-            row["acl_groups"] = list(_groups_tuple(row["acl_groups"])) or None
+            row["acl_groups"] = list(groups_tuple(row["acl_groups"])) or None
             row["vector"] = np.asarray(row["vector"], dtype=np.float32)
             yield row
 
@@ -943,7 +876,7 @@ class LanceStore:
             return "unknown", ""
         if not isinstance(info, dict):
             return "unknown", ""
-        op, pid, host, since = (_plain(info.get(k)) for k in ("operation", "pid", "host", "since"))
+        op, pid, host, since = (plain(info.get(k)) for k in ("operation", "pid", "host", "since"))
         return op, f"pid {pid} on {host} since {since}"
 
     def _refresh(self) -> None:
@@ -989,42 +922,3 @@ _VERSIONS_SCHEMA = pa.schema(
         ("changed_doc_ids", pa.list_(pa.string())),
     ]
 )
-
-
-def _plain(value: Any) -> str:
-    """A string or number another process wrote, as text; '?' for anything else."""
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else "?"
-
-
-def _similarity(distance: float) -> float:
-    """LanceDB's cosine distance -> the cosine similarity the Store contract gives."""
-    return 1.0 - distance
-
-
-def _ranked(table: pa.Table, score_col: str, transform: Callable[[float], float]) -> list[RankedRef]:
-    ids, scores = table.column("chunk_id").to_pylist(), table.column(score_col).to_pylist()
-    refs = table.column("_rowid").to_pylist()
-    return [RankedRef(c, float(transform(x)), r) for c, x, r in zip(ids, scores, refs)]
-
-
-def _chunks_of(table: pa.Table) -> list[Chunk]:
-    """Chunks from rows of the chunk columns (and ``vector``, read as one numpy block: 384 Python
-    floats per row were a large share of hybrid latency)."""
-    vectors = None
-    if "vector" in table.column_names:
-        col = table.column("vector").combine_chunks()
-        vectors = (
-            np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1)
-            if len(col)
-            else None
-        )
-        table = table.drop_columns(["vector"])
-    chunks = []
-    for i, row in enumerate(table.to_pylist()):
-        row["acl_groups"] = _groups_tuple(row.get("acl_groups"))
-        chunks.append(chunk_from_row(row, vectors[i] if vectors is not None else None))
-    return chunks
-
-
-def _with_zero(table: pa.Table) -> pa.Table:
-    return table.append_column("_zero", pa.array([0.0] * table.num_rows, pa.float64()))
