@@ -3,7 +3,7 @@
 LanceDB's sync Python API runs every query on its background event loop and pulls the batches back
 one hop at a time: about 4.5 ms per query on a 2-core machine even for a one-row read, against 0.6 ms
 for the same read through pylance (the Lance API LanceDB is built on) and 1.5 ms through LanceDB's
-async API (``bench/query_targets.py``, docs/benchmarks.md "Query latency"). A hybrid search made
+async API (``bench/query_parts.py``, docs/benchmarks.md "Reading past LanceDB's query layer"). A hybrid search made
 three such reads, so the overhead alone was a large share of a 15 ms budget. These reads move here:
 
 - ``LatestDataset``: the table as a pylance ``LanceDataset``, moved to the newest committed version
