@@ -255,6 +255,13 @@ class IndexSettings(_Section):
         description="LanceDB, below ann_min_rows: exact vector search from an in-process copy of the vectors "
         "(rows x dimension x 4 bytes of memory, reloaded after each write) instead of reading them on every query",
     )
+    memory_rows_max_mb: int = Field(
+        512,
+        ge=0,
+        description="LanceDB: hold a copy of the chunk table (vectors and columns) in memory while its data is at "
+        "most this many MB on disk, so the rows a search keeps are read from there (reloaded in the background "
+        "after writes; twice the memory during a reload); 0 = rows always from the files",
+    )
     hnsw_m: int = Field(20, ge=4)
     hnsw_ef_construction: int = Field(300, ge=16)
     hnsw_ef_search: int = Field(128, ge=10, description="HNSW query-time candidate list size (recall vs latency)")

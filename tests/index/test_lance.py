@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +137,49 @@ def test_flat_search_from_memory_ranks_as_lancedb_under_every_view(tmp_path: Pat
                 assert np.allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
                 if access is not None and access.tenant:
                     assert {h.chunk.tenant for h in got} <= {access.tenant}
-    assert memory._flat._version is not None and lancedb._flat._version is None  # each took its own path
+    assert memory._flat.version is not None and lancedb._flat.version is None  # each took its own path
+
+
+def test_kept_rows_read_from_the_memory_copy_are_the_stored_rows(tmp_path: Path) -> None:
+    """Below the byte cap the rows a search keeps come from the in-memory copy of the version it
+    ranked: every field and the vector as pylance reads them from the files; a cap of 0 holds no rows
+    (vectors only) and reads the files; a write by another store is in the very next read."""
+    rows = [chunk(f"d{i}", 0, f"solar report {i} panels", unit(i), kind="a" if i % 2 else "b", n=i) for i in range(12)]
+    memory = LanceStore(tmp_path / "kb", IndexSettings())
+    memory.check_model("m", 8)
+    memory.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    files = LanceStore(tmp_path / "kb", IndexSettings(memory_rows_max_mb=0))
+    refs = memory.vector_ranking(unit(3), 12)
+    assert [r.chunk_id for r in files.vector_ranking(unit(3), 12)] == [r.chunk_id for r in refs]
+    ds = memory._dataset()
+    assert memory._flat.take(ds, [refs[0].ref]) is not None  # the read below is the copy's
+    assert files._flat.take(ds, [refs[0].ref]) is None  # vectors only: rows from the files
+    got, want = memory.chunks_at(refs[::-1]), files.chunks_at(refs[::-1])
+    assert [c.chunk_id for c in got] == [r.chunk_id for r in refs[::-1]]
+    for a, b in zip(got, want):
+        assert np.array_equal(a.vector, b.vector) and a.vector.dtype == np.float32
+        assert dataclasses.replace(a, vector=None) == dataclasses.replace(b, vector=None)
+    writer = LanceStore(tmp_path / "kb", IndexSettings())
+    writer.replace_documents({"d3": "h2"}, [chunk("d3", 0, "rewritten", unit(3))], "p")
+    assert memory.vector_search(unit(3), 1)[0].chunk.text == "rewritten"
+    assert memory.chunks_at(refs[:1]) is None  # the old row id no longer names a row
+
+
+def test_a_store_sees_its_own_writes_however_stale_reads_may_be(tmp_path: Path) -> None:
+    """index.read_consistency_s lets reads lag other processes' writes, never the store's own: the
+    version number and the in-memory search move with each write at once."""
+    store = LanceStore(tmp_path / "kb", IndexSettings(read_consistency_s=3600))
+    store.check_model("m", 8)
+    rows = _tenant_rows(4)
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    store.record_version(4, 0, 0, [c.doc_id for c in rows])
+    assert store.current_version() == 1 and store.vector_search(unit(1), 1)[0].chunk.doc_id == "d1"
+    probe = unit(999)
+    store.replace_documents({"new": "h"}, [chunk("new", 0, "the probe", probe)], "p")
+    store.record_version(1, 0, 0, ["new"])
+    assert store.current_version() == 2 and store.vector_search(probe, 1)[0].chunk.doc_id == "new"
+    store.delete_documents(["new"])
+    assert "new" not in {h.chunk.doc_id for h in store.vector_search(probe, 5)}
 
 
 def test_flat_search_sees_another_writers_changes_at_once(tmp_path: Path) -> None:
@@ -159,15 +202,55 @@ def test_flat_search_sees_another_writers_changes_at_once(tmp_path: Path) -> Non
 
 
 def test_a_table_past_the_flat_bound_is_not_copied_into_memory(tmp_path: Path) -> None:
-    """The copy's memory is bounded by index.ann_min_rows rows: past it (the ANN index not built yet,
-    or built by another process) the search is LanceDB's, and nothing is loaded."""
-    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=5))
+    """The exact search's copy is bounded by index.ann_min_rows rows: past it (the ANN index not built
+    yet, or built by another process) the search is LanceDB's, and, with no row copy allowed
+    (index.memory_rows_max_mb = 0), nothing is loaded."""
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=5, memory_rows_max_mb=0))
     store.check_model("m", 8)
     rows = _tenant_rows(6)
     store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
     assert not store.has_ann_index()
     assert [h.chunk.doc_id for h in store.vector_search(unit(3), 1)] == ["d3"]
-    assert store._flat._version is None
+    assert store._flat.version is None
+
+
+def test_above_the_ann_bound_kept_rows_come_from_a_copy_loaded_in_the_background(tmp_path: Path) -> None:
+    """Past index.ann_min_rows a search never waits for the row copy: the first read comes from the
+    files and starts a background load; once loaded, reads come from the copy, field for field the
+    files' rows; a write makes the copy stale (files again) until its reload; data over the byte cap
+    is never copied."""
+    import time
+
+    rows = [chunk(f"d{i}", 0, f"solar report {i} panels", unit(i), kind="a" if i % 2 else "b") for i in range(30)]
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=10))
+    store.check_model("m", 8)
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    refs = store.keyword_ranking("solar panels", 8)
+    files = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=10, memory_rows_max_mb=0)).chunks_at(refs)
+
+    def copied(ds) -> bool:
+        deadline = time.monotonic() + 30
+        while store._flat._loader is None or store._flat._loader.is_alive():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return store._flat.take(ds, [r.ref for r in refs]) is not None
+
+    ds = store._dataset()
+    assert store._flat.take(ds, [r.ref for r in refs]) is None  # not loaded yet: the files answer
+    assert copied(ds)
+    got = store.chunks_at(refs)
+    assert [dataclasses.replace(c, vector=None) for c in got] == [dataclasses.replace(c, vector=None) for c in files]
+    assert all(np.array_equal(a.vector, b.vector) for a, b in zip(got, files))
+    store.replace_documents({"d0": "h2"}, [chunk("d0", 0, "rewritten", unit(0))], "p")
+    store._flat._next_load = 0.0  # the reload's rate limit is not what this test is about
+    fresh = store._dataset()
+    assert fresh.version != ds.version and store._flat.take(fresh, [refs[0].ref]) is None
+    store._flat._loader.join(30)
+    assert store._flat.version == fresh.version
+    small = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=10, memory_rows_max_mb=1))
+    small._flat.max_row_bytes = 100  # under this table's data
+    assert small.chunks_at(small.keyword_ranking("solar panels", 8)) is not None
+    assert small._flat._loader is None and small._flat.version is None
 
 
 def test_an_unfiltered_hnsw_search_through_pylance_is_lancedbs(tmp_path: Path) -> None:
@@ -179,7 +262,7 @@ def test_an_unfiltered_hnsw_search_through_pylance_is_lancedbs(tmp_path: Path) -
     rng = np.random.default_rng(3)
     vecs = rng.normal(size=(800, 8)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=500))
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=500, memory_rows_max_mb=0))
     store.check_model("m", 8)
     rows = [chunk(f"d{i}", 0, f"t{i}", vecs[i], kind="a" if i % 2 else "b") for i in range(800)]
     store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
@@ -194,4 +277,4 @@ def test_an_unfiltered_hnsw_search_through_pylance_is_lancedbs(tmp_path: Path) -
         assert np.allclose([r.score for r in direct], [1 - d for d in table.column("_distance").to_pylist()])
         assert [h.chunk.chunk_id for h in store.vector_search(q, 10)] == [r.chunk_id for r in direct]
     assert store._direct_ranking(vecs[0], 10, parse_filter("kind = 'a'"), None) is None
-    assert store._flat._version is None  # past the bound: nothing copied into memory
+    assert store._flat.version is None  # past the bound: nothing copied into memory

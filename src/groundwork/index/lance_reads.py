@@ -11,11 +11,12 @@ three such reads, so the overhead alone was a large share of a 15 ms budget. The
   search through it sees every write, from any process, that a LanceDB read would see;
 - ``ann_ranking``: the HNSW search of a query with no pre-filter (one with a filter stays on LanceDB,
   whose time budget can cancel a long pre-filter scan);
-- ``FlatVectors``: exact (flat) cosine search from an in-process copy of the table's vectors, for
-  tables without an ANN index (below ``index.ann_min_rows``): one matrix-vector product
-  (11k x 384: ~1 ms) instead of LanceDB decoding the vector column on every query (~18 ms). The copy
-  is tied to one table version and reloaded when the version changes; memory is rows x dimension x 4
-  bytes (100k x 384: 154 MB).
+- ``TableCopy``: for tables without an ANN index (below ``index.ann_min_rows``), exact (flat) cosine
+  search from an in-process copy of the table's vectors (one matrix-vector product, 11k x 384: ~0.6 ms,
+  instead of LanceDB decoding the vector column on every query, ~18 ms), and the kept rows read from
+  the same copy when the table's data fits ``index.memory_rows_max_mb``. The copy is tied to one table
+  version and reloaded when the version changes; memory is rows x dimension x 4 bytes for the
+  vectors (100k x 384: 154 MB) plus the row columns (SciFact's 11k chunks: 13 MB).
 
 Reading rows by row id uses ``LanceDataset._take_rows``, marked unstable by pylance; the version is
 pinned (constraints.txt) and the store contract tests exercise it.
@@ -23,15 +24,21 @@ pinned (constraints.txt) and the store contract tests exercise it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from groundwork.index.store import RankedRef
+
+log = logging.getLogger(__name__)
 
 
 class LatestDataset:
@@ -47,6 +54,11 @@ class LatestDataset:
         self._ds: Any = None
         self._checked = 0.0
         self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Look the newest version up at the next ``get``, however recent the last lookup."""
+        with self._lock:
+            self._checked = float("-inf")
 
     def get(self) -> Any:
         """The pylance ``LanceDataset`` at the newest version (a new object when the version moved:
@@ -64,40 +76,107 @@ class LatestDataset:
             return ds
 
 
-class FlatVectors:
-    """Exact cosine ranking over an in-process copy of one table version's vectors.
+@dataclass(frozen=True)
+class _Copy:
+    """One table version held in memory (see ``TableCopy``)."""
 
-    Shapes: the copy is ``(n, d)`` float32, each row L2-normalised (a zero vector stays zero and
-    scores 0); row ids ``(n,)`` uint64 (Lance row ids of that version). Scores are cosine similarity,
-    as LanceDB's ``1 - cosine distance`` gives them; ties are broken by row id, ascending."""
+    version: int
+    row_ids: np.ndarray  # (n,) uint64 Lance row ids
+    chunk_ids: list[str]
+    vectors_t: np.ndarray  # (d, n) float32, as stored, transposed (see TableCopy.ranking)
+    inverse_norms: np.ndarray  # (n,) float32; 0 for a zero vector, which then scores 0
+    rows: pa.Table | None  # the other columns asked for, one chunk per column; None: over the byte cap
+    position: dict[int, int]  # row id -> index into the arrays above
 
-    def __init__(self) -> None:
-        self._version: int | None = None
-        self._rows = np.zeros(0, np.uint64)
-        self._ids: list[str] = []
-        self._unit = np.zeros((0, 0), np.float32)
+
+class TableCopy:
+    """Exact cosine ranking, and row reads, from an in-process copy of one table version.
+
+    The copy holds the vectors (``(n, d)`` float32, as stored, kept transposed), their row ids
+    (``(n,)`` uint64, Lance row ids of that version) and chunk ids, and, when the table's data is at
+    most ``max_row_bytes`` on disk (pylance's data statistics), the ``columns`` given too, so the
+    rows a search keeps are read from memory (~0.6 ms for 10 rows, against ~2 ms through pylance's
+    take at 11k chunks, ~8 ms at 100k, and ~6 ms through LanceDB at 11k). Scores are cosine
+    similarity, as LanceDB's ``1 - cosine distance`` gives them; ties are broken by row id, ascending.
+
+    Two ways to keep it current: ``current`` (the exact search, which needs this version's vectors)
+    loads the dataset's version before it answers; ``take`` never waits: when the copy is of another
+    version it starts loading the newest one in a background thread (one load at a time, and, after a
+    load that took t seconds, none for 10 t, so reloads cost at most a tenth of a core under a stream
+    of writes) and answers None, and the caller reads the files. While a load runs the old and the new
+    copies are both in memory."""
+
+    def __init__(self, columns: Sequence[str] = (), max_row_bytes: int = 0) -> None:
+        self.columns = list(columns)
+        self.max_row_bytes = max_row_bytes
+        self._copy: _Copy | None = None
         self._lock = threading.Lock()
+        self._loader: threading.Thread | None = None
+        self._next_load = 0.0  # monotonic time before which ``take`` starts no load
+        self._over_cap: int | None = None  # a version whose data is over max_row_bytes
 
-    def _current(self, ds: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
+    @property
+    def version(self) -> int | None:
+        """The table version held, None before the first load."""
+        return self._copy.version if self._copy else None
+
+    def current(self, ds: Any) -> _Copy:
+        """The copy of ``ds``'s version (a pylance dataset), loaded when it is not the one held."""
         with self._lock:
-            if self._version != ds.version:
-                table = ds.to_table(columns=["chunk_id", "vector"], with_row_id=True)
-                self._rows, self._ids, self._unit = _unit_rows(table)
-                self._version = ds.version
-            return self._rows, self._ids, self._unit
+            if self._copy is None or self._copy.version != ds.version:
+                self._copy = self._timed_load(ds, self._fits(ds))
+            return self._copy
+
+    def _fits(self, ds: Any) -> bool:
+        """Whether ``ds``'s data is small enough to copy its rows (remembered per version: ~3 ms)."""
+        if not self.columns or self.max_row_bytes <= 0 or self._over_cap == ds.version:
+            return False
+        if _data_bytes(ds) <= self.max_row_bytes:
+            return True
+        self._over_cap = ds.version
+        return False
+
+    def _timed_load(self, ds: Any, with_rows: bool) -> _Copy:
+        t0 = time.monotonic()
+        copy = _load(ds, self.columns if with_rows else [])
+        done = time.monotonic()
+        self._next_load = done + 10 * (done - t0)
+        return copy
+
+    def _load_in_background(self, ds: Any) -> None:
+        """Start loading ``ds``'s version with its rows unless a load runs, the last one was too
+        recent, or the data is over the cap."""
+        with self._lock:
+            busy = self._loader is not None and self._loader.is_alive()
+            if busy or time.monotonic() < self._next_load or not self._fits(ds):
+                return
+
+            def load() -> None:
+                try:
+                    copy = self._timed_load(ds, True)
+                except Exception:
+                    log.debug("background copy of version %s failed", ds.version, exc_info=True)
+                    return
+                with self._lock:
+                    if self._copy is None or self._copy.version <= copy.version:
+                        self._copy = copy
+
+            self._loader = threading.Thread(target=load, name="table-copy", daemon=True)
+            self._loader.start()
 
     def ranking(self, ds: Any, vector: np.ndarray, top_k: int, allowed: np.ndarray | None = None) -> list[RankedRef]:
         """The ``top_k`` rows of ``ds`` (a pylance dataset) most similar to ``vector`` ``(d,)``, best
         first, as ``RankedRef(chunk_id, cosine, row id)``; only rows whose id is in ``allowed``
         (uint64 row ids) when it is given."""
-        rows, ids, unit = self._current(ds)
+        copy = self.current(ds)
+        rows = copy.row_ids
         if not len(rows) or top_k <= 0:
             return []
         q = np.asarray(vector, dtype=np.float32)
         norm = float(np.linalg.norm(q))
-        # einsum, not ``@``: OpenBLAS splits a matrix-vector product over its threads, and with another
-        # process on the second core the split product took 8 ms against 1.8 ms on one thread.
-        scores = np.einsum("ij,j->i", unit, q / norm if norm else q)
+        with _one_blas_thread():
+            scores = (q / norm if norm else q) @ copy.vectors_t
+        scores *= copy.inverse_norms
         candidates = np.arange(len(rows))
         if allowed is not None:
             candidates = np.flatnonzero(np.isin(rows, allowed, assume_unique=True))
@@ -105,16 +184,70 @@ class FlatVectors:
         k = min(top_k, len(candidates))
         top = np.argpartition(-scores, k - 1)[:k] if k < len(candidates) else np.arange(len(candidates))
         top = top[np.lexsort((rows[candidates[top]], -scores[top]))]
-        return [RankedRef(ids[candidates[i]], float(scores[i]), int(rows[candidates[i]])) for i in top]
+        ids, chosen = copy.chunk_ids, candidates[top]
+        return [
+            RankedRef(ids[j], score, row)
+            for j, score, row in zip(chosen.tolist(), scores[top].tolist(), rows[chosen].tolist())
+        ]
+
+    def take(self, ds: Any, row_ids: Sequence[int]) -> tuple[pa.Table, np.ndarray] | None:
+        """The rows with these row ids, in this order, from the copy of ``ds``'s version: (the copied
+        columns, their vectors ``(len(row_ids), d)`` float32). None when the copy is of another version
+        (a background load of ``ds`` starts, see the class), holds no rows (over the byte cap) or
+        lacks one of the ids."""
+        copy = self._copy
+        if copy is None or copy.version != ds.version or copy.rows is None:
+            if copy is None or copy.version != ds.version:
+                self._load_in_background(ds)
+            return None
+        where = [copy.position.get(int(r)) for r in row_ids]
+        if None in where:
+            return None
+        return copy.rows.take(where), np.ascontiguousarray(copy.vectors_t[:, where].T)
 
 
-def _unit_rows(table: pa.Table) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _load(ds: Any, columns: list[str]) -> _Copy:
+    """Read one version's copy in one scan: ids and vectors, and ``columns`` (none: no rows)."""
+    with_rows = bool(columns)
+    wanted = [*columns, "vector"] if with_rows else ["chunk_id", "vector"]
+    table = ds.to_table(columns=list(dict.fromkeys(wanted)), with_row_id=True).combine_chunks()
     col = table.column("vector").combine_chunks()
-    matrix = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-    rows = np.asarray(table.column("_rowid").to_numpy(), dtype=np.uint64)
-    return rows, table.column("chunk_id").to_pylist(), unit
+    flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+    vectors = flat.reshape(len(col), -1) if len(col) else np.zeros((0, 0), np.float32)
+    norms = np.linalg.norm(vectors, axis=1)
+    inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    row_ids = np.asarray(table.column("_rowid").to_numpy(), dtype=np.uint64)
+    rows = table.drop_columns(["vector", "_rowid"]) if with_rows else None
+    position = {int(r): i for i, r in enumerate(row_ids)}
+    vectors_t = np.ascontiguousarray(vectors.T)
+    return _Copy(ds.version, row_ids, table.column("chunk_id").to_pylist(), vectors_t, inverse, rows, position)
+
+
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread for the block (threadpoolctl; ~0.02 ms). The product ``q @ V`` with
+    ``V`` ``(d, n)`` contiguous is one BLAS gemv: 0.5 ms for 11k x 384 on one thread against 1.7-2 ms
+    for numpy's own einsum over ``(n, d)``. One thread, because OpenBLAS's second thread waits for a
+    core the query encoder or the keyword search may hold (the split product once took 8 ms against
+    1.8). The thread count is process-wide: the lock keeps concurrent searches from restoring each
+    other's setting; other threads' BLAS calls inside the block run on one thread too."""
+    with _BLAS_LOCK, _blas_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # inspects the loaded libraries once (a few ms)
+
+
+def _data_bytes(ds: Any) -> int:
+    """Bytes on disk of the dataset's data files (pylance data statistics; ~3 ms)."""
+    return sum(f.bytes_on_disk for f in ds.stats.data_stats().fields)
 
 
 def ann_ranking(ds: Any, vector: np.ndarray, top_k: int, ef: int, refine_factor: int) -> list[RankedRef]:

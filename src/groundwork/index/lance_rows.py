@@ -115,11 +115,11 @@ def ranked(table: pa.Table, score_col: str, transform: Callable[[float], float])
     return [RankedRef(c, float(transform(x)), r) for c, x, r in zip(ids, scores, refs)]
 
 
-def chunks_of(table: pa.Table) -> list[Chunk]:
-    """Chunks from rows of the chunk columns (and ``vector``, read as one numpy block: 384 Python
-    floats per row were a large share of hybrid latency)."""
-    vectors = None
-    if "vector" in table.column_names:
+def chunks_of(table: pa.Table, vectors: np.ndarray | None = None) -> list[Chunk]:
+    """Chunks from rows of the chunk columns, with ``vectors`` ``(rows, d)`` float32 when given, else
+    the table's ``vector`` column if it has one (read as one numpy block: 384 Python floats per row
+    were a large share of hybrid latency)."""
+    if vectors is None and "vector" in table.column_names:
         col = table.column("vector").combine_chunks()
         vectors = (
             np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(col), -1)
