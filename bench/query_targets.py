@@ -12,13 +12,16 @@ builds one in the eval cache).
 Questions: ``--queries`` drawn from ``--questions`` (JSON lines with ``text``), 20 others first as
 warm-up for every variant, then ``--settle-s`` seconds for the background work the warm-up started
 (above the ANN bound, the in-memory row copy: ``index.memory_rows_max_mb``), as on a server that has
-been answering for a while. Per question the variants run in turn, their order reversed every other
+been answering for a while. ``--access public`` searches as a caller with no tenant (every search
+then carries the access pre-filter, which on an index without tenants keeps every chunk: the cost of
+a served request's ACL), ``--access tenant:NAME`` as a caller of tenant NAME. Per question the variants run in turn, their order reversed every other
 question. Printed per variant: p50 / p95 / p99 of the whole search, of the query embedding inside it
 and of the rest (search minus embedding), in ms; the ratio of p50s to the first variant; and the
 machine's load (bench/machine.py), since on a 2-core machine other processes move every figure.
 
 Usage: python bench/query_targets.py --variant torch=KB --variant "int8=KB8,embedder.backend=onnx-int8"
-           [--questions FILE] [--queries 200] [--top-k 10] [--out bench/results/query_targets.json]
+           [--questions FILE] [--queries 200] [--top-k 10] [--access all|public|tenant:NAME]
+           [--out bench/results/query_targets.json]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 
 from groundwork import KnowledgeBase, load_settings
+from groundwork.types import Access
 from hybrid_latency import timed_embedder
 from machine import Load
 
@@ -58,6 +62,18 @@ def open_variant(path: Path, overrides: dict[str, str]) -> KnowledgeBase:
     return KnowledgeBase(settings=settings)
 
 
+def parse_access(spec: str) -> Access | None:
+    """'all' -> None (no pre-filter), 'public' -> Access(), 'tenant:NAME' -> Access(NAME)."""
+    if spec == "all":
+        return None
+    if spec == "public":
+        return Access()
+    kind, _, tenant = spec.partition(":")
+    if kind != "tenant" or not tenant:
+        raise SystemExit(f"--access {spec!r}: expected all, public or tenant:NAME")
+    return Access(tenant)
+
+
 def pct(xs: list[float], q: int) -> float:
     return round(float(np.percentile(xs, q)), 2)
 
@@ -69,10 +85,16 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument(
+        "--access",
+        default="all",
+        help="the caller: all (no access pre-filter), public, or tenant:NAME (see the docstring)",
+    )
+    ap.add_argument(
         "--settle-s", type=float, default=5.0, help="pause after the warm-up, for background loads (seconds)"
     )
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/query_targets.json")
     args = ap.parse_args()
+    access = parse_access(args.access)
     specs = [parse_variant(v) for v in args.variant]
     default_threads = torch.get_num_threads()
     kbs, spans, threads = {}, {}, {}
@@ -88,12 +110,12 @@ def main() -> None:
     for q in warm:  # models, tables, thread pools
         for name, kb in kbs.items():
             torch.set_num_threads(threads[name])
-            kb.search(q, mode="hybrid", top_k=args.top_k)
+            kb.search(q, mode="hybrid", top_k=args.top_k, access=access)
     time.sleep(args.settle_s)  # background work the warm-up started (the row copy above the ANN bound)
     for q in warm[:3]:
         for name, kb in kbs.items():
             torch.set_num_threads(threads[name])
-            kb.search(q, mode="hybrid", top_k=args.top_k)
+            kb.search(q, mode="hybrid", top_k=args.top_k, access=access)
     names = list(kbs)
     total: dict[str, list[float]] = defaultdict(list)
     embed: dict[str, list[float]] = defaultdict(list)
@@ -103,7 +125,7 @@ def main() -> None:
             torch.set_num_threads(threads[name])
             before = len(spans[name])
             t0 = time.perf_counter()
-            kbs[name].search(q, mode="hybrid", top_k=args.top_k)
+            kbs[name].search(q, mode="hybrid", top_k=args.top_k, access=access)
             total[name].append((time.perf_counter() - t0) * 1000)
             embed[name].append(sum(spans[name][before:]))
     machine = load.report()
@@ -141,6 +163,7 @@ def main() -> None:
         "benchmark": "hybrid search of new questions through KnowledgeBase.search, query embedding included",
         "questions": len(questions),
         "top_k": args.top_k,
+        "access": args.access,
         "results": results,
         "machine": machine,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

