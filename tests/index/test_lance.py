@@ -268,6 +268,65 @@ def test_above_the_ann_bound_kept_rows_come_from_a_copy_loaded_in_the_background
     assert small._flat._loader is None and small._flat.version is None
 
 
+@pytest.mark.parametrize("ann_min_rows", [1000, 10], ids=["exact-search-copy", "background-row-copy"])
+def test_searches_during_writes_never_return_another_tenants_or_a_stale_row(tmp_path: Path, ann_min_rows: int) -> None:
+    """The attack on the shared in-memory copy: one thread rewrites both tenants' documents (each
+    chunk's text names its tenant and generation) while searching threads ask as tenant 'one'. Every
+    hit is tenant one's, its text is the chunk's own at one generation, its vector the row's own;
+    after the writes the search returns the last generation."""
+    import threading
+
+    from groundwork.types import Access
+
+    def rows(gen: int) -> list[Chunk]:
+        return [
+            dataclasses.replace(chunk(f"{t}-{i}", 0, f"solar {t} {i} gen{gen}", unit(10 * i + gen)), tenant=t)
+            for t in ("one", "two")
+            for i in range(8)
+        ]
+
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=ann_min_rows))
+    store.check_model("m", 8)
+    first = rows(0)
+    store.replace_documents({c.doc_id: "h" for c in first}, first, "p")
+    store._flat._next_load = 0.0
+    done, failures = threading.Event(), []
+
+    def search() -> None:
+        try:
+            check()
+        except BaseException as e:  # pylance's Rust panics are BaseExceptions: a failure too
+            failures.append(e)
+
+    def check() -> None:
+        while not done.is_set():
+            kept = store.chunks_at(store.keyword_ranking("solar", 5, access=Access("one"))) or []
+            for c in [h.chunk for h in store.vector_search(unit(3), 5, access=Access("one"))] + kept:
+                text = c.text.split()
+                if (
+                    c.tenant != "one"
+                    or text[1] != "one"
+                    or f"{text[1]}-{text[2]}" != c.doc_id
+                    or not np.allclose(c.vector, unit(10 * int(text[2]) + int(text[3][3:])))
+                ):
+                    failures.append(c)
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for r in readers:
+        r.start()
+    writer = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=ann_min_rows))
+    for gen in range(1, 6):
+        batch = rows(gen)
+        writer.replace_documents({c.doc_id: f"h{gen}" for c in batch}, batch, "p")
+        store._flat._next_load = 0.0
+    done.set()
+    for r in readers:
+        r.join(60)
+    assert not failures, failures[:3]
+    last = store.vector_search(unit(3), 16, access=Access("one"))
+    assert {h.chunk.text.split()[3] for h in last} == {"gen5"} and len(last) == 8
+
+
 def test_an_unfiltered_hnsw_search_through_pylance_is_lancedbs(tmp_path: Path) -> None:
     """Above the ANN bound a search with no pre-filter goes to the HNSW index through pylance: the
     same ids, order and scores as LanceDB's vector query on the same index; a filtered one stays on

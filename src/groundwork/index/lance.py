@@ -680,6 +680,8 @@ class LanceStore:
         held = self._flat.take(ds, [int(r.ref) for r in refs])
         if held is not None:  # the in-memory copy of this very version (TableCopy)
             table, vectors = held
+        elif self._flat.holds(ds):
+            return None  # the copy is this version's and lacks a row: written over since the ranking
         else:
             try:
                 table = take_rows(ds, [int(r.ref) for r in refs], [*CHUNK_COLUMNS, "vector"])

@@ -154,7 +154,9 @@ class TableCopy:
             def load() -> None:
                 try:
                     copy = self._timed_load(ds, True)
-                except Exception:
+                except BaseException as exc:  # e.g. the version cleaned up meanwhile: the files serve
+                    if not isinstance(exc, Exception) and not is_panic(exc):
+                        raise
                     log.debug("background copy of version %s failed", ds.version, exc_info=True)
                     return
                 with self._lock:
@@ -189,6 +191,11 @@ class TableCopy:
             RankedRef(ids[j], score, row)
             for j, score, row in zip(chosen.tolist(), scores[top].tolist(), rows[chosen].tolist())
         ]
+
+    def holds(self, ds: Any) -> bool:
+        """Whether the copy is of ``ds``'s version and holds its rows."""
+        copy = self._copy
+        return copy is not None and copy.version == ds.version and copy.rows is not None
 
     def take(self, ds: Any, row_ids: Sequence[int]) -> tuple[pa.Table, np.ndarray] | None:
         """The rows with these row ids, in this order, from the copy of ``ds``'s version: (the copied
@@ -266,6 +273,22 @@ def ann_ranking(ds: Any, vector: np.ndarray, top_k: int, ef: int, refine_factor:
 
 def take_rows(ds: Any, row_ids: Sequence[int], columns: list[str]) -> pa.Table:
     """The rows of ``ds`` (a pylance dataset) with these Lance row ids, with a ``_rowid`` column;
-    deleted or unknown ids are left out, the order is not guaranteed. Raises what pylance raises
-    for a row of a fragment that no longer exists (OSError, ValueError, RuntimeError)."""
-    return ds._take_rows(list(row_ids), columns=[*columns, "_rowid"])
+    deleted or unknown ids are left out, the order is not guaranteed.
+
+    Raises:
+        RuntimeError: a row of a fragment this version no longer has (every row of it deleted or
+            compacted away): pylance 14 panics there (``pyo3_runtime.PanicException``, a
+            BaseException that would pass every ``except Exception``), turned into RuntimeError.
+        OSError, ValueError: what pylance raises for unreadable files."""
+    try:
+        return ds._take_rows(list(row_ids), columns=[*columns, "_rowid"])
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise RuntimeError(f"pylance could not read rows of version {ds.version}: {exc}") from None
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Rust panic surfaced by pyo3 (``pyo3_runtime.PanicException``, which
+    derives from BaseException and cannot be imported by name)."""
+    return type(exc).__name__ == "PanicException"
