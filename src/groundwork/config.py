@@ -258,9 +258,9 @@ class IndexSettings(_Section):
     memory_rows_max_mb: int = Field(
         512,
         ge=0,
-        description="LanceDB: hold a copy of the chunk table (vectors and columns) in memory while its data is at "
-        "most this many MB on disk, so the rows a search keeps are read from there (reloaded in the background "
-        "after writes; twice the memory during a reload); 0 = rows always from the files",
+        description="LanceDB: hold a copy of the chunk table (vectors and columns) in memory while it takes at "
+        "most this many MB there, so the rows a search keeps are read from memory (reloaded after writes; up to "
+        "three times the memory while a version loads); 0 = rows always from the files",
     )
     hnsw_m: int = Field(20, ge=4)
     hnsw_ef_construction: int = Field(300, ge=16)

@@ -188,13 +188,38 @@ def test_a_filter_lance_cannot_evaluate_is_a_filter_error_without_the_internal_s
     from groundwork.errors import FilterError
     from groundwork.filters import parse_filter
 
+    from groundwork.types import Access
+
     store = LanceStore(tmp_path / "kb", IndexSettings())
     store.check_model("m", 8)
     store.replace_documents({"a": "h"}, [chunk("a", 0, "alpha", unit(1), year=2021)], "p")
-    assert [h.chunk.doc_id for h in store.vector_search(unit(1), 5, parse_filter("year = 2021"))] == ["a"]
-    with pytest.raises(FilterError, match="check the fields' value types") as err:
-        store.vector_search(unit(1), 5, parse_filter("year = 'abc'"))
-    assert "`" not in str(err.value) and "acl_" not in str(err.value)
+    assert [h.chunk.doc_id for h in store.vector_search(unit(1), 5, parse_filter("year = 2021"), Access())] == ["a"]
+    assert store._flat.version is not None  # the exact search from memory answered
+    with pytest.raises(FilterError) as err:
+        store.vector_search(unit(1), 5, parse_filter("year = 'abc'"), Access())
+    message = str(err.value)
+    assert message.startswith("filter:") and "year" not in message.split(":", 1)[1].split(";")[0]
+    assert "acl_" not in message and "`" not in message and "strpos" not in message
+
+
+def test_the_row_copy_is_bounded_by_its_memory_not_its_compressed_size_on_disk(tmp_path: Path) -> None:
+    """Lance compresses text: repetitive chunks take far less disk than memory. A copy whose rows
+    would pass the bound on disk but not in memory keeps no rows, and the next estimate uses the
+    measured ratio."""
+    rows = [chunk(f"d{i}", 0, "solar " * 2000 + str(i), unit(i)) for i in range(40)]
+    store = LanceStore(tmp_path / "kb", IndexSettings())
+    store.check_model("m", 8)
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    from groundwork.index.lance_reads import _data_bytes
+
+    ds = store._dataset()
+    disk = _data_bytes(ds)
+    store._flat.max_row_bytes = 2 * disk
+    assert 40 * 12_000 > store._flat.max_row_bytes  # the text alone is over the bound in memory
+    refs = store.vector_ranking(unit(3), 5)
+    assert store._flat.version == ds.version and not store._flat.holds(ds)
+    assert store._flat._ratio > 2
+    assert [c.chunk_id for c in store.chunks_at(refs)] == [r.chunk_id for r in refs]  # from the files
 
 
 def test_flat_search_sees_another_writers_changes_at_once(tmp_path: Path) -> None:
@@ -265,7 +290,8 @@ def test_above_the_ann_bound_kept_rows_come_from_a_copy_loaded_in_the_background
     small = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=10, memory_rows_max_mb=1))
     small._flat.max_row_bytes = 100  # under this table's data
     assert small.chunks_at(small.keyword_ranking("solar panels", 8)) is not None
-    assert small._flat._loader is None and small._flat.version is None
+    small._flat._loader.join(30)  # the loader measured the data and loaded nothing
+    assert small._flat.version is None
 
 
 @pytest.mark.parametrize("ann_min_rows", [1000, 10], ids=["exact-search-copy", "background-row-copy"])
@@ -275,6 +301,7 @@ def test_searches_during_writes_never_return_another_tenants_or_a_stale_row(tmp_
     hit is tenant one's, its text is the chunk's own at one generation, its vector the row's own;
     after the writes the search returns the last generation."""
     import threading
+    import time
 
     from groundwork.types import Access
 
@@ -300,6 +327,7 @@ def test_searches_during_writes_never_return_another_tenants_or_a_stale_row(tmp_
 
     def check() -> None:
         while not done.is_set():
+            rounds.append(1)
             kept = store.chunks_at(store.keyword_ranking("solar", 5, access=Access("one"))) or []
             for c in [h.chunk for h in store.vector_search(unit(3), 5, access=Access("one"))] + kept:
                 text = c.text.split()
@@ -311,6 +339,15 @@ def test_searches_during_writes_never_return_another_tenants_or_a_stale_row(tmp_
                 ):
                     failures.append(c)
 
+    served, rounds = [], []
+    take = store._flat.take
+
+    def counted_take(*args, **kwargs):
+        got = take(*args, **kwargs)
+        served.append(got is not None)
+        return got
+
+    store._flat.take = counted_take
     readers = [threading.Thread(target=search) for _ in range(2)]
     for r in readers:
         r.start()
@@ -319,10 +356,15 @@ def test_searches_during_writes_never_return_another_tenants_or_a_stale_row(tmp_
         batch = rows(gen)
         writer.replace_documents({c.doc_id: f"h{gen}" for c in batch}, batch, "p")
         store._flat._next_load = 0.0
+        seen, deadline = len(rounds), time.monotonic() + 30
+        while len(rounds) < seen + 4 and time.monotonic() < deadline:  # searches between the writes too
+            time.sleep(0.005)
     done.set()
     for r in readers:
         r.join(60)
+        assert not r.is_alive()
     assert not failures, failures[:3]
+    assert len(rounds) >= 2 and any(served)  # the readers searched, and the copy answered some reads
     last = store.vector_search(unit(3), 16, access=Access("one"))
     assert {h.chunk.text.split()[3] for h in last} == {"gen5"} and len(last) == 8
 

@@ -165,7 +165,7 @@ class LanceStore:
     def _wrote(self) -> None:
         """This store committed: its next pylance read looks up the newest version whatever
         ``index.read_consistency_s`` allows (a writer sees its own writes, as through LanceDB)."""
-        for reader in self._readers.values():
+        for reader in list(self._readers.values()):  # a search may add a reader meanwhile
             reader.refresh()
 
     def _table(self, name: str) -> Any:
@@ -423,6 +423,7 @@ class LanceStore:
             if table is not None:
                 maintain(table, self.settings)
         self._cleanup()
+        self._wrote()
 
     def _add_index(self, column: str, config: Any) -> None:
         """Index ``column`` of a table that has rows: first every index is merged into one segment and
@@ -479,6 +480,7 @@ class LanceStore:
             model_id=model_id, dimension=dimension, previous=[previous, *self.meta.get("previous", [])][:10]
         )
         self._write_meta()
+        self._wrote()
         return len(texts)
 
     def rollback(self) -> dict[str, Any]:
@@ -497,6 +499,7 @@ class LanceStore:
         self._ann = None
         self.meta.update(model_id=prev["model_id"], dimension=prev["dimension"], previous=history[1:])
         self._write_meta()
+        self._wrote()
         return prev
 
     def has_ann_index(self) -> bool:
@@ -677,7 +680,8 @@ class LanceStore:
         if self._chunks is None:
             return None
         ds = self._dataset()
-        held = self._flat.take(ds, [int(r.ref) for r in refs])
+        # below the ANN bound the next exact search loads the new version itself: no second load
+        held = self._flat.take(ds, [int(r.ref) for r in refs], load=self._flat_dataset() is None)
         if held is not None:  # the in-memory copy of this very version (TableCopy)
             table, vectors = held
         elif self._flat.holds(ds):
@@ -794,6 +798,7 @@ class LanceStore:
             self._versions = self._db.create_table("versions", data=table)
         else:
             self._versions.add(table)
+        self._wrote()
 
     # -- versions -----------------------------------------------------------------------------------
     def record_version(self, added: int, updated: int, deleted: int, changed_doc_ids: Sequence[str]) -> IndexVersion:
@@ -929,6 +934,7 @@ class LanceStore:
             return 0
         before = self._chunks.count_rows()
         self._chunks.delete(f"_rowid IN ({', '.join(str(int(r)) for r in refs)})")
+        self._wrote()
         return before - self._chunks.count_rows()
 
     def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:

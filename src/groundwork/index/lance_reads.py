@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -93,18 +94,25 @@ class TableCopy:
     """Exact cosine ranking, and row reads, from an in-process copy of one table version.
 
     The copy holds the vectors (``(n, d)`` float32, as stored, kept transposed), their row ids
-    (``(n,)`` uint64, Lance row ids of that version) and chunk ids, and, when the table's data is at
-    most ``max_row_bytes`` on disk (pylance's data statistics), the ``columns`` given too, so the
-    rows a search keeps are read from memory (~0.6 ms for 10 rows, against ~2 ms through pylance's
-    take at 11k chunks, ~8 ms at 100k, and ~6 ms through LanceDB at 11k). Scores are cosine
-    similarity, as LanceDB's ``1 - cosine distance`` gives them; ties are broken by row id, ascending.
+    (``(n,)`` uint64, Lance row ids of that version) and chunk ids, and, while the copy fits in
+    ``max_row_bytes`` of memory, the ``columns`` given too, so the rows a search keeps are read from
+    memory (~0.6 ms for 10 rows, against ~2 ms through pylance's take at 11k chunks, ~8 ms at 100k,
+    and ~6 ms through LanceDB at 11k). Scores are cosine similarity, as LanceDB's ``1 - cosine
+    distance`` gives them; ties are broken by row id, ascending.
+
+    The memory bound: before a load the size is estimated as the data's bytes on disk (pylance data
+    statistics; Lance compresses text) times the memory-to-disk ratio of the last load with rows (at
+    least 1); after a load the copy's real size (Arrow buffers, vectors, ~160 bytes a row of ids) is
+    checked, and a copy over the bound keeps no rows. While a version loads, the previous copy and up to
+    two tables of the new one are in memory.
 
     Two ways to keep it current: ``current`` (the exact search, which needs this version's vectors)
-    loads the dataset's version before it answers; ``take`` never waits: when the copy is of another
-    version it starts loading the newest one in a background thread (one load at a time, and, after a
-    load that took t seconds, none for 10 t, so reloads cost at most a tenth of a core under a stream
-    of writes) and answers None, and the caller reads the files. While a load runs the old and the new
-    copies are both in memory."""
+    loads the dataset's version before it answers; ``take(load=True)`` never waits: when the copy is of
+    another version it starts loading the newest one in a background thread (one load at a time, and,
+    after a load that took t seconds, none for 10 t, so reloads cost at most a tenth of a core under a
+    stream of writes) and answers None, and the caller reads the files."""
+
+    _ROW_OVERHEAD = 160  # bytes a row of the id dict and list take beyond the Arrow buffers
 
     def __init__(self, columns: Sequence[str] = (), max_row_bytes: int = 0) -> None:
         self.columns = list(columns)
@@ -113,12 +121,17 @@ class TableCopy:
         self._lock = threading.Lock()
         self._loader: threading.Thread | None = None
         self._next_load = 0.0  # monotonic time before which ``take`` starts no load
-        self._over_cap: int | None = None  # a version whose data is over max_row_bytes
+        self._over_cap: int | None = None  # a version whose copy is over max_row_bytes
+        self._ratio = 1.0  # memory bytes per byte on disk, from the last load with rows
 
     @property
     def version(self) -> int | None:
         """The table version held, None before the first load."""
         return self._copy.version if self._copy else None
+
+    @property
+    def copies_rows(self) -> bool:
+        return bool(self.columns) and self.max_row_bytes > 0
 
     def current(self, ds: Any) -> _Copy:
         """The copy of ``ds``'s version (a pylance dataset), loaded when it is not the one held."""
@@ -128,10 +141,10 @@ class TableCopy:
             return self._copy
 
     def _fits(self, ds: Any) -> bool:
-        """Whether ``ds``'s data is small enough to copy its rows (remembered per version: ~3 ms)."""
-        if not self.columns or self.max_row_bytes <= 0 or self._over_cap == ds.version:
+        """Whether ``ds``'s copy with rows is expected to fit the bound (see the class; ~3 ms)."""
+        if not self.copies_rows or self._over_cap == ds.version:
             return False
-        if _data_bytes(ds) <= self.max_row_bytes:
+        if _data_bytes(ds) * self._ratio <= self.max_row_bytes:
             return True
         self._over_cap = ds.version
         return False
@@ -139,32 +152,43 @@ class TableCopy:
     def _timed_load(self, ds: Any, with_rows: bool) -> _Copy:
         t0 = time.monotonic()
         copy = _load(ds, self.columns if with_rows else [])
+        if copy.rows is not None:
+            size = copy.rows.nbytes + copy.vectors_t.nbytes + self._ROW_OVERHEAD * len(copy.row_ids)
+            self._ratio = max(1.0, size / max(_data_bytes(ds), 1))
+            if size > self.max_row_bytes:
+                self._over_cap = ds.version
+                copy = dataclasses.replace(copy, rows=None)
         done = time.monotonic()
         self._next_load = done + 10 * (done - t0)
         return copy
 
     def _load_in_background(self, ds: Any) -> None:
-        """Start loading ``ds``'s version with its rows unless a load runs, the last one was too
-        recent, or the data is over the cap."""
-        with self._lock:
-            busy = self._loader is not None and self._loader.is_alive()
-            if busy or time.monotonic() < self._next_load or not self._fits(ds):
+        """Start loading ``ds``'s version with its rows unless a load (or ``current``'s) runs or the
+        last one was too recent. Never waits: the search thread only looks and starts a thread."""
+        if not self.copies_rows or time.monotonic() < self._next_load or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._loader is not None and self._loader.is_alive():
                 return
-
-            def load() -> None:
-                try:
-                    copy = self._timed_load(ds, True)
-                except BaseException as exc:  # e.g. the version cleaned up meanwhile: the files serve
-                    if not isinstance(exc, Exception) and not is_panic(exc):
-                        raise
-                    log.debug("background copy of version %s failed", ds.version, exc_info=True)
-                    return
-                with self._lock:
-                    if self._copy is None or self._copy.version <= copy.version:
-                        self._copy = copy
-
-            self._loader = threading.Thread(target=load, name="table-copy", daemon=True)
+            self._loader = threading.Thread(target=self._load_latest, args=(ds,), name="table-copy", daemon=True)
             self._loader.start()
+        finally:
+            self._lock.release()
+
+    def _load_latest(self, ds: Any) -> None:
+        """The background load: ``ds``'s copy with rows, or, over the bound, none (the stale copy is
+        dropped: it can never answer again)."""
+        try:
+            copy = self._timed_load(ds, True) if self._fits(ds) else None
+        except BaseException as exc:  # e.g. the version cleaned up meanwhile: the files serve
+            if not isinstance(exc, Exception) and not is_panic(exc):
+                raise
+            log.debug("background copy of version %s failed", ds.version, exc_info=True)
+            return
+        with self._lock:
+            held = self._copy
+            if held is None or held.version < ds.version or (copy is not None and held.version == ds.version):
+                self._copy = copy if copy is not None and copy.rows is not None else None
 
     def ranking(self, ds: Any, vector: np.ndarray, top_k: int, allowed: np.ndarray | None = None) -> list[RankedRef]:
         """The ``top_k`` rows of ``ds`` (a pylance dataset) most similar to ``vector`` ``(d,)``, best
@@ -197,14 +221,14 @@ class TableCopy:
         copy = self._copy
         return copy is not None and copy.version == ds.version and copy.rows is not None
 
-    def take(self, ds: Any, row_ids: Sequence[int]) -> tuple[pa.Table, np.ndarray] | None:
+    def take(self, ds: Any, row_ids: Sequence[int], load: bool = True) -> tuple[pa.Table, np.ndarray] | None:
         """The rows with these row ids, in this order, from the copy of ``ds``'s version: (the copied
         columns, their vectors ``(len(row_ids), d)`` float32). None when the copy is of another version
-        (a background load of ``ds`` starts, see the class), holds no rows (over the byte cap) or
-        lacks one of the ids."""
+        (with ``load``, a background load of ``ds`` starts, see the class), holds no rows (over the
+        bound) or lacks one of the ids."""
         copy = self._copy
         if copy is None or copy.version != ds.version or copy.rows is None:
-            if copy is None or copy.version != ds.version:
+            if load and (copy is None or copy.version != ds.version):
                 self._load_in_background(ds)
             return None
         where = [copy.position.get(int(r)) for r in row_ids]
