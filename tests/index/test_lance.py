@@ -187,7 +187,6 @@ def test_a_filter_lance_cannot_evaluate_is_a_filter_error_without_the_internal_s
     evaluate (text against an integer field) is the caller's FilterError, its message free of SQL."""
     from groundwork.errors import FilterError
     from groundwork.filters import parse_filter
-
     from groundwork.types import Access
 
     store = LanceStore(tmp_path / "kb", IndexSettings())
@@ -215,7 +214,7 @@ def test_the_row_copy_is_bounded_by_its_memory_not_its_compressed_size_on_disk(t
     ds = store._dataset()
     disk = _data_bytes(ds)
     store._flat.max_row_bytes = 2 * disk
-    assert 40 * 12_000 > store._flat.max_row_bytes  # the text alone is over the bound in memory
+    assert store._flat.max_row_bytes < 40 * 12_000  # the text alone is over the bound in memory
     refs = store.vector_ranking(unit(3), 5)
     assert store._flat.version == ds.version and not store._flat.holds(ds)
     assert store._flat._ratio > 2

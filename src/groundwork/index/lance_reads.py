@@ -24,12 +24,12 @@ pinned (constraints.txt) and the store contract tests exercise it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
