@@ -628,13 +628,13 @@ class LanceStore:
             return ann_ranking(self._dataset(), vector, top_k, s.hnsw_ef_search, s.refine_factor)
         return None
 
-    def _flat_dataset(self) -> tuple[Any, int] | None:
+    def _flat_dataset(self, ds: Any = None) -> tuple[Any, int] | None:
         """(pylance dataset, its row count) when vector search is exact from memory (``TableCopy``):
         ``index.flat_in_memory`` on, no ANN index, at most ``index.ann_min_rows`` rows (the bound on
-        the copy's memory, whoever grew the table)."""
+        the copy's memory, whoever grew the table). ``ds``: the dataset already read, if any."""
         if not self.settings.flat_in_memory or self.has_ann_index():
             return None
-        ds = self._dataset()
+        ds = ds if ds is not None else self._dataset()
         rows = ds.count_rows()
         return (ds, rows) if rows <= self.settings.ann_min_rows else None
 
@@ -681,7 +681,7 @@ class LanceStore:
             return None
         ds = self._dataset()
         # below the ANN bound the next exact search loads the new version itself: no second load
-        held = self._flat.take(ds, [int(r.ref) for r in refs], load=self._flat_dataset() is None)
+        held = self._flat.take(ds, [int(r.ref) for r in refs], load=self._flat_dataset(ds) is None)
         if held is not None:  # the in-memory copy of this very version (TableCopy)
             table, vectors = held
         elif self._flat.holds(ds):
