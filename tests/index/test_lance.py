@@ -141,9 +141,10 @@ def test_flat_search_from_memory_ranks_as_lancedb_under_every_view(tmp_path: Pat
 
 
 def test_kept_rows_read_from_the_memory_copy_are_the_stored_rows(tmp_path: Path) -> None:
-    """Below the byte cap the rows a search keeps come from the in-memory copy of the version it
-    ranked: every field and the vector as pylance reads them from the files; a cap of 0 holds no rows
-    (vectors only) and reads the files; a write by another store is in the very next read."""
+    """Below the bound the rows a search keeps come from the in-memory copy of the version it ranked
+    (loaded in the background after the exact search's vectors): every field and the vector as
+    pylance reads them from the files; a bound of 0 holds no rows and reads the files; a write by
+    another store is in the very next read."""
     rows = [chunk(f"d{i}", 0, f"solar report {i} panels", unit(i), kind="a" if i % 2 else "b", n=i) for i in range(12)]
     memory = LanceStore(tmp_path / "kb", IndexSettings())
     memory.check_model("m", 8)
@@ -152,8 +153,10 @@ def test_kept_rows_read_from_the_memory_copy_are_the_stored_rows(tmp_path: Path)
     refs = memory.vector_ranking(unit(3), 12)
     assert [r.chunk_id for r in files.vector_ranking(unit(3), 12)] == [r.chunk_id for r in refs]
     ds = memory._dataset()
+    assert memory._flat.take(ds, [refs[0].ref]) is None  # the search loaded vectors; the rows follow
+    memory._flat._loader.join(30)
     assert memory._flat.take(ds, [refs[0].ref]) is not None  # the read below is the copy's
-    assert files._flat.take(ds, [refs[0].ref]) is None  # vectors only: rows from the files
+    assert files._flat.take(ds, [refs[0].ref]) is None and files._flat._loader is None  # a cap of 0
     got, want = memory.chunks_at(refs[::-1]), files.chunks_at(refs[::-1])
     assert [c.chunk_id for c in got] == [r.chunk_id for r in refs[::-1]]
     for a, b in zip(got, want):
@@ -216,8 +219,10 @@ def test_the_row_copy_is_bounded_by_its_memory_not_its_compressed_size_on_disk(t
     store._flat.max_row_bytes = 2 * disk
     assert store._flat.max_row_bytes < 40 * 12_000  # the text alone is over the bound in memory
     refs = store.vector_ranking(unit(3), 5)
-    assert store._flat.version == ds.version and not store._flat.holds(ds)
-    assert store._flat._ratio > 2
+    assert store._flat.take(ds, [refs[0].ref]) is None  # starts the load with rows
+    store._flat._loader.join(30)
+    assert store._flat.version == ds.version and not store._flat.holds(ds)  # the vectors stay, no rows
+    assert store._flat._ratio > 2 and store._flat._over_cap == ds.version
     assert [c.chunk_id for c in store.chunks_at(refs)] == [r.chunk_id for r in refs]  # from the files
 
 

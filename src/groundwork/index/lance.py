@@ -680,8 +680,7 @@ class LanceStore:
         if self._chunks is None:
             return None
         ds = self._dataset()
-        # below the ANN bound the next exact search loads the new version itself: no second load
-        held = self._flat.take(ds, [int(r.ref) for r in refs], load=self._flat_dataset(ds) is None)
+        held = self._flat.take(ds, [int(r.ref) for r in refs])
         if held is not None:  # the in-memory copy of this very version (TableCopy)
             table, vectors = held
         elif self._flat.holds(ds):
