@@ -373,6 +373,29 @@ def test_searches_during_writes_never_return_another_tenants_or_a_stale_row(tmp_
     assert {h.chunk.text.split()[3] for h in last} == {"gen5"} and len(last) == 8
 
 
+def test_a_failing_background_load_is_not_retried_on_every_search(tmp_path: Path, monkeypatch) -> None:
+    """A background load that fails (a version cleaned up meanwhile, a Rust panic) leaves the files to
+    serve, and the next load waits out the retry interval instead of starting with every search."""
+    import groundwork.index.lance_reads as reads
+
+    rows = [chunk(f"d{i}", 0, f"solar {i}", unit(i)) for i in range(30)]
+    store = LanceStore(tmp_path / "kb", IndexSettings(ann_min_rows=10))
+    store.check_model("m", 8)
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    calls = []
+
+    def broken(ds, columns):
+        calls.append(ds.version)
+        raise OSError("data file gone")
+
+    monkeypatch.setattr(reads, "_load", broken)
+    refs = store.keyword_ranking("solar", 5)
+    for _ in range(5):
+        assert [c.chunk_id for c in store.chunks_at(refs)] == [r.chunk_id for r in refs]  # the files
+        store._flat._loader.join(30)
+    assert len(calls) == 1 and store._flat.version is None
+
+
 def test_an_unfiltered_hnsw_search_through_pylance_is_lancedbs(tmp_path: Path) -> None:
     """Above the ANN bound a search with no pre-filter goes to the HNSW index through pylance: the
     same ids, order and scores as LanceDB's vector query on the same index; a filtered one stays on

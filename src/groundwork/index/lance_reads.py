@@ -115,6 +115,7 @@ class TableCopy:
     caller reads the files."""
 
     _ROW_OVERHEAD = 160  # bytes a row of the id dict and list take beyond the Arrow buffers
+    _RETRY_S = 30.0  # after a failed background load, the files serve this long before another try
 
     def __init__(self, columns: Sequence[str] = (), max_row_bytes: int = 0) -> None:
         self.columns = list(columns)
@@ -189,6 +190,7 @@ class TableCopy:
             if not isinstance(exc, Exception) and not is_panic(exc):
                 raise
             log.debug("background copy of version %s failed", ds.version, exc_info=True)
+            self._next_load = time.monotonic() + self._RETRY_S  # never a failing load per search
             return
         with self._lock:
             held = self._copy
