@@ -1,16 +1,16 @@
-"""PostgreSQL keyword side before/after MaxScore: BM25 and hybrid latency, identical rankings, write cost.
+"""PostgreSQL keyword side: full scan, MaxScore, packed postings lists; BM25 and hybrid latency, identical rankings, write cost.
 
 Builds (or reuses, in ``--work``) the chunk set of bench/scale_data.py in PostgreSQL through
 bench/scale.py's ``load`` / ``build`` / ``local_postgres``, then per query, interleaved (the order of
 the two alternates from query to query):
 
-- bm25: ``PgStore.keyword_search`` (MaxScore, ``pg_bm25.top_k``) against the previous full-scan
+- bm25: ``PgStore.keyword_search`` (the packed postings lists, ``pg_packed.top_k``, packed once
+  after the build: ``pack_s``) against MaxScore in SQL (``pg_bm25.top_k``) and the first full-scan
   query (``pg_bm25.full_scan``), top_k 10, without and with the filter ``bucket = 3`` (10% of the
   chunks), and top_k 100 (the depth hybrid search asks the keyword side for); p50/p95/p99 in ms;
-  the rankings compared (ids and order equal, scores within 1e-9 relative);
+  the rankings compared with the full scan's (ids and order equal, scores within 1e-9 relative);
 - hybrid: ``KnowledgeBase.search(mode="hybrid")``, query embedding included (embedding and retrieval
-  caches off),
-  with the store's keyword search being one or the other; p50/p99 in ms;
+  caches off), with the store's keyword search being MaxScore or the packed lists; p50/p99 in ms;
 - chunks scored per query (median): the full scan scores every chunk holding any query lexeme,
   MaxScore only those holding an essential term (last round);
 - disk: ``pg_total_relation_size`` of ``chunks`` and of ``postings``;
@@ -71,26 +71,32 @@ def summary(ms: list[float]) -> dict[str, float]:
     return {f"p{p}_ms": round(pct(ms, p), 2) for p in (50, 95, 99)}
 
 
-def keyword_runs(store, queries: list[str]) -> dict:
-    """Interleaved old/new keyword searches: latency per variant and the identical-ranking count."""
+LABELS = ("before", "maxscore", "after")  # full scan, MaxScore in SQL, packed lists (the store's default)
+
+
+def keyword_runs(store, queries: list[str], labels: tuple[str, ...] = LABELS) -> dict:
+    """Interleaved keyword searches (the order rotates per query): latency per variant and how many
+    rankings are identical to the first variant's (the full scan's, or MaxScore's without it)."""
     access = Access.all()
     variants = {"bm25 top10": (10, None), "bm25 top10 +filter": (10, "bucket = 3"), "bm25 top100": (100, None)}
     out = {}
     for name, (k, flt) in variants.items():
         where = parse_filter(flt) if flt else None
-        lat: dict[str, list[float]] = {"before": [], "after": []}
-        identical = 0
+        lat: dict[str, list[float]] = {label: [] for label in labels}
+        identical = dict.fromkeys(labels[1:], 0)
         for i, q in enumerate(queries):
             runs = {
                 "before": lambda q=q, k=k, w=where: store._keyword(q, k, w, access, pg_bm25.full_scan),
+                "maxscore": lambda q=q, k=k, w=where: store._keyword(q, k, w, access, pg_bm25.top_k),
                 "after": lambda q=q, k=k, w=where: store.keyword_search(q, k, w, access),
             }
             res = {}
-            for label in ("before", "after") if i % 2 else ("after", "before"):
+            for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
                 ms, res[label] = timed(runs[label])
                 lat[label].append(ms)
-            identical += same(res["after"], res["before"])
-        out[name] = {"before": summary(lat["before"]), "after": summary(lat["after"]), "identical": identical}
+            for label in identical:
+                identical[label] += same(res[label], res[labels[0]])
+        out[name] = {label: summary(lat[label]) for label in labels} | {"identical": identical}
     return out
 
 
@@ -121,9 +127,9 @@ def hybrid_runs(kb, queries: list[str]) -> dict:
     new = store.keyword_search
 
     def old(query, top_k, where=None, access=None):
-        return store._keyword(query, top_k, where, access, pg_bm25.full_scan)
+        return store._keyword(query, top_k, where, access, pg_bm25.top_k)
 
-    lat: dict[str, list[float]] = {"before": [], "after": []}
+    lat: dict[str, list[float]] = {"before": [], "after": []}  # MaxScore, packed lists
     for i, q in enumerate(queries):
         for label in ("before", "after") if i % 2 else ("after", "before"):
             store.keyword_search = old if label == "before" else new
@@ -166,13 +172,20 @@ def main() -> None:
     ap.add_argument("--writes", type=int, default=6)
     ap.add_argument("--work", required=True, help="folder of the PostgreSQL data (reused when built)")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--maintenance-work-mem", default="2GB", help="PostgreSQL's, for the HNSW build")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting, e.g. embedder.backend=onnx"
+    )
+    ap.add_argument(
+        "--no-full-scan", action="store_true", help="skip the full scan (seconds per question at 1M chunks)"
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
     data, work = Path(args.data), Path(args.work)
     rows, vecs = load(data, args.chunks, args.multiply, args.sigma)
     n = len(rows)
-    server = local_postgres(work)
+    server = local_postgres(work, args.maintenance_work_mem)
     overrides = {
         "embedder.cache": False,
         "cache.enabled": False,  # each question runs twice (before, after): no retrieval cache hits
@@ -180,7 +193,7 @@ def main() -> None:
         "store": "postgres",
         "pg_dsn": server.dsn,
         "postgres.schema_name": f"scale_{n}",
-    }
+    } | dict(kv.split("=", 1) for kv in args.set)
     kb = KnowledgeBase(settings=load_settings(kb=work / "kb", **overrides))
     kb.store.check_model(kb.embedder.model_id, kb.embedder.dimension)
     if kb.store.count_chunks() != n:
@@ -188,6 +201,8 @@ def main() -> None:
             raise SystemExit(f"{kb.store.path} holds another chunk set; use an empty --work")
         write_s, index_s = build(kb.store, rows, vecs)
         print(f"built {n} chunks: write {write_s:.1f} s, indexes {index_s:.1f} s")
+    pack_s = timed(kb.store.pack_postings)[0] / 1000
+    print(f"packed the postings lists in {pack_s:.1f} s")
     if args.build_only:
         return server.stop()
 
@@ -196,18 +211,26 @@ def main() -> None:
     queries = [texts[i] for i in pick]
     for q in queries[:20]:  # warm-up: caches, pool, model
         kb.search(q, mode="hybrid", top_k=10, access=Access.all())
-        kb.store._keyword(q, 10, None, None, pg_bm25.full_scan)
+        kb.store._keyword(q, 10, None, None, pg_bm25.top_k if args.no_full_scan else pg_bm25.full_scan)
     queries = queries[20:]
     load_meter = Load()
-    keyword = keyword_runs(kb.store, queries)
+    labels = LABELS[1:] if args.no_full_scan else LABELS
+    keyword = keyword_runs(kb.store, queries, labels)
     hybrid = hybrid_runs(kb, queries)
     writes = write_cost(kb.store, rows, vecs, args.writes)
     machine = load_meter.report()
-    scored = scored_counts(kb.store, queries)
-    disk = kb.store._query("SELECT pg_total_relation_size('chunks'), pg_total_relation_size('postings')")[0]
+    scored = {} if args.no_full_scan else scored_counts(kb.store, queries)
+    disk = kb.store._query(
+        "SELECT pg_total_relation_size('chunks'), pg_total_relation_size('postings'), "
+        "pg_total_relation_size('postings_packed'), pg_total_relation_size('chunk_rows')"
+    )[0]
     result = {
         "chunks": n,
-        "disk_mb": {"chunks": round(disk[0] / 1e6, 1), "postings": round(disk[1] / 1e6, 1)},
+        "settings": args.set,
+        "pack_s": round(pack_s, 1),
+        "disk_mb": dict(
+            zip(("chunks", "postings", "postings_packed", "chunk_rows"), (round(d / 1e6, 1) for d in disk))
+        ),
         "queries": len(queries),
         "keyword": keyword,
         "hybrid": hybrid,
@@ -219,16 +242,16 @@ def main() -> None:
     out = Path(args.out or ROOT / f"bench/results/pg-keyword-{n}.json")
     out.write_text(json.dumps(result, indent=2))
     print(f"PostgreSQL keyword side, {n} chunks, {len(queries)} queries (ms; load {machine})")
-    print(f"{'':<22}{'before p50':>11}{'p95':>9}{'p99':>9}{'after p50':>11}{'p95':>9}{'p99':>9}{'identical':>11}")
+    names = {"before": "full scan", "maxscore": "MaxScore", "after": "packed"}
+    head = "".join(f"{names[x] + ' p50':>14}{'p95':>8}{'p99':>8}" for x in labels)
+    print(f"{'':<24}{head}  identical to {names[labels[0]]}")
     for name, v in keyword.items():
-        b, a = v["before"], v["after"]
-        print(
-            f"{name:<22}{b['p50_ms']:>11}{b['p95_ms']:>9}{b['p99_ms']:>9}"
-            f"{a['p50_ms']:>11}{a['p95_ms']:>9}{a['p99_ms']:>9}{v['identical']:>8}/{len(queries)}"
-        )
+        cells = "".join(f"{v[x]['p50_ms']:>14}{v[x]['p95_ms']:>8}{v[x]['p99_ms']:>8}" for x in labels)
+        same_n = ", ".join(f"{names[x]} {c}/{len(queries)}" for x, c in v["identical"].items())
+        print(f"{name:<24}{cells}  {same_n}")
     b, a = hybrid["before"], hybrid["after"]
     print(
-        f"{'hybrid (with embedding)':<22}{b['p50_ms']:>11}{'':>9}{b['p99_ms']:>9}{a['p50_ms']:>11}{'':>9}{a['p99_ms']:>9}"
+        f"hybrid (embedding incl.): MaxScore p50 {b['p50_ms']} p99 {b['p99_ms']}; packed p50 {a['p50_ms']} p99 {a['p99_ms']}"
     )
     print(f"chunks scored per query: {scored}")
     print(f"disk (MB, indexes included): {result['disk_mb']}")

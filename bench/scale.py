@@ -88,14 +88,17 @@ def build(store, rows: list[dict], vecs: np.ndarray, batch: int = 4000) -> tuple
     return write_s, time.perf_counter() - t0
 
 
-def local_postgres(work: Path):
-    """A pgserver PostgreSQL with its data in ``work/pg`` (reused when there), tuned for the build."""
+def local_postgres(work: Path, maintenance_work_mem: str = "2GB"):
+    """A pgserver PostgreSQL with its data in ``work/pg`` (reused when there), tuned for the build
+    (``maintenance_work_mem``: the HNSW graph is built in it; 1M chunks of 384-d need ~2-3 GB)."""
     from groundwork.index.pg_local import LocalPostgres
 
-    return LocalPostgres(
-        work / "pg",
-        settings={"shared_buffers": "1GB", "maintenance_work_mem": "2GB", "max_parallel_maintenance_workers": "2"},
-    ).start()
+    settings = {
+        "shared_buffers": "1GB",
+        "maintenance_work_mem": maintenance_work_mem,
+        "max_parallel_maintenance_workers": "2",
+    }
+    return LocalPostgres(work / "pg", settings=settings).start()
 
 
 def pct(xs: list[float], p: float) -> float:

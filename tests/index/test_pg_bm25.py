@@ -14,7 +14,8 @@ import pytest
 
 from groundwork.config import IndexSettings
 from groundwork.filters import parse_filter
-from groundwork.index import pg_bm25
+from groundwork.index import pg_bm25, pg_packed
+from groundwork.index.rows import chunk_from_row
 from groundwork.types import Access, Chunk
 
 DIM = 8
@@ -95,20 +96,138 @@ ACCESS = [
 FILTERS = [None, "kind = 'spec'", "year >= 2020", "kind IN ('note', 'log') AND year < 2010", "year >= 2001"]
 
 
-def test_maxscore_ranking_equals_the_full_scan(corpus) -> None:
-    store, vocab = corpus
-    rng = np.random.default_rng(7)
-    # Queries mix the commonest words (in most chunks), rare ones, odd tokens and stop words.
-    for n in range(160):
+def _queries(vocab: list[str], count: int, seed: int):
+    """(query, top_k, filter, access): the commonest words (in most chunks), rare ones, odd tokens
+    and stop words, under every access and filter."""
+    rng = np.random.default_rng(seed)
+    for n in range(count):
         words = list(rng.choice(vocab[:12], size=int(rng.integers(0, 4))))
         words += list(rng.choice(vocab, size=int(rng.integers(1, 6))))
         query = " ".join(str(w) for w in words) + (" the what is" if n % 3 == 0 else "")
-        top_k = [1, 5, 10, 50][n % 4]
         where = parse_filter(FILTERS[n % len(FILTERS)]) if FILTERS[n % len(FILTERS)] else None
-        access = ACCESS[n % len(ACCESS)]
-        new = store.keyword_search(query, top_k, where, access)
+        yield query, [1, 5, 10, 50][n % 4], where, ACCESS[n % len(ACCESS)]
+
+
+def test_maxscore_ranking_equals_the_full_scan(corpus) -> None:
+    store, vocab = corpus
+    for query, top_k, where, access in _queries(vocab, 160, 7):
+        new = store._keyword(query, top_k, where, access, pg_bm25.top_k)
         old = store._keyword(query, top_k, where, access, pg_bm25.full_scan)
         _same(new, old)
+
+
+def _traced(trace: list):
+    def ranker(*args):
+        return pg_packed.top_k(*args, trace=trace)
+
+    return ranker
+
+
+def test_packed_lists_rank_as_the_full_scan_with_dead_and_new_chunks(corpus, pg_dsn: str, pg_schema: str) -> None:
+    # A copy of the corpus, packed, then written to: replaced documents leave dead row numbers in
+    # the packed lists and new ones in the delta; deleted ones leave dead row numbers only.
+    from groundwork.index.postgres import PgStore
+
+    source, vocab = corpus
+    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=pg_schema, pool_size=2)
+    store.check_model("m", DIM)
+    rows = list(source.export_rows())
+    store.import_rows(rows)
+    for stage in ("delta only", "packed", "packed and written"):
+        if stage == "packed":
+            assert store.pack_postings() >= len(rows)
+        if stage == "packed and written":
+            rng = np.random.default_rng(3)
+            chunks = [chunk_from_row(r, r["vector"]) for r in rows[:120]]
+            changed = [dataclasses.replace(c, text=" ".join(rng.choice(vocab, size=20))) for c in chunks[:60]]
+            store.replace_documents({c.doc_id: "h2" for c in changed}, changed, "p")
+            store.delete_documents(sorted({c.doc_id for c in chunks[60:]}))
+        trace: list = []
+        for query, top_k, where, access in _queries(vocab, 120, 11):
+            new = store._keyword(query, top_k, where, access, _traced(trace))
+            _same(new, store._keyword(query, top_k, where, access, pg_bm25.full_scan))
+        paths = {t[0] for t in trace}
+        assert "packed" in paths, (stage, paths)  # (selective filters go to MaxScore's filter-first scan)
+        if stage == "packed and written":
+            assert max(t[2] for t in trace if t[0] == "packed") > 1  # dead candidates made it ask again
+    assert store.recount_statistics() == []
+    store.close()
+
+
+def test_many_writes_since_the_pack_fall_back_to_maxscore_and_optimize_packs(
+    corpus, pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from groundwork.index.postgres import PgStore
+
+    source, vocab = corpus
+    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=pg_schema, pool_size=2)
+    store.check_model("m", DIM)
+    store.import_rows(list(source.export_rows()))
+    monkeypatch.setattr(pg_packed, "DELTA_FLOOR", 10)  # 400 chunks written, none packed: 400 > max(10, 100)
+    query = f"{vocab[0]} {vocab[1]} {vocab[-12]}"
+    trace: list = []
+    _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
+    assert trace and all(t[0] != "packed" for t in trace)  # MaxScore's rounds
+    monkeypatch.setattr(pg_packed, "PACK_FLOOR", 10)
+    store.optimize()  # 400 written since the (missing) pack > max(10, 40): packs
+    trace.clear()
+    _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
+    assert [t[0] for t in trace] == ["packed"]
+    store.close()
+
+
+def test_searches_during_writes_and_packs_equal_the_full_scan_of_their_snapshot(
+    corpus, pg_dsn: str, pg_schema: str
+) -> None:
+    # The attack on the log-structured layout: while one thread rewrites documents and packs over and
+    # over, readers compare the packed search with the full scan inside the same snapshot; a pack
+    # that let a search see a half-written list or lose the delta would differ.
+    import threading
+
+    from groundwork.index.postgres import PgStore
+
+    source, vocab = corpus
+    store = PgStore.connect(pg_dsn, DIM, IndexSettings(query_timeout_s=30), schema=pg_schema, pool_size=4)
+    store.check_model("m", DIM)
+    rows = list(source.export_rows())
+    store.import_rows(rows)
+    chunks = [chunk_from_row(r, r["vector"]) for r in rows[:80]]
+    stop, errors, compared = threading.Event(), [], [0]
+
+    def write() -> None:
+        rng = np.random.default_rng(5)
+        try:
+            for i in range(12):
+                changed = [dataclasses.replace(c, text=" ".join(rng.choice(vocab, size=15))) for c in chunks]
+                store.replace_documents({c.doc_id: f"h{i}" for c in changed}, changed, "p")
+                if i % 3 == 1:
+                    store.pack_postings()
+        except Exception as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def both(conn, lang, query, top_k, clause, params, budget_s):
+        packed = pg_packed.top_k(conn, lang, query, top_k, clause, params, budget_s)
+        full = pg_bm25.full_scan(conn, lang, query, top_k, clause, params, budget_s)
+        assert [r[0] for r in packed if r[1] > packed[-1][1] + 1e-9] == [
+            r[0] for r in full if r[1] > full[-1][1] + 1e-9
+        ]
+        assert [r[1] for r in packed] == pytest.approx([r[1] for r in full], rel=1e-9)
+        compared[0] += 1
+        return packed
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    queries = _queries(vocab, 10_000, 13)
+    try:
+        while not stop.is_set():
+            query, top_k, where, access = next(queries)
+            store._keyword(query, top_k, where, access, both)
+    finally:
+        writer.join()
+    assert not errors and compared[0] > 20, (errors, compared)
+    store.close()
 
 
 def test_common_terms_are_not_scanned(corpus) -> None:
@@ -246,9 +365,9 @@ def test_migration_builds_the_postings_of_an_existing_database(pg_dsn: str, pg_s
 
     store, _ = _small_store(pg_dsn, pg_schema)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a database from before migration 193
-        conn.execute(f"DROP TABLE {pg_schema}.postings")
-        conn.execute(f"DELETE FROM {pg_schema}.schema_migrations WHERE version = 193")
-    assert migrate(pg_dsn, pg_schema, DIM) == [193]
+        conn.execute(f"DROP TABLE {pg_schema}.postings, {pg_schema}.chunk_rows, {pg_schema}.postings_packed")
+        conn.execute(f"DELETE FROM {pg_schema}.schema_migrations WHERE version IN (193, 194)")
+    assert migrate(pg_dsn, pg_schema, DIM) == [193, 194]
     assert store.recount_statistics() == []
     _same(store.keyword_search("pump seal", 5), store._keyword("pump seal", 5, None, None, pg_bm25.full_scan))
     store.close()

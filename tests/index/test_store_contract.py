@@ -253,6 +253,47 @@ def test_ann_index_built_above_threshold_keeps_recall(open_store) -> None:
     assert np.mean(recalls) >= 0.95
 
 
+def test_rankings_are_the_searches_ids_and_kept_rows_are_read_by_ref(store: Store) -> None:
+    """vector_ranking / keyword_ranking rank as vector_search / keyword_search (same pre-filters,
+    access included) without reading rows; chunks_at reads exactly the rows named, in order, and
+    refuses a ref whose row holds another chunk or is gone."""
+    from dataclasses import replace
+
+    from groundwork.index.store import RankingStore
+
+    rows = [
+        chunk(f"d{i}", 0, f"solar report {i} panels", unit(i), tenant=t, kind="a" if i % 2 else "b")
+        for i, t in zip(range(12), [None, "one"] * 6)
+    ]
+    store.replace_documents({c.doc_id: "h" for c in rows}, rows, "p")
+    assert isinstance(store, RankingStore)
+    for access in (None, Access(), Access("one")):
+        for flt in (None, parse_filter("kind = 'a'")):
+            full = store.vector_search(unit(3), 5, flt, access)
+            ranked = store.vector_ranking(unit(3), 5, flt, access)
+            assert [(h.chunk.chunk_id, h.score) for h in full] == [(r.chunk_id, r.score) for r in ranked]
+            full = store.keyword_search("solar panels", 5, flt, access)
+            ranked = store.keyword_ranking("solar panels", 5, flt, access)
+            assert [(h.chunk.chunk_id, h.score) for h in full] == [(r.chunk_id, r.score) for r in ranked]
+            chunks = store.chunks_at(list(reversed(ranked)))
+            assert [c.chunk_id for c in chunks] == [r.chunk_id for r in reversed(ranked)]
+            expected = {h.chunk.chunk_id: h.chunk for h in full}
+            for c in chunks:
+                assert (c.text, c.tenant) == (expected[c.chunk_id].text, expected[c.chunk_id].tenant)
+                assert np.array_equal(c.vector, expected[c.chunk_id].vector)
+    assert {r.chunk_id for r in store.keyword_ranking("solar", 12, access=Access("one"))} == {
+        c.chunk_id for c in rows if c.tenant == "one"
+    }
+    ranked = store.vector_ranking(unit(3), 3)
+    assert store.chunks_at([replace(ranked[0], chunk_id="d99::0")]) is None  # another chunk's row
+    store.delete_documents([ranked[1].chunk_id.split("::")[0]])
+    assert store.chunks_at(ranked[1:2]) is None  # the row is gone
+    again = replace(rows[int(ranked[2].chunk_id[1:].split("::")[0])], text="solar report rewritten")
+    store.replace_documents({again.doc_id: "h2"}, [again], "p")
+    assert store.chunks_at(ranked[2:3]) is None  # written again since the ranking: not the row ranked
+    assert store.chunks_at([]) == []
+
+
 def test_keyword_ranking_is_bm25(store: Store) -> None:
     # "pump" is in every chunk, "impeller" in one: IDF makes the rare term decide; a longer chunk with
     # the same term frequency ranks below a shorter one (length normalisation, b = 0.75).

@@ -5,9 +5,10 @@ in chunk c, ``idf_t * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` wit
 ``idf_t = ln(1 + (N - df_t + 0.5) / (df_t + 0.5))``; ``tf`` and the chunk length ``dl`` (``tsv_len``)
 come from the chunk's stored ``tsvector``, ``df`` from ``lexeme_df``, N and avgdl from ``corpus_stats``.
 
-Where the data lives: ``postings`` (lexeme, chunk_id, tf, dl; primary key (lexeme, chunk_id) with
-tf and dl included, so a lexeme's list is one index range read without the table) is kept by every
-write in its own transaction (``postgres._update_stats``) and rebuilt by ``check --repair``; the GIN
+Where the data lives: ``postings`` (lexeme, row_no, tf, dl; primary key (lexeme, row_no) with tf
+and dl included, so a lexeme's list is one index range read without the table; ``chunk_rows`` maps a
+row number to its chunk id) is kept by every write in its own transaction (``postgres._update_stats``)
+and rebuilt by ``check --repair``; the GIN
 index on ``chunks.tsv`` and each chunk's ``tsvector`` (its term frequencies) serve the first round.
 
 Early termination: MaxScore (Turtle & Flood 1995, "Query evaluation: strategies and optimizations").
@@ -33,6 +34,9 @@ filter) is in round 1's ``WHERE`` and applied in round 2 before the probes (with
 round 1's, which only filtered chunks set), so it never lets another tenant's chunk in and a filtered
 query still returns top_k chunks whenever that many match. Round 1's scores are computed as the full
 scan computes them, round 2's from the postings in float8: within 1e-9 relative of the full scan's.
+
+``PgStore.keyword_search`` runs ``pg_packed.top_k``, which comes here when many chunks were written
+since the postings lists were last packed, or for a selective pre-filter.
 
 ``full_scan`` is the previous query (scores every chunk holding any query lexeme), kept for the
 benchmark's before/after and the equivalence tests.
@@ -75,20 +79,20 @@ _STATS = """WITH w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5)
 # chunk's score is at least its partial score). s0: the chunks whose partial score plus the other
 # terms' bound can reach θ. Parameters: the essential lexemes, round 1's θ, k - 1 (or a huge offset,
 # for none), the other terms' bound.
-_ROUND2 = f""", pe AS MATERIALIZED (SELECT p.chunk_id, sum({_PART}) AS part
+_ROUND2 = f""", pe AS MATERIALIZED (SELECT p.row_no, sum({_PART}) AS part
                    FROM postings p JOIN w ON w.lexeme = p.lexeme CROSS JOIN st
-                   WHERE p.lexeme = ANY(%s) GROUP BY p.chunk_id),
+                   WHERE p.lexeme = ANY(%s) GROUP BY p.row_no),
              th AS (SELECT greatest(%s::float8, coalesce(
                    (SELECT part FROM pe ORDER BY part DESC LIMIT 1 OFFSET %s), 0)) AS theta),
-             s0 AS (SELECT pe.chunk_id, pe.part FROM pe {{join}} CROSS JOIN th
+             s0 AS (SELECT pe.row_no, pe.part FROM pe {{join}} CROSS JOIN th
                    WHERE pe.part >= (th.theta - %s) * (1 - 1e-9) - 1e-9 AND {{clause}})"""
 # Then one step per non-essential term, highest bound first: its posting of each remaining chunk (a
 # primary-key probe, or a scan of its list when cheaper) is added, and the chunks that can no longer
 # reach θ are dropped. Parameters: the lexeme, the bound of the terms after it.
 _STEP = f""",
-             s{{i}} AS (SELECT s.chunk_id, s.part + coalesce({_PART}, 0) AS part
+             s{{i}} AS (SELECT s.row_no, s.part + coalesce({_PART}, 0) AS part
                    FROM s{{prev}} s CROSS JOIN st CROSS JOIN th
-                   LEFT JOIN postings p ON p.lexeme = %s AND p.chunk_id = s.chunk_id
+                   LEFT JOIN postings p ON p.lexeme = %s AND p.row_no = s.row_no
                    LEFT JOIN w ON w.lexeme = p.lexeme
                    WHERE s.part + coalesce({_PART}, 0) >= (th.theta - %s) * (1 - 1e-9) - 1e-9)"""
 
@@ -98,13 +102,13 @@ def _round2(steps: int, clause: str) -> str:
     passed ``clause``; their scores are complete). Parameters: lexemes, ``_ROUND2``'s, each step's,
     limit."""
     sql = _STATS + _round2_head(clause) + "".join(_STEP.format(i=i, prev=i - 1) for i in range(1, steps + 1))
-    return f"{sql} SELECT chunk_id, part FROM s{steps} ORDER BY part DESC, chunk_id LIMIT %s"
+    return f"{sql} SELECT r.chunk_id, s.part FROM s{steps} s JOIN chunk_rows r USING (row_no) ORDER BY s.part DESC, r.chunk_id LIMIT %s"
 
 
 def _round2_head(clause: str) -> str:
     """``_ROUND2`` for ``clause``; the chunks table is joined only for a pre-filter to evaluate (with
     none, the join probed the primary key of every chunk left: 12 of 43 ms on a median question)."""
-    join = "" if clause == "TRUE" else "JOIN chunks c USING (chunk_id)"
+    join = "" if clause == "TRUE" else "JOIN chunk_rows r USING (row_no) JOIN chunks c USING (chunk_id)"
     return _ROUND2.replace("{join}", join).replace("{clause}", clause)
 
 
@@ -128,7 +132,7 @@ def tsquery_of(lexemes: Sequence[str]) -> str:
     return " | ".join("'" + lx.replace("\\", "\\\\").replace("'", "''") + "'" for lx in lexemes)
 
 
-def _set_budget(conn, deadline: float, budget_s: float) -> None:
+def set_budget(conn, deadline: float, budget_s: float) -> None:
     left_ms = int((deadline - time.monotonic()) * 1000)
     if left_ms < 1:
         raise QueryTimeoutError(
@@ -161,7 +165,7 @@ def top_k(
         QueryTimeoutError: the budget ran out between rounds (psycopg's QueryCanceled within one).
     """
     deadline = time.monotonic() + budget_s
-    _set_budget(conn, deadline, budget_s)
+    set_budget(conn, deadline, budget_s)
     lexemes = conn.execute(f"SELECT array_agg(DISTINCT lexeme) FROM unnest(to_tsvector('{lang}', %s))", [query])
     words = lexemes.fetchone()[0]
     if not words:
@@ -175,7 +179,7 @@ def top_k(
     rest = [sum(bounds[i:]) for i in range(len(bounds))] + [0.0]  # rest[j]: bound of terms j..end
 
     def scored(match: str, match_params: list[Any]) -> list[tuple[str, float]]:
-        _set_budget(conn, deadline, budget_s)
+        set_budget(conn, deadline, budget_s)
         sql = _scored(match, clause)
         rows = conn.execute(sql, [names, names, *match_params, *params, top_k]).fetchall()
         return [(r[0], float(r[1])) for r in rows]
@@ -193,7 +197,7 @@ def top_k(
         target *= 8
     if len(rows) < top_k or rest[j] < rows[-1][1]:
         return rows  # every term was essential, or the others cannot reach θ: exact
-    if clause != "TRUE" and _selective(conn, clause, params):
+    if clause != "TRUE" and selective(conn, clause, params):
         return scored("c.tsv @@ %s::tsquery", [tsquery_of(names)])  # the filter cuts before scoring
     # Round 2: the essential terms for θ; only chunks holding one can reach it (see _ROUND2, _STEP).
     theta = rows[-1][1]
@@ -201,7 +205,7 @@ def top_k(
     offset = top_k - 1 if clause == "TRUE" else 2**62  # a filtered query's partial scores may not pass it
     head = [names, names[:e], theta, offset, rest[e], *params]
     steps = [x for i in range(e, len(terms)) for x in (names[i], rest[i + 1])]
-    _set_budget(conn, deadline, budget_s)
+    set_budget(conn, deadline, budget_s)
     out = conn.execute(_round2(len(terms) - e, clause), [*head, *steps, top_k]).fetchall()
     if trace is not None:
         count = f"{_STATS}{_round2_head(clause)} SELECT count(*) FROM s0"
@@ -209,7 +213,7 @@ def top_k(
     return [(r[0], float(r[1])) for r in out]
 
 
-def _selective(conn, clause: str, params: list[Any]) -> bool:
+def selective(conn, clause: str, params: list[Any]) -> bool:
     """Whether the planner expects the pre-filter to keep under half of the chunks: then scoring the
     filtered chunks that hold any query term (the filter applied first, from its own indexes) is
     cheaper than round 2, whose postings hold every chunk. An estimate, no rows read (EXPLAIN)."""

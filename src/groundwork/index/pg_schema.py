@@ -116,6 +116,25 @@ FROM chunks c, unnest(c.tsv) u ORDER BY 1, 2;
 """
         ),
     ),
+    Migration(  # issue 19: postings by chunk row number, and the packed postings lists (see pg_packed)
+        194,
+        "BM25 postings by chunk row number; packed postings lists",
+        lambda dim, lang: (
+            """
+CREATE TABLE chunk_rows (row_no BIGINT GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME chunk_row_no) PRIMARY KEY,
+                         chunk_id TEXT NOT NULL UNIQUE);
+INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks ORDER BY chunk_id;
+CREATE TABLE postings_by_row (lexeme TEXT NOT NULL, row_no BIGINT NOT NULL, tf INTEGER NOT NULL, dl INTEGER NOT NULL,
+                              CONSTRAINT postings_by_row_pkey PRIMARY KEY (lexeme, row_no) INCLUDE (tf, dl));
+INSERT INTO postings_by_row SELECT p.lexeme, r.row_no, p.tf, p.dl FROM postings p JOIN chunk_rows r USING (chunk_id)
+ORDER BY 1, 2;
+DROP TABLE postings;
+ALTER TABLE postings_by_row RENAME TO postings;
+CREATE TABLE postings_packed (lexeme TEXT PRIMARY KEY, postings BYTEA NOT NULL);
+ALTER TABLE postings_packed ALTER COLUMN postings SET STORAGE EXTERNAL;
+"""
+        ),
+    ),
 ]
 
 

@@ -3,7 +3,8 @@
 Selected by ``store = "postgres"`` and ``GROUNDWORK_PG_DSN``. Tables (see ``pg_schema``): ``chunks``
 (``embedding vector(dim)``, a generated ``tsv`` column with a GIN index, ``metadata jsonb`` with a
 GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_versions``,
-``filter_fields``, ``gw_meta``, and the BM25 tables ``lexeme_df``, ``corpus_stats``, ``postings``.
+``filter_fields``, ``gw_meta``, and the BM25 tables ``lexeme_df``, ``corpus_stats``, ``chunk_rows``,
+``postings``, ``postings_packed``.
 
 - Dense: cosine distance ``<=>``; exact until ``index.ann_min_rows`` chunks, then an HNSW index
   (Malkov & Yashunin 2018; pgvector's, with ``index.hnsw_m``, ``hnsw_ef_construction``,
@@ -11,10 +12,12 @@ GIN ``jsonb_path_ops`` index, ``acl_tenant`` / ``acl_groups text[]``), ``index_v
   leave fewer than top_k rows; then the query is re-run as an exact scan over the filtered rows, which
   keeps the store contract (a filtered search returns top_k rows whenever that many match).
 - Keyword: BM25 (Robertson & Zaragoza 2009; k1 = 1.2, b = 0.75, idf = ln(1 + (N - df + 0.5) /
-  (df + 0.5)), as LanceDB's) over PostgreSQL's text-search lexemes, the exact top-k found with
-  MaxScore early termination (``pg_bm25``): term frequencies and chunk lengths in ``postings`` and
-  the stored ``tsvector``, document frequencies in ``lexeme_df``, N / average length in
-  ``corpus_stats``, all kept exact by every write (in its transaction).
+  (df + 0.5)), as LanceDB's) over PostgreSQL's text-search lexemes, the exact top-k summed in NumPy
+  from each query lexeme's packed postings list plus the postings written since the pack
+  (``pg_packed``), or with MaxScore early termination in SQL (``pg_bm25``) while many chunks were
+  written since: term frequencies and chunk lengths in ``postings`` and the stored ``tsvector``,
+  document frequencies in ``lexeme_df``, N / average length in ``corpus_stats``, all kept exact by
+  every write (in its transaction); ``optimize`` packs the lists again (``pack_postings``).
 - Writes: ``replace_documents`` deletes and inserts (``COPY ... BINARY``) a batch's documents in one
   transaction; readers see the batch all or nothing.
 - One writer at a time (``writing``): a session-level advisory lock, keyed by the schema, held on one
@@ -40,7 +43,7 @@ import pyarrow as pa
 from groundwork.config import IndexSettings, redact_dsn
 from groundwork.errors import ConfigError, FilterError, QueryTimeoutError, StoreError
 from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or
-from groundwork.index import pg_bm25
+from groundwork.index import pg_packed
 from groundwork.index.pg_schema import check_identifier, make_pool, migrate
 from groundwork.index.rows import (
     check_access_names,
@@ -50,7 +53,14 @@ from groundwork.index.rows import (
     heading_value,
     unknown_fields,
 )
-from groundwork.index.store import BUILTIN_FIELDS, ROW_COLUMNS, StatisticMismatch, WaitFn, announce_wait
+from groundwork.index.store import (
+    BUILTIN_FIELDS,
+    ROW_COLUMNS,
+    RankedRef,
+    StatisticMismatch,
+    WaitFn,
+    announce_wait,
+)
 from groundwork.types import Access, Chunk, DocumentInfo, IndexVersion, SearchHit, parse_report
 
 _COLS = (
@@ -112,9 +122,10 @@ _APP_PREFIX = "groundwork writer: "
 # document frequency, recounted from the stored tsvectors (what `groundwork check` compares).
 _LEN_OF = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest({tsv})"
 _LEN_OF_TSV = _LEN_OF.format(tsv="c.tsv")
-# The BM25 postings of chunks c (lexeme, chunk_id, tf, dl), as pg_bm25 reads them; tf as the length counts it.
+# The BM25 postings of chunks c (lexeme, row_no, tf, dl), as pg_bm25 reads them; tf as the length counts it.
 _POSTINGS_OF = (
-    "SELECT u.lexeme, c.chunk_id, coalesce(array_length(u.positions, 1), 1), c.tsv_len FROM chunks c, unnest(c.tsv) u"
+    "SELECT u.lexeme, r.row_no, coalesce(array_length(u.positions, 1), 1), c.tsv_len "
+    "FROM chunks c JOIN chunk_rows r USING (chunk_id), unnest(c.tsv) u"
 )
 _COUNTED_DF = "counted AS (SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme)"
 
@@ -146,14 +157,23 @@ def _staged_copy(conn, language: str) -> Iterator[Any]:
 
 
 def _update_postings(conn, doc_ids: list[str], sign: int) -> None:
-    """Add (+1) or remove (-1) the BM25 postings of ``doc_ids``' current rows."""
-    if sign < 0:  # by primary key, from the rows' own tsvectors: no index on postings.chunk_id needed
+    """Add (+1) or remove (-1) the BM25 postings and row numbers of ``doc_ids``' current rows. A
+    chunk written again gets a new row number (``pg_packed``: a packed list never holds a live
+    chunk's old postings)."""
+    if sign < 0:  # by primary key, from the rows' own tsvectors: no index on postings.row_no needed
         conn.execute(
-            "DELETE FROM postings p USING chunks c, unnest(c.tsv) u "
-            "WHERE c.doc_id = ANY(%s) AND p.lexeme = u.lexeme AND p.chunk_id = c.chunk_id",
+            "DELETE FROM postings p USING chunks c JOIN chunk_rows r USING (chunk_id), unnest(c.tsv) u "
+            "WHERE c.doc_id = ANY(%s) AND p.lexeme = u.lexeme AND p.row_no = r.row_no",
             (doc_ids,),
         )
+        conn.execute(
+            "DELETE FROM chunk_rows r USING chunks c WHERE c.doc_id = ANY(%s) AND r.chunk_id = c.chunk_id", (doc_ids,)
+        )
     else:
+        conn.execute(
+            "INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks WHERE doc_id = ANY(%s) ORDER BY chunk_id",
+            (doc_ids,),
+        )
         conn.execute(f"INSERT INTO postings {_POSTINGS_OF} WHERE c.doc_id = ANY(%s) ORDER BY 1, 2", (doc_ids,))
 
 
@@ -348,7 +368,9 @@ class PgStore:
             conn.autocommit = True
             try:
                 if n >= self.settings.ann_min_rows and not self.has_ann_index():
-                    conn.execute("SET maintenance_work_mem = '1GB'")
+                    kb = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'")
+                    if kb.fetchone()[0] < 1 << 20:  # kB: at least 1 GB for the graph; a larger server setting stays
+                        conn.execute("SET maintenance_work_mem = '1GB'")
                     conn.execute(
                         f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
                         f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.hnsw_ef_construction)})"
@@ -358,6 +380,17 @@ class PgStore:
                 conn.execute("VACUUM (ANALYZE) postings")  # sets the visibility map: index-only scans in pg_bm25
             finally:
                 conn.autocommit = False
+        with self.pool.connection() as conn:
+            _, written, n = pg_packed.state(conn)
+        if written > max(pg_packed.PACK_FLOOR, n // 10):
+            self.pack_postings()
+
+    def pack_postings(self) -> int:
+        """Rebuild the packed postings lists (``pg_packed``) under the writers' lock; returns the last
+        row number they hold. O(postings): ~25 s at 100k chunks on 2 cores, writers wait meanwhile."""
+        with self.pool.connection() as conn, conn.transaction():
+            _lock_writes(conn)
+            return pg_packed.pack(conn)
 
     def has_ann_index(self) -> bool:
         # Another replica may build the index: the answer is re-read at most once a minute.
@@ -478,40 +511,77 @@ class PgStore:
     def vector_search(
         self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
     ) -> list[SearchHit]:
+        rows, _ = self._vector_rows(_COLS, vector, top_k, where, access)
+        return _hits(rows, "dense", lambda d: 1.0 - d)
+
+    def vector_ranking(
+        self, vector: np.ndarray, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[RankedRef]:
+        """``vector_search``'s ranking as chunk ids, scores and row numbers (``chunk_rows``, the
+        refs ``chunks_at`` reads), without reading the rows."""
+        rows, row_nos = self._vector_rows("chunk_id", vector, top_k, where, access, _row_numbers)
+        return [RankedRef(r[0], 1.0 - float(r[1]), row_nos[r[0]]) for r in rows]
+
+    def _vector_rows(self, cols: str, vector, top_k: int, where, access, then=None) -> tuple[list[tuple], Any]:
+        """(rows of ``cols`` + distance, nearest first; ``then(conn, rows)``), in one snapshot."""
         clause, params = self._where(where, access)
         vec = np.asarray(vector, dtype=np.float32)
         sql = (
-            f"SELECT {_COLS}, embedding <=> %s AS distance FROM chunks WHERE {clause} "
-            "ORDER BY embedding <=> %s LIMIT %s"
+            f"SELECT {cols}, embedding <=> %s AS distance FROM chunks WHERE {clause} ORDER BY embedding <=> %s LIMIT %s"
         )
         args = [vec, *params, vec, top_k]
         ann = self.has_ann_index()
         ef = f"SET LOCAL hnsw.ef_search = {max(int(self.settings.hnsw_ef_search), top_k)}"
-        rows = self._run_search(sql, args, [ef] if ann else ["SET LOCAL enable_indexscan = off"])
-        if ann and len(rows) < top_k and clause != "TRUE":
-            # The HNSW scan dropped rows the filter rejects; the filtered rows are few, so scan them exactly.
-            rows = self._run_search(sql, args, ["SET LOCAL enable_indexscan = off"])
-        return _hits(rows, "dense", lambda d: 1.0 - d)
+        with self._reading("REPEATABLE READ") as conn:
+            conn.execute(ef if ann else "SET LOCAL enable_indexscan = off")
+            rows = conn.execute(sql, args).fetchall()
+            if ann and len(rows) < top_k and clause != "TRUE":
+                # The HNSW scan dropped rows the filter rejects; the filtered rows are few, so scan them exactly.
+                conn.execute("SET LOCAL enable_indexscan = off")
+                rows = conn.execute(sql, args).fetchall()
+            return rows, (then(conn, rows) if then else None)
 
     def keyword_search(
         self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
     ) -> list[SearchHit]:
-        """BM25 top_k, exact, with MaxScore early termination (see ``pg_bm25``)."""
-        return self._keyword(query, top_k, where, access, pg_bm25.top_k)
+        """BM25 top_k, exact: packed postings lists summed in NumPy (``pg_packed``), or MaxScore
+        early termination in SQL (``pg_bm25``) while many chunks were written since the last pack."""
+        return self._keyword(query, top_k, where, access, pg_packed.top_k)
+
+    def keyword_ranking(
+        self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
+    ) -> list[RankedRef]:
+        """``keyword_search``'s ranking as chunk ids, scores and row numbers, without reading the rows."""
+        ranked, row_nos = self._keyword_ranked(query, top_k, where, access, pg_packed.top_k, _row_numbers)
+        return [RankedRef(i, score, row_nos[i]) for i, score in ranked]
+
+    def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
+        """The chunks of ``refs`` (from ``vector_ranking`` / ``keyword_ranking``), in their order; None
+        when one was deleted or written again since (a new write gives a chunk a new row number)."""
+        if not refs:
+            return []
+        with self._reading() as conn:
+            sql = f"SELECT r.row_no, {_COLS} FROM chunk_rows r JOIN chunks USING (chunk_id) WHERE r.row_no = ANY(%s)"
+            rows = {r[0]: r[1:] for r in conn.execute(sql, [[int(x.ref) for x in refs]])}
+        if any(x.ref not in rows or rows[x.ref][0] != x.chunk_id for x in refs):
+            return None
+        n = len(_ROW_KEYS)
+        return [
+            chunk_from_row(dict(zip(_ROW_KEYS, rows[x.ref][:n], strict=True)), _array(rows[x.ref][n])) for x in refs
+        ]
 
     def _keyword(self, query: str, top_k: int, where, access, ranker: Callable[..., list]) -> list[SearchHit]:
+        ranked, rows = self._keyword_ranked(query, top_k, where, access, ranker, _rows_of)
+        return _hits([(*rows[i], score) for i, score in ranked], "bm25")
+
+    def _keyword_ranked(self, query: str, top_k: int, where, access, ranker, then) -> tuple[list, Any]:
+        """(``ranker``'s (chunk_id, score) list, ``then(conn, ranked)``), in one snapshot."""
         if not query.strip():
-            return []
+            return [], {}
         clause, params = self._where(where, access)
         with self._reading("REPEATABLE READ") as conn:
             ranked = ranker(conn, self.fts_language, query, top_k, clause, params, self.settings.query_timeout_s)
-            if not ranked:
-                return []
-            rows = {
-                r[0]: r
-                for r in conn.execute(f"SELECT {_COLS} FROM chunks WHERE chunk_id = ANY(%s)", [[i for i, _ in ranked]])
-            }
-        return _hits([(*rows[i], score) for i, score in ranked], "bm25")
+            return ranked, (then(conn, ranked) if ranked else {})
 
     def list_documents(self, access: Access | None = None) -> list[DocumentInfo]:
         """Every document the caller may see (all with ``access`` None), sorted by doc id."""
@@ -803,14 +873,26 @@ def _stat_mismatches(conn) -> list[StatisticMismatch]:
         "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM r), "
         "(SELECT count(*) FROM ((TABLE p EXCEPT ALL TABLE r) UNION ALL (TABLE r EXCEPT ALL TABLE p)) x)"
     ).fetchone()
-    if differ:
-        note = f"{differ} postings differ from the chunks' tsvectors"
-        found.append(StatisticMismatch("postings", int(stored_n), int(counted_n), note))
+    rows, chunks, unmatched = conn.execute(
+        "SELECT (SELECT count(*) FROM chunk_rows), (SELECT count(*) FROM chunks), "
+        "(SELECT count(*) FROM chunk_rows r FULL JOIN chunks c USING (chunk_id) WHERE r.row_no IS NULL OR c.doc_id IS NULL)"
+    ).fetchone()
+    for name, bad, stored, counted, what in (
+        ("postings", differ, stored_n, counted_n, "postings differ from the chunks' tsvectors"),
+        ("chunk_rows", unmatched, rows, chunks, "chunks without a row number or row numbers without a chunk"),
+    ):
+        if bad:
+            found.append(StatisticMismatch(name, int(stored), int(counted), f"{bad} {what}"))
     return found
 
 
 def _write_recount(conn) -> None:
     conn.execute(f"UPDATE chunks c SET tsv_len = ({_LEN_OF_TSV}) WHERE c.tsv_len <> ({_LEN_OF_TSV})")
+    conn.execute("DELETE FROM chunk_rows r WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = r.chunk_id)")
+    conn.execute(
+        "INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks c "
+        "WHERE NOT EXISTS (SELECT 1 FROM chunk_rows r WHERE r.chunk_id = c.chunk_id) ORDER BY chunk_id"
+    )
     conn.execute(f"CREATE TEMP TABLE counted_postings ON COMMIT DROP AS {_POSTINGS_OF}")
     conn.execute("DELETE FROM postings")  # rare (check --repair): rebuilt whole, in this transaction
     conn.execute("INSERT INTO postings SELECT * FROM counted_postings ORDER BY 1, 2")
@@ -824,6 +906,19 @@ def _write_recount(conn) -> None:
         "INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM chunks "
         "ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n, total_len = EXCLUDED.total_len"
     )
+    pg_packed.pack(conn)  # from the repaired postings (the caller holds the writers' lock)
+
+
+def _row_numbers(conn, ranked: list[tuple]) -> dict[str, int]:
+    """chunk id -> row number (``chunk_rows``) of the ranked chunks (first element of each tuple)."""
+    sql = "SELECT chunk_id, row_no FROM chunk_rows WHERE chunk_id = ANY(%s)"
+    return dict(conn.execute(sql, [[r[0] for r in ranked]]).fetchall())
+
+
+def _rows_of(conn, ranked: list[tuple]) -> dict[str, tuple]:
+    """chunk id -> its ``_COLS`` row, for the ranked chunks."""
+    sql = f"SELECT {_COLS} FROM chunks WHERE chunk_id = ANY(%s)"
+    return {r[0]: r for r in conn.execute(sql, [[r[0] for r in ranked]])}
 
 
 def _hits(rows: list[tuple], key: str, transform: Callable[[float], float] = lambda s: s) -> list[SearchHit]:
