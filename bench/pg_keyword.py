@@ -37,7 +37,7 @@ import numpy as np
 
 from groundwork import KnowledgeBase, load_settings
 from groundwork.filters import parse_filter
-from groundwork.index import pg_bm25
+from groundwork.index import pg_bm25, pg_packed
 from groundwork.types import Access
 from machine import Load
 from scale import build, chunk_of, load, local_postgres, pct
@@ -123,18 +123,14 @@ def scored_counts(store, queries: list[str]) -> dict:
 
 
 def hybrid_runs(kb, queries: list[str]) -> dict:
+    """Hybrid search with the store's BM25 ranker being MaxScore ("before") or the packed lists."""
     store = kb.store
-    new = store.keyword_search
-
-    def old(query, top_k, where=None, access=None):
-        return store._keyword(query, top_k, where, access, pg_bm25.top_k)
-
-    lat: dict[str, list[float]] = {"before": [], "after": []}  # MaxScore, packed lists
+    lat: dict[str, list[float]] = {"before": [], "after": []}
     for i, q in enumerate(queries):
         for label in ("before", "after") if i % 2 else ("after", "before"):
-            store.keyword_search = old if label == "before" else new
+            store.bm25_ranker = pg_bm25.top_k if label == "before" else pg_packed.top_k
             lat[label].append(timed(lambda q=q: kb.search(q, mode="hybrid", top_k=10, access=Access.all()))[0])
-    store.keyword_search = new
+    store.bm25_ranker = pg_packed.top_k
     return {label: {k: v for k, v in summary(ms).items() if k != "p95_ms"} for label, ms in lat.items()}
 
 

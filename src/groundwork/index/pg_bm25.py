@@ -213,13 +213,14 @@ def top_k(
     return [(r[0], float(r[1])) for r in out]
 
 
-def selective(conn, clause: str, params: list[Any]) -> bool:
-    """Whether the planner expects the pre-filter to keep under half of the chunks: then scoring the
-    filtered chunks that hold any query term (the filter applied first, from its own indexes) is
-    cheaper than round 2, whose postings hold every chunk. An estimate, no rows read (EXPLAIN)."""
+def selective(conn, clause: str, params: list[Any], below: float = 0.5) -> bool:
+    """Whether the planner expects the pre-filter to keep under ``below`` of the chunks (half by
+    default: then scoring the filtered chunks that hold any query term, the filter applied first from
+    its own indexes, is cheaper than round 2, whose postings hold every chunk). An estimate, no rows
+    read (EXPLAIN)."""
     plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM chunks WHERE {clause}", params).fetchone()[0]
     n = conn.execute("SELECT n FROM corpus_stats").fetchone()[0]
-    return plan[0]["Plan"]["Plan Rows"] < 0.5 * n
+    return plan[0]["Plan"]["Plan Rows"] < below * n
 
 
 def _count(conn, tsq: str, clause: str, params: list[Any]) -> int:

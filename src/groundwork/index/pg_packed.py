@@ -24,7 +24,8 @@ the pre-filter; fewer than k means m grows 8x and the statement runs again, so t
 full scan's (scores within 1e-12 relative of ``pg_bm25``'s float8 sums, ties by chunk id).
 
 When the delta is large (more than ``max(DELTA_FLOOR, n // 4)`` chunks written since the pack: never
-packed, a re-ingest of everything) or the pre-filter is selective, ``pg_bm25.top_k`` answers instead.
+packed, a re-ingest of everything) or the planner expects the pre-filter to keep under ``SELECTIVE``
+(5%) of the chunks, ``pg_bm25.top_k`` answers instead.
 ``PgStore.optimize`` packs when more than ``max(PACK_FLOOR, n // 10)`` chunks were written since.
 """
 
@@ -41,6 +42,9 @@ DELTA_FLOOR = 2000  # chunks: below this the delta is read from rows whatever th
 PACK_FLOOR = 1000  # chunks written since the last pack before optimize packs again
 _RECORD = np.dtype([("row", ">i8"), ("tf", ">i4"), ("dl", ">i4")])  # int8send || int4send || int4send
 _FIRST_CUT = 64  # candidates sent to the last statement at first (then 8x as many)
+# A pre-filter expected to keep under this share of the chunks goes to MaxScore's filter-first scan:
+# the candidates in score order would mostly fail it (at 10% the packed lists need 1-2 more steps).
+SELECTIVE = 0.05
 
 # The records of a postings row, in the order the packed lists hold them.
 _RECORD_SQL = "int8send(q.row_no) || int4send(q.tf) || int4send(q.dl)"
@@ -112,7 +116,7 @@ def top_k(
     deadline = time.monotonic() + budget_s
     pg_bm25.set_budget(conn, deadline, budget_s)
     through, written, n = state(conn)
-    if written > max(DELTA_FLOOR, n // 4) or (clause != "TRUE" and pg_bm25.selective(conn, clause, params)):
+    if written > max(DELTA_FLOOR, n // 4) or (clause != "TRUE" and pg_bm25.selective(conn, clause, params, SELECTIVE)):
         return pg_bm25.top_k(conn, lang, query, top_k, clause, params, max(0.001, deadline - time.monotonic()), trace)
     lists = conn.execute(_LISTS, [lang, query, through]).fetchall()
     if not lists:

@@ -218,6 +218,7 @@ class PgStore:
         self.settings = settings or IndexSettings()
         self.schema = check_identifier(schema, "postgres.schema_name")
         self.fts_language = check_identifier(fts_language.lower(), "postgres.fts_language")
+        self.bm25_ranker: Callable[..., list] = pg_packed.top_k  # benchmarks swap in pg_bm25's
         self._owns_pool = False
         self._ann: bool | None = None
         self._ann_checked = 0.0
@@ -546,13 +547,13 @@ class PgStore:
     ) -> list[SearchHit]:
         """BM25 top_k, exact: packed postings lists summed in NumPy (``pg_packed``), or MaxScore
         early termination in SQL (``pg_bm25``) while many chunks were written since the last pack."""
-        return self._keyword(query, top_k, where, access, pg_packed.top_k)
+        return self._keyword(query, top_k, where, access, self.bm25_ranker)
 
     def keyword_ranking(
         self, query: str, top_k: int, where: Filter | None = None, access: Access | None = None
     ) -> list[RankedRef]:
         """``keyword_search``'s ranking as chunk ids, scores and row numbers, without reading the rows."""
-        ranked, row_nos = self._keyword_ranked(query, top_k, where, access, pg_packed.top_k, _row_numbers)
+        ranked, row_nos = self._keyword_ranked(query, top_k, where, access, self.bm25_ranker, _row_numbers)
         return [RankedRef(i, score, row_nos[i]) for i, score in ranked]
 
     def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
