@@ -154,7 +154,7 @@ def test_packed_lists_rank_as_the_full_scan_with_dead_and_new_chunks(corpus, pg_
     store.close()
 
 
-def test_many_writes_since_the_pack_fall_back_to_maxscore_and_optimize_packs(
+def test_many_writes_or_postings_fall_back_to_maxscore_and_optimize_packs(
     corpus, pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from groundwork.index.postgres import PgStore
@@ -173,6 +173,11 @@ def test_many_writes_since_the_pack_fall_back_to_maxscore_and_optimize_packs(
     trace.clear()
     _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
     assert [t[0] for t in trace] == ["packed"]
+    # A question whose lists hold more postings than the bound never has them read: MaxScore answers.
+    monkeypatch.setattr(pg_packed, "POSTINGS_MAX", 50)
+    trace.clear()
+    _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
+    assert trace and all(t[0] != "packed" for t in trace)
     store.close()
 
 

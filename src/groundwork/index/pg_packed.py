@@ -2,8 +2,9 @@
 
 The BM25 function is ``pg_bm25``'s (Robertson & Zaragoza 2009, k1 = 1.2, b = 0.75, LanceDB's); what
 changes is where the postings are summed. Summing thousands of postings per question in SQL costs
-~0.5 µs each in the executor (MaxScore, ``pg_bm25.top_k``: 40-55 ms p50 at 100k chunks); reading each
-query lexeme's whole postings list as one ``bytea`` and summing it in NumPy costs ~8 ms.
+~0.5 µs each in the executor (MaxScore, ``pg_bm25.top_k``: 58-93 ms p50 for the top 10 at 100k chunks in
+bench/pg_keyword.py); reading each query lexeme's whole postings list as one ``bytea`` and summing it
+in NumPy: 15-20 ms p50, the same rankings (docs/benchmarks.md, "PostgreSQL keyword side").
 
 Layout (a log-structured index, as Lucene's segments):
 - ``chunk_rows`` gives every chunk a ``row_no`` (an identity, never reused: a chunk written again gets
@@ -24,8 +25,9 @@ the pre-filter; fewer than k means m grows 8x and the statement runs again, so t
 full scan's (scores within 1e-12 relative of ``pg_bm25``'s float8 sums, ties by chunk id).
 
 When the delta is large (more than ``max(DELTA_FLOOR, n // 4)`` chunks written since the pack: never
-packed, a re-ingest of everything) or the planner expects the pre-filter to keep under ``SELECTIVE``
-(5%) of the chunks, ``pg_bm25.top_k`` answers instead.
+packed, a re-ingest of everything), the planner expects the pre-filter to keep under ``SELECTIVE``
+(5%) of the chunks, or the lists hold more than ``POSTINGS_MAX`` postings, ``pg_bm25.top_k`` answers
+instead.
 ``PgStore.optimize`` packs when more than ``max(PACK_FLOOR, n // 10)`` chunks were written since.
 """
 
@@ -42,6 +44,10 @@ DELTA_FLOOR = 2000  # chunks: below this the delta is read from rows whatever th
 PACK_FLOOR = 1000  # chunks written since the last pack before optimize packs again
 _RECORD = np.dtype([("row", ">i8"), ("tf", ">i4"), ("dl", ">i4")])  # int8send || int4send || int4send
 _FIRST_CUT = 64  # candidates sent to the last statement at first (then 8x as many)
+# A question whose lexemes' lists hold more postings than this (16 bytes each: 64 MB read, ~4x that in
+# NumPy arrays) goes to MaxScore, which reads the lists of its essential terms only: a 4,000-character
+# question of common words must not make the server copy the index into memory per request.
+POSTINGS_MAX = 4_000_000
 # A pre-filter expected to keep under this share of the chunks goes to MaxScore's filter-first scan:
 # the candidates in score order would mostly fail it (at 10% the packed lists need 1-2 more steps).
 SELECTIVE = 0.05
@@ -58,16 +64,20 @@ _GIVEN = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM chunk_row_n
 _STATE = f"""SELECT coalesce((SELECT (value->>'through')::bigint FROM gw_meta WHERE key = 'bm25_packed'), 0),
                     ({_GIVEN}), (SELECT n FROM corpus_stats)"""
 
-# The query's lexemes with idf, each with its packed list and its delta (NULL when empty), and avgdl.
-# Parameters: the query text, the pack's through.
+# The query's lexemes with idf, each with its packed list and its delta (NULL when empty), avgdl, and
+# the postings the lists hold in all (df summed); the lists are read only when that is at most the
+# bound. Parameters: the query text, the bound, the pack's through.
 _LISTS = f"""WITH l AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))),
      s AS (SELECT n, greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats),
-     w AS (SELECT d.lexeme, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))::float8 AS idf
-           FROM l JOIN lexeme_df d USING (lexeme) CROSS JOIN s WHERE d.df > 0)
-SELECT w.idf, s.avgdl, (SELECT p.postings FROM postings_packed p WHERE p.lexeme = w.lexeme),
-       (SELECT string_agg({_RECORD_SQL}, ''::bytea ORDER BY q.row_no) FROM postings q
-        WHERE q.lexeme = w.lexeme AND q.row_no > %s)
-FROM w CROSS JOIN s ORDER BY w.lexeme"""
+     w AS (SELECT d.lexeme, d.df, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))::float8 AS idf
+           FROM l JOIN lexeme_df d USING (lexeme) CROSS JOIN s WHERE d.df > 0),
+     t AS (SELECT sum(df) <= %s AS small, sum(df) AS postings FROM w)
+SELECT w.idf, s.avgdl,
+       CASE WHEN t.small THEN (SELECT p.postings FROM postings_packed p WHERE p.lexeme = w.lexeme) END,
+       CASE WHEN t.small THEN (SELECT string_agg({_RECORD_SQL}, ''::bytea ORDER BY q.row_no) FROM postings q
+                               WHERE q.lexeme = w.lexeme AND q.row_no > %s) END,
+       t.postings
+FROM w CROSS JOIN s CROSS JOIN t ORDER BY w.lexeme"""
 
 
 def _final(clause: str) -> str:
@@ -83,7 +93,7 @@ def _final(clause: str) -> str:
 def pack(conn) -> int:
     """Rebuild ``postings_packed`` from ``postings`` in the caller's transaction, which holds the
     writers' lock (no write in flight: every row number given so far is committed or rolled back).
-    Returns the new ``through``. ~25 s at 100k chunks on 2 cores, the writers waiting meanwhile."""
+    Returns the new ``through``. 4-5 s at 100k chunks on 2 cores, the writers waiting meanwhile."""
     from psycopg.types.json import Jsonb
 
     through = conn.execute(_GIVEN).fetchone()[0]
@@ -115,12 +125,19 @@ def top_k(
     """
     deadline = time.monotonic() + budget_s
     pg_bm25.set_budget(conn, deadline, budget_s)
+
+    def maxscore() -> list[tuple[str, float]]:
+        left = max(0.001, deadline - time.monotonic())
+        return pg_bm25.top_k(conn, lang, query, top_k, clause, params, left, trace)
+
     through, written, n = state(conn)
     if written > max(DELTA_FLOOR, n // 4) or (clause != "TRUE" and pg_bm25.selective(conn, clause, params, SELECTIVE)):
-        return pg_bm25.top_k(conn, lang, query, top_k, clause, params, max(0.001, deadline - time.monotonic()), trace)
-    lists = conn.execute(_LISTS, [lang, query, through]).fetchall()
+        return maxscore()
+    lists = conn.execute(_LISTS, [lang, query, POSTINGS_MAX, through]).fetchall()
     if not lists:
         return []  # only stop words, or no chunk holds a query lexeme
+    if lists[0][4] > POSTINGS_MAX:
+        return maxscore()
     rows, scores = _score(lists)
     m, steps = min(len(rows), max(_FIRST_CUT, 4 * top_k)), 0
     while True:
@@ -140,7 +157,7 @@ def _score(lists: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
     """(row numbers (c,) int64, BM25 scores (c,) float64) of every chunk holding a query lexeme.
     Each posting's share is computed in ``pg_bm25._PART``'s operation order (float8 throughout)."""
     parts, ids = [], []
-    for idf, avgdl, packed, delta in lists:
+    for idf, avgdl, packed, delta, _ in lists:
         for buf in (packed, delta):
             if buf:
                 rec = np.frombuffer(buf, _RECORD)
