@@ -178,6 +178,55 @@ def test_many_writes_or_postings_fall_back_to_maxscore_and_optimize_packs(
     trace.clear()
     _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
     assert trace and all(t[0] != "packed" for t in trace)
+    monkeypatch.setattr(pg_packed, "POSTINGS_MAX", 4_000_000)
+    # A filter the planner guesses keeps a third (a jsonb comparison) but that keeps nothing: the
+    # candidates would grow to every chunk; past the bound MaxScore answers.
+    monkeypatch.setattr(pg_packed, "CANDIDATES_MAX", 100)
+    trace.clear()
+    nothing = parse_filter("year >= 3000")
+    _same(
+        store._keyword(query, 5, nothing, None, _traced(trace)),
+        store._keyword(query, 5, nothing, None, pg_bm25.full_scan),
+    )
+    assert trace and all(t[0] != "packed" for t in trace)
+    store.close()
+
+
+def test_deleted_chunks_count_toward_the_next_pack_and_the_postings_bound(
+    corpus, pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After most documents are deleted, their postings stay in the packed lists: optimize must pack
+    # again, and until then the bound on postings read must count them (a tenant off-boarded must
+    # not leave every question copying the old index).
+    from groundwork.index.postgres import PgStore
+
+    source, vocab = corpus
+    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=pg_schema, pool_size=2)
+    store.check_model("m", DIM)
+    rows = list(source.export_rows())
+    store.import_rows(rows)
+    store.pack_postings()
+    store.delete_documents(sorted({r["doc_id"] for r in rows})[20:])  # 360 of 400 chunks gone
+    with store.pool.connection() as conn:
+        _, changed, n = pg_packed.state(conn)
+    assert n == 40 and changed == 360
+    query = f"{vocab[0]} {vocab[1]}"
+    with store.pool.connection() as conn:
+        live = conn.execute("SELECT sum(df) FROM lexeme_df WHERE lexeme = ANY(%s)", [[vocab[0], vocab[1]]]).fetchone()[
+            0
+        ]
+    monkeypatch.setattr(pg_packed, "POSTINGS_MAX", int(live) * 2)  # above the live postings, below the packed
+    monkeypatch.setattr(pg_packed, "DELTA_FLOOR", 10_000)  # keep the packed path in reach
+    trace: list = []
+    _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
+    assert trace and all(t[0] != "packed" for t in trace)
+    monkeypatch.setattr(pg_packed, "PACK_FLOOR", 10)
+    store.optimize()  # 360 deleted > max(10, 4): packs
+    with store.pool.connection() as conn:
+        assert pg_packed.state(conn)[1] == 0
+    trace.clear()
+    _same(store._keyword(query, 5, None, None, _traced(trace)), store._keyword(query, 5, None, None, pg_bm25.full_scan))
+    assert [t[0] for t in trace] == ["packed"]
     store.close()
 
 
@@ -374,5 +423,13 @@ def test_migration_builds_the_postings_of_an_existing_database(pg_dsn: str, pg_s
         conn.execute(f"DELETE FROM {pg_schema}.schema_migrations WHERE version IN (193, 194)")
     assert migrate(pg_dsn, pg_schema, DIM) == [193, 194]
     assert store.recount_statistics() == []
+    with store.pool.connection() as conn:
+        assert pg_packed.state(conn)[1] == 0  # packed by the migration: nothing written since
+    trace: list = []
+    _same(
+        store._keyword("pump seal", 5, None, None, _traced(trace)),
+        store._keyword("pump seal", 5, None, None, pg_bm25.full_scan),
+    )
+    assert [t[0] for t in trace] == ["packed"]
     _same(store.keyword_search("pump seal", 5), store._keyword("pump seal", 5, None, None, pg_bm25.full_scan))
     store.close()

@@ -26,8 +26,9 @@ full scan's (scores within 1e-12 relative of ``pg_bm25``'s float8 sums, ties by 
 
 When the delta is large (more than ``max(DELTA_FLOOR, n // 4)`` chunks written since the pack: never
 packed, a re-ingest of everything), the planner expects the pre-filter to keep under ``SELECTIVE``
-(5%) of the chunks, or the lists hold more than ``POSTINGS_MAX`` postings, ``pg_bm25.top_k`` answers
-instead.
+(5%) of the chunks, the lists hold more than ``POSTINGS_MAX`` postings, or more than
+``CANDIDATES_MAX`` candidates would be needed, ``pg_bm25.top_k`` answers instead. Deleted chunks count
+with the written ones (their postings stay in the packed lists until the next pack).
 ``PgStore.optimize`` packs when more than ``max(PACK_FLOOR, n // 10)`` chunks were written since.
 """
 
@@ -48,6 +49,9 @@ _FIRST_CUT = 64  # candidates sent to the last statement at first (then 8x as ma
 # NumPy arrays) goes to MaxScore, which reads the lists of its essential terms only: a 4,000-character
 # question of common words must not make the server copy the index into memory per request.
 POSTINGS_MAX = 4_000_000
+# Candidates the last statement may be sent (~3.6 µs each to adapt in psycopg, in Python, outside the
+# statement timeout); a question that needs more goes to MaxScore, whose filter-first scan fits then.
+CANDIDATES_MAX = 32_768
 # A pre-filter expected to keep under this share of the chunks goes to MaxScore's filter-first scan:
 # the candidates in score order would mostly fail it (at 10% the packed lists need 1-2 more steps).
 SELECTIVE = 0.05
@@ -62,16 +66,20 @@ SELECT q.lexeme, string_agg({_RECORD_SQL}, ''::bytea ORDER BY q.row_no) FROM pos
 # write's numbers count too), against the chunk count. Parameters: none.
 _GIVEN = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM chunk_row_no"
 _STATE = f"""SELECT coalesce((SELECT (value->>'through')::bigint FROM gw_meta WHERE key = 'bm25_packed'), 0),
-                    ({_GIVEN}), (SELECT n FROM corpus_stats)"""
+                    ({_GIVEN}), (SELECT n FROM corpus_stats),
+                    coalesce((SELECT (value->>'chunks')::bigint FROM gw_meta WHERE key = 'bm25_packed'), 0)"""
 
 # The query's lexemes with idf, each with its packed list and its delta (NULL when empty), avgdl, and
-# the postings the lists hold in all (df summed); the lists are read only when that is at most the
-# bound. Parameters: the query text, the bound, the pack's through.
+# the postings to read (an over-estimate: the live ones, df summed, plus the packed lists' records,
+# dead ones included; octet_length of an uncompressed TOAST value reads no data); the lists are read
+# only when that is at most the bound. Parameters: the query text, the bound, the pack's through.
 _LISTS = f"""WITH l AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))),
      s AS (SELECT n, greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats),
      w AS (SELECT d.lexeme, d.df, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))::float8 AS idf
            FROM l JOIN lexeme_df d USING (lexeme) CROSS JOIN s WHERE d.df > 0),
-     t AS (SELECT sum(df) <= %s AS small, sum(df) AS postings FROM w)
+     t AS (SELECT x.postings <= %s AS small, x.postings
+           FROM (SELECT sum(w.df) + coalesce(sum((SELECT octet_length(p.postings) / 16 FROM postings_packed p
+                                                  WHERE p.lexeme = w.lexeme)), 0) AS postings FROM w) x)
 SELECT w.idf, s.avgdl,
        CASE WHEN t.small THEN (SELECT p.postings FROM postings_packed p WHERE p.lexeme = w.lexeme) END,
        CASE WHEN t.small THEN (SELECT string_agg({_RECORD_SQL}, ''::bytea ORDER BY q.row_no) FROM postings q
@@ -99,7 +107,9 @@ def pack(conn) -> int:
     through = conn.execute(_GIVEN).fetchone()[0]
     conn.execute("DELETE FROM postings_packed")  # not TRUNCATE: readers keep their snapshot meanwhile
     conn.execute(PACK_SQL)
-    state = Jsonb({"through": int(through), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    chunks = conn.execute("SELECT count(*) FROM chunk_rows").fetchone()[0]
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    state = Jsonb({"through": int(through), "chunks": int(chunks), "at": at})
     conn.execute(
         "INSERT INTO gw_meta VALUES ('bm25_packed', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         (state,),
@@ -108,10 +118,13 @@ def pack(conn) -> int:
 
 
 def state(conn) -> tuple[int, int, int]:
-    """(the pack's through, chunks written since it (an over-estimate: a rolled-back write's row
-    numbers count too), chunks in the index)."""
-    through, given, n = conn.execute(_STATE).fetchone()
-    return int(through), max(0, int(given) - int(through)), int(n or 0)
+    """(the pack's through, chunks written or deleted since it, chunks in the index). Written: row
+    numbers given since (an over-estimate: a rolled-back write's count too); deleted: the chunks
+    packed that are gone (their postings stay in the lists until the next pack)."""
+    through, given, n, packed = conn.execute(_STATE).fetchone()
+    written = max(0, int(given) - int(through))
+    deleted = max(0, int(packed) + written - int(n or 0))
+    return int(through), written + deleted, int(n or 0)
 
 
 def top_k(
@@ -147,6 +160,8 @@ def top_k(
         steps += 1
         if len(out) == top_k or m >= len(rows):
             break
+        if m * 8 > CANDIDATES_MAX:  # a filter that keeps far fewer than the planner said
+            return maxscore()
         m = min(len(rows), m * 8)  # dead or filtered-out candidates: take more
     if trace is not None:
         trace.append(("packed", len(rows), steps))

@@ -18,6 +18,7 @@ from typing import Any
 
 from groundwork.config import Settings, redact_dsn
 from groundwork.errors import ConfigError, StoreError
+from groundwork.index.pg_packed import PACK_SQL
 from groundwork.state.pg_tables import EXPERIMENT_MIGRATIONS, LATER_STATE_MIGRATIONS, STATE_MIGRATIONS
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -121,6 +122,7 @@ FROM chunks c, unnest(c.tsv) u ORDER BY 1, 2;
         "BM25 postings by chunk row number; packed postings lists",
         lambda dim, lang: (
             """
+SELECT pg_advisory_xact_lock(1735877239);  -- postgres._WRITE_LOCK: no write of an older version in flight
 CREATE TABLE chunk_rows (row_no BIGINT GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME chunk_row_no) PRIMARY KEY,
                          chunk_id TEXT NOT NULL UNIQUE);
 INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks ORDER BY chunk_id;
@@ -132,6 +134,13 @@ DROP TABLE postings;
 ALTER TABLE postings_by_row RENAME TO postings;
 CREATE TABLE postings_packed (lexeme TEXT PRIMARY KEY, postings BYTEA NOT NULL);
 ALTER TABLE postings_packed ALTER COLUMN postings SET STORAGE EXTERNAL;
+"""
+            + PACK_SQL
+            + """;
+INSERT INTO gw_meta VALUES ('bm25_packed', jsonb_build_object(
+    'through', (SELECT coalesce(max(row_no), 0) FROM chunk_rows), 'chunks', (SELECT count(*) FROM chunk_rows),
+    'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')))
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
 """
         ),
     ),

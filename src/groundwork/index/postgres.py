@@ -382,14 +382,17 @@ class PgStore:
             finally:
                 conn.autocommit = False
         with self.pool.connection() as conn:
-            _, written, n = pg_packed.state(conn)
-        if written > max(pg_packed.PACK_FLOOR, n // 10):
+            _, changed, n = pg_packed.state(conn)  # chunks written or deleted since the last pack
+        if changed > max(pg_packed.PACK_FLOOR, n // 10):
             self.pack_postings()
 
     def pack_postings(self) -> int:
         """Rebuild the packed postings lists (``pg_packed``) under the writers' lock; returns the last
         row number they hold. O(postings): 4-5 s at 100k chunks on 2 cores, writers wait meanwhile."""
         with self.pool.connection() as conn, conn.transaction():
+            # READ COMMITTED whatever the server's default: the lists must be read after the lock is
+            # held (a snapshot taken before it would miss a write that committed while it waited).
+            conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             _lock_writes(conn)
             return pg_packed.pack(conn)
 
@@ -521,7 +524,7 @@ class PgStore:
         """``vector_search``'s ranking as chunk ids, scores and row numbers (``chunk_rows``, the
         refs ``chunks_at`` reads), without reading the rows."""
         rows, row_nos = self._vector_rows("chunk_id", vector, top_k, where, access, _row_numbers)
-        return [RankedRef(r[0], 1.0 - float(r[1]), row_nos[r[0]]) for r in rows]
+        return [RankedRef(r[0], 1.0 - float(r[1]), row_nos.get(r[0], -1)) for r in rows]  # -1: chunks_at refuses
 
     def _vector_rows(self, cols: str, vector, top_k: int, where, access, then=None) -> tuple[list[tuple], Any]:
         """(rows of ``cols`` + distance, nearest first; ``then(conn, rows)``), in one snapshot."""
@@ -554,7 +557,7 @@ class PgStore:
     ) -> list[RankedRef]:
         """``keyword_search``'s ranking as chunk ids, scores and row numbers, without reading the rows."""
         ranked, row_nos = self._keyword_ranked(query, top_k, where, access, self.bm25_ranker, _row_numbers)
-        return [RankedRef(i, score, row_nos[i]) for i, score in ranked]
+        return [RankedRef(i, score, row_nos.get(i, -1)) for i, score in ranked]
 
     def chunks_at(self, refs: Sequence[RankedRef]) -> list[Chunk] | None:
         """The chunks of ``refs`` (from ``vector_ranking`` / ``keyword_ranking``), in their order; None
@@ -839,6 +842,7 @@ class PgStore:
         under the write lock of ``replace_documents``)."""
         with self.pool.connection() as conn, conn.transaction():
             if apply:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")  # as pack_postings
                 _lock_writes(conn)
             found = _stat_mismatches(conn)
             if apply and found:
