@@ -116,6 +116,17 @@ def test_maxscore_ranking_equals_the_full_scan(corpus) -> None:
         _same(new, old)
 
 
+def _copy(source, dsn: str, schema: str, pool_size: int):
+    """(a new store in ``schema`` holding ``source``'s rows, those rows)."""
+    from groundwork.index.postgres import PgStore
+
+    store = PgStore.connect(dsn, DIM, IndexSettings(query_timeout_s=30), schema=schema, pool_size=pool_size)
+    store.check_model("m", DIM)
+    rows = list(source.export_rows())
+    store.import_rows(rows)
+    return store, rows
+
+
 def _traced(trace: list):
     def ranker(*args):
         return pg_packed.top_k(*args, trace=trace)
@@ -126,13 +137,9 @@ def _traced(trace: list):
 def test_packed_lists_rank_as_the_full_scan_with_dead_and_new_chunks(corpus, pg_dsn: str, pg_schema: str) -> None:
     # A copy of the corpus, packed, then written to: replaced documents leave dead row numbers in
     # the packed lists and new ones in the delta; deleted ones leave dead row numbers only.
-    from groundwork.index.postgres import PgStore
 
     source, vocab = corpus
-    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=pg_schema, pool_size=2)
-    store.check_model("m", DIM)
-    rows = list(source.export_rows())
-    store.import_rows(rows)
+    store, rows = _copy(source, pg_dsn, pg_schema, pool_size=2)
     for stage in ("delta only", "packed", "packed and written"):
         if stage == "packed":
             assert store.pack_postings() >= len(rows)
@@ -157,12 +164,9 @@ def test_packed_lists_rank_as_the_full_scan_with_dead_and_new_chunks(corpus, pg_
 def test_many_writes_or_postings_fall_back_to_maxscore_and_optimize_packs(
     corpus, pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from groundwork.index.postgres import PgStore
 
     source, vocab = corpus
-    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=pg_schema, pool_size=2)
-    store.check_model("m", DIM)
-    store.import_rows(list(source.export_rows()))
+    store, _ = _copy(source, pg_dsn, pg_schema, pool_size=2)
     monkeypatch.setattr(pg_packed, "DELTA_FLOOR", 10)  # 400 chunks written, none packed: 400 > max(10, 100)
     query = f"{vocab[0]} {vocab[1]} {vocab[-12]}"
     trace: list = []
@@ -198,13 +202,9 @@ def test_deleted_chunks_count_toward_the_next_pack_and_the_postings_bound(
     # After most documents are deleted, their postings stay in the packed lists: optimize must pack
     # again, and until then the bound on postings read must count them (a tenant off-boarded must
     # not leave every question copying the old index).
-    from groundwork.index.postgres import PgStore
 
     source, vocab = corpus
-    store = PgStore.connect(pg_dsn, DIM, IndexSettings(), schema=pg_schema, pool_size=2)
-    store.check_model("m", DIM)
-    rows = list(source.export_rows())
-    store.import_rows(rows)
+    store, rows = _copy(source, pg_dsn, pg_schema, pool_size=2)
     store.pack_postings()
     store.delete_documents(sorted({r["doc_id"] for r in rows})[20:])  # 360 of 400 chunks gone
     with store.pool.connection() as conn:
@@ -238,13 +238,8 @@ def test_searches_during_writes_and_packs_equal_the_full_scan_of_their_snapshot(
     # that let a search see a half-written list or lose the delta would differ.
     import threading
 
-    from groundwork.index.postgres import PgStore
-
     source, vocab = corpus
-    store = PgStore.connect(pg_dsn, DIM, IndexSettings(query_timeout_s=30), schema=pg_schema, pool_size=4)
-    store.check_model("m", DIM)
-    rows = list(source.export_rows())
-    store.import_rows(rows)
+    store, rows = _copy(source, pg_dsn, pg_schema, pool_size=4)
     chunks = [chunk_from_row(r, r["vector"]) for r in rows[:80]]
     stop, errors, compared = threading.Event(), [], [0]
 
