@@ -70,16 +70,17 @@ _STATE = f"""SELECT coalesce((SELECT (value->>'through')::bigint FROM gw_meta WH
                     coalesce((SELECT (value->>'chunks')::bigint FROM gw_meta WHERE key = 'bm25_packed'), 0)"""
 
 # The query's lexemes with idf, each with its packed list and its delta (NULL when empty), avgdl, and
-# the postings to read (an over-estimate: the live ones, df summed, plus the packed lists' records,
-# dead ones included; octet_length of an uncompressed TOAST value reads no data); the lists are read
-# only when that is at most the bound. Parameters: the query text, the bound, the pack's through.
+# the postings to read: the larger of the live ones (df summed) and the packed lists' records (dead
+# ones included; octet_length of an uncompressed TOAST value reads no data), so short by at most the
+# delta; the lists are read only when that is at most the bound. Parameters: the query text, the
+# bound, the pack's through.
 _LISTS = f"""WITH l AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))),
      s AS (SELECT n, greatest(total_len::float8 / greatest(n, 1), 1) AS avgdl FROM corpus_stats),
      w AS (SELECT d.lexeme, d.df, ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))::float8 AS idf
            FROM l JOIN lexeme_df d USING (lexeme) CROSS JOIN s WHERE d.df > 0),
      t AS (SELECT x.postings <= %s AS small, x.postings
-           FROM (SELECT sum(w.df) + coalesce(sum((SELECT octet_length(p.postings) / 16 FROM postings_packed p
-                                                  WHERE p.lexeme = w.lexeme)), 0) AS postings FROM w) x)
+           FROM (SELECT greatest(sum(w.df), coalesce(sum((SELECT octet_length(p.postings) / 16 FROM postings_packed p
+                                                           WHERE p.lexeme = w.lexeme)), 0)) AS postings FROM w) x)
 SELECT w.idf, s.avgdl,
        CASE WHEN t.small THEN (SELECT p.postings FROM postings_packed p WHERE p.lexeme = w.lexeme) END,
        CASE WHEN t.small THEN (SELECT string_agg({_RECORD_SQL}, ''::bytea ORDER BY q.row_no) FROM postings q
