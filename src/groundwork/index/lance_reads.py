@@ -176,7 +176,8 @@ class TableCopy:
         try:
             if self._loader is not None and self._loader.is_alive():
                 return
-            self._loader = threading.Thread(target=self._load_latest, args=(ds,), name="table-copy", daemon=True)
+            # Not a daemon: the exit waits for it (see ``_load``).
+            self._loader = threading.Thread(target=self._load_latest, args=(ds,), name="table-copy")
             self._loader.start()
         finally:
             self._lock.release()
@@ -247,11 +248,26 @@ class TableCopy:
         return copy.rows.take(where), np.ascontiguousarray(copy.vectors_t[:, where].T)
 
 
+class _Closing(Exception):
+    """The interpreter is shutting down: a background load stops between batches."""
+
+
 def _load(ds: Any, columns: list[str]) -> _Copy:
-    """Read one version's copy in one scan: ids and vectors, and ``columns`` (none: no rows)."""
+    """Read one version's copy in one scan: ids and vectors, and ``columns`` (none: no rows).
+
+    Raises ``_Closing`` when the main thread has ended (the interpreter is shutting down) between two
+    batches: the background loader is a non-daemon thread, so the exit waits for it, at most one batch.
+    A daemon thread inside pylance at exit aborted the process (SIGABRT: CPython 3.11 ends a daemon
+    thread that wakes after finalization with ``pthread_exit``, which cannot unwind through Rust frames)."""
     with_rows = bool(columns)
     wanted = [*columns, "vector"] if with_rows else ["chunk_id", "vector"]
-    table = ds.to_table(columns=list(dict.fromkeys(wanted)), with_row_id=True).combine_chunks()
+    reader = ds.scanner(columns=list(dict.fromkeys(wanted)), with_row_id=True).to_reader()
+    batches = []
+    for batch in reader:
+        if not threading.main_thread().is_alive():
+            raise _Closing
+        batches.append(batch)
+    table = pa.Table.from_batches(batches, schema=reader.schema).combine_chunks()
     col = table.column("vector").combine_chunks()
     flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
     vectors = flat.reshape(len(col), -1) if len(col) else np.zeros((0, 0), np.float32)

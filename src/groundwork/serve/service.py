@@ -55,6 +55,7 @@ class Service:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._scheduler: threading.Thread | None = None
+        self._monitor: threading.Thread | None = None
 
     def cache_counters(self) -> dict[str, Any]:
         """The hit/miss counters of the answer and retrieval caches built so far (for /metrics)."""
@@ -81,11 +82,16 @@ class Service:
             self._scheduler = threading.Thread(target=self._schedule, daemon=True, name="sync-scheduler")
             self._scheduler.start()
         if self.settings.monitor.interval_s > 0:  # off by default: cron runs `groundwork monitor run`
-            threading.Thread(target=monitor_loop, args=(self.kb, self._stop), daemon=True, name="monitor").start()
+            self._monitor = threading.Thread(
+                target=monitor_loop, args=(self.kb, self._stop), daemon=True, name="monitor"
+            )
+            self._monitor.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in (self._worker, self._scheduler):
+        # Joined, not left to die with the process: a daemon thread inside LanceDB's Rust code at
+        # interpreter shutdown aborts the process (see index/lance_reads.py ``_load``).
+        for thread in (self._worker, self._scheduler, self._monitor):
             if thread:
                 thread.join(timeout=30)
 
