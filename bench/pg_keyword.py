@@ -136,22 +136,22 @@ def hybrid_runs(kb, queries: list[str]) -> dict:
 
 def write_cost(store, rows: list[dict], vecs: np.ndarray, repeats: int) -> dict:
     """Seconds for one 1,000-chunk batch (new documents) written, then deleted, with the postings
-    maintained ("after") and, interleaved, without ("before": ``_update_postings`` skipped for both the
+    maintained ("after") and, interleaved, without ("before": ``pg_upkeep.update_postings`` skipped for both the
     write and the delete, so the postings stay as they were)."""
-    from groundwork.index import postgres
+    from groundwork.index import pg_upkeep
 
-    keep = postgres._update_postings
+    keep = pg_upkeep.update_postings
     times: dict[str, dict[str, list[float]]] = {x: {"write": [], "delete": []} for x in ("before", "after")}
     for r in range(repeats):
         chunks = [chunk_of(row, vecs[i], f"w{r}-") for i, row in enumerate(rows[r * 1000 : (r + 1) * 1000])]
         docs = {c.doc_id: "h" for c in chunks}
         for label in ("before", "after") if r % 2 else ("after", "before"):
-            postgres._update_postings = keep if label == "after" else lambda *a: None
+            pg_upkeep.update_postings = keep if label == "after" else lambda *a: None
             try:
                 times[label]["write"].append(timed(lambda d=docs, c=chunks: store.replace_documents(d, c, "b"))[0])
                 times[label]["delete"].append(timed(lambda d=docs: store.delete_documents(list(d)))[0])
             finally:
-                postgres._update_postings = keep
+                pg_upkeep.update_postings = keep
     return {
         label: {f"{op}_ms_median": round(statistics.median(v), 1) for op, v in ops.items()}
         for label, ops in times.items()

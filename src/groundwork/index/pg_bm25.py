@@ -7,7 +7,7 @@ come from the chunk's stored ``tsvector``, ``df`` from ``lexeme_df``, N and avgd
 
 Where the data lives: ``postings`` (lexeme, row_no, tf, dl; primary key (lexeme, row_no) with tf
 and dl included, so a lexeme's list is one index range read without the table; ``chunk_rows`` maps a
-row number to its chunk id) is kept by every write in its own transaction (``postgres._update_stats``)
+row number to its chunk id) is kept by every write in its own transaction (``pg_upkeep.update_stats``)
 and rebuilt by ``check --repair``; the GIN
 index on ``chunks.tsv`` and each chunk's ``tsvector`` (its term frequencies) serve the first round.
 

@@ -144,8 +144,8 @@ def top_k(
         left = max(0.001, deadline - time.monotonic())
         return pg_bm25.top_k(conn, lang, query, top_k, clause, params, left, trace)
 
-    through, written, n = state(conn)
-    if written > max(DELTA_FLOOR, n // 4) or (clause != "TRUE" and pg_bm25.selective(conn, clause, params, SELECTIVE)):
+    through, changed, n = state(conn)
+    if changed > max(DELTA_FLOOR, n // 4) or (clause != "TRUE" and pg_bm25.selective(conn, clause, params, SELECTIVE)):
         return maxscore()
     lists = conn.execute(_LISTS, [lang, query, POSTINGS_MAX, through]).fetchall()
     if not lists:

@@ -122,7 +122,7 @@ FROM chunks c, unnest(c.tsv) u ORDER BY 1, 2;
         "BM25 postings by chunk row number; packed postings lists",
         lambda dim, lang: (
             """
-SELECT pg_advisory_xact_lock(1735877239);  -- postgres._WRITE_LOCK: no write of an older version in flight
+SELECT pg_advisory_xact_lock(1735877239);  -- pg_upkeep.WRITE_LOCK: no write of an older version in flight
 CREATE TABLE chunk_rows (row_no BIGINT GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME chunk_row_no) PRIMARY KEY,
                          chunk_id TEXT NOT NULL UNIQUE);
 INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks ORDER BY chunk_id;

@@ -42,8 +42,9 @@ import pyarrow as pa
 
 from groundwork.config import IndexSettings, redact_dsn
 from groundwork.errors import ConfigError, FilterError, QueryTimeoutError, StoreError
-from groundwork.filters import And, Compare, Filter, In, IsNull, Not, Or
-from groundwork.index import pg_packed
+from groundwork.filters import Filter
+from groundwork.index import pg_packed, pg_upkeep
+from groundwork.index.pg_filter import compile_filter
 from groundwork.index.pg_schema import check_identifier, make_pool, migrate
 from groundwork.index.rows import (
     check_access_names,
@@ -112,85 +113,11 @@ _COPY_TYPES = [
     "text",
 ]
 _ROW_KEYS = [c.strip() for c in _COLS.split(",")][:-1]  # the columns of _COLS before the embedding
-_JSON_OPS = {"=", "!=", "<", "<=", ">", ">="}
-_WRITE_LOCK = 0x67776277  # serialises writers: BM25 statistics are updated in each write's transaction
-# The writer lock of a whole run: a two-int4 advisory key (its own key space: no clash with _WRITE_LOCK,
+# The writer lock of a whole run: a two-int4 advisory key (its own key space: no clash with
+# pg_upkeep.WRITE_LOCK,
 # taken inside the run), (this class, the schema's CRC-32), so knowledge bases in other schemas don't wait.
 _RUN_LOCK_CLASS = 0x67776C6B
 _APP_PREFIX = "groundwork writer: "
-# A chunk's BM25 length (the tokens of its tsvector, as _staged_copy counts them) and every lexeme's
-# document frequency, recounted from the stored tsvectors (what `groundwork check` compares).
-_LEN_OF = "SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) AS len FROM unnest({tsv})"
-_LEN_OF_TSV = _LEN_OF.format(tsv="c.tsv")
-# The BM25 postings of chunks c (lexeme, row_no, tf, dl), as pg_bm25 reads them; tf as the length counts it.
-_POSTINGS_OF = (
-    "SELECT u.lexeme, r.row_no, coalesce(array_length(u.positions, 1), 1), c.tsv_len "
-    "FROM chunks c JOIN chunk_rows r USING (chunk_id), unnest(c.tsv) u"
-)
-_COUNTED_DF = "counted AS (SELECT u.lexeme, count(*) AS df FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme)"
-
-
-def _lock_writes(conn) -> None:
-    """One writer at a time (across replicas): the statistics rows would otherwise deadlock or race."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-
-
-@contextmanager
-def _staged_copy(conn, language: str) -> Iterator[Any]:
-    """A binary ``COPY`` of ``_COPY_COLS`` rows (yielded: call ``write_row``) that lands in ``chunks``
-    with each row's BM25 length (``tsv_len``) set as it is inserted.
-
-    The rows go to a temporary table, then one ``INSERT ... SELECT`` computes ``tsv_len`` from the
-    same ``to_tsvector`` as the generated ``tsv`` column. Setting it by an ``UPDATE`` after the
-    ``COPY`` (as before) wrote every new row twice: the new versions do not fit on the ``COPY``'s
-    full pages, so every index, the HNSW graph too, got a second entry per row, and the table a dead
-    row to vacuum. Runs inside the caller's transaction; the temporary table is dropped at its end.
-    """
-    cols = ", ".join(_COPY_COLS)
-    conn.execute("DROP TABLE IF EXISTS pg_temp.gw_stage")
-    conn.execute(f"CREATE TEMP TABLE gw_stage ON COMMIT DROP AS SELECT {cols} FROM chunks WITH NO DATA")
-    with conn.cursor().copy(f"COPY pg_temp.gw_stage ({cols}) FROM STDIN WITH (FORMAT BINARY)") as copy:
-        yield copy
-    length = _LEN_OF.format(tsv=f"to_tsvector('{language}'::regconfig, s.search_text)")
-    conn.execute(f"INSERT INTO chunks ({cols}, tsv_len) SELECT {cols}, ({length}) FROM pg_temp.gw_stage s")
-    conn.execute("DROP TABLE pg_temp.gw_stage")
-
-
-def _update_postings(conn, doc_ids: list[str], sign: int) -> None:
-    """Add (+1) or remove (-1) the BM25 postings and row numbers of ``doc_ids``' current rows. A
-    chunk written again gets a new row number (``pg_packed``: a packed list never holds a live
-    chunk's old postings)."""
-    if sign < 0:  # by primary key, from the rows' own tsvectors: no index on postings.row_no needed
-        conn.execute(
-            "DELETE FROM postings p USING chunks c JOIN chunk_rows r USING (chunk_id), unnest(c.tsv) u "
-            "WHERE c.doc_id = ANY(%s) AND p.lexeme = u.lexeme AND p.row_no = r.row_no",
-            (doc_ids,),
-        )
-        conn.execute(
-            "DELETE FROM chunk_rows r USING chunks c WHERE c.doc_id = ANY(%s) AND r.chunk_id = c.chunk_id", (doc_ids,)
-        )
-    else:
-        conn.execute(
-            "INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks WHERE doc_id = ANY(%s) ORDER BY chunk_id",
-            (doc_ids,),
-        )
-        conn.execute(f"INSERT INTO postings {_POSTINGS_OF} WHERE c.doc_id = ANY(%s) ORDER BY 1, 2", (doc_ids,))
-
-
-def _update_stats(conn, doc_ids: list[str], sign: int) -> None:
-    """Add (+1) or remove (-1) the BM25 statistics and postings of ``doc_ids``' current rows."""
-    _update_postings(conn, doc_ids, sign)
-    conn.execute(
-        "INSERT INTO lexeme_df (lexeme, df) SELECT u.lexeme, %s * count(*) FROM chunks c, unnest(c.tsv) u "
-        "WHERE c.doc_id = ANY(%s) GROUP BY u.lexeme ORDER BY u.lexeme "
-        "ON CONFLICT (lexeme) DO UPDATE SET df = lexeme_df.df + EXCLUDED.df",
-        (sign, doc_ids),
-    )
-    conn.execute(
-        "UPDATE corpus_stats s SET n = s.n + %s * x.n, total_len = s.total_len + %s * x.len "
-        "FROM (SELECT count(*) AS n, coalesce(sum(tsv_len), 0) AS len FROM chunks WHERE doc_id = ANY(%s)) x",
-        (sign, sign, doc_ids),
-    )
 
 
 class PgStore:
@@ -318,10 +245,10 @@ class PgStore:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         new_fields = sorted({k for c in chunks for k, v in c.metadata.items() if v is not None})
         with self.pool.connection() as conn, conn.transaction():
-            _lock_writes(conn)
-            _update_stats(conn, doc_ids, -1)
+            pg_upkeep.lock_writes(conn)
+            pg_upkeep.update_stats(conn, doc_ids, -1)
             conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (doc_ids,))
-            with _staged_copy(conn, self._language(conn)) as copy:
+            with pg_upkeep.staged_copy(conn, self._language(conn), _COPY_COLS) as copy:
                 copy.set_types(_COPY_TYPES)
                 for c in chunks:
                     copy.write_row(
@@ -348,7 +275,7 @@ class PgStore:
                             c.context,
                         )
                     )
-            _update_stats(conn, doc_ids, +1)
+            pg_upkeep.update_stats(conn, doc_ids, +1)
             if new_fields:
                 conn.execute(
                     "INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,)
@@ -358,8 +285,8 @@ class PgStore:
         if not doc_ids:
             return 0
         with self.pool.connection() as conn, conn.transaction():
-            _lock_writes(conn)
-            _update_stats(conn, list(doc_ids), -1)
+            pg_upkeep.lock_writes(conn)
+            pg_upkeep.update_stats(conn, list(doc_ids), -1)
             return conn.execute("DELETE FROM chunks WHERE doc_id = ANY(%s)", (list(doc_ids),)).rowcount
 
     def optimize(self) -> None:
@@ -393,7 +320,7 @@ class PgStore:
             # READ COMMITTED whatever the server's default: the lists must be read after the lock is
             # held (a snapshot taken before it would miss a write that committed while it waited).
             conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            _lock_writes(conn)
+            pg_upkeep.lock_writes(conn)
             return pg_packed.pack(conn)
 
     def has_ann_index(self) -> bool:
@@ -480,7 +407,7 @@ class PgStore:
             params.append(list(access.groups))
         if where is not None:
             unknown_fields(where, self.filter_fields(), access)  # jsonb: a field nobody has is NULL anyway
-            clauses.append(_compile(where, params))
+            clauses.append(compile_filter(where, params))
         return (" AND ".join(clauses) or "TRUE"), params
 
     @contextmanager
@@ -644,8 +571,8 @@ class PgStore:
         new_fields = sorted({k for r in rows for k, v in (r["metadata"] or {}).items() if v is not None})
         doc_ids = sorted({r["doc_id"] for r in rows})
         with self.pool.connection() as conn, conn.transaction():
-            _lock_writes(conn)
-            with _staged_copy(conn, self._language(conn)) as copy:
+            pg_upkeep.lock_writes(conn)
+            with pg_upkeep.staged_copy(conn, self._language(conn), _COPY_COLS) as copy:
                 copy.set_types(_COPY_TYPES)
                 for r in rows:
                     search_text = chunk_from_row(r).search_text
@@ -661,7 +588,7 @@ class PgStore:
                             for c in _COPY_COLS
                         )
                     )
-            _update_stats(conn, doc_ids, +1)
+            pg_upkeep.update_stats(conn, doc_ids, +1)
             if new_fields:
                 conn.execute(
                     "INSERT INTO filter_fields SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (new_fields,)
@@ -829,11 +756,11 @@ class PgStore:
         if not ids:
             return 0
         with self.pool.connection() as conn, conn.transaction():
-            _lock_writes(conn)
+            pg_upkeep.lock_writes(conn)
             docs = [r[0] for r in conn.execute("SELECT DISTINCT doc_id FROM chunks WHERE chunk_id = ANY(%s)", (ids,))]
-            _update_stats(conn, docs, -1)
+            pg_upkeep.update_stats(conn, docs, -1)
             n = conn.execute("DELETE FROM chunks WHERE chunk_id = ANY(%s)", (ids,)).rowcount
-            _update_stats(conn, docs, +1)
+            pg_upkeep.update_stats(conn, docs, +1)
         return n
 
     def recount_statistics(self, apply: bool = False) -> list[StatisticMismatch]:
@@ -843,75 +770,11 @@ class PgStore:
         with self.pool.connection() as conn, conn.transaction():
             if apply:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")  # as pack_postings
-                _lock_writes(conn)
-            found = _stat_mismatches(conn)
+                pg_upkeep.lock_writes(conn)
+            found = pg_upkeep.stat_mismatches(conn)
             if apply and found:
-                _write_recount(conn)
+                pg_upkeep.write_recount(conn)
         return found
-
-
-def _stat_mismatches(conn) -> list[StatisticMismatch]:
-    found = []
-    stats = conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() or (0, 0)
-    n, stored_len, total, bad_len = conn.execute(
-        "SELECT count(*), coalesce(sum(c.tsv_len), 0), coalesce(sum(l.len), 0), "
-        f"count(*) FILTER (WHERE c.tsv_len <> l.len) FROM chunks c CROSS JOIN LATERAL ({_LEN_OF_TSV}) l"
-    ).fetchone()
-    if bad_len:
-        note = f"{bad_len} chunks' lengths differ"
-        found.append(StatisticMismatch("chunks.tsv_len", int(stored_len), int(total), note))
-    for name, stored, counted in (("corpus_stats.n", stats[0], n), ("corpus_stats.total_len", stats[1], total)):
-        if int(stored) != int(counted):
-            found.append(StatisticMismatch(name, int(stored), int(counted)))
-    lexemes, stored_sum, counted_sum, example = conn.execute(
-        f"WITH {_COUNTED_DF}, s AS (SELECT lexeme, df FROM lexeme_df WHERE df <> 0), "
-        "d AS (SELECT lexeme, coalesce(s.df, 0) AS stored, coalesce(c.df, 0) AS counted "
-        "      FROM s FULL JOIN counted c USING (lexeme) WHERE s.df IS DISTINCT FROM c.df) "
-        "SELECT count(*), coalesce(sum(stored), 0), coalesce(sum(counted), 0), "
-        "min(format('%s: %s stored, %s counted', lexeme, stored, counted)) FROM d"
-    ).fetchone()
-    if lexemes:
-        note = f"{lexemes} lexemes' document frequencies differ (e.g. {example})"
-        found.append(StatisticMismatch("lexeme_df", int(stored_sum), int(counted_sum), note))
-    stored_n, counted_n, differ = conn.execute(
-        f"WITH r AS ({_POSTINGS_OF}), p AS (SELECT * FROM postings) "
-        "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM r), "
-        "(SELECT count(*) FROM ((TABLE p EXCEPT ALL TABLE r) UNION ALL (TABLE r EXCEPT ALL TABLE p)) x)"
-    ).fetchone()
-    rows, chunks, unmatched = conn.execute(
-        "SELECT (SELECT count(*) FROM chunk_rows), (SELECT count(*) FROM chunks), "
-        "(SELECT count(*) FROM chunk_rows r FULL JOIN chunks c USING (chunk_id) WHERE r.row_no IS NULL OR c.doc_id IS NULL)"
-    ).fetchone()
-    for name, bad, stored, counted, what in (
-        ("postings", differ, stored_n, counted_n, "postings differ from the chunks' tsvectors"),
-        ("chunk_rows", unmatched, rows, chunks, "chunks without a row number or row numbers without a chunk"),
-    ):
-        if bad:
-            found.append(StatisticMismatch(name, int(stored), int(counted), f"{bad} {what}"))
-    return found
-
-
-def _write_recount(conn) -> None:
-    conn.execute(f"UPDATE chunks c SET tsv_len = ({_LEN_OF_TSV}) WHERE c.tsv_len <> ({_LEN_OF_TSV})")
-    conn.execute("DELETE FROM chunk_rows r WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = r.chunk_id)")
-    conn.execute(
-        "INSERT INTO chunk_rows (chunk_id) SELECT chunk_id FROM chunks c "
-        "WHERE NOT EXISTS (SELECT 1 FROM chunk_rows r WHERE r.chunk_id = c.chunk_id) ORDER BY chunk_id"
-    )
-    conn.execute(f"CREATE TEMP TABLE counted_postings ON COMMIT DROP AS {_POSTINGS_OF}")
-    conn.execute("DELETE FROM postings")  # rare (check --repair): rebuilt whole, in this transaction
-    conn.execute("INSERT INTO postings SELECT * FROM counted_postings ORDER BY 1, 2")
-    conn.execute(f"CREATE TEMP TABLE counted ON COMMIT DROP AS WITH {_COUNTED_DF} SELECT * FROM counted")
-    conn.execute("DELETE FROM lexeme_df d WHERE NOT EXISTS (SELECT 1 FROM counted c WHERE c.lexeme = d.lexeme)")
-    conn.execute(
-        "INSERT INTO lexeme_df SELECT lexeme, df FROM counted ORDER BY lexeme "
-        "ON CONFLICT (lexeme) DO UPDATE SET df = EXCLUDED.df WHERE lexeme_df.df <> EXCLUDED.df"
-    )
-    conn.execute(
-        "INSERT INTO corpus_stats SELECT TRUE, count(*), coalesce(sum(tsv_len), 0) FROM chunks "
-        "ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n, total_len = EXCLUDED.total_len"
-    )
-    pg_packed.pack(conn)  # from the repaired postings (the caller holds the writers' lock)
 
 
 def _row_numbers(conn, ranked: list[tuple]) -> dict[str, int]:
@@ -942,43 +805,3 @@ def _array(value: Any) -> np.ndarray | None:
         if value is None
         else np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
     )
-
-
-def _compile(node: Filter, params: list[Any]) -> str:
-    """A filter as parameterised SQL. Built-in fields are columns; metadata fields are compared as
-    jsonb (numbers numerically, strings as text), and ``=`` / ``IN`` use containment (``@>``), which
-    the GIN index on ``metadata`` serves."""
-    from psycopg.types.json import Jsonb
-
-    if isinstance(node, And):
-        return "(" + " AND ".join(_compile(i, params) for i in node.items) + ")"
-    if isinstance(node, Or):
-        return "(" + " OR ".join(_compile(i, params) for i in node.items) + ")"
-    if isinstance(node, Not):
-        return f"(NOT {_compile(node.item, params)})"
-    builtin = node.field in BUILTIN_FIELDS
-    col = node.field if builtin else f"(metadata -> '{node.field}')"
-    if isinstance(node, IsNull):
-        if builtin:
-            return f"({col} IS {'NOT ' if node.negate else ''}NULL)"
-        null = f"({col} IS NULL OR {col} = 'null'::jsonb)"
-        return f"(NOT {null})" if node.negate else null
-    if isinstance(node, In):
-        if builtin:
-            params.append(list(node.values))
-            return f"({'NOT ' if node.negate else ''}({col} = ANY(%s)) AND {col} IS NOT NULL)"
-        parts = []
-        for v in node.values:
-            params.append(Jsonb({node.field: v}))
-            parts.append("metadata @> %s")
-        inside = "(" + " OR ".join(parts) + ")"
-        return f"(NOT {inside} AND {col} IS NOT NULL AND {col} <> 'null'::jsonb)" if node.negate else inside
-    assert isinstance(node, Compare) and node.op in _JSON_OPS
-    if builtin:
-        params.append(node.value)
-        return f"({col} {node.op} %s)"
-    if node.op == "=":
-        params.append(Jsonb({node.field: node.value}))
-        return "(metadata @> %s)"
-    params.append(Jsonb(node.value))
-    return f"({col} {node.op} %s)"
