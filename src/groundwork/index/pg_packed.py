@@ -118,6 +118,65 @@ def pack(conn) -> int:
     return int(through)
 
 
+# The packed lists and, as they should be, the postings rows up to the pack's through, both in the
+# byte order of the lexeme (COLLATE "C": Python's str order on the merge side). Parameter: through.
+_PACKED_IN_ORDER = 'SELECT lexeme, postings FROM postings_packed ORDER BY lexeme COLLATE "C"'
+_EXPECTED_IN_ORDER = f"""SELECT q.lexeme, string_agg({_RECORD_SQL}, ''::bytea ORDER BY q.row_no) FROM postings q
+WHERE q.row_no <= %s GROUP BY q.lexeme ORDER BY q.lexeme COLLATE "C"
+"""
+
+
+def compare_lists(conn) -> tuple[int, int, int, str]:
+    """Compare every packed list, without the records of chunks deleted since the pack, with the
+    postings rows of the chunks packed (row_no <= the pack's through): (live packed records, postings
+    rows packed, lexemes whose lists differ, one such lexeme or ""). A list differs when a record is
+    missing, extra, repeated, out of row order or has another tf or dl. Streams both sides in lexeme
+    order through server-side cursors (one list in memory at a time) inside the caller's transaction;
+    reads every list: for ``groundwork check``, not for a request."""
+    through = state(conn)[0]
+    live = np.frombuffer(
+        conn.execute(
+            "SELECT coalesce(string_agg(int8send(row_no), ''::bytea ORDER BY row_no), ''::bytea) "
+            "FROM chunk_rows WHERE row_no <= %s",
+            [through],
+        ).fetchone()[0],
+        ">i8",
+    )
+    packed = conn.cursor(name="gw_check_packed")
+    packed.execute(_PACKED_IN_ORDER)
+    expected = conn.cursor(name="gw_check_expected")
+    expected.execute(_EXPECTED_IN_ORDER, [through])
+    counts = [0, 0, 0]
+    example = ""
+    for lexeme, have, want in _merge(packed, expected):
+        rec = np.frombuffer(have or b"", _RECORD)
+        rec = rec[np.isin(rec["row"], live)]
+        counts[0] += len(rec)
+        counts[1] += len(want or b"") // _RECORD.itemsize
+        if rec.tobytes() != bytes(want or b""):
+            counts[2] += 1
+            example = example or lexeme
+    packed.close()
+    expected.close()
+    return counts[0], counts[1], counts[2], example
+
+
+def _merge(left: Any, right: Any) -> Any:
+    """(lexeme, left's value or None, right's value or None) over two cursors of (lexeme, value) rows
+    sorted by lexeme (byte order), each lexeme once."""
+    a, b = next(left, None), next(right, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            yield a[0], a[1], None
+            a = next(left, None)
+        elif a is None or b[0] < a[0]:
+            yield b[0], None, b[1]
+            b = next(right, None)
+        else:
+            yield a[0], a[1], b[1]
+            a, b = next(left, None), next(right, None)
+
+
 def state(conn) -> tuple[int, int, int]:
     """(the pack's through, chunks written or deleted since it, chunks in the index). Written: row
     numbers given since (an over-estimate: a rolled-back write's count too); deleted: the chunks

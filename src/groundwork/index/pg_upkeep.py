@@ -94,7 +94,8 @@ def update_stats(conn, doc_ids: list[str], sign: int) -> None:
 
 def stat_mismatches(conn) -> list[StatisticMismatch]:
     """Every BM25 statistic that differs from a recount from the stored ``tsvector``s: ``chunks.tsv_len``,
-    ``corpus_stats`` (n, total_len), ``lexeme_df``, ``postings`` and ``chunk_rows``; empty when exact."""
+    ``corpus_stats`` (n, total_len), ``lexeme_df``, ``postings`` and ``chunk_rows``; and the packed
+    postings lists that differ from ``postings`` (``pg_packed.compare_lists``). Empty when exact."""
     found = []
     stats = conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() or (0, 0)
     n, stored_len, total, bad_len = conn.execute(
@@ -126,8 +127,16 @@ def stat_mismatches(conn) -> list[StatisticMismatch]:
         "SELECT (SELECT count(*) FROM chunk_rows), (SELECT count(*) FROM chunks), "
         "(SELECT count(*) FROM chunk_rows r FULL JOIN chunks c USING (chunk_id) WHERE r.row_no IS NULL OR c.doc_id IS NULL)"
     ).fetchone()
+    packed, expected, lists, example = pg_packed.compare_lists(conn)
     for name, bad, stored, counted, what in (
         ("postings", differ, stored_n, counted_n, "postings differ from the chunks' tsvectors"),
+        (
+            "postings_packed",
+            lists,
+            packed,
+            expected,
+            f"lexemes' packed lists differ from their postings (e.g. {example})",
+        ),
         ("chunk_rows", unmatched, rows, chunks, "chunks without a row number or row numbers without a chunk"),
     ):
         if bad:
