@@ -58,7 +58,9 @@ def _ask(client: TestClient, key: str, **headers: str) -> dict:
 
 
 def _audit(client: TestClient, admin: str, answer_id: str) -> dict:
-    return client.get(f"/v1/audit/{answer_id}", headers=_h(admin)).json()
+    r = client.get(f"/v1/audit/{answer_id}", headers=_h(admin))
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def _profiles(client: TestClient, admin: str) -> None:
@@ -72,7 +74,9 @@ def _profiles(client: TestClient, admin: str) -> None:
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("experiments")
-    yield from _apps(load_settings(kb=folder / "kb"), folder)
+    # The admin key reads an audit record after each of the test's ~70 requests: more than the default
+    # per-key burst (60) on a fast machine, and rate limiting is not what this module tests.
+    yield from _apps(load_settings(kb=folder / "kb", **{"serve.rate_burst": 1000}), folder)
 
 
 def test_a_50_percent_experiment_routes_each_key_to_one_arm_on_every_instance(embedded) -> None:
@@ -150,7 +154,8 @@ def test_a_50_percent_experiment_routes_each_key_to_one_arm_on_every_instance(em
 
 @pytest.fixture
 def on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: str):
-    settings = load_settings(kb=tmp_path / "kb", store="postgres", pg_dsn=pg_dsn, **{"postgres.schema_name": pg_schema})
+    overrides = {"postgres.schema_name": pg_schema, "serve.rate_burst": 1000}  # see ``embedded``
+    settings = load_settings(kb=tmp_path / "kb", store="postgres", pg_dsn=pg_dsn, **overrides)
     yield from _apps(settings, tmp_path)
 
 
