@@ -332,3 +332,7 @@ def test_monitor_runs_are_kept_newest_first_with_the_latest_baseline(state) -> N
     assert state.monitor.baseline()["run_id"] == first["run_id"]
     third = state.monitor.add({"eval": {}}, baseline=True)
     assert state.monitor.baseline()["run_id"] == third["run_id"]
+    # Runs added in a burst (several in one millisecond) still come back newest first.
+    burst = [state.monitor.add({"eval": {"n": i}}, baseline=True)["run_id"] for i in range(20)]
+    assert [r["run_id"] for r in state.monitor.list(20)] == burst[::-1]
+    assert state.monitor.baseline()["run_id"] == burst[-1]

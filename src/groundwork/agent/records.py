@@ -4,9 +4,9 @@ the audit record of a turn or of a decided action (the audit log's shape with an
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from groundwork.state import clock
 from groundwork.types import Access
 
 
@@ -71,7 +71,7 @@ def agent_record(
     return {
         "access_groups": None if access.everything else sorted(access.groups),
         "answer_id": answer_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "created_at": clock.now(),
         "caller": caller.name,
         "tenant": access.tenant,
         "question": question,

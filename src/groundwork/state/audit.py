@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from groundwork.errors import GroundworkError, RequestError
+from groundwork.state import clock
 from groundwork.state.sqlite import open_db
 from groundwork.types import Access, Answer, to_wire
 
@@ -97,7 +97,7 @@ def answer_record(
     return {
         "access_groups": None if access is None or access.everything else sorted(access.groups),
         "answer_id": answer.answer_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "created_at": clock.now(),
         "caller": caller,
         "tenant": tenant,
         "question": answer.question,
@@ -182,7 +182,7 @@ class SqliteAuditLog:
                 raise AuditNotFound(f"no answer with id {answer_id}")
             self._db.execute(
                 "INSERT INTO feedback VALUES (?, ?, ?, ?, ?)",
-                (answer_id, datetime.now(UTC).isoformat(timespec="milliseconds"), caller, rating, comment),
+                (answer_id, clock.now(), caller, rating, comment),
             )
 
     def _with_feedback(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +263,7 @@ class PgAuditLog:
                 raise AuditNotFound(f"no answer with id {answer_id}")
             conn.execute(
                 "INSERT INTO feedback VALUES (%s, %s, %s, %s, %s)",
-                (answer_id, datetime.now(UTC).isoformat(timespec="milliseconds"), caller, rating, comment),
+                (answer_id, clock.now(), caller, rating, comment),
             )
 
     def _with_feedback(self, conn, record: dict[str, Any]) -> dict[str, Any]:

@@ -22,11 +22,11 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from groundwork.errors import GroundworkError
+from groundwork.state import clock
 from groundwork.state.profiles import Profile
 from groundwork.state.sqlite import immediate, open_db
 
@@ -159,7 +159,7 @@ def new_experiment(
         raise ExperimentError(f"share: {share} is not a percentage in (0, 100]")
     if control == treatment:
         raise ExperimentError(f"control and treatment are both {control}: compare two different profile versions")
-    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    now = clock.now()
     return Experiment(f"exp-{secrets.token_hex(6)}", control, treatment, float(share), canary, "running", now, actor)
 
 
@@ -177,7 +177,7 @@ def _event(row: tuple) -> ExperimentEvent:
 def _ended(exp: Experiment, status: str, actor: str, reason: str) -> Experiment:
     if status not in ENDINGS:
         raise ExperimentError(f"an experiment ends as one of {', '.join(ENDINGS)}, not {status!r}")
-    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    now = clock.now()
     return Experiment(**{**exp.__dict__, "status": status, "ended_at": now, "ended_by": actor, "end_reason": reason})
 
 
@@ -256,7 +256,7 @@ class SqliteExperimentStore:
         return [_event(r) for r in rows]
 
     def _add_event(self, experiment_id: str, actor: str, action: str, reason: str, figures: dict) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = clock.now()
         self._db.execute(
             "INSERT INTO experiment_events VALUES (?, ?, ?, ?, ?, ?)",
             (experiment_id, now, actor, action, reason, json.dumps(figures, default=str)),
@@ -332,7 +332,7 @@ class PgExperimentStore:
     def _add_event(conn, experiment_id: str, actor: str, action: str, reason: str, figures: dict) -> None:
         from psycopg.types.json import Jsonb
 
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = clock.now()
         conn.execute(
             "INSERT INTO experiment_events VALUES (%s, %s, %s, %s, %s, %s)",
             (experiment_id, now, actor, action, reason, Jsonb(json.loads(json.dumps(figures, default=str)))),

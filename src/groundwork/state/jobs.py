@@ -21,17 +21,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from groundwork.state import clock
 from groundwork.types import Access
 
 log = logging.getLogger("groundwork.jobs")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -92,7 +88,7 @@ def new_job(
     return Job(
         uuid.uuid4().hex,
         "queued",
-        _now(),
+        clock.now(),
         caller,
         access.tenant,
         groups,
@@ -125,7 +121,7 @@ def run_job(job: Job, process: Callable[[Job], None]) -> None:
     except Exception as exc:
         log.exception("job %s failed", job.job_id)
         job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-    job.finished_at = _now()
+    job.finished_at = clock.now()
 
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, status TEXT NOT NULL, tenant TEXT, body TEXT NOT NULL)"

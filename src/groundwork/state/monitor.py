@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from groundwork.state import clock
 from groundwork.state.sqlite import open_db
 
 _SCHEMA = """
@@ -28,12 +28,7 @@ CREATE INDEX IF NOT EXISTS monitor_runs_created ON monitor_runs(created_at);
 
 
 def _stamp(run: dict[str, Any], baseline: bool) -> dict[str, Any]:
-    return {
-        **run,
-        "run_id": uuid.uuid4().hex[:16],
-        "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "baseline": baseline,
-    }
+    return {**run, "run_id": uuid.uuid4().hex[:16], "created_at": clock.now(), "baseline": baseline}
 
 
 class SqliteMonitorStore:

@@ -16,10 +16,10 @@ import sqlite3
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from groundwork.state import clock
 from groundwork.state.audit import visible
 from groundwork.types import Access
 
@@ -37,10 +37,6 @@ CREATE INDEX IF NOT EXISTS pending_actions_status ON pending_actions(status, cre
 """
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 @dataclass
 class PendingAction:
     """One proposed action. ``arguments`` were validated against the action's JSON Schema before it
@@ -55,7 +51,7 @@ class PendingAction:
     tenant: str | None
     access_groups: list[str] | None
     answer_id: str = ""
-    created_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=clock.now)
     status: str = "pending"
     decided_by: str | None = None
     decided_at: str | None = None
@@ -114,7 +110,7 @@ class SqlitePendingActions:
                 if row is None:
                     self._db.execute("ROLLBACK")
                     return False
-                rec = json.loads(row[0]) | {"status": to_status, "decided_by": who, "decided_at": _now()}
+                rec = json.loads(row[0]) | {"status": to_status, "decided_by": who, "decided_at": clock.now()}
                 cur = self._db.execute(
                     "UPDATE pending_actions SET status = ?, record = ? WHERE id = ? AND status = 'pending'",
                     (to_status, json.dumps(rec), item_id),
@@ -174,7 +170,7 @@ class PgPendingActions:
         return [p for p in (_visible(r[0], access) for r in rows) if p is not None][:limit]
 
     def claim(self, item_id: str, to_status: str, who: str) -> bool:
-        patch = {"status": to_status, "decided_by": who, "decided_at": _now()}
+        patch = {"status": to_status, "decided_by": who, "decided_at": clock.now()}
         with self.pool.connection() as conn:
             cur = conn.execute(
                 "UPDATE pending_actions SET status = %s, record = record || %s::jsonb "

@@ -16,7 +16,6 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from groundwork.config import AnswerSettings, GeneratorSettings, RetrievalSettings, Settings
 from groundwork.errors import GroundworkError
+from groundwork.state import clock
 from groundwork.state.sqlite import immediate, open_db
 
 # The sections a profile may override, and for the generator the keys that change no backend: a
@@ -138,10 +138,6 @@ def apply_profile(settings: Settings, override: dict[str, dict[str, Any]]) -> Se
     return settings.model_copy(update=update)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def _profile(row: tuple) -> Profile:
     override = row[2] if isinstance(row[2], dict) else json.loads(row[2])
     return Profile(row[0], int(row[1]), override, row[3], row[4])
@@ -166,7 +162,7 @@ class SqliteProfileStore:
         # One write transaction: two processes creating the same name get consecutive versions.
         with self._lock, immediate(self._db):
             row = self._db.execute("SELECT coalesce(max(version), 0) FROM profiles WHERE name = ?", (name,))
-            p = Profile(name, row.fetchone()[0] + 1, checked, _now(), created_by)
+            p = Profile(name, row.fetchone()[0] + 1, checked, clock.now(), created_by)
             self._db.execute(
                 "INSERT INTO profiles VALUES (?, ?, ?, ?, ?)",
                 (p.name, p.version, json.dumps(p.override), p.created_at, p.created_by),
@@ -229,7 +225,7 @@ class PgProfileStore:
             # Serialise creators of one name across replicas: versions are consecutive, never duplicated.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"profile:{name}",))
             row = conn.execute("SELECT coalesce(max(version), 0) FROM profiles WHERE name = %s", (name,)).fetchone()
-            p = Profile(name, row[0] + 1, checked, _now(), created_by)
+            p = Profile(name, row[0] + 1, checked, clock.now(), created_by)
             conn.execute(
                 "INSERT INTO profiles VALUES (%s, %s, %s, %s, %s)",
                 (p.name, p.version, Jsonb(p.override), p.created_at, p.created_by),

@@ -17,11 +17,11 @@ import json
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from groundwork.errors import GroundworkError, RequestError
+from groundwork.state import clock
 from groundwork.state.sqlite import open_db
 from groundwork.types import ACL_NAME, ACL_NAME_RULE, Access
 
@@ -92,10 +92,6 @@ class ReviewItem:
         return set(self.groups) <= set(access.groups)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def _clip(text: str | None) -> str:
     return (text or "")[:MAX_TEXT]
 
@@ -121,7 +117,7 @@ def new_item(
     ev = [{k: e[k] for k in keep if k in e} for e in (evidence or [])[:MAX_EVIDENCE] if isinstance(e, dict)]
     return ReviewItem(
         review_id=uuid.uuid4().hex[:16],
-        created_at=_now(),
+        created_at=clock.now(),
         kind=kind,
         question=_clip(question),
         answer=_clip(answer),
@@ -148,7 +144,7 @@ def _finish(item: ReviewItem, status: str, resolution: dict[str, Any]) -> Review
         raise RequestError("a review is finished as 'resolved' or 'dismissed'")
     if item.status != "open":
         raise ReviewConflict(f"review {item.review_id} is already {item.status}")
-    item.status, item.resolved_at, item.resolution = status, _now(), resolution
+    item.status, item.resolved_at, item.resolution = status, clock.now(), resolution
     return item
 
 
