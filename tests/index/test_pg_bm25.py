@@ -426,15 +426,16 @@ def test_check_finds_packed_lists_that_differ_from_the_postings_and_repair_packs
     store.delete_documents(["canteen"])  # its records stay in the lists until the next pack
     store.replace_documents({"pumps": "h2"}, [dataclasses.replace(rows[0], text="impeller impeller")], "p")
     assert store.recount_statistics() == []
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # three lists damaged
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # four lists damaged
         t = f"{pg_schema}.postings_packed"
         conn.execute(f"UPDATE {t} SET postings = substring(postings from 17) WHERE lexeme = 'valv'")  # lost
         conn.execute(f"UPDATE {t} SET postings = postings || postings WHERE lexeme = 'seal'")  # repeated
         conn.execute(
             f"UPDATE {t} SET postings = set_byte(postings, 11, get_byte(postings, 11) + 1) WHERE lexeme = 'year'"
         )
+        conn.execute(f"UPDATE {t} SET postings = set_byte(postings, 0, 127) WHERE lexeme = 'replac'")  # row 2^62+
     found = {m.name: m for m in store.recount_statistics()}
-    assert list(found) == ["postings_packed"] and found["postings_packed"].note.startswith("3 lexemes")
+    assert list(found) == ["postings_packed"] and found["postings_packed"].note.startswith("4 lexemes")
     store.recount_statistics(apply=True)
     assert store.recount_statistics() == []
     for q in ("valve seal", "pump yearly"):
