@@ -8,11 +8,15 @@ measured in the same run, and the vectors' largest absolute difference and lowes
 torch's. Then ``--queries`` SciFact questions are embedded one at a time (a search's query embedding),
 each question by every backend in turn: latency p50 / p95 in ms.
 
+With ``--sdpa``, two more variants run the encoder exported with transformers' SDPA attention, as the
+ONNX backends exported it before 2026-12-01 (``onnx-sdpa``, ``onnx-int8-sdpa``), into a temporary
+folder: the before/after of the eager export.
+
 The ONNX files are exported on first use into ``embedder.onnx_dir`` (default
 ~/.cache/groundwork/models); that one-off export is outside the timed part.
 
 Usage:
-  python bench/embed_backends.py [--chunks 2000] [--repeats 3] [--queries 200]
+  python bench/embed_backends.py [--chunks 2000] [--repeats 3] [--queries 200] [--sdpa]
       -> bench/results/embed_backends.json
 Skips with a message when ../shared/data/scifact/corpus.jsonl is absent.
 """
@@ -23,6 +27,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from groundwork import load_settings
+from groundwork.index import onnx_model
 from groundwork.index.embedder import SentenceTransformerEmbedder
 from groundwork.ingest.chunking import make_chunker
 from groundwork.ingest.loaders import load_file
@@ -60,6 +66,25 @@ def questions(path: Path, n: int) -> list[str]:
         return [json.loads(line)["text"] for line, _ in zip(fh, range(n))]
 
 
+class SdpaEmbedder(SentenceTransformerEmbedder):
+    """The ONNX backend's embedder (same batching, same pooling) over the SDPA export."""
+
+    def __init__(self, int8: bool, folder: Path) -> None:
+        super().__init__(load_settings(**{"embedder.backend": "onnx-int8" if int8 else "onnx"}).embedder)
+        raw = folder / "sdpa.onnx"
+        if not raw.is_file():
+            onnx_model._export_fp32(self.path, raw, attention="sdpa")
+        graph = raw
+        if int8:
+            graph = folder / f"sdpa_int8_{onnx_model.cpu_flavour()}.onnx"
+            onnx_model._quantize(raw, graph, onnx_model.cpu_flavour())
+        self._encoder = onnx_model.OnnxEncoder(graph, self.path, self.max_tokens + 2)
+
+    @property
+    def model(self) -> onnx_model.OnnxEncoder:
+        return self._encoder
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -71,6 +96,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/embed_backends.json")
+    ap.add_argument("--sdpa", action="store_true", help="also time the SDPA exports (the backends before 2026-12-01)")
     args = ap.parse_args()
     corpus = args.data / "corpus.jsonl"
     if not corpus.is_file():
@@ -82,25 +108,30 @@ def main() -> int:
         b: SentenceTransformerEmbedder(load_settings(**{"embedder.backend": b, "embedder.cache": False}).embedder)
         for b in BACKENDS
     }
+    sdpa_dir = tempfile.TemporaryDirectory(prefix="gw-sdpa-")
+    if args.sdpa:
+        embedders["onnx-sdpa"] = SdpaEmbedder(False, Path(sdpa_dir.name))
+        embedders["onnx-int8-sdpa"] = SdpaEmbedder(True, Path(sdpa_dir.name))
+    names = tuple(embedders)
     for e in embedders.values():  # load (and export) outside the timings
         e.embed(texts[:32])
-    seconds: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    seconds: dict[str, list[float]] = {b: [] for b in names}
     vectors: dict[str, np.ndarray] = {}
     for r in range(args.repeats):
-        for b in BACKENDS[r % len(BACKENDS) :] + BACKENDS[: r % len(BACKENDS)]:
+        for b in names[r % len(names) :] + names[: r % len(names)]:
             t = time.perf_counter()
             vectors[b] = embedders[b].embed(texts)
             seconds[b].append(time.perf_counter() - t)
-            print(f"repeat {r + 1}: {b:10s} {len(texts) / seconds[b][-1]:7.1f} chunks/s", file=sys.stderr)
-    latency: dict[str, list[float]] = {b: [] for b in BACKENDS}
+            print(f"repeat {r + 1}: {b:18s} {len(texts) / seconds[b][-1]:7.1f} chunks/s", file=sys.stderr)
+    latency: dict[str, list[float]] = {b: [] for b in names}
     for i, q in enumerate(questions(args.data / "queries.jsonl", args.queries)):
-        for b in BACKENDS[i % len(BACKENDS) :] + BACKENDS[: i % len(BACKENDS)]:
+        for b in names[i % len(names) :] + names[: i % len(names)]:
             t = time.perf_counter()
             embedders[b].embed([q])
             latency[b].append((time.perf_counter() - t) * 1000)
     rows = {}
     base = len(texts) / statistics.median(seconds["torch"])
-    for b in BACKENDS:
+    for b in names:
         rate = len(texts) / statistics.median(seconds[b])
         cos = (vectors[b] * vectors["torch"]).sum(axis=1)
         rows[b] = {
@@ -116,11 +147,11 @@ def main() -> int:
         }
     print(f"{len(texts)} SciFact chunks, {args.repeats} repeats; {len(latency['torch'])} single questions")
     print(
-        f"{'backend':10s} {'chunks/s':>9s} {'x torch':>8s} {'cos min':>8s} {'cos mean':>9s} {'q p50':>7s} {'q p95':>7s}"
+        f"{'backend':18s} {'chunks/s':>9s} {'x torch':>8s} {'cos min':>8s} {'cos mean':>9s} {'q p50':>7s} {'q p95':>7s}"
     )
     for b, row in rows.items():
         print(
-            f"{b:10s} {row['chunks_per_s']:9.1f} {row['ratio_to_torch']:8.2f} {row['cosine_to_torch_min']:8.4f} "
+            f"{b:18s} {row['chunks_per_s']:9.1f} {row['ratio_to_torch']:8.2f} {row['cosine_to_torch_min']:8.4f} "
             f"{row['cosine_to_torch_mean']:9.4f} {row['query_p50_ms']:7.1f} {row['query_p95_ms']:7.1f}"
         )
     machine = load.report()
@@ -135,6 +166,7 @@ def main() -> int:
         "machine": machine,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    sdpa_dir.cleanup()
     print(f"wrote {args.out}")
     return 0
 

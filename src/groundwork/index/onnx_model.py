@@ -6,17 +6,15 @@ into the model's own folder, which may be a read-only site-packages directory. E
 quantisation run under a file lock (``filelock``, flock(2)) and write through a temporary file and
 ``os.replace``, so two processes starting at once export once and never read a half-written file.
 
-- fp32: ``torch.onnx.export`` (TorchScript exporter) of the Hugging Face encoder with eager attention;
-  for BERT-type encoders (MiniLM is one) ONNX Runtime's transformer optimizer
-  (``onnxruntime.transformers.optimizer.optimize_model``, model type 'bert') then fuses each layer's
-  attention into one ``Attention`` operator, the embeddings' sum and LayerNorm into
-  ``EmbedLayerNormalization``, Add + LayerNorm into ``SkipLayerNormalization`` and bias + GELU into
-  ``BiasGelu`` (ONNX Runtime documentation, "Transformer Model Optimization Tool"). The fused graph is
-  checked against the unfused one on a padded probe batch before it is kept (max abs difference of the
-  unpadded hidden states < ``FUSE_TOLERANCE``). ONNX Runtime runs the same function in fp32 (max abs
-  difference to torch ~1e-6 on MiniLM), so it keeps the model id; fusion makes it ~1.2x faster.
-- int8: ONNX Runtime dynamic quantisation of the fused graph (its ``Attention`` becomes ``QAttention``:
-  ~1.3x faster than quantising the unfused graph on AVX-512 VNNI, docs/benchmarks.md) (``onnxruntime.quantization.quantize_dynamic``; weights int8
+- fp32: ``torch.onnx.export`` (TorchScript exporter) of the Hugging Face encoder with transformers'
+  eager attention (``attn_implementation="eager"``). The SDPA export (the transformers default) adds a
+  NaN guard (``IsNaN`` + ``Where``) over every layer's (batch, heads, tokens, tokens) attention matrix
+  and its int8 quantises both attention products: it ran int8 at ~0.75x the eager export's speed on
+  AVX-512 VNNI (docs/benchmarks.md). ONNX Runtime runs the same function in fp32 (max abs difference
+  to torch ~1e-6 on MiniLM), so it keeps the model id. Fusing the graph offline with
+  ``onnxruntime.transformers.optimizer`` (one ``Attention`` operator per layer) was measured too: no
+  faster than the eager export with ONNX Runtime's load-time fusions, and its int8 lost more nDCG.
+- int8: ONNX Runtime dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``; weights int8
   per channel, activations quantised at run time) with the settings of sentence-transformers'
   ``export_dynamic_quantized_onnx_model`` / Optimum's ``AutoQuantizationConfig`` for the CPU's
   instruction set (avx2: unsigned weights; avx512_vnni and arm64: signed weights; symmetric weights,
@@ -37,7 +35,6 @@ import os
 import platform
 import re
 import warnings
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,8 +44,8 @@ from groundwork.errors import ConfigError
 
 QUANT_FLAVOURS = ("avx2", "avx512_vnni", "arm64")
 EXPORT_LOCK_TIMEOUT_S = 900  # an export of a MiniLM-sized model takes seconds; a stuck one must not hang forever
-FUSED_MODEL_TYPES = ("bert",)  # config.json model_type values the optimizer's 'bert' fusions are written for
-FUSE_TOLERANCE = 1e-4  # largest abs difference of a hidden state, fused vs unfused fp32, before fusion is refused
+# The graph the int8 model quantises, part of its model id: another export quantises to other vectors.
+INT8_RECIPE = "eager"
 
 
 def cpu_flavour() -> str:
@@ -87,13 +84,14 @@ def _atomic_target(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
-def _export_fp32(model_dir: Path, target: Path) -> None:
-    """torch.onnx.export of the encoder: inputs (batch, tokens) int64, output last_hidden_state."""
+def _export_fp32(model_dir: Path, target: Path, attention: str = "eager") -> None:
+    """torch.onnx.export of the encoder: inputs (batch, tokens) int64, output last_hidden_state.
+    ``attention``: transformers' attn_implementation ('sdpa' only for bench/embed_backends.py's before)."""
     import torch
     from transformers import AutoModel
 
-    # Eager attention: the optimizer's Attention fusion matches the eager pattern, not SDPA's.
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    # Eager attention: the SDPA export guards every attention matrix against NaN rows (see the module doc).
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation=attention).eval()
     names = ["input_ids", "attention_mask", "token_type_ids"]
     takes_types = getattr(model.config, "type_vocab_size", 0) > 0
     names = names if takes_types else names[:2]
@@ -123,123 +121,48 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def fusion_shape(model_dir: Path) -> tuple[int, int] | None:
-    """(attention heads, hidden size) when ``model_dir``'s encoder is one the optimizer fuses, else None."""
-    try:
-        cfg = json.loads((model_dir / "config.json").read_text())
-        if cfg.get("model_type") in FUSED_MODEL_TYPES:
-            return int(cfg["num_attention_heads"]), int(cfg["hidden_size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-@contextmanager
-def _quiet_root_logger():
-    """ONNX Runtime's tools log advice ("consider pre-processing", fusion counts) on the root logger."""
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
-def _fuse(raw: Path, target: Path, heads: int, hidden: int) -> None:
-    """The optimizer's BERT fusions of ``raw`` written to ``target``, after the numeric check.
-
-    Raises ConfigError when the fused graph's hidden states differ from the unfused graph's by more
-    than FUSE_TOLERANCE (an optimizer bug or an encoder the 'bert' patterns misread)."""
-    from onnxruntime.transformers import optimizer
-
-    tmp = _atomic_target(target)
-    with _quiet_root_logger():
-        # opt_level 0: the optimizer's own fusions only, not ONNX Runtime's session rewrites for this CPU.
-        fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
-        fused.save_model_to_file(str(tmp))
-    diff = _probe_difference(raw, tmp)
-    if not diff < FUSE_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(
-            f"embedder.backend: ONNX Runtime's fused encoder differs from the export by {diff:.1e} "
-            f"(allowed {FUSE_TOLERANCE:.0e}); use embedder.backend = 'torch'"
-        )
-    os.replace(tmp, target)
-
-
-def _probe_difference(a: Path, b: Path) -> float:
-    """Largest abs difference of the hidden states of two encoders on a padded probe batch (padded
-    positions excluded: pooling ignores them)."""
-    import onnxruntime as ort
-
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 20000, size=(2, 24), dtype=np.int64)
-    mask = np.ones_like(ids)
-    mask[1, 9:] = 0  # the second row is padded, as a batch of unequal texts is
-    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    outs = []
-    for path in (a, b):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-        outs.append(session.run(None, {k: feed[k] for k in names})[0])
-    keep = mask.astype(bool)
-    return float(np.abs(outs[0][keep] - outs[1][keep]).max())
-
-
 def _quantize(fp32: Path, target: Path, flavour: str) -> None:
     """Dynamic int8 quantisation with Optimum's AutoQuantizationConfig.<flavour>(is_static=False) settings."""
-    import onnx
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = _atomic_target(target)
-    with _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ONNX Runtime logs "consider pre-processing" on the root logger
+    try:
         quantize_dynamic(
             str(fp32),
             str(tmp),
             per_channel=True,
             reduce_range=False,
             weight_type=QuantType.QUInt8 if flavour == "avx2" else QuantType.QInt8,
-            # Shape inference cannot type the outputs of the fused (com.microsoft) operators: they are fp32.
-            extra_options={
-                "WeightSymmetric": True,
-                "ActivationSymmetric": False,
-                "DefaultTensorType": onnx.TensorProto.FLOAT,
-            },
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
+    finally:
+        root.setLevel(level)
     os.replace(tmp, target)
 
 
-def int8_recipe(model_dir: Path) -> str:
-    """'fused' when the int8 model quantises the fused graph, '' otherwise: part of the int8 model id."""
-    return "fused" if fusion_shape(model_dir) else ""
-
-
 def ensure_exported(model_dir: Path, dest: Path, int8: bool, flavour: str) -> Path:
-    """The ONNX file of ``model_dir`` in ``dest``, exported (fused, quantised) on first use.
+    """The ONNX file of ``model_dir`` in ``dest``, exported (and quantised) on first use.
 
-    Returns ``dest/encoder_fused.onnx`` (``encoder.onnx`` for an encoder the optimizer does not fuse) or
-    that name with ``_int8_<flavour>``. Raises ConfigError when ``dest`` cannot be written, the lock is
-    not obtained within EXPORT_LOCK_TIMEOUT_S seconds, or the fused graph fails its check.
+    Returns ``dest/encoder.onnx`` or ``dest/encoder_int8_<flavour>.onnx`` (``model*.onnx`` files in
+    ``dest`` are SDPA exports of earlier versions and are not read). Raises ConfigError when ``dest``
+    cannot be written or the lock is not obtained within EXPORT_LOCK_TIMEOUT_S seconds.
     """
     from filelock import FileLock, Timeout
 
-    shape = fusion_shape(model_dir)
-    raw = dest / "encoder.onnx"
-    fp32 = dest / "encoder_fused.onnx" if shape else raw
-    target = dest / f"{fp32.stem}_int8_{flavour}.onnx" if int8 else fp32
+    fp32 = dest / "encoder.onnx"
+    target = dest / f"encoder_int8_{flavour}.onnx" if int8 else fp32
     if target.is_file():
         return target
     try:
         dest.mkdir(parents=True, exist_ok=True)
         with FileLock(str(dest / "export.lock"), timeout=EXPORT_LOCK_TIMEOUT_S):
             if not fp32.is_file():  # another process may have exported while this one waited
-                _export_fp32(model_dir, raw)
-                if shape:
-                    _fuse(raw, fp32, *shape)
-                    raw.unlink()  # 90 MB that nothing reads once the fused file exists
+                _export_fp32(model_dir, fp32)
             if int8 and not target.is_file():
                 _quantize(fp32, target, flavour)
     except Timeout as e:
