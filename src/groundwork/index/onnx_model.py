@@ -9,7 +9,7 @@ quantisation run under a file lock (``filelock``, flock(2)) and write through a 
 - fp32: ``torch.onnx.export`` (TorchScript exporter) of the Hugging Face encoder with transformers'
   eager attention (``attn_implementation="eager"``). The SDPA export (the transformers default) adds a
   NaN guard (``IsNaN`` + ``Where``) over every layer's (batch, heads, tokens, tokens) attention matrix
-  and its int8 quantises both attention products: it ran int8 at ~0.75x the eager export's speed on
+  and its int8 quantises both attention products: it ran int8 at ~0.8x the eager export's speed on
   AVX-512 VNNI (docs/benchmarks.md). ONNX Runtime runs the same function in fp32 (max abs difference
   to torch ~1e-6 on MiniLM), so it keeps the model id. Fusing the graph offline with
   ``onnxruntime.transformers.optimizer`` (one ``Attention`` operator per layer) was measured too: no
