@@ -134,3 +134,36 @@ def test_wrapped_lines_are_joined_before_sentence_splitting() -> None:
         "It lives in `./.groundwork` by default.",
         "Run `make install` first!",
     ]
+
+
+def test_abbreviations_numbers_and_addresses_do_not_end_a_sentence() -> None:
+    from groundwork.text import split_sentences
+
+    text = (
+        "Dr. Smith met Mr. Jones in Washington, D.C. on Monday. Use e.g. the default, i.e. hybrid search. "
+        "Version 1.2.3 costs $3.50 per call, 2.5% more than in Q3. Smith et al. found no effect (p < 0.05). "
+        "Mail support@acme.example or see vpn.example.com today. Why? Because."
+    )
+    assert split_sentences(text) == [
+        "Dr. Smith met Mr. Jones in Washington, D.C. on Monday.",
+        "Use e.g. the default, i.e. hybrid search.",
+        "Version 1.2.3 costs $3.50 per call, 2.5% more than in Q3.",
+        "Smith et al. found no effect (p < 0.05).",
+        "Mail support@acme.example or see vpn.example.com today.",
+        "Why?",
+        "Because.",
+    ]
+
+
+def test_the_sentence_splitter_is_part_of_every_sentence_chunkers_fingerprint(embedder) -> None:
+    """Another segmenter moves chunk boundaries: the sync's pipeline hash (and the eval index cache) must
+    see it, so an index is re-chunked rather than mixing boundaries of two segmenters."""
+    from groundwork.text import SENTENCE_SPLITTER
+
+    sentence_chunkers = [
+        StructureChunker(embedder, 200),
+        SemanticChunker(embedder, 200),
+        HierarchicalChunker(embedder, 800, 128),
+    ]
+    assert all(f":{SENTENCE_SPLITTER}:" in c.fingerprint for c in sentence_chunkers)
+    assert SENTENCE_SPLITTER not in FixedTokenChunker(embedder, 200, 0).fingerprint  # never splits sentences

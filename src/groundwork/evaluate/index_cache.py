@@ -19,6 +19,7 @@ from groundwork.config import Settings
 from groundwork.evaluate.datasets import LIVE, DatasetError, EvalDataset
 from groundwork.index.embedder import backend_model_id
 from groundwork.kb import KnowledgeBase
+from groundwork.text import SENTENCE_SPLITTER
 
 
 def default_cache_dir() -> Path:
@@ -31,6 +32,7 @@ def index_key(dataset: EvalDataset, settings: Settings) -> str:
         # Document ids and sources are absolute paths: the same files elsewhere are another index.
         "paths": [str(p.resolve()) for p in dataset.corpus],
         "chunking": settings.chunking.model_dump(),
+        "sentences": SENTENCE_SPLITTER,  # moves chunk boundaries
         # The backend only where it changes the vectors (onnx-int8), so torch and onnx share an index.
         "embedder": settings.embedder.model + backend_model_id("", settings.embedder),
         "fts": {k: v for k, v in settings.index.model_dump().items() if k.startswith("fts_")},

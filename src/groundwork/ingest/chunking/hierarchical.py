@@ -11,6 +11,7 @@ from groundwork.errors import ConfigError
 from groundwork.index.embedder import Embedder
 from groundwork.ingest.chunking.base import make_chunk
 from groundwork.ingest.chunking.structure import StructureChunker
+from groundwork.text import SENTENCE_SPLITTER
 from groundwork.types import Chunk, Document, Section
 
 
@@ -25,7 +26,8 @@ class HierarchicalChunker:
     @property
     def fingerprint(self) -> str:
         return (
-            f"hierarchical:{self.parents.size}:{self.children.size}:{self.parents.min_tokens}:{self.embedder.model_id}"
+            f"hierarchical:{self.parents.size}:{self.children.size}:{self.parents.min_tokens}:{SENTENCE_SPLITTER}:"
+            f"{self.embedder.model_id}"
         )
 
     def chunk(self, document: Document) -> list[Chunk]:

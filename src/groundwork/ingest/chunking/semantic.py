@@ -13,7 +13,7 @@ import numpy as np
 from groundwork.errors import ConfigError
 from groundwork.index.embedder import Embedder
 from groundwork.ingest.chunking.base import make_chunk, token_windows
-from groundwork.text import split_sentences
+from groundwork.text import SENTENCE_SPLITTER, split_sentences
 from groundwork.types import Chunk, Document, Section
 
 
@@ -25,7 +25,7 @@ class SemanticChunker:
 
     @property
     def fingerprint(self) -> str:
-        return f"semantic:{self.size}:{self.percentile}:{self.embedder.model_id}"
+        return f"semantic:{self.size}:{self.percentile}:{SENTENCE_SPLITTER}:{self.embedder.model_id}"
 
     def _sentences(self, document: Document) -> list[tuple[str, int, Section]]:
         out = []

@@ -17,7 +17,7 @@ from groundwork.ingest.chunking.base import (
     split_paragraphs,
     token_windows,
 )
-from groundwork.text import split_sentences
+from groundwork.text import SENTENCE_SPLITTER, split_sentences
 from groundwork.types import Chunk, Document, Section
 
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")  # a Markdown table's |---|---|
@@ -35,7 +35,7 @@ class StructureChunker:
 
     @property
     def fingerprint(self) -> str:
-        return f"structure:{self.size}:{self.min_tokens}:{self.embedder.model_id}"
+        return f"structure:{self.size}:{self.min_tokens}:{SENTENCE_SPLITTER}:{self.embedder.model_id}"
 
     def _split(self, text: str, sep: str = "\n\n") -> list[tuple[str, int, str]]:
         """(piece, tokens, separator) triples, each piece at most ``size`` tokens. The separator is
