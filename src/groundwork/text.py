@@ -7,7 +7,7 @@ import re
 
 import sentencex
 
-SENTENCE_SPLITTER = "sentencex"
+SENTENCE_SPLITTER = "sentencex+markdown"
 """Names the segmenter in every chunker's fingerprint: another segmenter moves chunk boundaries, so an
 index built with one is re-chunked by the next sync rather than mixed."""
 
@@ -50,6 +50,27 @@ def split_sentences(text: str) -> list[str]:
     """
     out = []
     for unit in unwrap_lines(text):
-        masked = _CODE_SPAN.sub(lambda m: m.group(0).translate(_MASK), unit)
-        out.extend(s.strip().translate(_UNMASK) for s in sentencex.segment("en", masked) if s.strip())
+        marker = LIST_ITEM.match(unit)  # "1. Step": sentencex would end a sentence after "1."
+        head, body = (unit[: marker.end()], unit[marker.end() :]) if marker else ("", unit)
+        masked = _CODE_SPAN.sub(lambda m: m.group(0).translate(_MASK), body)
+        sentences = [s.strip().translate(_UNMASK) for s in _segments(masked) if s.strip()]
+        if sentences and head:
+            sentences[0] = head + sentences[0]
+        out.extend(sentences)
     return out
+
+
+_AFTER_PAREN = re.compile(r"(?<=[.!?]\))\s+(?=[A-Z])")  # "(… 2.2.) The next": a sentence ended inside
+
+
+def _segments(text: str) -> list[str]:
+    """sentencex's segments of ``text`` (they concatenate back to it), with two repairs for Markdown
+    prose: a boundary not followed by whitespace is no boundary ("**Bold.** Next", "![alt](x.png)",
+    "a.b"), and a sentence closed inside parentheses ends at the closing one."""
+    merged: list[str] = []
+    for seg in sentencex.segment("en", text):
+        if merged and not merged[-1][-1:].isspace():
+            merged[-1] += seg
+        else:
+            merged.append(seg)
+    return [part for seg in merged for part in _AFTER_PAREN.split(seg)]

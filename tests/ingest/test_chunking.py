@@ -155,6 +155,23 @@ def test_abbreviations_numbers_and_addresses_do_not_end_a_sentence() -> None:
     ]
 
 
+def test_markdown_prose_keeps_list_markers_bold_and_images_inside_their_sentence() -> None:
+    from groundwork.text import split_sentences
+
+    assert split_sentences("1. The question passes the guardrails. Then it is embedded.") == [
+        "1. The question passes the guardrails.",
+        "Then it is embedded.",
+    ]
+    assert split_sentences("**Target 1.** Met with int8. ![chart](img/peers.png)") == [
+        "**Target 1.** Met with int8.",
+        "![chart](img/peers.png)",
+    ]
+    assert split_sentences("They average 2.4 chunks (the corpus 2.2.) The best chunk stays.") == [
+        "They average 2.4 chunks (the corpus 2.2.)",
+        "The best chunk stays.",
+    ]
+
+
 def test_the_sentence_splitter_is_part_of_every_sentence_chunkers_fingerprint(embedder) -> None:
     """Another segmenter moves chunk boundaries: the sync's pipeline hash (and the eval index cache) must
     see it, so an index is re-chunked rather than mixing boundaries of two segmenters."""
