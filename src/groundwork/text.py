@@ -42,7 +42,7 @@ def split_sentences(text: str) -> list[str]:
     (https://github.com/wikimedia/sentencex; Rust, English abbreviation and number rules).
 
     It replaced pysbd (Sadvilkar & Neumann 2020) on 2026-12-01: the same sentences on 93% of SciFact
-    abstracts at ~190x the speed (0.19 s vs 34.8 s for the 5,183 abstracts, ``bench/sentences.py``);
+    abstracts at ~120x the speed (0.29 s vs 35.6 s for the 5,183 abstracts, ``bench/sentences.py``);
     pysbd was a fifth of ingest time (docs/benchmarks.md, "Sentence splitting").
 
     Hard-wrapped lines are joined first (see unwrap_lines), and punctuation inside inline code
